@@ -1,0 +1,45 @@
+"""The typer app every command module adds itself to, and the error boundary around it."""
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from nasflow.errors import NasflowError
+from nasflow.registry import UnknownNameError
+
+app = typer.Typer(
+    help="nasflow: declarative differentiable neural architecture search.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def parse_sets(items: list[str] | None) -> dict[str, int]:
+    """`--set channels=18 --set scale=3` -> {"channels": 18, "scale": 3}."""
+    out: dict[str, int] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise NasflowError(f"--set '{item}' must look like name=value, e.g. --set channels=18")
+        try:
+            out[key.strip()] = int(value)
+        except ValueError:
+            raise NasflowError(f"--set '{item}': value must be an integer") from None
+    return out
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Entry point: user errors print one clear line and exit 2, never a traceback."""
+    try:
+        app(args=argv)
+    except (NasflowError, UnknownNameError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

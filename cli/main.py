@@ -1,0 +1,14 @@
+"""The `nasflow` command line: thin typer commands over library functions.
+
+Each group of commands lives in its own module and adds itself to the shared `app`.
+"""
+from __future__ import annotations
+
+from . import space_cmds  # noqa: F401  (registers validate, cost)
+from .app import app, run
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    run()
