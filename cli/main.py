@@ -4,7 +4,7 @@ Each group of commands lives in its own module and adds itself to the shared `ap
 """
 from __future__ import annotations
 
-from . import space_cmds  # noqa: F401  (registers validate, cost)
+from . import bench_cmds, search_cmds, space_cmds, sr_cmds  # noqa: F401  (they register commands)
 from .app import app, run
 
 __all__ = ["app", "main"]
