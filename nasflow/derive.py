@@ -145,3 +145,41 @@ class _Deriver:
         if label not in table:
             raise NasflowError(f"the genotype has no entry for {what} '{label}'; it is from another space")
         return table[label]
+
+
+def inherit_weights(supernet_graph: Graph, supernet_state: dict[str, Tensor],
+                    derived_graph: Graph, derived_state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Weights for a derived model taken from its supernet: the chosen candidate of each
+    choice, and the kept inputs' slices of each dense node's merge op.
+
+    With one-hot alpha (and top-1 one-hot beta) the derived model then computes exactly
+    what the supernet computes; it is also a warm start for retraining.
+    """
+    out: dict[str, Tensor] = {}
+    for key, target in derived_state.items():
+        node, rest = _split_key(key, derived_graph)
+        g_new, g_old = derived_graph.nodes[node], supernet_graph.nodes.get(node)
+        if g_old is None:
+            raise NasflowError(f"'{key}': node '{node}' is not in the supernet")
+        if g_old.kind == "choice":
+            src = supernet_state[f"{node}.ops.{g_new.op}.{rest.removeprefix('op.')}"]
+        elif g_old.kind == "dense" and g_old.merge == "concat" and rest == "op.weight" and len(g_new.inputs) < len(g_old.inputs):
+            c = g_old.c_in[0]
+            chunks = supernet_state[key].split(c, dim=1)
+            src = torch.cat([chunks[g_old.inputs.index(i)] for i in g_new.inputs], dim=1)
+        else:
+            src = supernet_state[key]
+        if src.shape != target.shape:
+            raise NasflowError(f"'{key}': supernet weight has shape {tuple(src.shape)}, derived "
+                               f"model needs {tuple(target.shape)}")
+        out[key] = src.clone()
+    return out
+
+
+def _split_key(key: str, graph: Graph) -> tuple[str, str]:
+    parts = key.split(".")
+    for n in range(len(parts) - 1, 0, -1):
+        node = ".".join(parts[:n])
+        if node in graph.nodes:
+            return node, ".".join(parts[n:])
+    raise NasflowError(f"state-dict key '{key}' belongs to no node of the architecture")

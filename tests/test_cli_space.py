@@ -1,0 +1,49 @@
+"""`nasflow validate` and `nasflow cost` end to end, as a user runs them."""
+from __future__ import annotations
+
+import json
+
+from toy_spaces import python_space, yaml_space_file
+from typer.testing import CliRunner
+
+from nasflow.cli.app import run
+from nasflow.cli.main import app
+
+runner = CliRunner()
+
+
+def test_validate_ok(tmp_path):
+    path = tmp_path / "toy.yaml"
+    python_space().to_yaml(path)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "toy: search space" in result.output and "alpha m1: 4 options, 3 node(s)" in result.output
+
+
+def test_cost_json_totals_follow_set(tmp_path):
+    path = tmp_path / "toy.yaml"
+    python_space().to_yaml(path)
+    small = runner.invoke(app, ["cost", str(path), "--json", "--size", "64x48"])
+    big = runner.invoke(app, ["cost", str(path), "--json", "--size", "64x48", "--set", "C=16"])
+    assert small.exit_code == 0 and big.exit_code == 0, small.output + big.output
+    a, b = json.loads(small.output), json.loads(big.output)
+    assert a["input_size"] == [24, 32] and a["params"] < b["params"]
+    assert a["params"] == sum(r["params"] for r in a["rows"])
+
+
+def test_cost_table(tmp_path):
+    result = runner.invoke(app, ["cost", str(yaml_space_file(tmp_path)), "--size", "32x32"])
+    assert result.exit_code == 0, result.output
+    assert "total" in result.output and "sep_conv_5x5" in result.output
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):
+    bad = yaml_space_file(tmp_path, "name: t\ninputs: {x: 3}\nnodes:\n  a: {op: conv_3x4, in: x}\noutput: a\n")
+    for argv in (["validate", str(bad)], ["cost", str(tmp_path / "missing.yaml")],
+                 ["validate", str(bad), "--set", "C"]):
+        try:
+            run(argv)
+        except SystemExit as exc:
+            assert exc.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and "Traceback" not in err
