@@ -45,6 +45,7 @@ class CostReport:
 
 def op_cost(op: str, c_in: int, c_out: int, args: dict[str, Any], h: int, w: int) -> tuple[int, int]:
     spec = OPS.get(op)
+    args = spec.bind(args)
     return spec.params(c_in, c_out, **args), spec.madds(c_in, c_out, h, w, **args)
 
 

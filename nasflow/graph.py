@@ -35,7 +35,7 @@ class GNode:
     loc: Loc  # where it is written in the space file
     op: str | None = None  # op node: the op; dense node: the op after the merge
     candidates: list[str] = field(default_factory=list)  # choice: ops; dense: inputs as written
-    args: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)  # as written (evaluated), before defaults
     act: str | None = None
     label: str | None = None  # the arch decision this node reads (choice, dense)
     topk: int = 1
@@ -240,7 +240,7 @@ class _Builder:
             if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, str):
                 value = self._int(value, env, (*loc, "args", key), f"node '{path}'")
             out[key] = value
-        return spec.bind(out)
+        return out  # unbound: each candidate of a choice fills in its own defaults
 
     def _int(self, expr: int | str, env: dict[str, int], loc: Loc, what: str) -> int:
         try:
@@ -292,12 +292,12 @@ class _Builder:
             raise self.fail(g.loc, f"node '{g.name}' mixes inputs of different sizes ({detail})")
         g.size = srcs[0].size
         if g.kind == "op":
-            g.c_out, g.size = self._op_out(g.op, g.c_in[0], g.out, g.args, g), g.size * OPS.get(g.op).resize(**_only(OPS.get(g.op).resize, g.args))
+            g.c_out, g.size = self._op_out(g.op, g.c_in[0], g.out, g.args, g), g.size * _resize(g.op, g.args)
         elif g.kind == "choice":
             outs = {cand: self._op_out(cand, g.c_in[0], g.out, g.args, g) for cand in g.candidates}
             if len(set(outs.values())) > 1:
                 raise self.fail(g.loc, f"choice node '{g.name}': candidates give different channels {outs}; set 'out'")
-            resizes = {c: OPS.get(c).resize(**_only(OPS.get(c).resize, g.args)) for c in g.candidates}
+            resizes = {c: _resize(c, g.args) for c in g.candidates}
             if len(set(resizes.values())) > 1:
                 raise self.fail(g.loc, f"choice node '{g.name}': candidates change the size differently {resizes}")
             g.c_out, g.size = next(iter(outs.values())), g.size * next(iter(resizes.values()))
@@ -325,6 +325,7 @@ class _Builder:
 
     def _op_out(self, op: str, c_in: int, out: int | None, args: dict[str, Any], g: GNode) -> int:
         spec = OPS.get(op)
+        args = spec.bind(args)
         if spec.out_channels is not None:
             fixed = spec.out_channels(c_in, **_only(spec.out_channels, args))
         elif spec.same_channels:
@@ -356,6 +357,11 @@ class _Builder:
             else:
                 found[g.label] = Decision(g.label, kind, options, g.topk, (g.name,))
         return found
+
+
+def _resize(op: str, args: dict[str, Any]) -> Fraction:
+    spec = OPS.get(op)
+    return spec.resize(**_only(spec.resize, spec.bind(args)))
 
 
 def _refs(node: Node) -> list[str]:

@@ -31,6 +31,9 @@ class OpSpec:
     same_channels: bool = False  # c_out must equal c_in
     resize: Callable[..., Fraction] = lambda **_: Fraction(1)  # output size / input size
     check: Callable[..., str | None] = lambda c_in, c_out, **_: None  # message if unfit
+    # How the fused supernet may batch this op with its siblings in a mixed op:
+    # ("conv", k), ("sep", k) or ("dil", k); None runs it on its own.
+    family: tuple[str, int] | None = None
     doc: str = ""
 
     def bind(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +96,8 @@ def _make_conv(k: int) -> Callable[..., nn.Module]:
 
 
 for _k in (1, 3, 5, 7):
-    register_op(f"conv_{_k}x{_k}", params=_conv_params(_k), madds_per_pixel=_conv_madds(_k))(_make_conv(_k))
+    register_op(f"conv_{_k}x{_k}", params=_conv_params(_k), madds_per_pixel=_conv_madds(_k),
+                family=("conv", _k))(_make_conv(_k))
 
 
 # --- separable and dilated convolutions (DARTS style, without batch norm) -----------------
@@ -131,9 +135,11 @@ def _make_dil(k: int) -> Callable[..., nn.Module]:
 
 
 for _k in (3, 5, 7):
-    register_op(f"sep_conv_{_k}x{_k}", params=_sep_cost(_k), madds_per_pixel=_sep_cost(_k))(_make_sep(_k))
+    register_op(f"sep_conv_{_k}x{_k}", params=_sep_cost(_k), madds_per_pixel=_sep_cost(_k),
+                family=("sep", _k))(_make_sep(_k))
 for _k in (3, 5):
-    register_op(f"dil_conv_{_k}x{_k}", params=_dil_cost(_k), madds_per_pixel=_dil_cost(_k))(_make_dil(_k))
+    register_op(f"dil_conv_{_k}x{_k}", params=_dil_cost(_k), madds_per_pixel=_dil_cost(_k),
+                family=("dil", _k))(_make_dil(_k))
 
 
 # --- parameter-free ops: identity and activations ----------------------------------------

@@ -50,7 +50,8 @@ def _act(name: str | None) -> nn.Module:
 
 
 def _build_op(name: str, c_in: int, c_out: int, args: dict) -> nn.Module:
-    return OPS.get(name).factory(c_in, c_out, **args)
+    spec = OPS.get(name)
+    return spec.factory(c_in, c_out, **spec.bind(args))
 
 
 class FixedOp(nn.Module):
@@ -114,17 +115,25 @@ _NODE_MODULES: dict[str, type[nn.Module]] = {
 
 
 class Supernet(nn.Module):
-    """Runs the graph's nodes in topological order; one module per node, at its path."""
+    """Runs the graph's nodes in topological order; one module per node, at its path.
 
-    def __init__(self, graph: Graph) -> None:
+    `fuse=True` computes mixed ops with FusedMixedOp (same parameters and state dict,
+    fewer and larger kernels); `fuse=False` is the plain path: every candidate separately.
+    """
+
+    def __init__(self, graph: Graph, fuse: bool = True) -> None:
         super().__init__()
+        from .fused import FusedMixedOp  # fused builds on MixedOp, defined above
+
         self.graph = graph
+        self.fuse = fuse
         self.arch = ArchParameters(graph.decisions)
         self._steps: list[tuple[GNode, nn.Module]] = []
+        modules = {**_NODE_MODULES, "choice": FusedMixedOp if fuse else MixedOp}
         for g in graph.nodes.values():
             if g.kind == "input":
                 continue
-            module = _NODE_MODULES[g.kind](g)
+            module = modules[g.kind](g)
             self._place(g.name, module)
             self._steps.append((g, module))
 
@@ -181,5 +190,5 @@ class Supernet(nn.Module):
                 raise NasflowError(f"input '{name}' must be N x {want} x H x W, got {tuple(x.shape)}")
 
 
-def compile_graph(graph: Graph) -> Supernet:
-    return Supernet(graph)
+def compile_graph(graph: Graph, fuse: bool = True) -> Supernet:
+    return Supernet(graph, fuse=fuse)

@@ -1,0 +1,55 @@
+"""The fused supernet computes what the plain one computes: outputs and every gradient."""
+from __future__ import annotations
+
+import pytest
+import torch
+from toy_spaces import python_space
+
+from nasflow.graph import build_graph
+from nasflow.space import Space, choice, op
+from nasflow.supernet import compile_graph
+
+ALL = ["conv_1x1", "conv_3x3", "conv_5x5", "conv_7x7", "sep_conv_3x3", "sep_conv_5x5",
+       "sep_conv_7x7", "dil_conv_3x3", "dil_conv_5x5", "identity"]
+
+
+def _space(candidates: list[str], bias: bool = False) -> Space:
+    extra = {"bias": True} if bias else {}
+    return Space(name="t", inputs={"x": 3}, nodes={
+        "stem": op("conv_3x3", "x", out=6),
+        "m": choice(candidates, "stem", act="lrelu", **extra),
+        "head": op("conv_1x1", "m", out=3)}, output="head")
+
+
+def _grads(model, x):
+    model.zero_grad()
+    y = model(x)
+    (y.square().mean()).backward()
+    return y.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("space", [
+    _space(ALL), _space(["conv_1x1", "conv_5x5"], bias=True), _space(["sep_conv_5x5"]),
+    _space(["dil_conv_3x3", "identity", "conv_3x3"]), python_space()], ids=["all", "convs+bias", "one sep", "mixed", "toy"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_equals_plain(space, channels_last):
+    torch.manual_seed(0)
+    graph = build_graph(space)
+    plain, fused = compile_graph(graph, fuse=False), compile_graph(graph, fuse=True)
+    with torch.no_grad():
+        for p in plain.arch_parameters():
+            p.normal_()
+    fused.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 3, 19, 21) * 255
+    if channels_last:
+        fused = fused.to(memory_format=torch.channels_last)
+        x_fused = x.contiguous(memory_format=torch.channels_last)
+    else:
+        x_fused = x
+    y0, g0 = _grads(plain, x)
+    y1, g1 = _grads(fused, x_fused)
+    torch.testing.assert_close(y1, y0, rtol=1e-4, atol=1e-4 * y0.abs().max().item())
+    assert g0.keys() == g1.keys()
+    for name in g0:
+        scale = g0[name].abs().max().item() + 1e-12
+        torch.testing.assert_close(g1[name], g0[name], rtol=1e-4, atol=1e-4 * scale, msg=name)
