@@ -1,4 +1,174 @@
-"""Commands added to the shared app (see cli/app.py)."""
+"""`nasflow search` and `nasflow derive`: thin shells over nasflow.search and nasflow.derive_run."""
 from __future__ import annotations
 
-from .app import app  # noqa: F401
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from nasflow.config import OptionValue, SearchConfig
+from nasflow.cost import parse_size
+from nasflow.derive_run import derive_from_arch, derive_genotype, derive_run
+from nasflow.errors import NasflowError
+from nasflow.load import load_space
+from nasflow.runs import RunDir
+from nasflow.search import run_search
+
+from .app import app, console, parse_sets
+from .search_view import RichReporter, cost_table, softmax_table
+
+
+def parse_options(items: list[str] | None) -> dict[str, OptionValue]:
+    """`--task-opt mu=0.2 --task-opt root=data` -> {"mu": 0.2, "root": "data"}: ints, floats
+    and true/false are converted, anything else stays a string."""
+    out: dict[str, OptionValue] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise NasflowError(f"--task-opt '{item}' must look like name=value, e.g. --task-opt patch=64")
+        value: OptionValue = text
+        for convert in (int, float):
+            try:
+                value = convert(text)
+                break
+            except ValueError:
+                pass
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        out[key.strip()] = value
+    return out
+
+
+def parse_steps(text: str) -> list[int]:
+    """'5e4,1e5,1.5e5' -> [50000, 100000, 150000]; 'none' -> []."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        steps = [float(t) for t in text.split(",")]
+    except ValueError:
+        raise NasflowError(f"--snapshot-steps '{text}' must be steps separated by commas, e.g. 5e4,1e5") from None
+    if any(s != int(s) or s < 1 for s in steps):
+        raise NasflowError(f"--snapshot-steps '{text}': steps must be positive whole numbers")
+    return [int(s) for s in steps]
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise NasflowError(str(exc)) from None
+
+
+@app.command()
+def search(
+    space: Annotated[Optional[Path], typer.Argument(help="The space file to search (optional with --resume).")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="darts, milenas, or a registered strategy.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Steps in all, warm-up included (default 200000).")] = None,
+    warmup: Annotated[Optional[int], typer.Option(help="Steps that update only the weights (default 20000).")] = None,
+    batch: Annotated[Optional[int], typer.Option(help="Batch size (default 64).")] = None,
+    lam: Annotated[Optional[float], typer.Option("--lambda",
+        help="MiLeNAS weight of grad_A L_val (default 1).")] = None,
+    gamma: Annotated[Optional[float], typer.Option(help="Weight of the cost regularizer (default 0.2).")] = None,
+    regularizer: Annotated[Optional[str], typer.Option(help="params, madds, or none (default params).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Weights' Adam learning rate (default 3e-4).")] = None,
+    arch_lr: Annotated[Optional[float], typer.Option(help="Arch params' Adam learning rate (default 3e-4).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the run: same seed, same search (default 0).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o",
+        help="Run directory (default runs/SPACE-TIME).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set",
+        help="Override a space param: --set channels=18")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped.")] = False,
+    task: Annotated[Optional[str], typer.Option(help="Task adapter (default: the space's `task:`).")] = None,
+    task_opt: Annotated[Optional[list[str]], typer.Option("--task-opt",
+        help="A task option: --task-opt patch=64")] = None,
+    snapshot_steps: Annotated[Optional[str], typer.Option(
+        help="Genotype snapshots, e.g. 5e4,1e5,1.5e5 or none.")] = None,
+    log_every: Annotated[Optional[int], typer.Option(help="Steps between metrics.jsonl records (default 50).")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints (default 1000).")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        help="auto, cpu, cuda, cuda:1 ... (default auto: cuda if there is one).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Search a space: warm-up, then DARTS / MiLeNAS steps; writes a resumable run directory.
+
+    Ctrl-C stops after the current step and saves a checkpoint; --resume continues it.
+    """
+    given: dict[str, Any] = {
+        "strategy": strategy, "steps": steps, "warmup": warmup, "batch_size": batch, "lambda": lam,
+        "gamma": gamma, "seed": seed, "task": task, "log_every": log_every,
+        "checkpoint_every": checkpoint_every, "device": device,
+        "regularizer": None if regularizer in ("none", "") else regularizer,
+        "snapshot_steps": parse_steps(snapshot_steps) if snapshot_steps is not None else None,
+        "overrides": parse_sets(set_) if set_ else None,
+        "task_options": parse_options(task_opt) if task_opt else None,
+        "space": str(space) if space is not None else None,
+    }
+    changes = {k: v for k, v in given.items() if v is not None or (k == "regularizer" and regularizer is not None)}
+    if resume:
+        if out is None:
+            raise NasflowError("--resume needs the run directory: --out RUN_DIR")
+        base = RunDir.open(out).config().to_json()
+        for key, value in (("lr", lr), ("arch_lr", arch_lr)):
+            if value is not None:
+                group = "weights_optim" if key == "lr" else "arch_optim"
+                changes[group] = {**base[group], "lr": value}
+        config = SearchConfig.build({**base, **changes})
+        given_space = load_space(space) if space is not None else None
+    else:
+        if space is None:
+            raise NasflowError("give a space file to search (or --resume --out RUN_DIR)")
+        if lr is not None:
+            changes["weights_optim"] = {"lr": lr}
+        if arch_lr is not None:
+            changes["arch_optim"] = {"lr": arch_lr, "betas": (0.5, 0.999)}
+        config = SearchConfig.build(changes)
+        given_space = None
+        out = out or Path("runs") / f"{space.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    reporter = None if quiet else RichReporter(console)
+    result = run_search(config, out, space=given_space, resume=resume, reporter=reporter)
+    console.print(f"run directory: [bold]{result.run_dir}[/]")
+    try:
+        derived = derive_genotype(result.graph.space, result.genotype)
+        console.print(cost_table(derived, f"genotype at step {result.step}"))
+    except NasflowError as exc:  # e.g. a scale that 1280x720 is not a multiple of
+        console.print(f"genotype at step {result.step}: {result.genotype} (cost: {exc})")
+    console.print(softmax_table(result))
+    if not result.finished:
+        console.print(f"[yellow]stopped at step {result.step} of {config.steps}[/]; checkpoint saved. "
+                      f"Continue with: nasflow search --resume --out {result.run_dir}")
+        raise typer.Exit(130)
+
+
+@app.command()
+def derive(
+    source: Annotated[Path, typer.Argument(help="A run directory, or a space file with --arch.")],
+    arch: Annotated[Optional[Path], typer.Option(
+        help="Arch safetensors (a checkpoint or snapshot) for a space file.")] = None,
+    step: Annotated[Optional[int], typer.Option(
+        help="Derive from the snapshot at this step, not the latest checkpoint.")] = None,
+    topk_edges: Annotated[Optional[int], typer.Option("--topk-edges",
+        help="Inputs kept per dense node (default: its topk).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o",
+        help="Output directory (default RUN_DIR/derived or RUN_DIR/derived_step_N).")] = None,
+    size: Annotated[str, typer.Option(help="Output size WIDTHxHEIGHT Multi-Adds are counted for.")] = "1280x720",
+    set_: Annotated[Optional[list[str]], typer.Option("--set",
+        help="Override a space param (space file only).")] = None,
+) -> None:
+    """Derive the architecture a search found: writes OUT/arch.yaml and OUT/genotype.json."""
+    hw = _size(size)
+    if source.is_dir():
+        if arch is not None or set_:
+            raise NasflowError("--arch and --set are for a space file; a run directory has its own")
+        derived = derive_run(source, step=step, topk=topk_edges, out=out, size=hw)
+    else:
+        if arch is None:
+            raise NasflowError(f"'{source}' is not a run directory; to derive from a space file, "
+                               "pass --arch ARCH.safetensors")
+        if step is not None:
+            raise NasflowError("--step picks a snapshot of a run directory; with --arch, pass the snapshot file itself")
+        derived = derive_from_arch(source, arch, overrides=parse_sets(set_), topk=topk_edges, out=out, size=hw)
+    at = f" (step {derived.step})" if derived.step is not None else ""
+    console.print(cost_table(derived, f"{derived.space.name}{at}"))
+    console.print(f"genotype: {derived.genotype}")
+    console.print(f"wrote [bold]{derived.out_dir}/arch.yaml[/] and genotype.json")

@@ -1,0 +1,15 @@
+"""Search strategies: small objects behind one interface (`Strategy.step`), registered by name.
+
+Built in: `darts` (first-order) and `milenas` (mixed level). Register your own with
+`@register_strategy("name")` on a Strategy subclass; `--strategy name` then finds it (from
+another package: a `nasflow.strategies` entry point, or `--strategy module:Class`).
+"""
+from __future__ import annotations
+
+from . import darts, milenas  # noqa: F401  (they register themselves)
+from .base import STRATEGIES, Batch, LossFn, Strategy, get_strategy, register_strategy
+from .darts import Darts
+from .milenas import MiLeNAS
+
+__all__ = ["STRATEGIES", "Batch", "Darts", "LossFn", "MiLeNAS", "Strategy", "get_strategy",
+           "register_strategy"]

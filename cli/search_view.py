@@ -1,0 +1,121 @@
+"""What `nasflow search` and `nasflow derive` show: a progress bar while searching, then
+tables of the genotype, its cost and how softmax(alpha) / softmax(beta) moved."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from nasflow.derive import Genotype
+from nasflow.derive_run import Derived
+from nasflow.search import SearchResult
+
+_SHOWN = ("train/loss", "valid/loss", "reg/penalty")
+
+
+class _Speed(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.1f} steps/s" if task.speed else "", style="progress.data.speed")
+
+
+class _GenotypeProgress(Progress):
+    """A progress bar with the losses and the current genotype on lines below (the genotype
+    of a real space is long)."""
+
+    losses = ""
+    genotype = ""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        if self.losses:
+            yield Text(f"  {self.losses}", overflow="fold")
+        if self.genotype:
+            yield Text(f"  genotype: {self.genotype}", style="cyan", overflow="fold")
+
+
+class RichReporter:
+    """The search loop's Reporter: step, losses (smoothed), steps/s, ETA, genotype."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.smooth: dict[str, float] = {}
+        self.progress: _GenotypeProgress | None = None
+        self.task_id: Any = None
+        self.warmup = 0
+
+    def start(self, step: int, total: int, warmup: int) -> None:
+        self.warmup = warmup
+        self.progress = _GenotypeProgress(
+            TextColumn("[bold]{task.fields[phase]:7}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+            _Speed(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=self.console, speed_estimate_period=60)
+        self.task_id = self.progress.add_task("search", total=total, completed=step, phase=self._phase(step))
+        self.progress.start()
+
+    def update(self, step: int, logs: dict[str, float], genotype: Genotype | None) -> None:
+        assert self.progress is not None
+        for k in _SHOWN:
+            if k in logs:  # exponential moving average: one step's loss is noisy
+                self.smooth[k] = logs[k] if k not in self.smooth else 0.9 * self.smooth[k] + 0.1 * logs[k]
+        self.progress.losses = "  ".join(f"{k} {v:.4g}" for k, v in self.smooth.items())
+        if genotype is not None:
+            self.progress.genotype = str(genotype)
+        self.progress.update(self.task_id, completed=step, phase=self._phase(step))
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def _phase(self, step: int) -> str:
+        return "warm-up" if step < self.warmup else "search"
+
+
+def softmax_table(result: SearchResult) -> Table:
+    """Each decision's options with softmax at the start and the end; the chosen in bold."""
+    table = Table(title="softmax(alpha) and softmax(beta): start -> end")
+    for col in ("decision", "kind", "option", "start", "end", "change"):
+        table.add_column(col, justify="right" if col in ("start", "end", "change") else "left")
+    chosen = {**{k: [v] for k, v in result.genotype.choices.items()}, **result.genotype.edges}
+    for label, d in result.graph.decisions.items():
+        end = result.softmax[label]
+        start = result.initial_softmax.get(label, [float("nan")] * len(end))
+        for i, option in enumerate(d.options):
+            style = "bold green" if option in chosen.get(label, []) else None
+            table.add_row(label if i == 0 else "", d.kind if i == 0 else "", option, f"{start[i]:.3f}",
+                          f"{end[i]:.3f}", f"{end[i] - start[i]:+.3f}", style=style)
+        table.add_section()
+    return table
+
+
+def cost_table(derived: Derived, title: str) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for label, op in derived.genotype.choices.items():
+        table.add_row(label, op)
+    for label, inputs in derived.genotype.edges.items():
+        table.add_row(label, " + ".join(inputs))
+    table.add_section()
+    h, w = derived.output_size
+    table.add_row("params", f"{derived.params:,}")
+    table.add_row("Multi-Adds", f"{_count(derived.madds)} (for a {w}x{h} output)")
+    return table
+
+
+def _count(n: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.3f}{unit}"
+    return str(n)

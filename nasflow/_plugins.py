@@ -1,0 +1,30 @@
+"""Find a registered thing by name: the registry, then an entry point, then 'module:attr'.
+
+So a strategy or regularizer defined in a user's package is usable by name on the command
+line once that package declares the entry point (or is named as 'module:attr').
+"""
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import TypeVar
+
+from .errors import NasflowError
+from .registry import Registry
+
+T = TypeVar("T")
+
+
+def lookup(registry: Registry[T], group: str, name: str) -> T:
+    if name in registry:
+        return registry.get(name)
+    for ep in entry_points(group=group):
+        if ep.name == name:
+            return ep.load()
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise NasflowError(f"cannot load {registry.kind} '{name}': {exc}") from None
+    return registry.get(name)  # raises UnknownNameError, suggesting close names
