@@ -1,4 +1,104 @@
-"""Commands added to the shared app (see cli/app.py)."""
+"""`nasflow import` and `nasflow eval`: bring released SR weights in, and score a model."""
 from __future__ import annotations
 
-from .app import app  # noqa: F401
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import torch
+import typer
+from rich.table import Table
+
+from nasflow.cost import graph_cost, input_size_for_output
+from nasflow.errors import NasflowError
+from nasflow.graph import build_graph
+from nasflow.modeldir import load_model
+
+from .app import app, console
+
+_COST_OUTPUT = (720, 1280)  # (h, w): Multi-Adds are quoted for a 1280x720 output, as in the paper
+
+
+@app.command("import")
+def import_(
+    checkpoint: Annotated[Path, typer.Argument(help="A released DLSR checkpoint (.pt).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="The model directory to write.")],
+    arch: Annotated[Optional[Path], typer.Option(
+        help="Architecture file; known released checkpoints default to theirs.")] = None,
+) -> None:
+    """Convert a released checkpoint into a model directory (arch.yaml, weights, meta)."""
+    from nasflow.spaces.dlsr.importer import HERE, RELEASED, import_checkpoint
+
+    if arch is None:
+        known = RELEASED.get(checkpoint.name)
+        if known is None:
+            raise NasflowError(f"'{checkpoint.name}' is not a checkpoint nasflow knows; pass --arch, "
+                               "e.g. --arch spaces/dlsr/dlsr.yaml")
+        arch = HERE / known.arch
+    path = import_checkpoint(checkpoint, arch, out)
+    model, space, meta = load_model(path)
+    n = sum(p.numel() for p in model.parameters())
+    console.print(f"[green]ok[/] {meta.get('paper_model') or space.name} ({checkpoint.name}) -> {path}: "
+                  f"architecture {space.name}, {n:,} params, x{meta.get('scale')}")
+
+
+@app.command("eval")
+def eval_(
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model directory (nasflow import / train).")],
+    bench: Annotated[Optional[list[Path]], typer.Option(
+        help="A folder of HR images; repeat for several sets. Default: the shipped Set5.")] = None,
+    scale: Annotated[Optional[int], typer.Option(help="Check the model's scale (it is fixed by its architecture).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ... Default: cuda if available.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """PSNR / SSIM (Y, `scale` pixels shaved, MATLAB bicubic LR) per image and mean, with
+    bicubic upscaling for reference, and the model's params and Multi-Adds."""
+    from nasflow.spaces.dlsr.evaluate import default_bench, evaluate_folder
+
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, space, meta = load_model(model_dir, map_location=dev)
+    graph = build_graph(space)
+    factor = graph.nodes[graph.output].size
+    if factor.denominator != 1:
+        raise NasflowError(f"model '{space.name}' scales by {factor}, not an integer factor")
+    model_scale = int(factor)
+    if scale is not None and scale != model_scale:
+        raise NasflowError(f"model '{space.name}' upscales x{model_scale} (its architecture fixes it), "
+                           f"not x{scale}; drop --scale or pass --scale {model_scale}")
+    cost = graph_cost(graph, input_size_for_output(graph, _COST_OUTPUT))
+    results = []
+    for folder in bench or [default_bench()]:
+        with console.status(f"evaluating on {folder.name} x{model_scale}", spinner="dots") if not as_json else _null():
+            results.append(evaluate_folder(model, folder, model_scale))
+    if as_json:
+        print(json.dumps({"model": str(model_dir), "arch": space.name, "paper_model": meta.get("paper_model"),
+                          "scale": model_scale, "params": cost.params, "madds": cost.madds,
+                          "madds_output_size": [_COST_OUTPUT[1], _COST_OUTPUT[0]],
+                          "sets": [r.to_json() for r in results]}, indent=2))
+        return
+    name = meta.get("paper_model") or space.name
+    for r in results:
+        table = Table(title=f"{name} on {r.name} x{r.scale}",
+                      caption=f"{cost.params:,} params, {cost.madds / 1e9:.2f}G Multi-Adds at 1280x720 output")
+        for col in ("image", "PSNR", "SSIM", "bicubic PSNR", "bicubic SSIM"):
+            table.add_column(col, justify="left" if col == "image" else "right")
+        for s in r.images:
+            table.add_row(s.name, f"{s.psnr:.2f}", f"{s.ssim:.4f}", _f(s.bicubic_psnr, 2), _f(s.bicubic_ssim, 4))
+        table.add_section()
+        table.add_row("mean", f"{r.psnr:.2f}", f"{r.ssim:.4f}", _f(r.bicubic_psnr, 2), _f(r.bicubic_ssim, 4),
+                      style="bold")
+        console.print(table)
+
+
+def _f(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+class _null:
+    """A do-nothing context (no spinner when printing JSON)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -116,7 +116,7 @@ class _Deriver:
             if isinstance(node, ChoiceNode):
                 op = self._pick(self.geno.choices, node.label or path, "choice")
                 out[name] = OpNode(op=op, input=node.input, out=node.out, args=node.args, act=node.act)
-            elif isinstance(node, DenseNode) and node.topk < len(node.dense):
+            elif isinstance(node, DenseNode) and (node.topk < len(node.dense) or node.label is not None):
                 kept = self._pick(self.geno.edges, node.label or path, "dense")
                 out[name] = node.model_copy(update={"dense": list(kept), "topk": len(kept), "label": None})
             elif isinstance(node, BlockNode):
@@ -163,7 +163,7 @@ def inherit_weights(supernet_graph: Graph, supernet_state: dict[str, Tensor],
             raise NasflowError(f"'{key}': node '{node}' is not in the supernet")
         if g_old.kind == "choice":
             src = supernet_state[f"{node}.ops.{g_new.op}.{rest.removeprefix('op.')}"]
-        elif g_old.kind == "dense" and g_old.merge == "concat" and rest == "op.weight" and len(g_new.inputs) < len(g_old.inputs):
+        elif g_old.kind == "dense" and g_old.merge == "concat" and rest == "op.weight" and g_new.inputs != g_old.inputs:
             c = g_old.c_in[0]
             chunks = supernet_state[key].split(c, dim=1)
             src = torch.cat([chunks[g_old.inputs.index(i)] for i in g_new.inputs], dim=1)

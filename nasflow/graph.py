@@ -152,7 +152,9 @@ class _Builder:
                     g.args = self._op_args(node.op, node.args, env, nloc, path)
                 elif node.args:
                     raise self.fail((*nloc, "args"), f"dense node '{path}' has args but no op to give them to")
-                g.label = (node.label or path) if node.topk < len(node.dense) else None
+                # A dense node is a decision when it drops inputs, or when labelled: keeping
+                # all of them, beta still weights them in the supernet and orders the concat.
+                g.label = (node.label or path) if node.topk < len(node.dense) or node.label else None
             elif isinstance(node, CombineNode):
                 g.kind, g.merge = "combine", node.combine
                 if len(node.inputs) < 2:
@@ -311,7 +313,7 @@ class _Builder:
                 g.c_out = g.merge_in
                 if g.out is not None and g.out != g.c_out:
                     raise self.fail(g.loc, f"dense node '{g.name}': out {g.out} but the merge gives {g.c_out}; add an op")
-                if g.merge == "concat" and g.label is not None:
+                if g.merge == "concat" and g.label is not None and g.topk < len(g.inputs):
                     raise self.fail(g.loc, f"dense node '{g.name}': concat of the top-{g.topk} of {len(g.inputs)} "
                                     "inputs changes channels when derived; add an op (e.g. conv_1x1) after the merge")
         elif g.kind == "combine":

@@ -90,3 +90,24 @@ def test_per_instance_choices_give_block_variants():
 def test_missing_genotype_entry():
     with pytest.raises(NasflowError, match="no entry for choice 'm1'"):
         derive_space(python_space(), Genotype({}, {"e3": ["c1", "c2"]}))
+
+
+def test_labelled_full_dense_node_is_reordered_and_weights_follow():
+    """A labelled dense node keeping all its inputs is derived in beta order, and
+    inherit_weights permutes the merge conv's input channels to match."""
+    from nasflow.derive import inherit_weights
+    from nasflow.space import dense
+
+    space = python_space()
+    e3 = dense(["c1", "c2", "c3"], topk=3, op="conv_1x1", out="C", act="lrelu", label="e3", bias=True)
+    space = space.model_copy(update={"nodes": {**space.nodes, "e3": e3}})
+    graph = build_graph(space)
+    geno = Genotype({"m1": "conv_3x3"}, {"e3": ["c3", "c1", "c2"]})
+    derived = derive_space(space, geno)
+    assert derived.nodes["e3"].dense == ["c3", "c1", "c2"] and build_graph(derived).is_derived
+    supernet, model = compile_graph(graph), compile_graph(build_graph(derived))
+    state = inherit_weights(graph, supernet.state_dict(), build_graph(derived), model.state_dict())
+    c = 8
+    old = supernet.state_dict()["e3.op.weight"]
+    assert torch.equal(state["e3.op.weight"][:, :c], old[:, 2 * c:])
+    assert torch.equal(state["e3.op.weight"][:, c:2 * c], old[:, :c])

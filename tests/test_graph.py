@@ -6,7 +6,7 @@ from toy_spaces import python_space, yaml_space_file
 
 from nasflow.errors import SpaceError
 from nasflow.graph import build_graph
-from nasflow.space import Space
+from nasflow.space import Space, dense
 
 HEAD = "name: t\nparams: {C: 4}\ninputs: {x: 3}\n"
 CELL = """blocks:
@@ -121,3 +121,13 @@ def test_overrides_change_channels():
 def test_per_instance_labels():
     graph = build_graph(python_space(per_instance_labels=True))
     assert {"c1.m1", "c2.m1", "c3.m1"} <= set(graph.decisions)
+
+
+def test_labelled_dense_node_keeping_all_inputs_is_a_decision():
+    """topk == number of inputs: no decision unless labelled; labelled, beta weights the
+    inputs in the supernet and orders their concatenation when deriving."""
+    space = python_space()
+    for label, expect in ((None, False), ("e3", True)):
+        e3 = dense(["c1", "c2", "c3"], topk=3, op="conv_1x1", out="C", act="lrelu", label=label, bias=True)
+        graph = build_graph(space.model_copy(update={"nodes": {**space.nodes, "e3": e3}}))
+        assert ("e3" in graph.decisions) is expect
