@@ -45,8 +45,8 @@ def cost(
 ) -> None:
     """Parameters and Multi-Adds per node (per candidate for a supernet), and totals.
 
-    Multi-Adds count one multiply-add per conv weight per output pixel; biases,
-    activations, pooling and element-wise ops are not counted.
+    Multi-Adds count one multiply-add per conv weight per output pixel and one add per
+    output value of a conv with a bias; activations, pooling and element-wise ops are free.
     """
     overrides = parse_sets(set_)
     if scale is not None:

@@ -75,14 +75,17 @@ def derive_space(space: Space, genotype: Genotype, name: str | None = None) -> S
 
 def _prune(space: Space) -> Space:
     """Drop top-level nodes (and block instances) that no longer reach the output: inputs a
-    dense node did not keep, as DARTS drops unused cells' branches."""
+    dense node did not keep, as DARTS drops unused cells' branches. A space input that only
+    an unpicked dense candidate read is dropped too (the derived model does not take it);
+    keyword calls that still pass it keep working, as the forward ignores unknown names."""
     graph = build_graph(space, check_unused=False)
     reach = nx.ancestors(graph.dag, graph.output) | {graph.output}
     alive = {name.split(".")[0] for name in reach}
     kept = {n: node for n, node in space.nodes.items() if n in alive}
+    inputs = {n: c for n, c in space.inputs.items() if n in alive}
     used_blocks = {b for b in _blocks_used(space, kept)}
     blocks = {b: blk for b, blk in space.blocks.items() if b in used_blocks}
-    return space.model_copy(update={"nodes": kept, "blocks": blocks})
+    return space.model_copy(update={"nodes": kept, "blocks": blocks, "inputs": inputs})
 
 
 def _blocks_used(space: Space, nodes: dict[str, Node]) -> set[str]:

@@ -84,7 +84,9 @@ def _conv_params(k: int) -> Callable[..., int]:
 
 
 def _conv_madds(k: int) -> Callable[..., int]:
-    return lambda c_in, c_out, bias=False: c_in * c_out * k * k
+    # One multiply-add per weight per output pixel, and a bias is one add per output value
+    # (the convention under which DLSR's counts land within 2% of the paper's Table II).
+    return lambda c_in, c_out, bias=False: c_in * c_out * k * k + (c_out if bias else 0)
 
 
 def _make_conv(k: int) -> Callable[..., nn.Module]:
@@ -222,8 +224,9 @@ def _esa_madds(c_in: int, c_out: int, h: int, w: int, reduction: int = 4) -> int
     f = c_in // reduction
     h2, w2 = (h - 3) // 2 + 1, (w - 3) // 2 + 1  # conv2: 3x3, stride 2, no padding
     h3, w3 = (h2 - 7) // 3 + 1, (w2 - 7) // 3 + 1  # max pool 7, stride 3
-    full = (c_in * f + f * f + f * c_in) * h * w  # conv1, conv_f, conv4
-    return full + 9 * f * f * h2 * w2 + 3 * 9 * f * f * h3 * w3  # conv2; conv_max, conv3, conv3_
+    # every conv has a bias: one add per output value
+    full = (c_in * f + f * f + f * c_in + f + f + c_in) * h * w  # conv1, conv_f, conv4
+    return full + (9 * f * f + f) * h2 * w2 + 3 * (9 * f * f + f) * h3 * w3  # conv2; conv_max, conv3, conv3_
 
 
 @register_op(

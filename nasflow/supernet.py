@@ -165,6 +165,9 @@ class Supernet(nn.Module):
 
     # --- forward -----------------------------------------------------------------------
     def forward(self, *args: Tensor, **kwargs: Tensor) -> Tensor:
+        if len(args) > len(self.graph.inputs):
+            raise NasflowError(f"model takes {len(self.graph.inputs)} input(s) "
+                               f"({', '.join(self.graph.inputs)}), got {len(args)}; pass inputs by name")
         values: dict[str, Tensor] = dict(zip(self.graph.inputs, args), **kwargs)
         self._check_inputs(values)
         weights = self.arch.softmax() if self.graph.decisions else {}

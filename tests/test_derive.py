@@ -111,3 +111,18 @@ def test_labelled_full_dense_node_is_reordered_and_weights_follow():
     old = supernet.state_dict()["e3.op.weight"]
     assert torch.equal(state["e3.op.weight"][:, :c], old[:, 2 * c:])
     assert torch.equal(state["e3.op.weight"][:, c:2 * c], old[:, :c])
+
+
+def test_derive_drops_a_space_input_only_an_unpicked_candidate_read():
+    space = Space.model_validate({
+        "name": "two-inputs", "inputs": {"x": 4, "y": 4},
+        "nodes": {"a": {"op": "conv_1x1", "in": "x"},
+                  "e": {"dense": ["x", "y", "a"], "topk": 1, "op": "conv_1x1", "out": 4}},
+        "output": "e"})
+    derived = derive_space(space, Genotype(choices={}, edges={"e": ["a"]}))
+    assert list(derived.inputs) == ["x"]
+    model = compile_graph(build_graph(derived))
+    x, y = torch.rand(1, 4, 5, 5), torch.rand(1, 4, 5, 5)
+    assert model(x=x, y=y).shape == (1, 4, 5, 5)  # by name, a dropped input is ignored
+    with pytest.raises(NasflowError, match="model takes 1 input"):
+        model(x, y)

@@ -53,15 +53,20 @@ def test_gradient_is_nonzero_and_points_to_cheaper_ops(name):
 
 
 def test_params_and_madds_differ_where_the_costs_do():
-    # Biases count as parameters but not as Multi-Adds.
-    space = Space(name="b", inputs={"x": 4}, nodes={"m": choice(["conv_1x1", "conv_3x3"], "x", bias=True)}, output="m")
+    # ESA's strided branch costs Multi-Adds out of proportion to its parameters; a 1x1 conv
+    # costs one multiply-add per weight and pixel. So the two penalties weigh them differently.
+    space = Space(name="b", inputs={"x": 8}, nodes={"m": choice(["conv_1x1", "esa"], "x")}, output="m")
+    graph = build_graph(space)
     _, model, params = _model_and_reg("params", space)
-    madds = get_regularizer("madds")(build_graph(space))
+    madds = get_regularizer("madds")(graph)
     with torch.no_grad():
         model.arch.logits("m").copy_(torch.tensor([0.0, 1.0]))
     s = F.softmax(torch.tensor([0.0, 1.0]), -1)
-    assert float(params(model)[0].detach()) == pytest.approx(float(s[0] * 20 + s[1] * 148) / 168)  # C*C + C, 9*C*C + C
-    assert float(madds(model)[0].detach()) == pytest.approx(float(s[0] * 16 + s[1] * 144) / 160)
+    p, m = candidate_costs(graph, "m", "params"), candidate_costs(graph, "m", "madds")
+    assert p[0] == 64 and p[1] > p[0]  # the conv: C*C weights; ESA: more, with biases
+    assert p[1] / sum(p) != pytest.approx(m[1] / sum(m), rel=1e-3)
+    assert float(params(model)[0].detach()) == pytest.approx(float(s[0] * p[0] + s[1] * p[1]) / sum(p))
+    assert float(madds(model)[0].detach()) == pytest.approx(float(s[0] * m[0] + s[1] * m[1]) / sum(m))
 
 
 def test_free_decisions_cost_nothing():
