@@ -114,6 +114,9 @@ class Space(BaseModel):
     name: str
     description: str = ""
     task: str | None = None  # the task adapter this space is meant for (e.g. "sr")
+    # Python modules imported before validation, so ops they register (@register_op) can be
+    # named here; a module next to the space file is found too.
+    imports: list[str] = []
     params: dict[str, int] = {}
     inputs: dict[str, Expr]  # input name -> channels
     blocks: dict[str, Block] = {}

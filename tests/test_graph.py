@@ -131,3 +131,23 @@ def test_labelled_dense_node_keeping_all_inputs_is_a_decision():
         e3 = dense(["c1", "c2", "c3"], topk=3, op="conv_1x1", out="C", act="lrelu", label=label, bias=True)
         graph = build_graph(space.model_copy(update={"nodes": {**space.nodes, "e3": e3}}))
         assert ("e3" in graph.decisions) is expect
+
+
+def test_space_imports_a_module_that_registers_an_op(tmp_path):
+    (tmp_path / "my_ops_for_test.py").write_text(
+        "from torch import nn\n"
+        "from nasflow.ops import register_op\n\n"
+        "@register_op('double_conv_for_test', params=lambda c_in, c_out: 2 * c_in * c_out,\n"
+        "             madds_per_pixel=lambda c_in, c_out: 2 * c_in * c_out)\n"
+        "def double_conv(c_in, c_out):\n"
+        "    '''two 1x1 convs'''\n"
+        "    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.Conv2d(c_out, c_out, 1, bias=False))\n")
+    path = tmp_path / "space.yaml"
+    path.write_text("name: t\nimports: [my_ops_for_test]\ninputs: {x: 3}\n"
+                    "nodes:\n  a: {choice: [conv_1x1, double_conv_for_test], in: x, out: 4}\noutput: a\n")
+    graph = build_graph(Space.from_yaml(path))
+    assert graph.nodes["a"].candidates == ["conv_1x1", "double_conv_for_test"]
+    path.write_text("name: t\nimports: [no_such_module_xyz]\ninputs: {x: 3}\n"
+                    "nodes:\n  a: {op: conv_1x1, in: x}\noutput: a\n")
+    with pytest.raises(SpaceError, match=r"space.yaml:2.*cannot import module 'no_such_module_xyz'"):
+        build_graph(Space.from_yaml(path))
