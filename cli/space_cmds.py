@@ -75,3 +75,22 @@ def cost(
 
 def _g(madds: int) -> str:
     return f"{madds / 1e9:.3f}G"
+
+
+@app.command("ops")
+def list_ops(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The registered ops a space can name, with their arguments and defaults."""
+    from nasflow.ops import OPS
+
+    rows = [(name, OPS.get(name)) for name in OPS.names()]
+    if as_json:
+        print(json.dumps({name: {"args": spec.args, "doc": spec.doc} for name, spec in rows}, indent=2))
+        return
+    table = Table(title="ops", caption="register your own with @nasflow.ops.register_op; see docs/space-language.md")
+    for col in ("op", "args", "what it computes"):
+        table.add_column(col)
+    for name, spec in rows:
+        table.add_row(name, ", ".join(f"{k}={v}" for k, v in spec.args.items()), spec.doc)
+    console.print(table)

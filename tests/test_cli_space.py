@@ -47,3 +47,11 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, capsys):
             assert exc.code == 2
         err = capsys.readouterr().err
         assert err.startswith("error:") and "Traceback" not in err
+
+
+def test_ops_lists_the_registry_with_arguments():
+    result = runner.invoke(app, ["ops", "--json"])
+    assert result.exit_code == 0, result.output
+    ops = json.loads(result.output)
+    assert ops["conv_3x3"]["args"] == {"bias": False}
+    assert ops["lrelu"]["args"] == {"slope": 0.05} and "esa" in ops and "dil_conv_5x5" in ops
