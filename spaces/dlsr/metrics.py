@@ -137,25 +137,31 @@ def psnr(sr: ImageLike, hr: ImageLike, crop_border: int, y_only: bool = True) ->
 
 
 @lru_cache(maxsize=1)
-def _gaussian_window() -> torch.Tensor:
+def _gaussian_taps() -> torch.Tensor:
     # 11 taps, sigma 1.5, normalised to sum 1 (as MATLAB's fspecial / OpenCV's kernel).
     r = torch.arange(11, dtype=torch.float64) - 5.0
     g = torch.exp(-(r * r) / (2.0 * 1.5 * 1.5))
-    g = g / g.sum()
-    return torch.outer(g, g)[None, None]
+    return g / g.sum()
+
+
+def _gaussian_filter(maps: torch.Tensor) -> torch.Tensor:
+    """The 11x11 Gaussian over N x 1 x H x W maps, valid region only. The window is the outer
+    product of the taps, so a row pass then a column pass gives it at 22 instead of 121
+    multiply-adds per pixel (equal to the 2-D filter to float64 rounding)."""
+    g = _gaussian_taps()
+    return F.conv2d(F.conv2d(maps, g.view(1, 1, 1, 11)), g.view(1, 1, 11, 1))
 
 
 def _ssim_channel(a: torch.Tensor, b: torch.Tensor) -> float:
     """SSIM of two float64 H x W images on 0..255 (valid-region filtering, mean of the map)."""
     c1 = (0.01 * 255.0) ** 2
     c2 = (0.03 * 255.0) ** 2
-    win = _gaussian_window()
-    x, y = a[None, None], b[None, None]
     # No padding: statistics only where the whole window fits ("valid"), as the reference.
-    mu_x, mu_y = F.conv2d(x, win), F.conv2d(y, win)
-    sxx = F.conv2d(x * x, win) - mu_x * mu_x
-    syy = F.conv2d(y * y, win) - mu_y * mu_y
-    sxy = F.conv2d(x * y, win) - mu_x * mu_y
+    # The five local means are filtered in one batch.
+    mu_x, mu_y, exx, eyy, exy = _gaussian_filter(torch.stack([a, b, a * a, b * b, a * b])[:, None])
+    sxx = exx - mu_x * mu_x
+    syy = eyy - mu_y * mu_y
+    sxy = exy - mu_x * mu_y
     num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
     den = (mu_x * mu_x + mu_y * mu_y + c1) * (sxx + syy + c2)
     return float((num / den).mean())

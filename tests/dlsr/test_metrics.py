@@ -94,3 +94,16 @@ def test_bicubic_baseline_set5_x2(shared_dir: Path) -> None:
         sr = imresize(torch.from_numpy(lr).permute(2, 0, 1).float(), 2.0)
         scores.append(psnr(sr, hr, crop_border=2))
     assert 33.66 <= float(np.mean(scores)) <= 33.69
+
+
+def test_separable_ssim_window_equals_the_2d_gaussian() -> None:
+    """The row-then-column filter is the 11x11 window of the reference (fspecial sigma 1.5)."""
+    from nasflow.spaces.dlsr.evaluate import default_bench
+    from nasflow.spaces.dlsr.metrics import _gaussian_filter, _gaussian_taps
+
+    y = torch.from_numpy(load_rgb(default_bench() / "bird.png")[:64, :80, 1].astype(np.float64))[None, None]
+    r = torch.arange(11, dtype=torch.float64) - 5.0
+    window = torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * 1.5**2))
+    window = (window / window.sum())[None, None]
+    assert torch.allclose(_gaussian_filter(y), torch.nn.functional.conv2d(y, window), rtol=0, atol=1e-9)
+    assert float(_gaussian_taps().sum()) == pytest.approx(1.0, abs=1e-15)
