@@ -55,3 +55,20 @@ def test_ops_lists_the_registry_with_arguments():
     ops = json.loads(result.output)
     assert ops["conv_3x3"]["args"] == {"bias": False}
     assert ops["lrelu"]["args"] == {"slope": 0.05} and "esa" in ops and "dil_conv_5x5" in ops
+
+
+def test_cost_reproduces_table_i(tmp_path):
+    """`nasflow cost` on one mixed layer of the paper's nine candidates at 50 channels on a
+    640x360 input (x2 to 1280x720): every row of Table I, exactly."""
+    from test_ops import TABLE_I
+
+    path = tmp_path / "mrb.yaml"
+    path.write_text("name: mrb\ninputs: {x: 50}\nnodes:\n"
+                    f"  m: {{choice: [{', '.join(TABLE_I)}], in: x}}\noutput: m\n")
+    result = runner.invoke(app, ["cost", str(path), "--size", "640x360", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["op"]: r for r in json.loads(result.output)["rows"] if r["node"] == "m"}
+    assert set(rows) == set(TABLE_I)
+    for name, (params_k, madds_g) in TABLE_I.items():
+        assert round(rows[name]["params"] / 1e3, 2) == params_k
+        assert round(rows[name]["madds"] / 1e9, 3) == madds_g
