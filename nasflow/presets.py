@@ -1,0 +1,64 @@
+"""Task presets: named budgets a task declares for the commands, applied before explicit flags.
+
+A task factory may have a `presets` attribute, {preset: {section: settings}}, where a section
+is a command's ("search": SearchConfig fields; "train": the train command's). Two keys of a
+section merge with the user's instead of being replaced: `overrides` (space params) and
+`task_options`. When the user names no preset, "quick" is used if the task declares it, so a
+bare `nasflow search space.yaml` runs a short search; "none" applies no preset (the
+config's own defaults).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import NasflowError
+from .task import get_task_factory
+
+DEFAULT_PRESET = "quick"
+NO_PRESET = "none"
+MERGED_KEYS = ("overrides", "task_options")
+
+
+def task_presets(task: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """The presets task `task` declares ({} if none)."""
+    presets = getattr(get_task_factory(task), "presets", None) or {}
+    if not isinstance(presets, Mapping):
+        raise NasflowError(f"task '{task}' declares presets that are not a mapping: {type(presets).__name__}")
+    return dict(presets)
+
+
+def preset_section(task: str | None, preset: str | None, section: str) -> tuple[str | None, dict[str, Any]]:
+    """(the preset used, its `section` settings): the named preset, else the task's default
+    one, else (None, {})."""
+    if preset == NO_PRESET:
+        return None, {}
+    presets = task_presets(task) if task else {}
+    if preset is None:
+        if DEFAULT_PRESET not in presets:
+            return None, {}
+        preset = DEFAULT_PRESET
+    if preset not in presets:
+        offered = ", ".join([*presets, NO_PRESET])
+        raise NasflowError(f"task '{task}' has no preset '{preset}'; its presets: {offered}")
+    return preset, dict(presets[preset].get(section, {}))
+
+
+def apply_preset(preset: Mapping[str, Any], given: Mapping[str, Any],
+                 space_params: Iterable[str] | None = None) -> dict[str, Any]:
+    """The preset's settings updated with the user's; `overrides` and `task_options` are
+    merged key by key. A preset's override of a param the space does not declare is dropped
+    (a preset is written for its task's usual space); the user's are kept, so a misspelt
+    --set still fails loudly."""
+    out = {**preset, **given}
+    for key in MERGED_KEYS:
+        mine = dict(preset.get(key) or {})
+        if key == "overrides" and space_params is not None:
+            known = set(space_params)
+            mine = {k: v for k, v in mine.items() if k in known}
+        merged = {**mine, **(given.get(key) or {})}
+        if merged:
+            out[key] = merged
+        else:
+            out.pop(key, None)
+    return out
