@@ -1,0 +1,125 @@
+"""`nasflow train`: a thin shell over nasflow.train.run_train."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from nasflow import distributed
+from nasflow.errors import NasflowError
+from nasflow.load import load_space
+from nasflow.presets import apply_preset, preset_section
+from nasflow.space import Space
+from nasflow.train import run_train
+from nasflow.train_config import TrainConfig, preset_changes
+from nasflow.train_run import TrainRunDir
+
+from .app import app, console, parse_sets
+from .search_cmds import parse_options
+from .train_view import TrainReporter, summary_table, warm_start_lines
+
+
+@app.command()
+def train(
+    arch: Annotated[Optional[Path], typer.Argument(
+        help="The architecture to train: a derived arch.yaml or spaces/dlsr/dlsr.yaml (optional with --resume).")] = None,
+    scale: Annotated[Optional[int], typer.Option(help="Set the architecture's `scale` param (2, 3, 4).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Folder of training images (the task option `data`).")] = None,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", metavar="MODEL",
+        help="Warm-start from a model directory: every tensor whose name and shape match.")] = None,
+    preset: Annotated[Optional[str], typer.Option(
+        help="The task's named settings, e.g. quick or paper; flags override them. Default: the "
+             "task's quick preset if it has one; none: no preset.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (paper 2e6).")] = None,
+    batch: Annotated[Optional[int], typer.Option(help="Global batch size (paper 32).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate (paper 3e-4).")] = None,
+    lr_halve_every: Annotated[Optional[int], typer.Option(help="Halve the lr every N steps (paper 4e5).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the run: same seed, same weights (default 0).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o",
+        help="Run directory (default runs/ARCH-train-TIME).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out where it stopped.")] = False,
+    task: Annotated[Optional[str], typer.Option(help="Task adapter (default: the architecture's `task:`).")] = None,
+    task_opt: Annotated[Optional[list[str]], typer.Option("--task-opt",
+        help="A task option: --task-opt mu=0.1")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set",
+        help="Override an architecture param: --set channels=18")] = None,
+    validate_every: Annotated[Optional[int], typer.Option(help="Steps between validations.")] = None,
+    log_every: Annotated[Optional[int], typer.Option(help="Steps between metrics.jsonl records.")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints.")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        help="auto, cpu, cuda, cuda:1 ... (default auto: cuda if there is one).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Retrain a derived architecture: Adam, lr halved every N steps, periodic validation;
+    writes a resumable run directory and, at the end, RUN/model (and RUN/best).
+
+    Ctrl-C stops after the current step and saves a checkpoint; --resume continues it.
+    Under torchrun, each process trains on its share of every batch (DDP).
+    """
+    overrides = parse_sets(set_)
+    if scale is not None:
+        overrides["scale"] = scale
+    options = parse_options(task_opt)
+    if data is not None:
+        options["data"] = str(data)
+    given: dict[str, Any] = {
+        "steps": steps, "batch_size": batch, "lr_halve_every": lr_halve_every, "seed": seed, "task": task,
+        "validate_every": validate_every, "log_every": log_every, "checkpoint_every": checkpoint_every,
+        "device": device, "init_from": str(init_from) if init_from is not None else None,
+        "overrides": overrides or None, "arch": str(arch) if arch is not None else None,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    given_arch: Space | None = None
+    if resume:
+        if out is None:
+            raise NasflowError("--resume needs the run directory: --out RUN_DIR")
+        if preset is not None:
+            raise NasflowError("--preset sets up a new run; a resumed run keeps its own settings")
+        base = TrainRunDir.open(out).config().to_json()
+        if options:
+            changes["task_options"] = {**base["task_options"], **options}
+        if lr is not None:
+            changes["optim"] = {**base["optim"], "lr": lr}
+        config = TrainConfig.build({**base, **changes})
+        given_arch = load_space(arch) if arch is not None else None
+    else:
+        if arch is None:
+            raise NasflowError("give an architecture to train (a derived arch.yaml), or --resume --out RUN_DIR")
+        space = load_space(arch)
+        if options:
+            changes["task_options"] = options
+        used, settings = preset_section(task or space.task, preset, "train")
+        base = preset_changes(used, settings) if used is not None else {}
+        if lr is not None:
+            changes["optim"] = {**base.get("optim", {}), "lr": lr}
+        changes = apply_preset(base, changes, space.params)
+        if used is not None:
+            console.print(f"preset [bold]{used}[/] of task {task or space.task} (flags override it; "
+                          "--preset paper: the paper's settings)", highlight=False)
+        config = TrainConfig.build(changes)
+        out = out or Path("runs") / f"{arch.stem}-train-{time.strftime('%Y%m%d-%H%M%S')}"
+    # Under torchrun: join the job (gloo on CPU, nccl on GPUs); alone: a no-op.
+    ctx = distributed.setup(config.device)
+    try:
+        out = distributed.broadcast_object(out, ctx)  # rank 0's default name, not each rank's clock
+        reporter = None if quiet or not ctx.is_main else TrainReporter(console)
+        result = run_train(config, out, arch=given_arch, resume=resume, reporter=reporter, ctx=ctx)
+    finally:
+        distributed.cleanup(ctx)
+    if not ctx.is_main:  # rank 0 alone reports
+        if not result.finished:
+            raise typer.Exit(130)
+        return
+    console.print(summary_table(result))
+    if result.init is not None:
+        for line in warm_start_lines(result.init):
+            console.print(line, highlight=False, soft_wrap=True)
+    if result.model_dir is not None:
+        console.print(f"model directory: [bold]{result.model_dir}[/] (nasflow eval {result.model_dir})")
+    console.print(f"run directory: [bold]{result.run_dir}[/]")
+    if not result.finished:
+        console.print(f"[yellow]stopped at step {result.step} of {config.steps}[/]; checkpoint saved. "
+                      f"Continue with: nasflow train --resume --out {result.run_dir}")
+        raise typer.Exit(130)

@@ -1,0 +1,95 @@
+"""What `nasflow train` shows: a progress bar while training (losses, lr, last validation),
+then a summary table of the run."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from nasflow.train import TrainResult
+from nasflow.warmstart import InitReport
+
+from .search_view import _Speed
+
+
+class _TrainProgress(Progress):
+    """A progress bar with the smoothed losses and the last validation on a line below."""
+
+    status = ""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        if self.status:
+            yield Text(f"  {self.status}", overflow="fold")
+
+
+class TrainReporter:
+    """The training loop's reporter: step, losses (smoothed), steps/s, ETA, validation."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.smooth: dict[str, float] = {}
+        self.valid: dict[str, float] = {}
+        self.progress: _TrainProgress | None = None
+        self.task_id: Any = None
+
+    def start(self, step: int, total: int) -> None:
+        self.progress = _TrainProgress(
+            TextColumn("[bold]train"), BarColumn(bar_width=24), MofNCompleteColumn(),
+            _Speed(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=self.console, speed_estimate_period=60)
+        self.task_id = self.progress.add_task("train", total=total, completed=step)
+        self.progress.start()
+
+    def update(self, step: int, logs: dict[str, float], valid: dict[str, float] | None) -> None:
+        assert self.progress is not None
+        for k, v in logs.items():  # exponential moving average: one step's loss is noisy
+            self.smooth[k] = v if k not in self.smooth else 0.9 * self.smooth[k] + 0.1 * v
+        if valid is not None:
+            self.valid = {**valid, "step": step}
+        losses = "  ".join(f"{k} {v:.4g}" for k, v in self.smooth.items())
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in self.valid.items() if k != "step")
+        self.progress.status = losses + (f"   valid @ {self.valid['step']}: {shown}" if self.valid else "")
+        self.progress.update(self.task_id, completed=step)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def summary_table(result: TrainResult) -> Table:
+    space = result.space
+    table = Table(title=f"trained {space.name} for {result.step:,} steps", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    if "scale" in space.params:
+        table.add_row("scale", f"x{space.params['scale']}")
+    table.add_row("params", f"{result.params:,}")
+    if result.init is not None:
+        table.add_row("warm start", f"{len(result.init.loaded)} tensors from {result.init.source}")
+    table.add_section()
+    for k, v in result.valid.items():
+        table.add_row(f"final {k}", f"{v:.4f}")
+    if result.best is not None:
+        b = result.best
+        table.add_row(f"best {b['metric']}", f"{b['value']:.4f} (step {b['step']:,})")
+    table.add_section()
+    if result.model_dir is not None:
+        table.add_row("model", str(result.model_dir))
+    if result.best_dir is not None:
+        table.add_row("best model", str(result.best_dir))
+    table.add_row("run directory", str(result.run_dir))
+    return table
+
+
+def warm_start_lines(init: InitReport) -> list[str]:
+    """What --init-from did, one line per tensor it could not use (printed whole, not in a
+    table cell that would wrap the shapes)."""
+    lines = [f"warm start from {init.source}: {len(init.loaded)} tensors loaded, "
+             f"{len(init.fresh)} trained from scratch"]
+    lines += [f"  skipped {name}: {why}" for name, why in init.skipped.items()]
+    return lines
