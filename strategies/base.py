@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from nasflow._plugins import lookup
 from nasflow.config import SearchConfig
+from nasflow.distributed import DistContext, all_reduce_mean_, single
 from nasflow.registry import Registry
 from nasflow.regularizers import Regularizer
 from nasflow.supernet import Supernet
@@ -28,6 +29,9 @@ class Strategy(ABC):
     config; `step` does one weights step and one arch step and returns what to log."""
 
     name: ClassVar[str] = ""
+    # Set by distribute() in a run of several processes; a single process keeps these.
+    _ddp: nn.Module | None = None
+    _dist: DistContext = single()
 
     def __init__(self, loss_fn: LossFn, regularizer: Regularizer | None,
                  w_optimizer: torch.optim.Optimizer, a_optimizer: torch.optim.Optimizer,
@@ -38,6 +42,12 @@ class Strategy(ABC):
         self.a_optimizer = a_optimizer
         self.config = config
 
+    def distribute(self, ddp_model: nn.Module, ctx: DistContext) -> None:
+        """Run the weights step through `ddp_model` (DDP around the supernet, arch params
+        ignored by it) so its reducer averages the weight gradients over ranks, and average
+        the arch gradient over ranks, so alpha and beta stay identical on every rank."""
+        self._ddp, self._dist = ddp_model, ctx
+
     def step(self, model: Supernet, train_batch: Batch, valid_batch: Batch) -> dict[str, float]:
         logs = self.weights_step(model, train_batch)
         logs.update(self.arch_step(model, train_batch, valid_batch))
@@ -46,7 +56,8 @@ class Strategy(ABC):
     def weights_step(self, model: Supernet, batch: Batch) -> dict[str, float]:
         """w <- w - lr * grad_w L_train; the loop's warm-up runs only this."""
         self.w_optimizer.zero_grad(set_to_none=True)
-        loss, terms = self.loss_fn(model, batch)
+        # Through DDP when distributed: its backward hooks all-reduce the weight grads.
+        loss, terms = self.loss_fn(self._ddp if self._ddp is not None else model, batch)
         # inputs=: accumulate into the weights only, never into alpha / beta.
         loss.backward(inputs=model.weights())
         self.w_optimizer.step()
@@ -55,6 +66,9 @@ class Strategy(ABC):
     def arch_step(self, model: Supernet, train_batch: Batch, valid_batch: Batch) -> dict[str, float]:
         arch = model.arch_parameters()
         grads, logs = self.arch_gradient(model, train_batch, valid_batch)
+        # Each rank saw its share of the batch: the mean over ranks is the global batch's
+        # gradient. The regularizer's gradient (a function of A alone) is the same everywhere.
+        all_reduce_mean_(grads, self._dist)
         if self.regularizer is not None and self.config.gamma > 0:
             penalty, details = self.regularizer(model)
             # The penalty depends on A only, so it enters the arch objective once.

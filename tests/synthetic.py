@@ -62,10 +62,15 @@ def _random_init(module: nn.Module, g: torch.Generator) -> nn.Module:
 
 
 class Batches:
-    """An endless, seeded batch stream whose RNG state can be checkpointed."""
+    """An endless, seeded batch stream whose RNG state can be checkpointed.
 
-    def __init__(self, task: PlantedTask, split: str, batch_size: int, seed: int) -> None:
-        self.task, self.batch_size = task, batch_size
+    With world_size W, rank r gets samples r, r + W, ... of each global batch: the global
+    batch is drawn whole, so the ranks together see exactly what one process would.
+    """
+
+    def __init__(self, task: PlantedTask, split: str, batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.task, self.batch_size, self.rank, self.world_size = task, batch_size, rank, world_size
         # Disjoint streams for train and valid: another seed per split.
         self.generator = torch.Generator().manual_seed(seed * 2 + (split == "valid"))
 
@@ -73,7 +78,11 @@ class Batches:
         return self
 
     def __next__(self) -> tuple[dict[str, Tensor], Tensor]:
-        return self.task.sample(self.batch_size, self.generator)
+        inputs, target = self.task.sample(self.batch_size, self.generator)
+        if self.world_size == 1:
+            return inputs, target
+        share = slice(self.rank, None, self.world_size)
+        return {k: v[share] for k, v in inputs.items()}, target[share]
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}
@@ -86,14 +95,17 @@ class PlantedTask:
     """target = op(x) + conv_1x1(concat(edges)); MSE loss.
 
     `stateful=False` yields a plain generator (no state_dict): resume then replays it.
+    `keep` is the fraction of pixels the loss reads (1: all, and no draw from the RNG, so a
+    distributed run's mean over equal shares is exactly the single process's loss).
     """
 
     name = "planted"
 
     def __init__(self, op: str = "conv_5x5", edges: tuple[str, str] = ("u2", "u4"), channels: int = 4,
-                 size: int = 10, seed: int = 1234, stateful: bool = True) -> None:
+                 size: int = 10, seed: int = 1234, stateful: bool = True, keep: float = 0.9) -> None:
         g = torch.Generator().manual_seed(seed)
         self.channels, self.size, self.edges, self.stateful = channels, size, edges, stateful
+        self.keep = keep
         self.op = _random_init(OPS.get(op).factory(channels, channels), g)
         self.mix = _random_init(nn.Conv2d(2 * channels, channels, 1, bias=False), g)
 
@@ -105,15 +117,19 @@ class PlantedTask:
             target = self.op(inputs["x"]) + self.mix(torch.cat([u[name] for name in self.edges], 1))
         return inputs, target
 
-    def batches(self, split: str, batch_size: int, seed: int) -> Iterator[Any]:
-        stream = Batches(self, split, batch_size, seed)
+    def batches(self, split: str, batch_size: int, seed: int, *, rank: int = 0,
+                world_size: int = 1) -> Iterator[Any]:
+        stream = Batches(self, split, batch_size, seed, rank, world_size)
         return stream if self.stateful else (next(stream) for _ in iter(int, 1))
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
         inputs, target = batch
+        if self.keep >= 1:
+            loss = F.mse_loss(model(**inputs), target)
+            return loss, {"mse": float(loss.detach())}
         # MSE on a random 90% of the pixels, drawn from the global RNG: the loop must
         # checkpoint that RNG for a resumed run to draw the same pixels.
-        keep = torch.rand(target.shape, device=target.device) < 0.9
+        keep = torch.rand(target.shape, device=target.device) < self.keep
         loss = F.mse_loss(model(**inputs)[keep], target[keep])
         return loss, {"mse": float(loss.detach())}
 
@@ -121,6 +137,14 @@ class PlantedTask:
         inputs, target = self.sample(16, torch.Generator().manual_seed(99))
         with torch.no_grad():
             return {"mse": float(F.mse_loss(model(**inputs), target))}
+
+
+class GlobalBatchTask(PlantedTask):
+    """The planted task with a batches() that knows nothing of ranks: a distributed search
+    must cut each rank's share from the global batch itself."""
+
+    def batches(self, split: str, batch_size: int, seed: int) -> Iterator[Any]:  # type: ignore[override]
+        return super().batches(split, batch_size, seed)
 
 
 TASK_NAME = "planted-test"

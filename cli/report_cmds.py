@@ -1,0 +1,66 @@
+"""`nasflow report`: a thin shell over nasflow.report (genotypes, costs, PSNR mean and 95% CI)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from nasflow.cost import parse_size
+from nasflow.errors import NasflowError
+from nasflow.report import RETRAINED, Report, build_report, expand_runs
+
+from .app import app, console
+
+
+def report_table(report: Report, title: str) -> Table:
+    """One row per run; the metric's mean and confidence interval as the caption."""
+    table = Table(title=title, caption=summary_line(report))
+    numeric = ("seed", "step", "params", "Multi-Adds", report.metric)
+    for col in ("seed", "run", "step", "genotype", "params", "Multi-Adds", report.metric):
+        table.add_column(col, justify="right" if col in numeric else "left", overflow="fold")
+    for r in report.runs:
+        value = f"{r.psnr:.3f}" if r.psnr is not None else "-"
+        if r.note and r.model is not None:  # a warning about the model (no model: the caption says how)
+            value += f" [yellow]({r.note})[/]"
+        table.add_row(str(r.seed), str(r.run), str(r.step), str(r.genotype), f"{r.params:,}",
+                      f"{r.madds / 1e9:.3f}G", value)
+    return table
+
+
+def summary_line(report: Report) -> str:
+    ci = report.psnr
+    with_metric = sum(r.psnr is not None for r in report.runs)
+    if ci is None:
+        return (f"{report.metric}: {with_metric} retrained run(s); a confidence interval needs 2 or more "
+                f"(retrain RUN/derived/arch.yaml into RUN/{RETRAINED}, or pass --models)")
+    return (f"{report.metric} over {ci.n} runs: {ci.mean:.3f} ± {ci.half_width:.3f} "
+            f"({ci.confidence:.0%} CI [{ci.low:.3f}, {ci.high:.3f}], Student t={ci.t:.4f}, df={ci.n - 1}; "
+            f"std {ci.std:.3f})")
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(
+        help="Search run directories (a --seeds directory stands for all its seed-N runs).")],
+    models: Annotated[Optional[list[Path]], typer.Option("--models", "-m",
+        help=f"Retrained model (model dir or train run dir) of each run, in the runs' order; "
+             f"default: RUN/{RETRAINED} where it exists.")] = None,
+    metric: Annotated[str, typer.Option(help="Validation metric from the models' meta.json.")] = "psnr",
+    confidence: Annotated[float, typer.Option(help="Confidence level of the interval.")] = 0.95,
+    size: Annotated[str, typer.Option(help="Output size WIDTHxHEIGHT Multi-Adds are counted for.")] = "1280x720",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Per search run: seed, derived genotype, params and Multi-Adds, retrained PSNR; then the
+    PSNR mean with its confidence interval (Student t), as the DLSR paper's Table X."""
+    try:
+        hw = parse_size(size)
+    except ValueError as exc:
+        raise NasflowError(str(exc)) from None
+    result = build_report(expand_runs(runs), models, metric=metric, confidence=confidence, size=hw)
+    if as_json:
+        print(json.dumps(result.to_json(), indent=2))
+        return
+    console.print(report_table(result, f"{len(result.runs)} search run(s)"))
