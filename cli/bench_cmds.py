@@ -1,4 +1,27 @@
-"""Commands added to the shared app (see cli/app.py)."""
+"""`nasflow bench`: the speed benchmark of bench/speed.py (plain path vs nasflow's), run by hand."""
 from __future__ import annotations
 
-from .app import app  # noqa: F401
+import runpy
+import sys
+from pathlib import Path
+
+import typer
+
+from nasflow.errors import NasflowError
+
+from .app import app
+
+# bench/ sits at the repository root beside nasflow/: present in a checkout (pip install -e .).
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "speed.py"
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context) -> None:
+    """Seconds per search step and per image, plain vs nasflow's levers, as ratios. Takes
+    bench/speed.py's options: --batch 16 --channels 48 --patch 64 --scale 2 --steps N
+    --reps N --threads 2 --only search|inference --json FILE (see --help there)."""
+    if not SCRIPT.is_file():
+        raise NasflowError(f"the benchmark script {SCRIPT} is missing: it ships with a checkout of "
+                           "the repository (git clone, then pip install -e .)")
+    sys.argv = [str(SCRIPT), *ctx.args]
+    runpy.run_path(str(SCRIPT), run_name="__main__")

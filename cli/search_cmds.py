@@ -12,10 +12,15 @@ from nasflow.cost import parse_size
 from nasflow.derive_run import derive_from_arch, derive_genotype, derive_run
 from nasflow.errors import NasflowError
 from nasflow.load import load_space
+from nasflow.presets import apply_preset, preset_section
 from nasflow.runs import RunDir
+from nasflow import distributed
+from nasflow.multiseed import SeedOutcome, parse_seeds, run_seeds, seed_dir
+from nasflow.report import build_report
 from nasflow.search import run_search
 
 from .app import app, console, parse_sets
+from .report_cmds import report_table
 from .search_view import RichReporter, cost_table, softmax_table
 
 
@@ -74,6 +79,10 @@ def search(
     lr: Annotated[Optional[float], typer.Option(help="Weights' Adam learning rate (default 3e-4).")] = None,
     arch_lr: Annotated[Optional[float], typer.Option(help="Arch params' Adam learning rate (default 3e-4).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the run: same seed, same search (default 0).")] = None,
+    seeds: Annotated[Optional[str], typer.Option(
+        help="Independent searches, one per seed, in OUT/seed-N: --seeds 0,1,2,3,4,5 or 0-5.")] = None,
+    parallel: Annotated[Optional[int], typer.Option(
+        help="With --seeds: searches at a time (default: one per GPU, else one per 8 CPU cores).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o",
         help="Run directory (default runs/SPACE-TIME).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set",
@@ -89,6 +98,17 @@ def search(
     device: Annotated[Optional[str], typer.Option(
         help="auto, cpu, cuda, cuda:1 ... (default auto: cuda if there is one).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    fuse: Annotated[Optional[bool], typer.Option("--fuse/--no-fuse",
+        help="Fused mixed-op kernels (default on); --no-fuse: every candidate separately.")] = None,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last",
+        help="NHWC memory format (default: on for the CPU).")] = None,
+    reuse_forward: Annotated[Optional[bool], typer.Option("--reuse-forward/--no-reuse-forward",
+        help="MiLeNAS: grad_A L_train from the weights step's backward (at the weights before "
+             "their update); one forward/backward fewer per step (default off).")] = None,
+    amp: Annotated[Optional[str], typer.Option(help="none or bf16 autocast (default none; not exact).")] = None,
+    preset: Annotated[Optional[str], typer.Option(
+        help="The task's named settings, e.g. quick or paper; flags override them. Default: the "
+             "task's quick preset if it has one; none: no preset.")] = None,
 ) -> None:
     """Search a space: warm-up, then DARTS / MiLeNAS steps; writes a resumable run directory.
 
@@ -97,7 +117,8 @@ def search(
     given: dict[str, Any] = {
         "strategy": strategy, "steps": steps, "warmup": warmup, "batch_size": batch, "lambda": lam,
         "gamma": gamma, "seed": seed, "task": task, "log_every": log_every,
-        "checkpoint_every": checkpoint_every, "device": device,
+        "checkpoint_every": checkpoint_every, "device": device, "fuse": fuse,
+        "channels_last": channels_last, "reuse_forward": reuse_forward, "amp": amp,
         "regularizer": None if regularizer in ("none", "") else regularizer,
         "snapshot_steps": parse_steps(snapshot_steps) if snapshot_steps is not None else None,
         "overrides": parse_sets(set_) if set_ else None,
@@ -108,7 +129,11 @@ def search(
     if resume:
         if out is None:
             raise NasflowError("--resume needs the run directory: --out RUN_DIR")
-        base = RunDir.open(out).config().to_json()
+        if preset is not None:
+            raise NasflowError("--preset is for a new run; a resumed run keeps its own settings")
+        # With --seeds, the seeds' runs share their config but for the seed: read one of them.
+        runs = [seed_dir(out, s) for s in parse_seeds(seeds)] if seeds else [out]
+        base = RunDir.open(next((r for r in runs if (r / "config.json").is_file()), runs[0])).config().to_json()
         for key, value in (("lr", lr), ("arch_lr", arch_lr)):
             if value is not None:
                 group = "weights_optim" if key == "lr" else "arch_optim"
@@ -122,11 +147,34 @@ def search(
             changes["weights_optim"] = {"lr": lr}
         if arch_lr is not None:
             changes["arch_optim"] = {"lr": arch_lr, "betas": (0.5, 0.999)}
+        space_file = load_space(space)
+        used, settings = preset_section(task or space_file.task, preset, "search")
+        if used is not None:
+            changes = apply_preset(settings, changes, space_file.params)
+            console.print(f"preset [bold]{used}[/] of task {task or space_file.task} (flags override it; "
+                          "--preset paper: the paper's settings)", highlight=False)
         config = SearchConfig.build(changes)
         given_space = None
         out = out or Path("runs") / f"{space.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    reporter = None if quiet else RichReporter(console)
-    result = run_search(config, out, space=given_space, resume=resume, reporter=reporter)
+    if seeds is not None:
+        if seed is not None:
+            raise NasflowError("give --seed for one search or --seeds for several, not both")
+        _search_seeds(config, out, parse_seeds(seeds), given_space, resume, parallel, quiet)
+        return
+    if parallel is not None:
+        raise NasflowError("--parallel runs several seeds at a time: give --seeds too")
+    # Under torchrun: join the job (gloo on CPU, nccl on GPUs); alone: a no-op.
+    ctx = distributed.setup(config.device)
+    try:
+        out = distributed.broadcast_object(out, ctx)  # rank 0's default name, not each rank's clock
+        reporter = None if quiet or not ctx.is_main else RichReporter(console)
+        result = run_search(config, out, space=given_space, resume=resume, reporter=reporter, ctx=ctx)
+    finally:
+        distributed.cleanup(ctx)
+    if not ctx.is_main:  # rank 0 alone reports
+        if not result.finished:
+            raise typer.Exit(130)
+        return
     console.print(f"run directory: [bold]{result.run_dir}[/]")
     try:
         derived = derive_genotype(result.graph.space, result.genotype)
@@ -137,6 +185,36 @@ def search(
     if not result.finished:
         console.print(f"[yellow]stopped at step {result.step} of {config.steps}[/]; checkpoint saved. "
                       f"Continue with: nasflow search --resume --out {result.run_dir}")
+        raise typer.Exit(130)
+
+
+def _search_seeds(config: SearchConfig, out: Path | None, seeds: list[int], space: Any, resume: bool,
+                  parallel: int | None, quiet: bool) -> None:
+    """`--seeds`: independent searches into OUT/seed-N, then a table of what each found."""
+    if distributed.launched_by_torchrun():
+        raise NasflowError("--seeds starts its own processes (--parallel); run it without torchrun, or run "
+                           "one seed per torchrun job with --seed")
+    if out is None:
+        raise NasflowError("--seeds needs --out DIR (the seeds' runs go into DIR/seed-N)")
+
+    def done(outcome: SeedOutcome) -> None:
+        state = (f"[red]failed: {outcome.error}[/]" if outcome.error else
+                 "done" if outcome.finished else f"[yellow]stopped at step {outcome.step}[/]")
+        console.print(f"seed {outcome.seed}: {state} ({outcome.run_dir})", highlight=False)
+
+    reporter = None if quiet else (lambda seed: RichReporter(console))
+    outcomes = run_seeds(config, out, seeds, space=space, resume=resume, parallel=parallel,
+                         reporter=reporter, on_done=done)
+    searched = [o.run_dir for o in outcomes if o.error is None and o.step > 0]
+    if searched:
+        console.print(report_table(build_report(searched), f"{len(searched)} searches in {out}"))
+    failed = [o for o in outcomes if o.error]
+    if failed:
+        raise NasflowError(f"{len(failed)} of {len(seeds)} seeds failed: "
+                           + "; ".join(f"seed {o.seed}: {o.error}" for o in failed))
+    if any(not o.finished for o in outcomes) or len(outcomes) < len(seeds):
+        console.print(f"[yellow]stopped[/]; continue with: nasflow search --seeds {','.join(map(str, seeds))} "
+                      f"--resume --out {out}")
         raise typer.Exit(130)
 
 

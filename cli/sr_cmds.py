@@ -50,9 +50,14 @@ def eval_(
     scale: Annotated[Optional[int], typer.Option(help="Check the model's scale (it is fixed by its architecture).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ... Default: cuda if available.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    backend: Annotated[Optional[str], typer.Option(
+        help="plain, eager, compile or onnx (nasflow.inference). Default: the fastest exact one "
+             "(onnx on the CPU when onnxruntime is installed, else eager).")] = None,
+    dtype: Annotated[str, typer.Option(help="fp32, or bf16 (eager / compile; not exact).")] = "fp32",
 ) -> None:
     """PSNR / SSIM (Y, `scale` pixels shaved, MATLAB bicubic LR) per image and mean, with
     bicubic upscaling for reference, and the model's params and Multi-Adds."""
+    from nasflow.inference import Predictor, default_backend
     from nasflow.spaces.dlsr.evaluate import default_bench, evaluate_folder
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -66,20 +71,23 @@ def eval_(
         raise NasflowError(f"model '{space.name}' upscales x{model_scale} (its architecture fixes it), "
                            f"not x{scale}; drop --scale or pass --scale {model_scale}")
     cost = graph_cost(graph, input_size_for_output(graph, _COST_OUTPUT))
+    predict = Predictor(model, backend or default_backend(dev), dtype)
     results = []
     for folder in bench or [default_bench()]:
         with console.status(f"evaluating on {folder.name} x{model_scale}", spinner="dots") if not as_json else _null():
-            results.append(evaluate_folder(model, folder, model_scale))
+            results.append(evaluate_folder(model, folder, model_scale, predict=predict))
     if as_json:
         print(json.dumps({"model": str(model_dir), "arch": space.name, "paper_model": meta.get("paper_model"),
-                          "scale": model_scale, "params": cost.params, "madds": cost.madds,
+                          "scale": model_scale, "backend": predict.backend, "dtype": dtype,
+                          "params": cost.params, "madds": cost.madds,
                           "madds_output_size": [_COST_OUTPUT[1], _COST_OUTPUT[0]],
                           "sets": [r.to_json() for r in results]}, indent=2))
         return
     name = meta.get("paper_model") or space.name
     for r in results:
         table = Table(title=f"{name} on {r.name} x{r.scale}",
-                      caption=f"{cost.params:,} params, {cost.madds / 1e9:.2f}G Multi-Adds at 1280x720 output")
+                      caption=f"{cost.params:,} params, {cost.madds / 1e9:.2f}G Multi-Adds at 1280x720 output; "
+                              f"{predict.backend} {dtype}, {r.seconds:.2f} s")
         for col in ("image", "PSNR", "SSIM", "bicubic PSNR", "bicubic SSIM"):
             table.add_column(col, justify="left" if col == "image" else "right")
         for s in r.images:

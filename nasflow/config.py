@@ -6,7 +6,7 @@ snapshots at 5e4, 1e5 and 1.5e5 steps.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -42,6 +42,12 @@ class SearchConfig(BaseModel):
     arch_optim: AdamConfig = AdamConfig(betas=(0.5, 0.999))
     seed: int = 0
     fuse: bool = True  # compute mixed ops with the fused kernels (same parameters)
+    # Speed levers (nasflow/levers.py, bench/speed.py). channels_last None: on for the CPU.
+    channels_last: bool | None = None
+    amp: Literal["none", "bf16"] = "none"  # bf16 autocast of the forward: faster, not exact
+    # MiLeNAS: take grad_A L_train from the weights step's own backward, i.e. at the weights
+    # before their update, saving one forward/backward per step (strategies/milenas.py).
+    reuse_forward: bool = False
     device: str = "auto"  # "auto": cuda when there is one
     # what is kept
     snapshot_steps: list[int] = [50_000, 100_000, 150_000]

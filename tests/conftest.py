@@ -4,6 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tests use tiny tensors: one intra-op thread is as fast and does not thrash a shared or
+# small CI machine (on a loaded 2-core box, 2 threads made a 4 s test take 53 s).
+torch.set_num_threads(1)
 
 # The read-only shared data (datasets, weights, docs) sits beside the repository: ../shared.
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -82,9 +82,15 @@ def _device(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
 
 
-def upscale(model: nn.Module, lr: np.ndarray) -> torch.Tensor:
+Predict = Callable[[torch.Tensor], torch.Tensor]  # N x C x H x W -> N x C x sH x sW, e.g. a Predictor
+
+
+def upscale(model: nn.Module, lr: np.ndarray, predict: Predict | None = None) -> torch.Tensor:
     """The model's output for one uint8 H x W x 3 LR image: float C x H' x W' on the CPU,
-    not yet rounded (the metrics round and clamp)."""
+    not yet rounded (the metrics round and clamp). `predict` (nasflow.inference.Predictor,
+    say) replaces the model's own forward when given."""
+    if predict is not None:
+        return predict(to_tensor(lr)[None])[0].float().cpu()
     device, dtype = _device(model)
     x = to_tensor(lr)[None].to(device=device, dtype=dtype)
     if device.type == "cpu":
@@ -99,9 +105,10 @@ def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
     return imresize_uint8(lr, float(scale), size=(lr.shape[0] * scale, lr.shape[1] * scale))
 
 
-def score_image(model: nn.Module, image: BenchImage, scale: int, bicubic: bool = True) -> ImageScore:
+def score_image(model: nn.Module, image: BenchImage, scale: int, bicubic: bool = True,
+                predict: Predict | None = None) -> ImageScore:
     start = time.perf_counter()
-    sr = upscale(model, image.lr)
+    sr = upscale(model, image.lr, predict)
     seconds = time.perf_counter() - start
     hr_shape = (image.hr.shape[2], image.hr.shape[0], image.hr.shape[1])
     if tuple(sr.shape) != hr_shape:
@@ -117,8 +124,10 @@ def score_image(model: nn.Module, image: BenchImage, scale: int, bicubic: bool =
 
 
 def evaluate_images(model: nn.Module, images: list[BenchImage], scale: int, name: str = "images",
-                    bicubic: bool = True, progress: Progress | None = None) -> BenchResult:
-    """Score already loaded (HR, LR) pairs; the model is put in eval mode.
+                    bicubic: bool = True, progress: Progress | None = None,
+                    predict: Predict | None = None) -> BenchResult:
+    """Score already loaded (HR, LR) pairs; the model is put in eval mode. `predict`, when
+    given, computes the outputs instead of the model (nasflow.inference.Predictor).
 
     On the CPU the model is also moved to channels-last memory format: convolutions run about
     twice as fast (measured on DLSR), and outputs agree to float rounding (1e-6 dB).
@@ -128,14 +137,15 @@ def evaluate_images(model: nn.Module, images: list[BenchImage], scale: int, name
         model.to(memory_format=torch.channels_last)
     result = BenchResult(name, scale)
     for i, image in enumerate(images):
-        result.images.append(score_image(model, image, scale, bicubic))
+        result.images.append(score_image(model, image, scale, bicubic, predict))
         if progress is not None:
             progress(i + 1, len(images))
     return result
 
 
 def evaluate_folder(model: nn.Module, folder: PathLike, scale: int, *, bicubic: bool = True,
-                    cache: LRCache | None = None, progress: Progress | None = None) -> BenchResult:
+                    cache: LRCache | None = None, progress: Progress | None = None,
+                    predict: Predict | None = None) -> BenchResult:
     """Score `model` on every image of a folder of HR images (the set is named by the folder)."""
     images = load_benchmark(folder, scale, cache)
-    return evaluate_images(model, images, scale, Path(folder).name, bicubic, progress)
+    return evaluate_images(model, images, scale, Path(folder).name, bicubic, progress, predict)

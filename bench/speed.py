@@ -1,0 +1,158 @@
+"""nasflow's speed against the plain implementation, side by side in one run (by hand, never
+in tests):
+
+    python bench/speed.py --threads 2                      # the README's figures
+    python bench/speed.py --batch 4 --channels 16 --steps 1 --reps 1 --json out.json
+
+1. Seconds per MiLeNAS search step on the DLSR supernet (space.yaml), the plain path (every
+   candidate separately, NCHW fp32, three forward/backward passes) and then each lever added
+   on top of the previous one, so each lever's gain shows: fused kernels, channels_last,
+   reuse_forward, bf16 autocast. The configurations are timed in one process, round-robin.
+   Peak memory: each configuration runs again alone in a fresh process, and its peak resident
+   set size (ru_maxrss) is read before the first step (model, optimizers, data) and after two.
+2. Seconds per image of derived DLSR x2 on a 640x360 image: plain eager fp32 NCHW against
+   the Predictor backends (nasflow/inference.py), with max |diff| and PSNR against the HR.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+# Cumulative: each row adds one lever to the row above. "default" marks nasflow's default
+# on the CPU (SearchConfig: fuse on, channels_last auto = on; reuse_forward and amp opt-in).
+SEARCH_ROWS: list[tuple[str, dict[str, Any]]] = [
+    ("plain (no fuse, NCHW fp32)", dict(fuse=False, channels_last=False, reuse_forward=False, amp="none")),
+    ("+ fused kernels", dict(fuse=True, channels_last=False, reuse_forward=False, amp="none")),
+    ("+ channels_last  [default]", dict(fuse=True, channels_last=True, reuse_forward=False, amp="none")),
+    ("+ reuse_forward", dict(fuse=True, channels_last=True, reuse_forward=True, amp="none")),
+    ("+ bf16 autocast", dict(fuse=True, channels_last=True, reuse_forward=True, amp="bf16")),
+]
+
+
+def search_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Time: every configuration in this process, stepped round-robin (step i of each, then
+    step i + 1), so a machine whose load changes slows them alike. Memory: each configuration
+    alone in a fresh process (a warm-up step and one more), its peak RSS read there."""
+    from search_step import StepBench
+
+    base = {"batch": args.batch, "channels": args.channels, "patch": args.patch, "scale": args.scale,
+            "steps": args.steps, "threads": args.threads}
+    rows = [{"name": name, **levers} for name, levers in SEARCH_ROWS]
+    for row in rows:
+        print(f"  peak memory: {row['name']} ...", file=sys.stderr, flush=True)
+        cfg = {**base, **{k: row[k] for k in SEARCH_ROWS[0][1]}, "steps": 1}
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        proc = subprocess.run([sys.executable, str(HERE / "search_step.py"), json.dumps(cfg)],
+                              capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            row["error"] = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+            continue
+        mem = json.loads(proc.stdout.strip().splitlines()[-1])
+        row.update(peak_rss_mb=mem["peak_rss_mb"], setup_rss_mb=mem["setup_rss_mb"])
+    benches = [(row, StepBench({**base, **{k: row[k] for k in SEARCH_ROWS[0][1]}})) for row in rows
+               if "error" not in row]
+    for i in range(args.steps + 1):
+        print(f"  search step {i} of {args.steps} (0 warms up), every configuration ...", file=sys.stderr, flush=True)
+        for row, bench in benches:
+            seconds, cpu = bench.step(i)
+            if i > 0:
+                row.setdefault("times", []).append(seconds)
+                row.setdefault("cpu_times", []).append(cpu)
+    for row, bench in benches:
+        row["s_per_step"] = statistics.median(row["times"])
+        row["cpu_s_per_step"] = statistics.median(row["cpu_times"])
+        row["first_loss"] = bench.first_loss
+    return rows
+
+
+def print_search(rows: list[dict[str, Any]]) -> None:
+    base = rows[0]
+    print(f"\nMiLeNAS search step, DLSR supernet: {_search_caption}")
+    print(f"{'configuration':30s} {'s/step':>8s} {'speed-up':>9s} {'CPU s':>8s} {'CPU x':>7s} "
+          f"{'peak RSS MB':>12s} {'step MB':>8s} {'loss diff':>10s}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['name']:30s} failed: {r['error']}")
+            continue
+        step_mb = r["peak_rss_mb"] - r["setup_rss_mb"]
+        diff = (r["first_loss"] - base["first_loss"]) / base["first_loss"]
+        print(f"{r['name']:30s} {r['s_per_step']:8.2f} {base['s_per_step'] / r['s_per_step']:8.2f}x "
+              f"{r['cpu_s_per_step']:8.2f} {base['cpu_s_per_step'] / r['cpu_s_per_step']:6.2f}x "
+              f"{r['peak_rss_mb']:12.0f} {step_mb:8.0f} {diff:+10.1e}")
+    print("s/step: median wall time, configurations stepped round-robin in one process; CPU s: the\n"
+          "process's CPU time per step (all threads); peak RSS: ru_maxrss of\n"
+          "a fresh process per configuration; step MB: its growth over two steps (the activations);\n"
+          "loss diff: the first step's train loss relative to plain (same weights, arch and batch).")
+
+
+def print_inference(result: dict[str, Any]) -> None:
+    rows = result["rows"]
+    base = rows[0]
+    print(f"\nDerived DLSR x{_scale} inference, {result['image']} ({result['weights']})")
+    print(f"{'backend':16s} {'s/image':>8s} {'speed-up':>9s} {'CPU s':>7s} {'CPU x':>7s} "
+          f"{'max|diff|':>10s} {'PSNR dB':>8s} {'dPSNR':>8s}")
+    for r in rows:
+        label = f"{r['backend']} {r['dtype']}"
+        if "error" in r:
+            print(f"{label:16s} unavailable: {r['error'][:100]}")
+            continue
+        print(f"{label:16s} {r['s_per_image']:8.3f} {base['s_per_image'] / r['s_per_image']:8.2f}x "
+              f"{r['cpu_s_per_image']:7.2f} {base['cpu_s_per_image'] / r['cpu_s_per_image']:6.2f}x "
+              f"{r['max_abs_diff']:10.2e} {r['psnr']:8.3f} {r['psnr'] - base['psnr']:+8.4f}")
+
+
+_search_caption = ""
+_scale = 2
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    global _search_caption, _scale
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--channels", type=int, default=48)
+    parser.add_argument("--patch", type=int, default=64, help="HR patch side")
+    parser.add_argument("--scale", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3, help="timed search steps (after one warm-up step)")
+    parser.add_argument("--reps", type=int, default=3, help="timed inference runs per backend")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", choices=["search", "inference"], help="run one half only")
+    parser.add_argument("--backends", default="eager,compile,onnx,eager-bf16",
+                        help="inference backends beside plain, BACKEND or BACKEND-bf16, comma-separated")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    _scale = args.scale
+    _search_caption = (f"C{args.channels}, batch {args.batch}, HR patch {args.patch}, x{args.scale}, "
+                       f"{args.threads} threads, median of {args.steps} steps")
+    out: dict[str, Any] = {"args": vars(args) | {"json": str(args.json) if args.json else None},
+                           "torch": torch.__version__}
+    if args.only != "inference":
+        out["search"] = search_rows(args)
+        print_search(out["search"])
+    if args.only != "search":
+        import inference_speed
+
+        print("  inference ...", file=sys.stderr, flush=True)
+        backends = [tuple(b.split("-")) if "-" in b else (b, "fp32") for b in args.backends.split(",") if b]
+        out["inference"] = inference_speed.run(args.scale, args.channels, args.reps, backends)
+        print_inference(out["inference"])
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()
