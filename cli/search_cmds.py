@@ -12,7 +12,7 @@ from nasflow.cost import parse_size
 from nasflow.derive_run import derive_from_arch, derive_genotype, derive_run
 from nasflow.errors import NasflowError
 from nasflow.load import load_space
-from nasflow.presets import apply_preset, preset_section
+from nasflow.presets import apply_preset, exclusive_options, preset_section
 from nasflow.runs import RunDir
 from nasflow import distributed
 from nasflow.multiseed import SeedOutcome, parse_seeds, run_seeds, seed_dir
@@ -150,7 +150,7 @@ def search(
         space_file = load_space(space)
         used, settings = preset_section(task or space_file.task, preset, "search")
         if used is not None:
-            changes = apply_preset(settings, changes, space_file.params)
+            changes = apply_preset(settings, changes, space_file.params, exclusive_options(task or space_file.task))
             console.print(f"preset [bold]{used}[/] of task {task or space_file.task} (flags override it; "
                           "--preset paper: the paper's settings)", highlight=False)
         config = SearchConfig.build(changes)

@@ -10,7 +10,7 @@ import typer
 from nasflow import distributed
 from nasflow.errors import NasflowError
 from nasflow.load import load_space
-from nasflow.presets import apply_preset, preset_section
+from nasflow.presets import apply_preset, exclusive_options, preset_section
 from nasflow.space import Space
 from nasflow.train import run_train
 from nasflow.train_config import TrainConfig, preset_changes
@@ -94,7 +94,7 @@ def train(
         base = preset_changes(used, settings) if used is not None else {}
         if lr is not None:
             changes["optim"] = {**base.get("optim", {}), "lr": lr}
-        changes = apply_preset(base, changes, space.params)
+        changes = apply_preset(base, changes, space.params, exclusive_options(task or space.task))
         if used is not None:
             console.print(f"preset [bold]{used}[/] of task {task or space.task} (flags override it; "
                           "--preset paper: the paper's settings)", highlight=False)

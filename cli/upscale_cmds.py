@@ -56,11 +56,16 @@ def upscale(
     tile: Annotated[int, typer.Option(help="LR tile side in pixels; bounds memory for any image size.")] = 256,
     overlap: Annotated[int, typer.Option(help="LR pixels each tile reads beyond the part it writes.")] = 32,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ... Default: cuda if available.")] = None,
+    backend: Annotated[Optional[str], typer.Option(
+        help="plain, eager, compile or onnx (nasflow.inference). Default: the fastest exact one "
+             "(onnx on the CPU when onnxruntime is installed, else eager).")] = None,
+    dtype: Annotated[str, typer.Option(help="fp32, or bf16 (eager / compile; not exact).")] = "fp32",
 ) -> None:
     """Super-resolve images with a model, tiled with overlap (same result as untiled to
     within 0.01 dB); writes PNG files."""
     from nasflow.spaces.dlsr.data import load_rgb
     from nasflow.spaces.dlsr.images import save_rgb
+    from nasflow.inference import default_backend
     from nasflow.spaces.dlsr.tiling import model_predictor, upscale_image
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -71,7 +76,7 @@ def upscale(
         raise NasflowError(f"model '{space.name}' scales by {factor}, not an integer factor")
     scale = int(factor)
     pairs = collect_inputs(inputs, out)
-    predict = model_predictor(model)
+    predict = model_predictor(model, backend or default_backend(dev), dtype)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         job = bar.add_task(f"upscaling x{scale}", total=len(pairs))

@@ -44,18 +44,30 @@ def preset_section(task: str | None, preset: str | None, section: str) -> tuple[
     return preset, dict(presets[preset].get(section, {}))
 
 
+def exclusive_options(task: str | None) -> tuple[tuple[str, ...], ...]:
+    """Groups of task options of which one at most may be given (a task factory's
+    `exclusive_options` attribute, e.g. SR's (("patch", "lr_patch"),))."""
+    return tuple(getattr(get_task_factory(task), "exclusive_options", ())) if task else ()
+
+
 def apply_preset(preset: Mapping[str, Any], given: Mapping[str, Any],
-                 space_params: Iterable[str] | None = None) -> dict[str, Any]:
+                 space_params: Iterable[str] | None = None,
+                 exclusive: Iterable[Iterable[str]] = ()) -> dict[str, Any]:
     """The preset's settings updated with the user's; `overrides` and `task_options` are
     merged key by key. A preset's override of a param the space does not declare is dropped
     (a preset is written for its task's usual space); the user's are kept, so a misspelt
-    --set still fails loudly."""
+    --set still fails loudly. A user's task option of an `exclusive` group replaces the
+    preset's options of that group (--task-opt patch=96 over a preset's lr_patch)."""
     out = {**preset, **given}
     for key in MERGED_KEYS:
         mine = dict(preset.get(key) or {})
         if key == "overrides" and space_params is not None:
             known = set(space_params)
             mine = {k: v for k, v in mine.items() if k in known}
+        if key == "task_options":
+            for group in map(set, exclusive):
+                if group & set(given.get(key) or {}):
+                    mine = {k: v for k, v in mine.items() if k not in group}
         merged = {**mine, **(given.get(key) or {})}
         if merged:
             out[key] = merged

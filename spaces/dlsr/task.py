@@ -107,6 +107,8 @@ class SRTask:
 
     name: ClassVar[str] = "sr"
     presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = PRESETS
+    # A user's --task-opt patch=96 replaces a preset's lr_patch, and the other way round.
+    exclusive_options: ClassVar[tuple[tuple[str, ...], ...]] = (("patch", "lr_patch"),)
 
     def __init__(self, data: str | None = None, *, valid_data: str | None = None,
                  valid_fraction: float = 0.13, scale: int | None = None, patch: int | None = None,

@@ -45,24 +45,12 @@ DEFAULT_OVERLAP = 32  # LR pixels; measured (module docstring): 16 is as good, 8
 DEFAULT_ALIGN = 6
 
 
-def model_predictor(model: nn.Module) -> Predict:
-    """`model` as a Predict: eval mode, no autograd, on the model's device; channels-last on
-    the CPU (convolutions about twice as fast there)."""
-    param = next(iter(model.parameters()), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None else torch.float32
-    model.eval()
-    if device.type == "cpu":
-        model.to(memory_format=torch.channels_last)
+def model_predictor(model: nn.Module, backend: str = "eager", dtype: str = "fp32") -> Predict:
+    """`model` as a Predict through nasflow.inference (eval mode, no autograd, channels-last
+    on the CPU; "onnx" / "compile" for the fast backends)."""
+    from nasflow.inference import Predictor
 
-    def predict(lr: Tensor) -> Tensor:
-        x = lr.to(device=device, dtype=dtype)
-        if device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            return model(x)
-
-    return predict
+    return Predictor(model, backend, dtype)
 
 
 def tile_spans(size: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int, int, int]]:

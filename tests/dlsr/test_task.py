@@ -225,6 +225,19 @@ def test_presets_default_to_quick_and_flags_override() -> None:
         preset_section("sr", "fast", "search")
 
 
+def test_a_user_patch_replaces_the_preset_lr_patch() -> None:
+    """The paper's train preset sets lr_patch (HR patch by scale); --task-opt patch=96 must
+    win instead of colliding with it, and the task then sees one of the two."""
+    from nasflow.presets import exclusive_options
+
+    _, train = preset_section("sr", "paper", "train")
+    merged = apply_preset(train, {"task_options": {"patch": 96}}, ["channels", "scale"], exclusive_options("sr"))
+    assert merged["task_options"] == {"patch": 96, "mu": 0.2}
+    assert SRTask(**merged["task_options"], space_params={"scale": 2}, workers=0).patch == 96
+    kept = apply_preset(train, {"task_options": {"mu": 0.1}}, ["scale"], exclusive_options("sr"))
+    assert kept["task_options"] == {"lr_patch": 64, "mu": 0.1}
+
+
 # --- a real (tiny) search -------------------------------------------------------------------
 def test_tiny_search_on_the_dlsr_space_derives_a_valid_architecture(images: Path, tmp_path: Path) -> None:
     config = SearchConfig(space=str(SPACE), overrides={"channels": 4}, steps=3, warmup=1, batch_size=2,

@@ -111,16 +111,19 @@ def test_cli_upscales_files_and_folders(model_dir: Path, tmp_path: Path) -> None
     assert a.shape == (140, 180, 3) and b.shape == (80, 120, 3)
     # one file to one named file, with the pixels the model gives untiled (channels-last
     # convolutions may round a .5 the other way: one level at most)
-    one = tmp_path / "one.png"
-    result = runner.invoke(app, ["upscale", str(model_dir), str(pics / "a.png"), "-o", str(one)])
-    assert result.exit_code == 0, result.output
+    from nasflow.inference import onnx_available
+    from nasflow.spaces.dlsr.images import to_image
+
     model, _, _ = load_model(model_dir)
     with torch.inference_mode():
         ref = model(to_tensor(img[:70, :90])[None])
-    from nasflow.spaces.dlsr.images import to_image
-
-    diff = np.abs(np.asarray(Image.open(one)).astype(int) - to_image(ref).astype(int))
-    assert diff.max() <= 1 and diff.mean() < 1e-3
+    for backend in ["eager", "onnx"] if onnx_available() else ["eager"]:
+        one = tmp_path / f"one-{backend}.png"
+        result = runner.invoke(app, ["upscale", str(model_dir), str(pics / "a.png"), "-o", str(one),
+                                     "--backend", backend])
+        assert result.exit_code == 0, result.output
+        diff = np.abs(np.asarray(Image.open(one)).astype(int) - to_image(ref).astype(int))
+        assert diff.max() <= 1 and diff.mean() < 1e-3, backend
 
 
 def test_cli_errors_are_clear(model_dir: Path, tmp_path: Path) -> None:
