@@ -13,14 +13,13 @@ from __future__ import annotations
 import faulthandler
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import torch.multiprocessing as mp
+from spawn_ranks import spawn_ranks
 from synthetic import GlobalBatchTask, PlantedTask, fast_config, planted_space
 
 from nasflow.distributed import DistContext, _shard, cleanup, setup, single
@@ -37,11 +36,6 @@ def config(**changes: Any):
     return fast_config(**{"strategy": "milenas", "steps": STEPS, "warmup": 4, "batch_size": 8,
                           "log_every": 4, "checkpoint_every": 5, "snapshot_steps": [8], **changes})
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -98,8 +92,7 @@ def _worker(rank: int, port: int, tmp: str) -> None:
 @pytest.fixture(scope="module")
 def dist_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
     tmp = tmp_path_factory.mktemp("dist")
-    mp.spawn(_worker, args=(free_port(), str(tmp)), nprocs=WORLD, join=True)
-    return tmp, [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    return tmp, spawn_ranks(_worker, tmp, WORLD)
 
 
 @pytest.mark.parametrize("name, task", [("full", PlantedTask), ("global", GlobalBatchTask)])

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import torch.multiprocessing as mp
+from spawn_ranks import spawn_ranks
 from synthetic import PlantedTask
 from test_train import planted_arch
 
@@ -37,11 +36,6 @@ def config(**changes: Any) -> TrainConfig:
                           "lr_halve_every": 4, "seed": 0, "device": "cpu", "validate_every": 5,
                           "log_every": 5, "checkpoint_every": 4, **changes})
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -70,8 +64,7 @@ def _worker(rank: int, port: int, tmp: str) -> None:
 @pytest.fixture(scope="module")
 def dist_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
     tmp = tmp_path_factory.mktemp("dist-train")
-    mp.spawn(_worker, args=(free_port(), str(tmp)), nprocs=WORLD, join=True)
-    return tmp, [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    return tmp, spawn_ranks(_worker, tmp, WORLD)
 
 
 def test_two_ranks_train_as_one_process_with_the_same_global_batch(dist_runs, tmp_path):
