@@ -44,7 +44,11 @@ def test_train_x2_then_eval_then_warm_start_x3(tmp_path: Path, images: Path) -> 
     assert "final psnr" in out and str(x2 / "model") in out.replace("\n", "")
     # the quick preset of the SR task applied below the explicit flags
     config = TrainConfig.model_validate_json((x2 / "config.json").read_text())
-    assert config.steps == 3 and config.batch_size == 2 and config.lr_halve_every == 250
+    from nasflow.spaces.dlsr.presets import PRESETS
+
+    quick = PRESETS["quick"]["train"]
+    assert config.steps == 3 and config.batch_size == 2
+    assert config.lr_halve_every == quick["lr_halve_every"] and config.optim.lr == quick["lr"]
     assert config.task_options == {"patch": 32, "data": str(images), "ssim": False}
     model, space, meta = load_model(x2 / "model")
     assert space.params == {"channels": 4, "scale": 2} and meta["scale"] == 2 and meta["steps"] == 3
