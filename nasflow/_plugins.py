@@ -10,7 +10,7 @@ from importlib.metadata import entry_points
 from typing import TypeVar
 
 from .errors import NasflowError
-from .registry import Registry
+from .registry import Registry, UnknownNameError
 
 T = TypeVar("T")
 
@@ -18,7 +18,8 @@ T = TypeVar("T")
 def lookup(registry: Registry[T], group: str, name: str) -> T:
     if name in registry:
         return registry.get(name)
-    for ep in entry_points(group=group):
+    found = entry_points(group=group)
+    for ep in found:
         if ep.name == name:
             return ep.load()
     if ":" in name:
@@ -27,4 +28,5 @@ def lookup(registry: Registry[T], group: str, name: str) -> T:
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
             raise NasflowError(f"cannot load {registry.kind} '{name}': {exc}") from None
-    return registry.get(name)  # raises UnknownNameError, suggesting close names
+    raise UnknownNameError(registry.unknown_message(name, [ep.name for ep in found])
+                           + "; or name one as 'module:attr'")

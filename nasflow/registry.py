@@ -3,7 +3,7 @@ regularizers, tasks): duplicates raise, unknown names suggest close matches."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from .errors import NasflowError
@@ -37,10 +37,12 @@ class Registry(Generic[T]):
         except KeyError:
             raise UnknownNameError(self.unknown_message(name)) from None
 
-    def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, self._items, n=3)
+    def unknown_message(self, name: str, also: Iterable[str] = ()) -> str:
+        """`also`: names found elsewhere (entry points) that the user could have meant."""
+        known = sorted({*self._items, *also})
+        close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        return f"unknown {self.kind} '{name}'{hint} (known: {', '.join(sorted(self._items))})"
+        return f"unknown {self.kind} '{name}'{hint} (known: {', '.join(known)})"
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -22,15 +22,14 @@ keep working: the engine then cuts each rank's share from the global batch itsel
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 from collections.abc import Iterator, Mapping
-from importlib.metadata import entry_points
 from typing import Any, Callable, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
 from .errors import NasflowError
+from ._plugins import lookup
 from .registry import Registry
 from .space import Space
 
@@ -62,19 +61,8 @@ TASKS: Registry[TaskFactory] = Registry("task")
 
 
 def get_task_factory(name: str) -> TaskFactory:
-    """A task factory by registered name, entry point, or 'module:attr'."""
-    if name in TASKS:
-        return TASKS.get(name)
-    for ep in entry_points(group="nasflow.tasks"):
-        if ep.name == name:
-            return ep.load()
-    if ":" in name:
-        module, _, attr = name.partition(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise NasflowError(f"cannot load task '{name}': {exc}") from None
-    raise NasflowError(TASKS.unknown_message(name) + "; or name one as 'module:attr'")
+    """A task factory by registered name, `nasflow.tasks` entry point, or 'module:attr'."""
+    return lookup(TASKS, "nasflow.tasks", name)
 
 
 def accepted_options(factory: TaskFactory) -> list[str] | None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from .config import AdamConfig, OptionValue
+from .config import AdamConfig, OptionValue, RunConfig
 from .errors import NasflowError
 
 
-class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class TrainConfig(RunConfig):
+    KIND: ClassVar[str] = "train"
 
     # what is trained, on what
     arch: str | None = None  # the architecture file the run started from; the run keeps a copy
@@ -45,25 +45,6 @@ class TrainConfig(BaseModel):
     # (validation runs with the RNG state saved and restored around it).
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
         {"arch", "steps", "validate_every", "log_every", "checkpoint_every", "device"})
-
-    @classmethod
-    def build(cls, data: dict[str, Any]) -> TrainConfig:
-        """Validate user-given config data; errors name the field and the problem."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "config"
-            msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
-            raise NasflowError(f"train config: {where}: {msg}") from None
-
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    def differences(self, other: TrainConfig) -> dict[str, tuple[Any, Any]]:
-        """{field: (self's value, other's value)} for fields that would change the training."""
-        mine, theirs = self.to_json(), other.to_json()
-        return {k: (mine[k], theirs[k]) for k in mine if k not in self.RESUMABLE and mine[k] != theirs[k]}
 
     def lr_at(self, step: int) -> float:
         """The learning rate of the step after `step` steps (what the schedule gives)."""
