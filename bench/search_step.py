@@ -2,8 +2,8 @@
 
     python bench/search_step.py '{"fuse": true, "channels_last": true, ...}'
 
-prints one JSON line: seconds per MiLeNAS step, the process's peak RSS (ru_maxrss) before
-the first step and after the last, and the first step's train loss (computed at the same
+prints one JSON line: seconds per MiLeNAS step (wall and CPU), the process's peak RSS
+(ru_maxrss) before the first step and after the last, and the first step's train loss (computed at the same
 initial weights, arch and batch in every configuration, so configurations compare on it).
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ class StepBench:
     def __init__(self, cfg: dict[str, Any]) -> None:
         from nasflow.config import SearchConfig
         from nasflow.graph import build_graph
-        from nasflow.levers import prepare_model, wrap_loss
+        from nasflow.levers import keep_freed_memory, prepare_model, wrap_loss
         from nasflow.load import load_space
         from nasflow.regularizers import get_regularizer
         from nasflow.spaces.dlsr.loss import SRLoss
@@ -72,6 +72,8 @@ class StepBench:
                               steps=cfg["steps"] + 1, device="cpu")
         torch.manual_seed(0)  # the same initial weights and arch in every configuration
         self.model = prepare_model(compile_graph(graph, fuse=config.fuse), bool(config.channels_last)).train()
+        if cfg.get("keep_memory", True):  # process-wide: every configuration of a run shares it
+            keep_freed_memory(torch.device("cpu"))
         criterion = SRLoss(0.2)
 
         def sr_loss(net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -102,9 +104,11 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Alone in this process: warm-up step + cfg["steps"] timed steps, and the peak RSS."""
     bench = StepBench(cfg)
     setup_mb = _rss_mb()
-    times = [bench.step(i)[0] for i in range(cfg["steps"] + 1)][1:]
+    steps = [bench.step(i) for i in range(cfg["steps"] + 1)][1:]
+    times, cpu_times = [s for s, _ in steps], [c for _, c in steps]
     return {"s_per_step": statistics.median(times) if times else None, "times": times,
-            "peak_rss_mb": _rss_mb(), "setup_rss_mb": setup_mb, "first_loss": bench.first_loss}
+            "cpu_times": cpu_times, "peak_rss_mb": _rss_mb(), "setup_rss_mb": setup_mb,
+            "first_loss": bench.first_loss}
 
 
 if __name__ == "__main__":

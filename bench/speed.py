@@ -7,9 +7,9 @@ in tests):
 1. Seconds per MiLeNAS search step on the DLSR supernet (space.yaml), the plain path (every
    candidate separately, NCHW fp32, three forward/backward passes) and then each lever added
    on top of the previous one, so each lever's gain shows: fused kernels, channels_last,
-   reuse_forward, bf16 autocast. The configurations are timed in one process, round-robin.
-   Peak memory: each configuration runs again alone in a fresh process, and its peak resident
-   set size (ru_maxrss) is read before the first step (model, optimizers, data) and after two.
+   reuse_forward, bf16 autocast. Each configuration runs alone in a fresh process (warm-up
+   step, then the timed ones), where its peak resident set size (ru_maxrss) is read before
+   the first step (model, optimizers, data) and after the last.
 2. Seconds per image of derived DLSR x2 on a 640x360 image: plain eager fp32 NCHW against
    the Predictor backends (nasflow/inference.py), with max |diff| and PSNR against the HR.
 """
@@ -39,38 +39,37 @@ SEARCH_ROWS: list[tuple[str, dict[str, Any]]] = [
 
 
 def search_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Time: every configuration in this process, stepped round-robin (step i of each, then
-    step i + 1), so a machine whose load changes slows them alike. Memory: each configuration
-    alone in a fresh process (a warm-up step and one more), its peak RSS read there."""
-    from search_step import StepBench
-
+    """Each configuration alone in a fresh process (bench/search_step.py): a warm-up step,
+    then `steps` timed ones, and its peak RSS. One process per configuration, because in a
+    shared one they disturb each other: oneDNN's primitive cache (1024 entries) overflows
+    and the allocator's free lists mix, which slowed the plain path by ~20%. `rounds`
+    repeats the sequence, interleaved, so a machine whose load changes slows all alike; the
+    reported time is the median over every round's steps."""
     base = {"batch": args.batch, "channels": args.channels, "patch": args.patch, "scale": args.scale,
-            "steps": args.steps, "threads": args.threads}
+            "steps": args.steps, "threads": args.threads, "keep_memory": args.malloc == "kept"}
     rows = [{"name": name, **levers} for name, levers in SEARCH_ROWS]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    for r in range(args.rounds):
+        for row in rows:
+            if "error" in row:
+                continue
+            print(f"  round {r + 1} of {args.rounds}: {row['name']} ...", file=sys.stderr, flush=True)
+            cfg = {**base, **{k: row[k] for k in SEARCH_ROWS[0][1]}}
+            proc = subprocess.run([sys.executable, str(HERE / "search_step.py"), json.dumps(cfg)],
+                                  capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                row["error"] = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+                continue
+            got = json.loads(proc.stdout.strip().splitlines()[-1])
+            row.setdefault("times", []).extend(got["times"])
+            row.setdefault("cpu_times", []).extend(got["cpu_times"])
+            row["peak_rss_mb"] = max(row.get("peak_rss_mb", 0.0), got["peak_rss_mb"])
+            row["setup_rss_mb"] = got["setup_rss_mb"]
+            row["first_loss"] = got["first_loss"]
     for row in rows:
-        print(f"  peak memory: {row['name']} ...", file=sys.stderr, flush=True)
-        cfg = {**base, **{k: row[k] for k in SEARCH_ROWS[0][1]}, "steps": 1}
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        proc = subprocess.run([sys.executable, str(HERE / "search_step.py"), json.dumps(cfg)],
-                              capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            row["error"] = (proc.stderr.strip().splitlines() or ["failed"])[-1]
-            continue
-        mem = json.loads(proc.stdout.strip().splitlines()[-1])
-        row.update(peak_rss_mb=mem["peak_rss_mb"], setup_rss_mb=mem["setup_rss_mb"])
-    benches = [(row, StepBench({**base, **{k: row[k] for k in SEARCH_ROWS[0][1]}})) for row in rows
-               if "error" not in row]
-    for i in range(args.steps + 1):
-        print(f"  search step {i} of {args.steps} (0 warms up), every configuration ...", file=sys.stderr, flush=True)
-        for row, bench in benches:
-            seconds, cpu = bench.step(i)
-            if i > 0:
-                row.setdefault("times", []).append(seconds)
-                row.setdefault("cpu_times", []).append(cpu)
-    for row, bench in benches:
-        row["s_per_step"] = statistics.median(row["times"])
-        row["cpu_s_per_step"] = statistics.median(row["cpu_times"])
-        row["first_loss"] = bench.first_loss
+        if "error" not in row:
+            row["s_per_step"] = statistics.median(row["times"])
+            row["cpu_s_per_step"] = statistics.median(row["cpu_times"])
     return rows
 
 
@@ -88,9 +87,9 @@ def print_search(rows: list[dict[str, Any]]) -> None:
         print(f"{r['name']:30s} {r['s_per_step']:8.2f} {base['s_per_step'] / r['s_per_step']:8.2f}x "
               f"{r['cpu_s_per_step']:8.2f} {base['cpu_s_per_step'] / r['cpu_s_per_step']:6.2f}x "
               f"{r['peak_rss_mb']:12.0f} {step_mb:8.0f} {diff:+10.1e}")
-    print("s/step: median wall time, configurations stepped round-robin in one process; CPU s: the\n"
-          "process's CPU time per step (all threads); peak RSS: ru_maxrss of\n"
-          "a fresh process per configuration; step MB: its growth over two steps (the activations);\n"
+    print("s/step: median wall time, each configuration alone in a fresh process; CPU s: the\n"
+          "process's CPU time per step (all threads); peak RSS: ru_maxrss of that process;\n"
+          "step MB: its growth over the steps (the activations);\n"
           "loss diff: the first step's train loss relative to plain (same weights, arch and batch).")
 
 
@@ -123,9 +122,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--patch", type=int, default=64, help="HR patch side")
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3, help="timed search steps (after one warm-up step)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every search configuration, interleaved")
     parser.add_argument("--reps", type=int, default=3, help="timed inference runs per backend")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", choices=["search", "inference"], help="run one half only")
+    parser.add_argument("--malloc", choices=["kept", "default"], default="kept",
+                        help="kept: nasflow's keep_freed_memory (levers.py) for every configuration, "
+                             "plain included; default: glibc's own thresholds")
     parser.add_argument("--backends", default="eager,compile,onnx,eager-bf16",
                         help="inference backends beside plain, BACKEND or BACKEND-bf16, comma-separated")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     _scale = args.scale
     _search_caption = (f"C{args.channels}, batch {args.batch}, HR patch {args.patch}, x{args.scale}, "
-                       f"{args.threads} threads, median of {args.steps} steps")
+                       f"{args.threads} threads, median of {args.steps} steps, malloc {args.malloc}")
     out: dict[str, Any] = {"args": vars(args) | {"json": str(args.json) if args.json else None},
                            "torch": torch.__version__}
     if args.only != "inference":

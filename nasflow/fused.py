@@ -5,10 +5,10 @@ larger kernels. Results equal the plain path up to float rounding (tests: 1e-4 r
   softmax-weighted sum of their kernels, zero-padded to the largest size: a 7x7 conv
   instead of 1x1 + 3x3 + 5x5 + 7x7 (49 instead of 84 multiply-adds per weight pair).
 - The ReLU that opens every separable and dilated candidate is computed once.
-- The separable candidates run as one batch: depthwise kernels padded to one size and
-  stacked along channels, pointwise convs as one grouped conv, and the last pointwise convs
-  as one conv whose input blocks are scaled by each candidate's weight, which also sums
-  them. The dilated candidates likewise.
+- The last pointwise convs of the separable candidates are one conv whose input blocks are
+  scaled by each candidate's weight, which also sums them. The dilated candidates likewise.
+- Depthwise convs differentiate through nasflow.depthwise, whose CPU backward avoids
+  oneDNN's slow paths (5x5, 7x7 and dilated kernels).
 - Anything else (identity, user ops) runs on its own, as in the plain path.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .depthwise import depthwise_conv
 from .graph import GNode
 from .ops import OPS
 from .supernet import MixedOp
@@ -78,10 +79,8 @@ class FusedMixedOp(MixedOp):
         hs = []
         for i in self.sep_idx:
             s = self._mods[i]
-            k = s[1].kernel_size[0]
-            h = F.conv2d(r, s[1].weight, padding=k // 2, groups=self.c_in)
-            h = F.relu(F.conv2d(h, s[2].weight))
-            hs.append(F.conv2d(h, s[4].weight, padding=k // 2, groups=self.c_in))
+            h = F.relu(F.conv2d(depthwise_conv(r, s[1].weight), s[2].weight))
+            hs.append(depthwise_conv(h, s[4].weight))
         return self._weighted_pointwise(hs, [self._mods[i][5].weight for i in self.sep_idx],
                                         w[self.sep_idx])
 
@@ -89,7 +88,7 @@ class FusedMixedOp(MixedOp):
         hs = []
         for i in self.dil_idx:
             dw = self._mods[i][1]
-            hs.append(F.conv2d(r, dw.weight, padding=dw.padding, dilation=dw.dilation, groups=self.c_in))
+            hs.append(depthwise_conv(r, dw.weight, dw.dilation[0]))
         return self._weighted_pointwise(hs, [self._mods[i][2].weight for i in self.dil_idx],
                                         w[self.dil_idx])
 

@@ -29,7 +29,7 @@ from .distributed import (DistContext, any_rank, broadcast_, current, gather_obj
                           shard, wrap)
 from .errors import CheckpointError, NasflowError, RunError
 from .graph import Graph, build_graph
-from .levers import prepare_model, use_channels_last, wrap_loss
+from .levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from .load import load_space
 from .regularizers import get_regularizer
 from .runs import RunDir
@@ -252,6 +252,7 @@ class _Search:
         self.model = compile_graph(self.graph, fuse=config.fuse).to(self.device)
         channels_last = use_channels_last(config.channels_last, self.device)
         prepare_model(self.model, channels_last)
+        keep_freed_memory(self.device)
         self.model.train()
         w, a = config.weights_optim, config.arch_optim
         # Two optimizers over disjoint parameter sets: arch params never get a weights step.

@@ -20,9 +20,10 @@ import torch
 
 from .checkpoint import rng_state, seed_everything, set_rng_state
 from .distributed import DistContext, any_rank, current, gather_object, mean_scalars, on_main, wrap
+from .depthwise import use_fast_depthwise
 from .errors import CheckpointError, NasflowError, RunError
 from .graph import Graph, build_graph
-from .levers import prepare_model, use_channels_last, wrap_loss
+from .levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from .load import load_space
 from .modeldir import save_model
 from .search import _StopFlag, _Stream, resolve_device
@@ -149,6 +150,8 @@ class _Train:
         self.init_meta: dict[str, Any] | None = self.init.to_json() if self.init is not None else None
         channels_last = use_channels_last(config.channels_last, self.device)
         prepare_model(self.model, channels_last)
+        keep_freed_memory(self.device)
+        use_fast_depthwise(self.model)  # its faster CPU backward; the stock conv elsewhere
         self.model.train()
         self.ddp = wrap(self.model, ctx)  # DDP broadcasts rank 0's weights to every rank
         self.loss = wrap_loss(task.loss, channels_last=channels_last, amp=config.amp, device=self.device)

@@ -92,3 +92,15 @@ def test_search_step_levers_equal_plain():
     for name, p0 in params0.items():
         torch.testing.assert_close(params1[name], p0, rtol=1e-4, atol=1e-4 * (p0.abs().max().item() + 1e-12),
                                    msg=name)
+
+
+def test_keep_freed_memory_applies_to_the_cpu_only():
+    import platform
+    import sys
+
+    from nasflow.levers import keep_freed_memory
+
+    assert keep_freed_memory(torch.device("meta")) is False
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert keep_freed_memory(torch.device("cpu")) is True
+        assert keep_freed_memory(torch.device("cpu")) is True  # idempotent
