@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing_extensions import Self  # typing.Self is 3.11+; pydantic depends on typing_extensions
 
 from .errors import NasflowError
 

@@ -61,7 +61,7 @@ def _env_int(name: str) -> int:
         ) from None
 
 
-def _resolve_device(device: str, local_rank: int, distributed: bool) -> torch.device:
+def resolve_device(device: str, local_rank: int = 0, distributed: bool = False) -> torch.device:
     """'auto' picks cuda when present; under torchrun each process takes cuda:LOCAL_RANK."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -87,8 +87,8 @@ def current(device: str = "auto") -> DistContext:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local,
-                           device=_resolve_device(device, local, distributed=True))
-    return single(_resolve_device(device, 0, distributed=False))
+                           device=resolve_device(device, local, distributed=True))
+    return single(resolve_device(device, 0, distributed=False))
 
 
 def launched_by_torchrun() -> bool:
@@ -103,9 +103,9 @@ def setup(device: str = "auto") -> DistContext:
     returns the same context (the search and train commands may both call it).
     """
     if not launched_by_torchrun():
-        return single(_resolve_device(device, 0, distributed=False))
+        return single(resolve_device(device, 0, distributed=False))
     rank, world, local = _env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_RANK")
-    dev = _resolve_device(device, local, distributed=world > 1)
+    dev = resolve_device(device, local, distributed=world > 1)
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
         kwargs: dict[str, Any] = {"backend": backend, "timeout": timedelta(minutes=30)}

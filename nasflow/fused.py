@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from .depthwise import depthwise_conv
 from .graph import GNode
@@ -42,7 +42,6 @@ class FusedMixedOp(MixedOp):
         self.conv_idx, self.sep_idx, self.dil_idx = groups["conv"], groups["sep"], groups["dil"]
         self.kernel = {name: max((families[g.candidates[i]][1] for i in idx), default=0)
                        for name, idx in groups.items()}
-        self.c_in = g.c_in[0]
         self._mods = list(self.ops.values())
 
     def forward(self, x: Tensor, weights: Tensor) -> Tensor:

@@ -18,12 +18,13 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from torch import Tensor
+from typing_extensions import Self  # typing.Self is 3.11+
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import SearchConfig
+from .config import RunConfig, SearchConfig
 from .derive import Genotype
 from .errors import CheckpointError, RunError
 from .graph import Graph
@@ -48,7 +49,18 @@ def write_text_atomic(path: Path, text: str) -> None:
             tmp.unlink()
 
 
-class RunDir:
+C = TypeVar("C", bound=RunConfig)
+
+
+class RunFiles(Generic[C]):
+    """The files every run has (config, space, metrics, checkpoint), for a config class C.
+    RunDir is a search run; TrainRunDir (train_run.py) a training run."""
+
+    CONFIG: ClassVar[type[RunConfig]]  # C itself (a ClassVar cannot name a type variable)
+    KIND: ClassVar[str]  # in messages: "'x' is not a search run"
+    HOLDS: ClassVar[str] = "space"  # what space.yaml holds, in messages
+    WRONG_KIND_HINT: ClassVar[str] = ""  # said when config.json does not parse as CONFIG
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
@@ -69,9 +81,6 @@ class RunDir:
     def checkpoint_path(self) -> Path:
         return self.path / CHECKPOINT
 
-    def snapshot_path(self, step: int) -> Path:
-        return self.path / SNAPSHOTS / f"step_{step:06d}.safetensors"
-
     # --- creating and opening ----------------------------------------------------------------
     @staticmethod
     def check_free(path: str | Path) -> None:
@@ -81,34 +90,35 @@ class RunDir:
                            "or choose another --out")
 
     @classmethod
-    def create(cls, path: str | Path, config: SearchConfig, space: Space) -> RunDir:
+    def create(cls, path: str | Path, config: C, space: Space) -> Self:
         cls.check_free(path)
         run = cls(path)
         run.path.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run.space_path, space.to_yaml())
-        write_text_atomic(run.config_path, json.dumps(config.to_json(), indent=2) + "\n")
+        run.write_config(config)
         return run
 
     @classmethod
-    def open(cls, path: str | Path) -> RunDir:
+    def open(cls, path: str | Path) -> Self:
         run = cls(path)
         if not run.path.is_dir():
             raise RunError(f"run directory '{run.path}' does not exist")
         for p in (run.config_path, run.space_path):
             if not p.is_file():
-                raise RunError(f"'{run.path}' is not a search run: it has no {p.name}")
+                raise RunError(f"'{run.path}' is not a {cls.KIND} run: it has no {p.name}")
         return run
 
-    def config(self) -> SearchConfig:
+    def config(self) -> C:
         try:
-            return SearchConfig.model_validate_json(self.config_path.read_text())
+            return cast(C, self.CONFIG.model_validate_json(self.config_path.read_text()))
         except ValueError as exc:
-            raise RunError(f"'{self.config_path}' is not a valid search config: {exc}") from None
+            raise RunError(f"'{self.config_path}' is not a valid {self.CONFIG.KIND} config ({exc})"
+                           f"{self.WRONG_KIND_HINT.format(path=self.path)}") from None
 
     def space(self) -> Space:
         return Space.from_yaml(self.space_path)
 
-    def write_config(self, config: SearchConfig) -> None:
+    def write_config(self, config: C) -> None:
         write_text_atomic(self.config_path, json.dumps(config.to_json(), indent=2) + "\n")
 
     # --- metrics -----------------------------------------------------------------------------
@@ -128,7 +138,7 @@ class RunDir:
         kept = [r for r in self.read_metrics() if r["step"] <= step]
         write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
 
-    # --- checkpoints and snapshots --------------------------------------------------------------
+    # --- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
         save_checkpoint(self.checkpoint_path, tensors, state)
 
@@ -137,6 +147,16 @@ class RunDir:
 
     def load_checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         return load_checkpoint(self.checkpoint_path)
+
+
+class RunDir(RunFiles[SearchConfig]):
+    """A search run: the shared files, and arch snapshots to derive from."""
+
+    CONFIG = SearchConfig
+    KIND = "search"
+
+    def snapshot_path(self, step: int) -> Path:
+        return self.path / SNAPSHOTS / f"step_{step:06d}.safetensors"
 
     def save_snapshot(self, step: int, arch: dict[str, Tensor], genotype: Genotype) -> None:
         path = self.snapshot_path(step)

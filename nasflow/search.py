@@ -9,33 +9,30 @@ its checkpoint exactly as if it had not stopped (RNG and data streams included).
 """
 from __future__ import annotations
 
-import inspect
 import math
 import signal
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
-from torch import Tensor
 
-from .checkpoint import rng_state, seed_everything, set_rng_state
+from .checkpoint import seed_everything
 from .config import SearchConfig
 from .derive import Genotype, genotype_from_arch
-from .distributed import (DistContext, any_rank, broadcast_, current, gather_object, mean_scalars, on_main,
-                          shard, wrap)
-from .errors import CheckpointError, NasflowError, RunError
+from .distributed import DistContext, any_rank, broadcast_, current, mean_scalars, on_main, wrap
+from .errors import CheckpointError, NasflowError
 from .graph import Graph, build_graph
 from .levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from .load import load_space
+from .loop import (BatchStream, StopFlag, check_batch_splits, gather_rank_states, open_run, rank_state, record_run,
+                   restore_rank_state, run_device)
 from .regularizers import get_regularizer
 from .runs import RunDir
 from .space import Space
 from .supernet import Supernet, compile_graph
-from .task import Batch, Task, make_task
+from .task import Task, make_task
 
 
 class Reporter(Protocol):
@@ -75,33 +72,14 @@ def run_search(config: SearchConfig, run_dir: str | Path, *, space: Space | None
     where rank 0 runs) and reports progress; the others get what they need from it.
     """
     ctx = ctx if ctx is not None else current(config.device)
-    if config.batch_size % ctx.world_size:  # checked before any rank waits on another
-        raise NasflowError(f"batch size {config.batch_size} does not split over {ctx.world_size} "
-                           f"processes: use a multiple of {ctx.world_size} (--batch is the global batch)")
-    if resume:
-        def open_run() -> Space:
-            run = RunDir.open(run_dir)
-            _check_resumable(run, config, space)
-            return run.space()
-
-        space = on_main(open_run, ctx)
-    else:
-        on_main(lambda: RunDir.check_free(run_dir), ctx)
-        space = _resolve_space(config, space)
-    task = task if task is not None else make_task(config.task, config.task_options, space)
+    check_batch_splits(config.batch_size, ctx)
+    searched = open_run(RunDir, run_dir, config, resume, ctx, lambda: _resolve_space(config, space),
+                        given=space is not None)
+    task = task if task is not None else make_task(config.task, config.task_options, searched)
     # Built before any file is written, so a bad strategy or space leaves no run behind.
-    search = _Search(config, space, task, reporter if ctx.is_main else None, ctx)
-    if resume:
-        on_main(lambda: RunDir(run_dir).write_config(config), ctx)  # e.g. more steps
-    else:
-        on_main(lambda: RunDir.create(run_dir, config, space), ctx)
+    search = _Search(config, searched, task, reporter if ctx.is_main else None, ctx)
+    record_run(RunDir, run_dir, config, searched, resume, ctx)
     return search.run(RunDir(run_dir), resume, stop_at)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _resolve_space(config: SearchConfig, space: Space | None) -> Space:
@@ -110,117 +88,6 @@ def _resolve_space(config: SearchConfig, space: Space | None) -> Space:
             raise NasflowError("no space to search: give a space file")
         return load_space(config.space, config.overrides)
     return space.with_params(config.overrides) if config.overrides else space
-
-
-def _check_resumable(run: RunDir, config: SearchConfig, space: Space | None) -> None:
-    diff = run.config().differences(config)
-    if diff:
-        detail = "; ".join(f"{k}: run {a!r}, now {b!r}" for k, (a, b) in diff.items())
-        raise RunError(f"cannot resume '{run.path}': the config differs ({detail}); resume with "
-                       "the run's settings or start a new run with another --out")
-    if space is not None:  # otherwise the run's own space.yaml is the space
-        given = _resolve_space(config, space)
-        if given.to_data() != run.space().to_data():
-            raise RunError(f"cannot resume '{run.path}': space '{given.name}' differs from the "
-                           f"run's {run.space_path.name}; resume without a space or start a new run")
-
-
-# --- data streams ---------------------------------------------------------------------------
-class _Stream:
-    """A task's endless batch iterator, counted so a resumed run reads the same batches.
-
-    If the iterator has state_dict() / load_state_dict() (say, the state of its RNG), that
-    state is checkpointed; otherwise resuming replays the stream to where it stopped.
-    """
-
-    def __init__(self, task: Task, split: str, batch_size: int, seed: int, device: torch.device,
-                 ctx: DistContext) -> None:
-        self.iterator: Iterator[Batch] = iter(_rank_batches(task, split, batch_size, seed, ctx))
-        self.split, self.device, self.consumed = split, device, 0
-
-    def next(self) -> Batch:
-        batch = next(self.iterator)
-        self.consumed += 1
-        return _to_device(batch, self.device)
-
-    def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"consumed": self.consumed}
-        if hasattr(self.iterator, "state_dict"):
-            state["iterator"] = self.iterator.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "iterator" in state and hasattr(self.iterator, "load_state_dict"):
-            self.iterator.load_state_dict(state["iterator"])
-        else:
-            for _ in range(state["consumed"]):
-                next(self.iterator)
-        self.consumed = state["consumed"]
-
-
-def _rank_batches(task: Task, split: str, batch_size: int, seed: int, ctx: DistContext) -> Iterator[Batch]:
-    """This rank's share of each global batch of `batch_size`: from the task itself when its
-    batches() takes rank / world_size, else cut from the global batch (samples i = rank mod W)."""
-    if not ctx.enabled:
-        return task.batches(split, batch_size, seed)
-    params = inspect.signature(task.batches).parameters
-    if {"rank", "world_size"} <= params.keys():
-        return task.batches(split, batch_size, seed, rank=ctx.rank, world_size=ctx.world_size)
-    return _Sharded(iter(task.batches(split, batch_size, seed)), ctx)
-
-
-class _Sharded:
-    """A global batch stream cut to this rank's share; its state is the global stream's."""
-
-    def __init__(self, iterator: Iterator[Batch], ctx: DistContext) -> None:
-        self.iterator, self.ctx = iterator, ctx
-        if hasattr(iterator, "state_dict") and hasattr(iterator, "load_state_dict"):
-            self.state_dict = iterator.state_dict
-            self.load_state_dict = iterator.load_state_dict
-
-    def __iter__(self) -> _Sharded:
-        return self
-
-    def __next__(self) -> Batch:
-        return shard(next(self.iterator), self.ctx)
-
-
-def _to_device(batch: Batch, device: torch.device) -> Batch:
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
-
-
-# --- Ctrl-C -------------------------------------------------------------------------------
-class _StopFlag:
-    """The first Ctrl-C asks the loop to stop after the current step (and save); a second
-    one interrupts at once. Only the main thread can install signal handlers.
-
-    Under torchrun SIGTERM counts too: torchrun answers a Ctrl-C by sending its workers
-    SIGTERM (and SIGKILL 30 s later), which would otherwise end them before they save.
-    """
-
-    def __init__(self, signals: tuple[signal.Signals, ...] = (signal.SIGINT,)) -> None:
-        self.requested = False
-        self.signals = signals
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handle) for s in self.signals}
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        signal.signal(signum, self._previous[signum])
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
 
 
 # --- the loop -------------------------------------------------------------------------------
@@ -241,7 +108,7 @@ class _Search:
         from nasflow.strategies import get_strategy
 
         self.config, self.task, self.reporter, self.ctx = config, task, reporter, ctx
-        self.device = ctx.device if ctx.enabled else resolve_device(config.device)
+        self.device = run_device(config.device, ctx)
         self.graph = build_graph(space)
         if not self.graph.decisions:
             raise NasflowError(f"space '{space.name}' has no choice and no dense node with topk "
@@ -267,38 +134,21 @@ class _Search:
             broadcast_(self.model.arch_parameters(), ctx)
             arch_names = [n for n, _ in self.model.named_parameters() if n.startswith("arch.")]
             self.strategy.distribute(wrap(self.model, ctx, ignore=arch_names), ctx)
-        self.train = _Stream(task, "train", config.batch_size, config.seed, self.device, ctx)
-        self.valid = _Stream(task, "valid", config.batch_size, config.seed, self.device, ctx)
+        self.train = BatchStream(task, "train", config.batch_size, config.seed, self.device, ctx)
+        self.valid = BatchStream(task, "valid", config.batch_size, config.seed, self.device, ctx)
+        self.streams = {"train": self.train, "valid": self.valid}
         self.step = 0
         self.saved_step = -1  # the step the last checkpoint written or read holds
 
     # --- state ------------------------------------------------------------------------------
-    def local_state(self) -> dict[str, Any]:
-        """What may differ between ranks: RNG, data streams, the task's own state."""
-        state: dict[str, Any] = {
-            "rng": rng_state(),
-            "data": {"train": self.train.state_dict(), "valid": self.valid.state_dict()},
-        }
-        if hasattr(self.task, "state_dict"):  # a task with its own RNG (augmentation, say)
-            state["task"] = self.task.state_dict()
-        return state
-
     def save(self) -> None:
-        local = self.local_state()
-        ranks = gather_object(local, self.ctx)  # a collective: every rank takes part
+        state = gather_rank_states(rank_state(self.streams, self.task), self.ctx)
         self.saved_step = self.step
-        if not self.ctx.is_main:
+        if state is None:  # not rank 0
             return
         tensors = {f"weights.{k}": v for k, v in self.model.weights_state_dict().items()}
         tensors.update(self.model.arch_state_dict())
-        state: dict[str, Any] = {
-            "step": self.step,
-            "optim_weights": self.w_opt.state_dict(),
-            "optim_arch": self.a_opt.state_dict(),
-            **local,  # rank 0's, where a single-process run keeps its own
-        }
-        if self.ctx.enabled:
-            state["ranks"] = ranks
+        state.update(step=self.step, optim_weights=self.w_opt.state_dict(), optim_arch=self.a_opt.state_dict())
         self.run_dir.save_checkpoint(tensors, state)
 
     def load(self) -> None:
@@ -312,15 +162,7 @@ class _Search:
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint '{self.run_dir.checkpoint_path}' does not fit this "
                                   f"run's supernet: {exc}") from None
-        # Each rank continues from its own state; resumed on another number of processes (or
-        # from a single-process run), every rank takes rank 0's, as a fresh run starts them alike.
-        ranks = state.get("ranks") or []
-        local = ranks[self.ctx.rank] if len(ranks) == self.ctx.world_size else state
-        self.train.load_state_dict(local["data"]["train"])
-        self.valid.load_state_dict(local["data"]["valid"])
-        if "task" in local and hasattr(self.task, "load_state_dict"):
-            self.task.load_state_dict(local["task"])
-        set_rng_state(local["rng"])  # last: the replay above may draw from the global RNG
+        restore_rank_state(state, self.streams, self.task, self.ctx)
         self.step = self.saved_step = int(state["step"])
 
     def genotype(self) -> Genotype:
@@ -343,7 +185,7 @@ class _Search:
         count, tick = 0, time.perf_counter()
         try:
             stop_signals = (signal.SIGINT, signal.SIGTERM) if self.ctx.enabled else (signal.SIGINT,)
-            with _StopFlag(stop_signals) as stop:
+            with StopFlag(stop_signals) as stop:
                 while self.step < cfg.steps and not self.stopping(stop) and self.step != stop_at:
                     logs = self.one_step()
                     self.step += 1
@@ -379,7 +221,7 @@ class _Search:
         first = self.run_dir.read_metrics()
         return first[0]["softmax"] if first else {}
 
-    def stopping(self, stop: _StopFlag) -> bool:
+    def stopping(self, stop: StopFlag) -> bool:
         """Ctrl-C may reach some ranks only, or at different steps: all stop when one asks."""
         return any_rank(stop.requested, self.ctx)
 
@@ -406,4 +248,4 @@ class _Search:
         return geno
 
 
-__all__ = ["Reporter", "SearchConfig", "SearchResult", "make_task", "resolve_device", "run_search"]
+__all__ = ["Reporter", "SearchConfig", "SearchResult", "make_task", "run_search"]

@@ -19,14 +19,15 @@ from typing import Any, Protocol
 import torch
 
 from .checkpoint import rng_state, seed_everything, set_rng_state
-from .distributed import DistContext, any_rank, current, gather_object, mean_scalars, on_main, wrap
 from .depthwise import use_fast_depthwise
-from .errors import CheckpointError, NasflowError, RunError
+from .distributed import DistContext, any_rank, current, mean_scalars, on_main, wrap
+from .errors import CheckpointError, NasflowError
 from .graph import Graph, build_graph
 from .levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from .load import load_space
+from .loop import (BatchStream, StopFlag, check_batch_splits, gather_rank_states, open_run, rank_state, record_run,
+                   restore_rank_state, run_device)
 from .modeldir import save_model
-from .search import _StopFlag, _Stream, resolve_device
 from .space import Space
 from .supernet import Supernet, compile_graph
 from .task import Task, make_task
@@ -76,19 +77,9 @@ def run_train(config: TrainConfig, run_dir: str | Path, *, arch: Space | None = 
     computes its share. Rank 0 alone reads and writes the run directory, validates and reports.
     """
     ctx = ctx if ctx is not None else current(config.device)
-    if config.batch_size % ctx.world_size:  # checked before any rank waits on another
-        raise NasflowError(f"batch size {config.batch_size} does not split over {ctx.world_size} "
-                           f"processes: use a multiple of {ctx.world_size} (--batch is the global batch)")
-    if resume:
-        def open_run() -> Space:
-            run = TrainRunDir.open(run_dir)
-            _check_resumable(run, config, arch)
-            return run.space()
-
-        space = on_main(open_run, ctx)
-    else:
-        on_main(lambda: TrainRunDir.check_free(run_dir), ctx)
-        space = resolve_arch(config, arch)
+    check_batch_splits(config.batch_size, ctx)
+    space = open_run(TrainRunDir, run_dir, config, resume, ctx, lambda: resolve_arch(config, arch),
+                     given=arch is not None)
     graph = build_graph(space)
     check_no_choices(graph)
     task = task if task is not None else make_task(config.task, config.task_options, space)
@@ -96,10 +87,7 @@ def run_train(config: TrainConfig, run_dir: str | Path, *, arch: Space | None = 
     restart = resume and on_main(TrainRunDir(run_dir).has_checkpoint, ctx)
     # Built before any file is written, so a bad arch, task or --init-from leaves no run behind.
     loop = _Train(config, graph, task, ctx, reporter if ctx.is_main else None, warm=not restart)
-    if resume:
-        on_main(lambda: TrainRunDir(run_dir).write_config(config), ctx)  # e.g. more steps
-    else:
-        on_main(lambda: TrainRunDir.create(run_dir, config, space), ctx)
+    record_run(TrainRunDir, run_dir, config, space, resume, ctx)
     return loop.run(TrainRunDir(run_dir), restart, stop_at)
 
 
@@ -124,17 +112,6 @@ def check_no_choices(graph: Graph) -> None:
                            "derived arch.yaml")
 
 
-def _check_resumable(run: TrainRunDir, config: TrainConfig, arch: Space | None) -> None:
-    diff = run.config().differences(config)
-    if diff:
-        detail = "; ".join(f"{k}: run {a!r}, now {b!r}" for k, (a, b) in diff.items())
-        raise RunError(f"cannot resume '{run.path}': the config differs ({detail}); resume with "
-                       "the run's settings or start a new run with another --out")
-    if arch is not None and resolve_arch(config, arch).to_data() != run.space().to_data():
-        raise RunError(f"cannot resume '{run.path}': architecture '{arch.name}' differs from the run's "
-                       f"{run.space_path.name}; resume without an architecture or start a new run")
-
-
 # --- the loop -------------------------------------------------------------------------------
 class _Train:
     run_dir: TrainRunDir  # set by run(): the run directory is created once the loop is built
@@ -142,7 +119,7 @@ class _Train:
     def __init__(self, config: TrainConfig, graph: Graph, task: Task, ctx: DistContext,
                  reporter: TrainReporter | None, warm: bool = True) -> None:
         self.config, self.graph, self.task, self.ctx, self.reporter = config, graph, task, ctx, reporter
-        self.device = ctx.device if ctx.enabled else resolve_device(config.device)
+        self.device = run_device(config.device, ctx)
         seed_everything(config.seed)
         self.model: Supernet = compile_graph(graph).to(self.device)
         self.init = warm_start(self.model, config.init_from) if config.init_from and warm else None
@@ -158,34 +135,22 @@ class _Train:
         o = config.optim
         self.opt = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=config.lr_halve_every, gamma=0.5)
-        self.train = _Stream(task, "train", config.batch_size, config.seed, self.device, ctx)
+        self.train = BatchStream(task, "train", config.batch_size, config.seed, self.device, ctx)
+        self.streams = {"train": self.train}
         self.step = 0
         self.saved_step = -1  # the step the last checkpoint written or read holds
         self.valid: dict[str, float] = {}  # the last validation (rank 0's, on every rank)
         self.best: dict[str, Any] | None = None
 
     # --- state ------------------------------------------------------------------------------
-    def local_state(self) -> dict[str, Any]:
-        """What may differ between ranks: RNG, the data stream, the task's own state."""
-        state: dict[str, Any] = {"rng": rng_state(), "data": self.train.state_dict()}
-        if hasattr(self.task, "state_dict"):  # a task with its own RNG (augmentation, say)
-            state["task"] = self.task.state_dict()
-        return state
-
     def save(self) -> None:
-        local = self.local_state()
-        ranks = gather_object(local, self.ctx)  # a collective: every rank takes part
+        state = gather_rank_states(rank_state(self.streams, self.task), self.ctx)
         self.saved_step = self.step
-        if not self.ctx.is_main:
+        if state is None:  # not rank 0
             return
         tensors = {f"weights.{k}": v for k, v in self.model.state_dict().items()}
-        state: dict[str, Any] = {
-            "step": self.step, "optim": self.opt.state_dict(), "sched": self.sched.state_dict(),
-            "best": self.best, "valid": self.valid, "init": self.init_meta,
-            **local,  # rank 0's, where a single-process run keeps its own
-        }
-        if self.ctx.enabled:
-            state["ranks"] = ranks
+        state.update(step=self.step, optim=self.opt.state_dict(), sched=self.sched.state_dict(),
+                     best=self.best, valid=self.valid, init=self.init_meta)
         self.run_dir.save_checkpoint(tensors, state)
 
     def load(self) -> None:
@@ -198,14 +163,7 @@ class _Train:
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint '{self.run_dir.checkpoint_path}' does not fit this "
                                   f"run's architecture: {exc}") from None
-        # Each rank continues from its own state; resumed on another number of processes (or
-        # from a single-process run), every rank takes rank 0's, as a fresh run starts them alike.
-        ranks = state.get("ranks") or []
-        local = ranks[self.ctx.rank] if len(ranks) == self.ctx.world_size else state
-        self.train.load_state_dict(local["data"])
-        if "task" in local and hasattr(self.task, "load_state_dict"):
-            self.task.load_state_dict(local["task"])
-        set_rng_state(local["rng"])  # last: the replay above may draw from the global RNG
+        restore_rank_state(state, self.streams, self.task, self.ctx)
         self.step = self.saved_step = int(state["step"])
         self.best, self.valid, self.init_meta = state["best"], state["valid"], state.get("init")
 
@@ -223,7 +181,7 @@ class _Train:
         sums: dict[str, float] = {}
         count, tick = 0, time.perf_counter()
         try:
-            with _StopFlag() as stop:
+            with StopFlag() as stop:
                 # any_rank: Ctrl-C may reach only some processes; all stop after the same step.
                 while self.step < cfg.steps and not any_rank(stop.requested, self.ctx) and self.step != stop_at:
                     logs = self.one_step()

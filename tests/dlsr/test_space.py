@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from counting import counted_madds
 
-from nasflow.cost import graph_cost, input_size_for_output
+from nasflow.cost import graph_cost
 from nasflow.derive import Genotype, derive_space, inherit_weights
 from nasflow.graph import build_graph
 from nasflow.load import load_space
