@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 import typer
 from rich.console import Console
 
+from nasflow import distributed
+from nasflow.distributed import DistContext
 from nasflow.errors import NasflowError
 from nasflow.registry import UnknownNameError
 
@@ -31,6 +36,30 @@ def parse_sets(items: list[str] | None) -> dict[str, int]:
         except ValueError:
             raise NasflowError(f"--set '{item}': value must be an integer") from None
     return out
+
+
+class _Finished(Protocol):
+    finished: bool
+
+
+R = TypeVar("R", bound=_Finished)
+
+
+def on_ranks(device: str, out: Path, run_in: Callable[[Path, DistContext], R]) -> R | None:
+    """Run `run_in(out, ctx)` in the torchrun job if there is one (joined here: gloo on CPU,
+    nccl on GPUs), else alone. Rank 0 gets the result to report; the other ranks None, or
+    exit 130 when the run was stopped early, as rank 0 does after reporting."""
+    ctx = distributed.setup(device)
+    try:
+        out = distributed.broadcast_object(out, ctx)  # rank 0's default name, not each rank's clock
+        result = run_in(out, ctx)
+    finally:
+        distributed.cleanup(ctx)
+    if ctx.is_main:
+        return result
+    if not result.finished:
+        raise typer.Exit(130)
+    return None
 
 
 def run(argv: list[str] | None = None) -> None:

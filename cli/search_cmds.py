@@ -19,7 +19,7 @@ from nasflow.multiseed import SeedOutcome, parse_seeds, run_seeds, seed_dir
 from nasflow.report import build_report
 from nasflow.search import run_search
 
-from .app import app, console, parse_sets
+from .app import app, console, on_ranks, parse_sets
 from .report_cmds import report_table
 from .search_view import RichReporter, cost_table, softmax_table
 
@@ -163,17 +163,10 @@ def search(
         return
     if parallel is not None:
         raise NasflowError("--parallel runs several seeds at a time: give --seeds too")
-    # Under torchrun: join the job (gloo on CPU, nccl on GPUs); alone: a no-op.
-    ctx = distributed.setup(config.device)
-    try:
-        out = distributed.broadcast_object(out, ctx)  # rank 0's default name, not each rank's clock
-        reporter = None if quiet or not ctx.is_main else RichReporter(console)
-        result = run_search(config, out, space=given_space, resume=resume, reporter=reporter, ctx=ctx)
-    finally:
-        distributed.cleanup(ctx)
-    if not ctx.is_main:  # rank 0 alone reports
-        if not result.finished:
-            raise typer.Exit(130)
+    result = on_ranks(config.device, out, lambda out, ctx: run_search(
+        config, out, space=given_space, resume=resume, ctx=ctx,
+        reporter=None if quiet or not ctx.is_main else RichReporter(console)))
+    if result is None:  # rank 0 alone reports
         return
     console.print(f"run directory: [bold]{result.run_dir}[/]")
     try:

@@ -7,7 +7,6 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from nasflow import distributed
 from nasflow.errors import NasflowError
 from nasflow.load import load_space
 from nasflow.presets import apply_preset, exclusive_options, preset_section
@@ -16,7 +15,7 @@ from nasflow.train import run_train
 from nasflow.train_config import TrainConfig, preset_changes
 from nasflow.train_run import TrainRunDir
 
-from .app import app, console, parse_sets
+from .app import app, console, on_ranks, parse_sets
 from .search_cmds import parse_options
 from .train_view import TrainReporter, summary_table, warm_start_lines
 
@@ -100,17 +99,10 @@ def train(
                           "--preset paper: the paper's settings)", highlight=False)
         config = TrainConfig.build(changes)
         out = out or Path("runs") / f"{arch.stem}-train-{time.strftime('%Y%m%d-%H%M%S')}"
-    # Under torchrun: join the job (gloo on CPU, nccl on GPUs); alone: a no-op.
-    ctx = distributed.setup(config.device)
-    try:
-        out = distributed.broadcast_object(out, ctx)  # rank 0's default name, not each rank's clock
-        reporter = None if quiet or not ctx.is_main else TrainReporter(console)
-        result = run_train(config, out, arch=given_arch, resume=resume, reporter=reporter, ctx=ctx)
-    finally:
-        distributed.cleanup(ctx)
-    if not ctx.is_main:  # rank 0 alone reports
-        if not result.finished:
-            raise typer.Exit(130)
+    result = on_ranks(config.device, out, lambda out, ctx: run_train(
+        config, out, arch=given_arch, resume=resume, ctx=ctx,
+        reporter=None if quiet or not ctx.is_main else TrainReporter(console)))
+    if result is None:  # rank 0 alone reports
         return
     console.print(summary_table(result))
     if result.init is not None:
