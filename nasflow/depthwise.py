@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from .custom_grad import wanted
+
 
 def depthwise_conv(x: Tensor, weight: Tensor, dilation: int = 1) -> Tensor:
     """F.conv2d(x, weight, padding=dilation * (k // 2), dilation=dilation, groups=C), for a
@@ -66,27 +68,11 @@ class _DepthwiseConv(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         d, k, c = ctx.dilation, weight.shape[-1], x.shape[1]
         grad_x = grad_w = None
-        if _wanted(ctx, 0):
+        if wanted(ctx, 0):
             grad_x = F.conv2d(grad, weight.flip(-2, -1), padding=d * (k // 2), dilation=d, groups=c)
-        if _wanted(ctx, 1):
+        if wanted(ctx, 1):
             grad_w = _weight_grad(x, grad, k, d)
         return grad_x, grad_w, None
-
-
-def _wanted(ctx: Any, i: int) -> bool:
-    """Whether this backward needs the gradient of input i. needs_input_grad only says the
-    input requires grad; a backward with `inputs=` (the arch steps: alpha, not the weights)
-    may not need it, which built-in ops know from the engine and a custom Function must ask."""
-    if not ctx.needs_input_grad[i]:
-        return False
-    node = ctx.next_functions[i][0]
-    will_run = getattr(torch._C, "_will_engine_execute_node", None)  # torch.autograd.graph uses it
-    if node is None or will_run is None:
-        return True
-    try:
-        return bool(will_run(node))
-    except RuntimeError:  # a leaf that autograd.grad() was asked for: it is wanted
-        return True
 
 
 class FastDepthwiseConv2d(nn.Conv2d):

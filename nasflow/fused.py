@@ -3,7 +3,8 @@ larger kernels. Results equal the plain path up to float rounding (tests: 1e-4 r
 
 - Candidates linear in the same input (conv 1x1 .. 7x7) are one conv with the
   softmax-weighted sum of their kernels, zero-padded to the largest size: a 7x7 conv
-  instead of 1x1 + 3x3 + 5x5 + 7x7 (49 instead of 84 multiply-adds per weight pair).
+  instead of 1x1 + 3x3 + 5x5 + 7x7 (49 instead of 84 multiply-adds per weight pair); its
+  arch gradient needs only the kernel gradient's centre (nasflow.merged_conv).
 - The ReLU that opens every separable and dilated candidate is computed once.
 - The last pointwise convs of the separable candidates are one conv whose input blocks are
   scaled by each candidate's weight, which also sums them. The dilated candidates likewise.
@@ -19,13 +20,9 @@ from torch import Tensor
 
 from .depthwise import depthwise_conv
 from .graph import GNode
+from .merged_conv import merged_conv
 from .ops import OPS
 from .supernet import MixedOp
-
-
-def _pad_to(kernel: Tensor, size: int) -> Tensor:
-    p = (size - kernel.shape[-1]) // 2
-    return F.pad(kernel, (p, p, p, p)) if p else kernel
 
 
 class FusedMixedOp(MixedOp):
@@ -40,8 +37,6 @@ class FusedMixedOp(MixedOp):
             fam = families[cand]
             (groups[fam[0]] if fam else self.others).append(i)
         self.conv_idx, self.sep_idx, self.dil_idx = groups["conv"], groups["sep"], groups["dil"]
-        self.kernel = {name: max((families[g.candidates[i]][1] for i in idx), default=0)
-                       for name, idx in groups.items()}
         self._mods = list(self.ops.values())
 
     def forward(self, x: Tensor, weights: Tensor) -> Tensor:
@@ -62,13 +57,10 @@ class FusedMixedOp(MixedOp):
         return self.act(out)
 
     def _convs(self, x: Tensor, w: Tensor) -> Tensor:
-        size = self.kernel["conv"]
         convs = [self._mods[i] for i in self.conv_idx]
-        kernels = torch.stack([_pad_to(m.weight, size) for m in convs])
-        kernel = torch.tensordot(w[self.conv_idx], kernels, dims=1)
+        out = merged_conv(x, w[self.conv_idx], [m.weight for m in convs])
         biases = [(w[i] * m.bias) for i, m in zip(self.conv_idx, convs) if m.bias is not None]
-        bias = torch.stack(biases).sum(0) if biases else None
-        return F.conv2d(x, kernel, bias, padding=size // 2)
+        return out + torch.stack(biases).sum(0).view(1, -1, 1, 1) if biases else out
 
     def _separable(self, r: Tensor, w: Tensor) -> Tensor:
         # Depthwise convs stay per candidate: batching them (padded, stacked) is slower on
