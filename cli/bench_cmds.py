@@ -19,7 +19,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "speed.py"
 def bench(ctx: typer.Context) -> None:
     """Seconds per search step and per image, plain vs nasflow's levers, as ratios. Takes
     bench/speed.py's options: --batch 16 --channels 48 --patch 64 --scale 2 --steps N
-    --reps N --threads 2 --only search|inference --json FILE (see --help there)."""
+    --rounds N --reps N --threads 2 --malloc kept|default --only search|inference --json FILE
+    (see --help there)."""
     if not SCRIPT.is_file():
         raise NasflowError(f"the benchmark script {SCRIPT} is missing: it ships with a checkout of "
                            "the repository (git clone, then pip install -e .)")

@@ -3,9 +3,9 @@
 oneDNN's depthwise kernels are fast forward, but backward they are fast only for
 undilated 3x3: the weight gradient of a 5x5 or 7x7 kernel, and both gradients of a dilated
 one, fall to its generic grouped-convolution kernel, which blocks channels by 16 and so
-does up to 16x the work. bench/depthwise.py measures it (16 x 48 x 32 x 32, 2 threads):
-the weight gradient of a 7x7 kernel 2.6 ms that way, 1.0 ms here; the input gradient of a
-dilated 5x5 1.6 ms that way, 0.14 ms here. Both gradients are computed with forward
+does up to 16x the work. bench/depthwise.py measures it (16 x 48 x 32 x 32, 2 threads,
+forward included): a 7x7 kernel's weight gradient 2.9 ms that way, 1.4 ms here; a dilated
+5x5's input gradient 1.8 ms that way, 0.4 ms here. Both gradients are computed with forward
 depthwise convolutions instead, the fast path:
 
 - input gradient: the forward conv of the output gradient with the flipped kernel (the
@@ -18,7 +18,7 @@ Values equal F.conv2d's gradients up to float rounding (tests: 1e-5 relative). O
 and for undilated 3x3 kernels, plain F.conv2d is used. The fused supernet calls
 `depthwise_conv`; training a derived model swaps its depthwise convs for
 `FastDepthwiseConv2d` (`use_fast_depthwise`): derived DLSR, batch 16, HR patch 96, 2 threads,
-0.47 -> 0.40 s a step.
+0.47 -> 0.39 s a step (bench/train_step.py).
 """
 from __future__ import annotations
 

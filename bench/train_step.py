@@ -1,0 +1,99 @@
+"""Seconds per training step of a derived model (nasflow train's step), stock PyTorch against
+nasflow's levers, each configuration alone in a fresh process (by hand, never in tests):
+
+    python bench/train_step.py --threads 2                    # derived DLSR x2, batch 16, patch 96
+    python bench/train_step.py --arch spaces/dlsr/dlsr-div.yaml --patch 64
+
+Rows, each adding one lever to the row above: plain (NCHW fp32, glibc's own malloc
+thresholds), + channels_last, + kept freed memory (levers.keep_freed_memory), + fast
+depthwise backward (depthwise.use_fast_depthwise). Loss: L1 + 0.2 HFEN on real Set5 patches.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+ROWS: list[tuple[str, dict[str, bool]]] = [
+    ("plain (NCHW fp32)", dict(channels_last=False, keep_memory=False, fast_depthwise=False)),
+    ("+ channels_last", dict(channels_last=True, keep_memory=False, fast_depthwise=False)),
+    ("+ keep freed memory", dict(channels_last=True, keep_memory=True, fast_depthwise=False)),
+    ("+ fast depthwise  [train default]", dict(channels_last=True, keep_memory=True, fast_depthwise=True)),
+]
+
+
+def one(cfg: dict[str, Any]) -> dict[str, Any]:
+    """One configuration in this process: a warm-up step, then cfg["steps"] timed ones."""
+    import torch
+
+    from nasflow.depthwise import use_fast_depthwise
+    from nasflow.graph import build_graph
+    from nasflow.levers import keep_freed_memory, prepare_model, to_channels_last
+    from nasflow.load import load_space
+    from nasflow.spaces.dlsr.loss import SRLoss
+    from nasflow.supernet import compile_graph
+    from search_step import real_patches
+
+    torch.set_num_threads(cfg["threads"])
+    torch.manual_seed(0)
+    model = prepare_model(compile_graph(build_graph(load_space(cfg["arch"]))), cfg["channels_last"]).train()
+    if cfg["keep_memory"]:
+        keep_freed_memory(torch.device("cpu"))
+    if cfg["fast_depthwise"]:
+        use_fast_depthwise(model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    criterion = SRLoss(0.2)
+    lr, hr = real_patches(cfg["batch"], cfg["patch"], 2, seed=0)
+    if cfg["channels_last"]:
+        lr, hr = to_channels_last((lr, hr))
+    times, losses = [], []
+    for _ in range(cfg["steps"] + 1):
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss, _ = criterion(model(lr), hr)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - start)
+        losses.append(float(loss))
+    return {"s_per_step": statistics.median(times[1:]), "first_loss": losses[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", default=str(ROOT / "spaces" / "dlsr" / "dlsr.yaml"))
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--patch", type=int, default=96, help="HR patch side (x2)")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    base = {"arch": args.arch, "batch": args.batch, "patch": args.patch, "steps": args.steps, "threads": args.threads}
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    results = []
+    for name, levers in ROWS:
+        print(f"  {name} ...", file=sys.stderr, flush=True)
+        proc = subprocess.run([sys.executable, __file__, "--one", json.dumps({**base, **levers})],
+                              capture_output=True, text=True, env=env, check=True)
+        results.append((name, json.loads(proc.stdout.strip().splitlines()[-1])))
+    print(f"\nTraining step, {Path(args.arch).name}: batch {args.batch}, HR patch {args.patch}, x2, "
+          f"{args.threads} threads, median of {args.steps} steps")
+    print(f"{'configuration':36s} {'s/step':>8s} {'speed-up':>9s} {'first loss':>12s}")
+    plain = results[0][1]["s_per_step"]
+    for name, r in results:
+        print(f"{name:36s} {r['s_per_step']:8.3f} {plain / r['s_per_step']:8.2f}x {r['first_loss']:12.4f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--one":
+        print(json.dumps(one(json.loads(sys.argv[2]))))
+    else:
+        main()
