@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import torch
 import typer
@@ -11,12 +11,24 @@ from rich.table import Table
 
 from nasflow.cost import graph_cost, input_size_for_output
 from nasflow.errors import NasflowError
-from nasflow.graph import build_graph
+from nasflow.graph import Graph, build_graph
 from nasflow.modeldir import load_model
 
 from .app import app, console
 
 _COST_OUTPUT = (720, 1280)  # (h, w): Multi-Adds are quoted for a 1280x720 output, as in the paper
+
+
+def load_sr_model(model_dir: Path, device: str | None) -> tuple[torch.nn.Module, Graph, dict[str, Any], str, int]:
+    """(model, graph, meta, device, scale) of a model directory, on `device` (default: cuda
+    when there is one); the scale is the model's integer upscaling factor."""
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, space, meta = load_model(model_dir, map_location=dev)
+    graph = build_graph(space)
+    factor = graph.nodes[graph.output].size
+    if factor.denominator != 1:
+        raise NasflowError(f"model '{space.name}' scales by {factor}, not an integer factor")
+    return model, graph, meta, dev, int(factor)
 
 
 @app.command("import")
@@ -60,13 +72,8 @@ def eval_(
     from nasflow.inference import Predictor, default_backend
     from nasflow.spaces.dlsr.evaluate import default_bench, evaluate_folder
 
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, space, meta = load_model(model_dir, map_location=dev)
-    graph = build_graph(space)
-    factor = graph.nodes[graph.output].size
-    if factor.denominator != 1:
-        raise NasflowError(f"model '{space.name}' scales by {factor}, not an integer factor")
-    model_scale = int(factor)
+    model, graph, meta, dev, model_scale = load_sr_model(model_dir, device)
+    space = graph.space
     if scale is not None and scale != model_scale:
         raise NasflowError(f"model '{space.name}' upscales x{model_scale} (its architecture fixes it), "
                            f"not x{scale}; drop --scale or pass --scale {model_scale}")

@@ -4,15 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
-import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nasflow.errors import NasflowError
-from nasflow.graph import build_graph
-from nasflow.modeldir import load_model
 
 from .app import app, console
+from .sr_cmds import load_sr_model
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -68,13 +66,7 @@ def upscale(
     from nasflow.inference import default_backend
     from nasflow.spaces.dlsr.tiling import model_predictor, upscale_image
 
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, space, _ = load_model(model_dir, map_location=dev)
-    graph = build_graph(space)
-    factor = graph.nodes[graph.output].size
-    if factor.denominator != 1:
-        raise NasflowError(f"model '{space.name}' scales by {factor}, not an integer factor")
-    scale = int(factor)
+    model, _, _, dev, scale = load_sr_model(model_dir, device)
     pairs = collect_inputs(inputs, out)
     predict = model_predictor(model, backend or default_backend(dev), dtype)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

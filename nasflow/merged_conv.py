@@ -84,19 +84,20 @@ class _MergedConv(torch.autograd.Function):
         if wanted(ctx, 0):
             grad_x = torch.ops.aten.convolution_backward(grad, x, merged, None, [1, 1], [size // 2] * 2, [1, 1],
                                                          False, [0, 0], 1, [True, False, False])[0]
+        want_w = wanted(ctx, 1)
         want_k = [wanted(ctx, 2 + j) for j in range(len(kernels))]
         smaller = [s for s in sizes if s < size]
         # The centre suffices when no kernel's gradient is asked for (an arch step), one kernel
         # alone has the largest size, and its weight is not 0 (it is divided by).
         centre = (not any(want_k) and sizes.count(size) == 1 and bool(smaller)
                   and float(w[sizes.index(size)]) > 0.0)
-        if any(want_k) or (wanted(ctx, 1) and not centre):
+        if any(want_k) or (want_w and not centre):
             full = _weight_grad(grad, x, tuple(merged.shape))
             crops = [_crop(full, s) for s in sizes]
-            if wanted(ctx, 1):
+            if want_w:
                 grad_w = torch.stack([(c.float() * k).sum() for c, k in zip(crops, kernels)])
             grad_k = [w[j] * crops[j] if want_k[j] else None for j in range(len(kernels))]
-        elif wanted(ctx, 1):
+        elif want_w:
             inner = max(smaller)
             dk = _weight_grad(grad, x, (*merged.shape[:2], inner, inner))
             top = sizes.index(size)
