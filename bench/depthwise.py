@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from nasflow.depthwise import depthwise_conv
-from nasflow.levers import keep_freed_memory
+from nasflow.accel.depthwise import depthwise_conv
+from nasflow.accel.levers import keep_freed_memory
 
 
 def _ms(fn: Callable[[], object], reps: int) -> float:

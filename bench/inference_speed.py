@@ -37,10 +37,10 @@ def test_image(scale: int, size: tuple[int, int] = (640, 360)) -> tuple[np.ndarr
 
 
 def derived_model(scale: int, channels: int) -> tuple[torch.nn.Module, str]:
-    from nasflow.graph import build_graph
-    from nasflow.load import load_space
-    from nasflow.modeldir import load_model
-    from nasflow.supernet import compile_graph
+    from nasflow.space.graph import build_graph
+    from nasflow.space.load import load_space
+    from nasflow.runs.modeldir import load_model
+    from nasflow.compile.supernet import compile_graph
 
     ckpt = SHARED / "weights" / "dlsr" / CHECKPOINT
     if ckpt.is_file() and scale == 2 and channels == 48:
@@ -56,7 +56,7 @@ def derived_model(scale: int, channels: int) -> tuple[torch.nn.Module, str]:
 
 def run(scale: int, channels: int, reps: int, backends: list[tuple[str, str]]) -> dict[str, Any]:
     """{"rows": [{backend, dtype, s_per_image, max_abs_diff, psnr}], ...}; rows[0] is plain fp32."""
-    from nasflow.inference import Predictor
+    from nasflow.deploy.predictor import Predictor
     from nasflow.spaces.dlsr.metrics import psnr
 
     model, weights = derived_model(scale, channels)

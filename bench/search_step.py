@@ -55,14 +55,14 @@ class StepBench:
     """One configuration's supernet, MiLeNAS strategy and batches, ready to step."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
-        from nasflow.config import SearchConfig
-        from nasflow.graph import build_graph
-        from nasflow.levers import keep_freed_memory, prepare_model, wrap_loss
-        from nasflow.load import load_space
-        from nasflow.regularizers import get_regularizer
+        from nasflow.search.config import SearchConfig
+        from nasflow.space.graph import build_graph
+        from nasflow.accel.levers import keep_freed_memory, prepare_model, wrap_loss
+        from nasflow.space.load import load_space
+        from nasflow.search.regularizers import get_regularizer
         from nasflow.spaces.dlsr.loss import SRLoss
         from nasflow.strategies import get_strategy
-        from nasflow.supernet import compile_graph
+        from nasflow.compile.supernet import compile_graph
 
         torch.set_num_threads(cfg["threads"])
         space = load_space(ROOT / "spaces" / "dlsr" / "space.yaml", {"channels": cfg["channels"], "scale": cfg["scale"]})

@@ -36,12 +36,12 @@ def one(cfg: dict[str, Any]) -> dict[str, Any]:
     """One configuration in this process: a warm-up step, then cfg["steps"] timed ones."""
     import torch
 
-    from nasflow.depthwise import use_fast_depthwise
-    from nasflow.graph import build_graph
-    from nasflow.levers import keep_freed_memory, prepare_model, to_channels_last
-    from nasflow.load import load_space
+    from nasflow.accel.depthwise import use_fast_depthwise
+    from nasflow.space.graph import build_graph
+    from nasflow.accel.levers import keep_freed_memory, prepare_model, to_channels_last
+    from nasflow.space.load import load_space
     from nasflow.spaces.dlsr.loss import SRLoss
-    from nasflow.supernet import compile_graph
+    from nasflow.compile.supernet import compile_graph
     from search_step import real_patches
 
     torch.set_num_threads(cfg["threads"])

@@ -9,8 +9,8 @@ from typing import Protocol, TypeVar
 import typer
 from rich.console import Console
 
-from nasflow import distributed
-from nasflow.distributed import DistContext
+from nasflow.runs import distributed
+from nasflow.runs.distributed import DistContext
 from nasflow.errors import NasflowError
 from nasflow.registry import UnknownNameError
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from nasflow.errors import NasflowError
-from nasflow.modeldir import load_model
+from nasflow.runs.modeldir import load_model
 
 from .app import app, console
 
@@ -22,7 +22,7 @@ def export(
 ) -> None:
     """Export a model to ONNX (dynamic batch, height and width) and check that onnxruntime
     reproduces the PyTorch output on an input of another size than the export's."""
-    from nasflow.onnx_export import check_onnx, export_onnx
+    from nasflow.deploy.onnx import check_onnx, export_onnx
 
     if onnx.suffix != ".onnx":
         raise NasflowError(f"--onnx '{onnx}' should end in .onnx")

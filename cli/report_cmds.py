@@ -1,4 +1,4 @@
-"""`nasflow report`: a thin shell over nasflow.report (genotypes, costs, PSNR mean and 95% CI)."""
+"""`nasflow report`: a thin shell over nasflow.search.report (genotypes, costs, PSNR mean and 95% CI)."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from nasflow.cost import parse_size
+from nasflow.space.cost import parse_size
 from nasflow.errors import NasflowError
-from nasflow.report import RETRAINED, Report, build_report, expand_runs
+from nasflow.search.report import RETRAINED, Report, build_report, expand_runs
 
 from .app import app, console
 

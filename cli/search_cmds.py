@@ -1,4 +1,4 @@
-"""`nasflow search` and `nasflow derive`: thin shells over nasflow.search and nasflow.derive_run."""
+"""`nasflow search` and `nasflow derive`: thin shells over nasflow.search.loop and nasflow.search.derive_run."""
 from __future__ import annotations
 
 import time
@@ -7,17 +7,18 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from nasflow.config import OptionValue, SearchConfig
-from nasflow.cost import parse_size
-from nasflow.derive_run import derive_from_arch, derive_genotype, derive_run
+from nasflow.runs.config import OptionValue
+from nasflow.search.config import SearchConfig
+from nasflow.space.cost import parse_size
+from nasflow.search.derive_run import derive_from_arch, derive_genotype, derive_run
 from nasflow.errors import NasflowError
-from nasflow.load import load_space
-from nasflow.presets import apply_preset, exclusive_options, preset_section
-from nasflow.runs import RunDir
-from nasflow import distributed
-from nasflow.multiseed import SeedOutcome, parse_seeds, run_seeds, seed_dir
-from nasflow.report import build_report
-from nasflow.search import run_search
+from nasflow.space.load import load_space
+from nasflow.tasks.presets import apply_preset, exclusive_options, preset_section
+from nasflow.search.run_dir import RunDir
+from nasflow.runs import distributed
+from nasflow.search.multiseed import SeedOutcome, parse_seeds, run_seeds, seed_dir
+from nasflow.search.report import build_report
+from nasflow.search.loop import run_search
 
 from .app import app, console, on_ranks, parse_sets
 from .report_cmds import report_table

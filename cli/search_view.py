@@ -18,9 +18,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from nasflow.derive import Genotype
-from nasflow.derive_run import Derived
-from nasflow.search import SearchResult
+from nasflow.derive.genotype import Genotype
+from nasflow.search.derive_run import Derived
+from nasflow.search.loop import SearchResult
 
 _SHOWN = ("train/loss", "valid/loss", "reg/penalty")
 

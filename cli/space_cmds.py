@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from nasflow.cost import graph_cost, input_size_for_output, parse_size
+from nasflow.space.cost import graph_cost, input_size_for_output, parse_size
 from nasflow.errors import NasflowError
-from nasflow.load import load_graph
+from nasflow.space.load import load_graph
 
 from .app import app, console, parse_sets
 
@@ -82,13 +82,13 @@ def list_ops(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """The registered ops a space can name, with their arguments and defaults."""
-    from nasflow.ops import OPS
+    from nasflow.ops.registry import OPS
 
     rows = [(name, OPS.get(name)) for name in OPS.names()]
     if as_json:
         print(json.dumps({name: {"args": spec.args, "doc": spec.doc} for name, spec in rows}, indent=2))
         return
-    table = Table(title="ops", caption="register your own with @nasflow.ops.register_op; see docs/space-language.md")
+    table = Table(title="ops", caption="register your own with @nasflow.ops.registry.register_op; see docs/space-language.md")
     for col in ("op", "args", "what it computes"):
         table.add_column(col)
     for name, spec in rows:

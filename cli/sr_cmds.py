@@ -9,10 +9,10 @@ import torch
 import typer
 from rich.table import Table
 
-from nasflow.cost import graph_cost, input_size_for_output
+from nasflow.space.cost import graph_cost, input_size_for_output
 from nasflow.errors import NasflowError
-from nasflow.graph import Graph, build_graph
-from nasflow.modeldir import load_model
+from nasflow.space.graph import Graph, build_graph
+from nasflow.runs.modeldir import load_model
 
 from .app import app, console
 
@@ -63,13 +63,13 @@ def eval_(
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ... Default: cuda if available.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     backend: Annotated[Optional[str], typer.Option(
-        help="plain, eager, compile or onnx (nasflow.inference). Default: the fastest exact one "
+        help="plain, eager, compile or onnx (nasflow.deploy.predictor). Default: the fastest exact one "
              "(onnx on the CPU when onnxruntime is installed, else eager).")] = None,
     dtype: Annotated[str, typer.Option(help="fp32, or bf16 (eager / compile; not exact).")] = "fp32",
 ) -> None:
     """PSNR / SSIM (Y, `scale` pixels shaved, MATLAB bicubic LR) per image and mean, with
     bicubic upscaling for reference, and the model's params and Multi-Adds."""
-    from nasflow.inference import Predictor, default_backend
+    from nasflow.deploy.predictor import Predictor, default_backend
     from nasflow.spaces.dlsr.evaluate import default_bench, evaluate_folder
 
     model, graph, meta, dev, model_scale = load_sr_model(model_dir, device)

@@ -1,4 +1,4 @@
-"""`nasflow train`: a thin shell over nasflow.train.run_train."""
+"""`nasflow train`: a thin shell over nasflow.train.loop.run_train."""
 from __future__ import annotations
 
 import time
@@ -8,12 +8,12 @@ from typing import Annotated, Any, Optional
 import typer
 
 from nasflow.errors import NasflowError
-from nasflow.load import load_space
-from nasflow.presets import apply_preset, exclusive_options, preset_section
-from nasflow.space import Space
-from nasflow.train import run_train
-from nasflow.train_config import TrainConfig, preset_changes
-from nasflow.train_run import TrainRunDir
+from nasflow.space.load import load_space
+from nasflow.tasks.presets import apply_preset, exclusive_options, preset_section
+from nasflow.space.schema import Space
+from nasflow.train.loop import run_train
+from nasflow.train.config import TrainConfig, preset_changes
+from nasflow.train.run_dir import TrainRunDir
 
 from .app import app, console, on_ranks, parse_sets
 from .search_cmds import parse_options

@@ -10,8 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from nasflow.train import TrainResult
-from nasflow.warmstart import InitReport
+from nasflow.train.loop import TrainResult
+from nasflow.train.warmstart import InitReport
 
 from .search_view import _Speed
 

@@ -55,7 +55,7 @@ def upscale(
     overlap: Annotated[int, typer.Option(help="LR pixels each tile reads beyond the part it writes.")] = 32,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ... Default: cuda if available.")] = None,
     backend: Annotated[Optional[str], typer.Option(
-        help="plain, eager, compile or onnx (nasflow.inference). Default: the fastest exact one "
+        help="plain, eager, compile or onnx (nasflow.deploy.predictor). Default: the fastest exact one "
              "(onnx on the CPU when onnxruntime is installed, else eager).")] = None,
     dtype: Annotated[str, typer.Option(help="fp32, or bf16 (eager / compile; not exact).")] = "fp32",
 ) -> None:
@@ -63,7 +63,7 @@ def upscale(
     within 0.01 dB); writes PNG files."""
     from nasflow.spaces.dlsr.data import load_rgb
     from nasflow.spaces.dlsr.images import save_rgb
-    from nasflow.inference import default_backend
+    from nasflow.deploy.predictor import default_backend
     from nasflow.spaces.dlsr.tiling import model_predictor, upscale_image
 
     model, _, _, dev, scale = load_sr_model(model_dir, device)

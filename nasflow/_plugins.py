@@ -9,8 +9,8 @@ import importlib
 from importlib.metadata import entry_points
 from typing import TypeVar
 
-from .errors import NasflowError
-from .registry import Registry, UnknownNameError
+from nasflow.errors import NasflowError
+from nasflow.registry import Registry, UnknownNameError
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
-from .errors import NasflowError
+from nasflow.errors import NasflowError
 
 T = TypeVar("T")
 

@@ -14,12 +14,12 @@ import torch
 from torch import Tensor, nn
 
 from nasflow._plugins import lookup
-from nasflow.config import SearchConfig
-from nasflow.distributed import DistContext, all_reduce_mean_, single
+from nasflow.search.config import SearchConfig
+from nasflow.runs.distributed import DistContext, all_reduce_mean_, single
 from nasflow.registry import Registry
-from nasflow.regularizers import Regularizer
-from nasflow.supernet import Supernet
-from nasflow.task import Batch
+from nasflow.search.regularizers import Regularizer
+from nasflow.compile.supernet import Supernet
+from nasflow.tasks.contract import Batch
 
 LossFn = Callable[[nn.Module, Batch], tuple[Tensor, dict[str, float]]]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from nasflow.supernet import Supernet
+from nasflow.compile.supernet import Supernet
 
 from .base import Batch, Strategy, _named, register_strategy
 

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nasflow.ops import OPS
-from nasflow.space import Space, choice, combine, dense, op
+from nasflow.ops.registry import OPS
+from nasflow.space.schema import Space, choice, combine, dense, op
 
 # A larger conv can be any smaller one (outer rings at zero), so a planted op is only
 # identifiable from data as the largest of its kind among the candidates: conv_7x7 is left
@@ -152,7 +152,7 @@ TASK_NAME = "planted-test"
 
 def register_task() -> str:
     """Make the planted task findable by name (`task: planted-test`, `--task planted-test`)."""
-    from nasflow.task import TASKS
+    from nasflow.tasks.contract import TASKS
 
     if TASK_NAME not in TASKS:
         TASKS.add(TASK_NAME, PlantedTask)
@@ -161,7 +161,8 @@ def register_task() -> str:
 
 def fast_config(**changes: Any):  # -> SearchConfig
     """A search config for tests: few steps, learning rates high enough to move in them."""
-    from nasflow.config import AdamConfig, SearchConfig
+    from nasflow.runs.config import AdamConfig
+    from nasflow.search.config import SearchConfig
 
     base: dict[str, Any] = dict(
         steps=100, warmup=20, batch_size=8, gamma=0.0, seed=0, device="cpu",

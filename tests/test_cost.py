@@ -6,11 +6,11 @@ import torch
 from counting import counted_madds
 from toy_spaces import python_space
 
-from nasflow.cost import graph_cost, input_size_for_output, parse_size
-from nasflow.derive import Genotype, derive_space
-from nasflow.graph import build_graph
-from nasflow.space import Space, op
-from nasflow.supernet import compile_graph
+from nasflow.space.cost import graph_cost, input_size_for_output, parse_size
+from nasflow.derive.genotype import Genotype, derive_space
+from nasflow.space.graph import build_graph
+from nasflow.space.schema import Space, op
+from nasflow.compile.supernet import compile_graph
 
 
 def _counted(model, size):

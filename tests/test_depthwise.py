@@ -1,4 +1,4 @@
-"""nasflow.depthwise computes F.conv2d's depthwise conv and both its gradients, and skips
+"""nasflow.accel.depthwise computes F.conv2d's depthwise conv and both its gradients, and skips
 the weight gradient when a backward does not ask for it (the arch steps)."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import nasflow.depthwise as dw
-from nasflow.depthwise import depthwise_conv
+import nasflow.accel.depthwise as dw
+from nasflow.accel.depthwise import depthwise_conv
 
 
 def _stock(x: torch.Tensor, w: torch.Tensor, d: int) -> torch.Tensor:
@@ -71,8 +71,8 @@ def test_bf16_autocast_casts_like_the_stock_conv():
 
 
 def test_use_fast_depthwise_swaps_depthwise_convs_only():
-    from nasflow.depthwise import FastDepthwiseConv2d, use_fast_depthwise
-    from nasflow.ops import OPS
+    from nasflow.accel.depthwise import FastDepthwiseConv2d, use_fast_depthwise
+    from nasflow.ops.registry import OPS
 
     torch.manual_seed(0)
 

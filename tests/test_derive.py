@@ -6,11 +6,11 @@ import pytest
 import torch
 from toy_spaces import python_space, yaml_space_file
 
-from nasflow.derive import Genotype, derive_space, genotype_from_arch
+from nasflow.derive.genotype import Genotype, derive_space, genotype_from_arch
 from nasflow.errors import NasflowError
-from nasflow.graph import build_graph
-from nasflow.space import ChoiceNode, Space
-from nasflow.supernet import compile_graph
+from nasflow.space.graph import build_graph
+from nasflow.space.schema import ChoiceNode, Space
+from nasflow.compile.supernet import compile_graph
 
 
 def _logits(model, graph):
@@ -95,8 +95,8 @@ def test_missing_genotype_entry():
 def test_labelled_full_dense_node_is_reordered_and_weights_follow():
     """A labelled dense node keeping all its inputs is derived in beta order, and
     inherit_weights permutes the merge conv's input channels to match."""
-    from nasflow.derive import inherit_weights
-    from nasflow.space import dense
+    from nasflow.derive.genotype import inherit_weights
+    from nasflow.space.schema import dense
 
     space = python_space()
     e3 = dense(["c1", "c2", "c3"], topk=3, op="conv_1x1", out="C", act="lrelu", label="e3", bias=True)

@@ -22,10 +22,10 @@ import torch
 from spawn_ranks import spawn_ranks
 from synthetic import GlobalBatchTask, PlantedTask, fast_config, planted_space
 
-from nasflow.distributed import DistContext, _shard, cleanup, setup, single
+from nasflow.runs.distributed import DistContext, _shard, cleanup, setup, single
 from nasflow.errors import NasflowError
-from nasflow.runs import RunDir
-from nasflow.search import run_search
+from nasflow.search.run_dir import RunDir
+from nasflow.search.loop import run_search
 
 WORLD = 2
 STEPS, STOP = 12, 7
@@ -159,7 +159,7 @@ def test_single_process_context_is_a_no_op(monkeypatch):
     ctx = setup("cpu")
     assert ctx == single("cpu") and ctx.is_main and not ctx.enabled
     model = torch.nn.Linear(2, 2)
-    from nasflow.distributed import all_reduce_mean_, barrier, wrap
+    from nasflow.runs.distributed import all_reduce_mean_, barrier, wrap
     assert wrap(model, ctx) is model
     t = torch.tensor([3.0])
     all_reduce_mean_([t], ctx)

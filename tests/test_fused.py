@@ -5,9 +5,9 @@ import pytest
 import torch
 from toy_spaces import python_space
 
-from nasflow.graph import build_graph
-from nasflow.space import Space, choice, op
-from nasflow.supernet import compile_graph
+from nasflow.space.graph import build_graph
+from nasflow.space.schema import Space, choice, op
+from nasflow.compile.supernet import compile_graph
 
 ALL = ["conv_1x1", "conv_3x3", "conv_5x5", "conv_7x7", "sep_conv_3x3", "sep_conv_5x5",
        "sep_conv_7x7", "dil_conv_3x3", "dil_conv_5x5", "identity"]
@@ -61,9 +61,9 @@ def _milenas_step(fuse: bool, channels_last: bool):
 
     import torch.nn.functional as F
 
-    from nasflow.config import SearchConfig
-    from nasflow.levers import prepare_model, wrap_loss
-    from nasflow.load import load_space
+    from nasflow.search.config import SearchConfig
+    from nasflow.accel.levers import prepare_model, wrap_loss
+    from nasflow.space.load import load_space
     from nasflow.strategies import MiLeNAS
 
     space = load_space(Path(__file__).resolve().parents[1] / "spaces" / "dlsr" / "space.yaml", {"channels": 8})
@@ -98,7 +98,7 @@ def test_keep_freed_memory_applies_to_the_cpu_only():
     import platform
     import sys
 
-    from nasflow.levers import keep_freed_memory
+    from nasflow.accel.levers import keep_freed_memory
 
     assert keep_freed_memory(torch.device("meta")) is False
     if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":

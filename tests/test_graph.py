@@ -5,8 +5,8 @@ import pytest
 from toy_spaces import python_space, yaml_space_file
 
 from nasflow.errors import SpaceError
-from nasflow.graph import build_graph
-from nasflow.space import Space, dense
+from nasflow.space.graph import build_graph
+from nasflow.space.schema import Space, dense
 
 HEAD = "name: t\nparams: {C: 4}\ninputs: {x: 3}\n"
 CELL = """blocks:
@@ -136,7 +136,7 @@ def test_labelled_dense_node_keeping_all_inputs_is_a_decision():
 def test_space_imports_a_module_that_registers_an_op(tmp_path):
     (tmp_path / "my_ops_for_test.py").write_text(
         "from torch import nn\n"
-        "from nasflow.ops import register_op\n\n"
+        "from nasflow.ops.registry import register_op\n\n"
         "@register_op('double_conv_for_test', params=lambda c_in, c_out: 2 * c_in * c_out,\n"
         "             madds_per_pixel=lambda c_in, c_out: 2 * c_in * c_out)\n"
         "def double_conv(c_in, c_out):\n"

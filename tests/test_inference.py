@@ -11,12 +11,12 @@ import torch
 from typer.testing import CliRunner
 
 from nasflow.errors import NasflowError
-from nasflow.graph import build_graph
-from nasflow.inference import Predictor, default_backend, onnx_available
-from nasflow.load import load_space
-from nasflow.modeldir import save_model
-from nasflow.onnx_export import check_onnx, export_onnx
-from nasflow.supernet import compile_graph
+from nasflow.space.graph import build_graph
+from nasflow.deploy.predictor import Predictor, default_backend, onnx_available
+from nasflow.space.load import load_space
+from nasflow.runs.modeldir import save_model
+from nasflow.deploy.onnx import check_onnx, export_onnx
+from nasflow.compile.supernet import compile_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_onnx = pytest.mark.skipif(not onnx_available(), reason="onnxruntime is not installed")
@@ -114,7 +114,7 @@ def test_export_command(small, tmp_path):
 
 @needs_onnx
 def test_set5_psnr_of_fast_path_equals_plain(shared_dir, tmp_path):
-    from nasflow.modeldir import load_model
+    from nasflow.runs.modeldir import load_model
     from nasflow.spaces.dlsr.data import load_benchmark
     from nasflow.spaces.dlsr.evaluate import evaluate_images
     from nasflow.spaces.dlsr.importer import HERE, RELEASED, import_checkpoint

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from synthetic import PlantedTask
 
-from nasflow.distributed import DistContext, single
-from nasflow.loop import BatchStream, gather_rank_states, rank_state, restore_rank_state
+from nasflow.runs.distributed import DistContext, single
+from nasflow.runs.loop import BatchStream, gather_rank_states, rank_state, restore_rank_state
 
 
 def _streams(task: PlantedTask, ctx: DistContext) -> dict[str, BatchStream]:

@@ -1,4 +1,4 @@
-"""nasflow.merged_conv: the conv of softmax-weighted, zero-padded kernels, whose arch
+"""nasflow.accel.merged_conv: the conv of softmax-weighted, zero-padded kernels, whose arch
 gradient reads only the centre of the kernel gradient; equal to the autograd expression."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import nasflow.merged_conv as mc
-from nasflow.merged_conv import merged_conv
+import nasflow.accel.merged_conv as mc
+from nasflow.accel.merged_conv import merged_conv
 
 
 def _setup(sizes: list[int], alpha: list[float] | None = None, seed: int = 0):

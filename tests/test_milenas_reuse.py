@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as F
 from synthetic import PlantedTask, fast_config, planted_space
 
-from nasflow.config import SearchConfig
+from nasflow.search.config import SearchConfig
 from nasflow.errors import NasflowError
-from nasflow.graph import build_graph
-from nasflow.levers import wrap_loss
-from nasflow.search import run_search
+from nasflow.space.graph import build_graph
+from nasflow.accel.levers import wrap_loss
+from nasflow.search.loop import run_search
 from nasflow.strategies import MiLeNAS
-from nasflow.supernet import compile_graph
+from nasflow.compile.supernet import compile_graph
 
 
 def _mse(model, batch):

@@ -7,12 +7,12 @@ import pytest
 import torch
 from toy_spaces import python_space
 
-from nasflow.derive import Genotype, derive_space
+from nasflow.derive.genotype import Genotype, derive_space
 from nasflow.errors import CheckpointError, NasflowError
-from nasflow.graph import build_graph
-from nasflow.modeldir import META_FILE, WEIGHTS_FILE, load_model, save_model
-from nasflow.space import Space
-from nasflow.supernet import compile_graph
+from nasflow.space.graph import build_graph
+from nasflow.runs.modeldir import META_FILE, WEIGHTS_FILE, load_model, save_model
+from nasflow.space.schema import Space
+from nasflow.compile.supernet import compile_graph
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from counting import counted_madds
 from torch import nn
 
 from nasflow.errors import NasflowError
-from nasflow.ops import OPS, get_op, register_op
+from nasflow.ops.registry import OPS, get_op, register_op
 from nasflow.registry import UnknownNameError
 
 # DLSR paper, Table I: 50 channels, x2 on a 1280x720 output, i.e. a 640x360 input.
@@ -62,9 +62,9 @@ def test_unknown_op_suggests():
 
 
 def test_custom_op_from_python_is_usable_in_a_space():
-    from nasflow.graph import build_graph
-    from nasflow.space import Space, op
-    from nasflow.supernet import compile_graph
+    from nasflow.space.graph import build_graph
+    from nasflow.space.schema import Space, op
+    from nasflow.compile.supernet import compile_graph
 
     name = "test_scaled_identity"
     if name not in OPS:

@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 from toy_spaces import python_space
 
-from nasflow.cost import candidate_costs
-from nasflow.graph import build_graph
+from nasflow.space.cost import candidate_costs
+from nasflow.space.graph import build_graph
 from nasflow.registry import UnknownNameError
-from nasflow.regularizers import REGULARIZERS, get_regularizer
-from nasflow.space import Space, choice, combine
-from nasflow.supernet import compile_graph
+from nasflow.search.regularizers import REGULARIZERS, get_regularizer
+from nasflow.space.schema import Space, choice, combine
+from nasflow.compile.supernet import compile_graph
 
 
 def _model_and_reg(name: str, space: Space | None = None):

@@ -13,17 +13,17 @@ from synthetic import CANDIDATES, fast_config, planted_space
 from typer.testing import CliRunner
 
 from nasflow.cli.main import app
-from nasflow.derive import Genotype, derive_space
-from nasflow.derive_run import derive_run
+from nasflow.derive.genotype import Genotype, derive_space
+from nasflow.search.derive_run import derive_run
 from nasflow.errors import NasflowError
-from nasflow.modeldir import save_model
-from nasflow.graph import build_graph
-from nasflow.multiseed import parse_seeds, run_seeds, seed_dir
-from nasflow.report import build_report, expand_runs, model_dir_of
-from nasflow.runs import RunDir
-from nasflow.search import run_search
-from nasflow.stats import betainc, mean_ci, t_cdf, t_quantile
-from nasflow.supernet import compile_graph
+from nasflow.runs.modeldir import save_model
+from nasflow.space.graph import build_graph
+from nasflow.search.multiseed import parse_seeds, run_seeds, seed_dir
+from nasflow.search.report import build_report, expand_runs, model_dir_of
+from nasflow.search.run_dir import RunDir
+from nasflow.search.loop import run_search
+from nasflow.search.stats import betainc, mean_ci, t_cdf, t_quantile
+from nasflow.compile.supernet import compile_graph
 
 TASK = "synthetic:PlantedTask"  # found by module:attr, also in spawned processes
 

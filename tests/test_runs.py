@@ -13,20 +13,15 @@ import torch
 from synthetic import PlantedTask, fast_config, planted_space, register_task
 from typer.testing import CliRunner
 
-from nasflow import checkpoint
-from nasflow.checkpoint import (
-    flatten_state,
-    load_checkpoint,
-    save_checkpoint,
-    unflatten_state,
-)
-from nasflow.derive import Genotype
-from nasflow.derive_run import derive_from_arch, derive_run
+from nasflow.runs import checkpoint
+from nasflow.runs.checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
+from nasflow.derive.genotype import Genotype
+from nasflow.search.derive_run import derive_from_arch, derive_run
 from nasflow.errors import RunError
-from nasflow.graph import build_graph
-from nasflow.runs import RunDir
-from nasflow.search import run_search
-from nasflow.space import Space
+from nasflow.space.graph import build_graph
+from nasflow.search.run_dir import RunDir
+from nasflow.search.loop import run_search
+from nasflow.space.schema import Space
 
 runner = CliRunner()
 

@@ -8,12 +8,12 @@ import torch
 from nasflow.strategies import STRATEGIES
 from synthetic import PlantedTask, fast_config, planted_space, register_task
 
-from nasflow.cost import candidate_costs
+from nasflow.space.cost import candidate_costs
 from nasflow.errors import NasflowError
-from nasflow.graph import build_graph
-from nasflow.runs import RunDir
-from nasflow.search import run_search
-from nasflow.space import Space, op
+from nasflow.space.graph import build_graph
+from nasflow.search.run_dir import RunDir
+from nasflow.search.loop import run_search
+from nasflow.space.schema import Space, op
 
 PLANTED = [("conv_5x5", ("u2", "u4")), ("dil_conv_3x3", ("u1", "u4"))]
 

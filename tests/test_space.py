@@ -5,7 +5,7 @@ import pytest
 from toy_spaces import python_space, yaml_space_file
 
 from nasflow.errors import SpaceError
-from nasflow.space import Space
+from nasflow.space.schema import Space
 
 
 def test_python_space_round_trips_through_yaml(tmp_path):

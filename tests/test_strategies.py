@@ -17,11 +17,11 @@ from nasflow.strategies import (
 from synthetic import PlantedTask, fast_config, planted_space, register_task
 from typer.testing import CliRunner
 
-from nasflow.graph import build_graph
+from nasflow.space.graph import build_graph
 from nasflow.registry import UnknownNameError
-from nasflow.regularizers import get_regularizer
-from nasflow.search import run_search
-from nasflow.supernet import Supernet, compile_graph
+from nasflow.search.regularizers import get_regularizer
+from nasflow.search.loop import run_search
+from nasflow.compile.supernet import Supernet, compile_graph
 
 
 def _mse(model, batch):

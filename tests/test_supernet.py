@@ -6,10 +6,10 @@ import pytest
 import torch
 from toy_spaces import python_space
 
-from nasflow.derive import derive_space, genotype_from_arch, inherit_weights
+from nasflow.derive.genotype import derive_space, genotype_from_arch, inherit_weights
 from nasflow.errors import NasflowError
-from nasflow.graph import build_graph
-from nasflow.supernet import compile_graph
+from nasflow.space.graph import build_graph
+from nasflow.compile.supernet import compile_graph
 
 
 def test_weights_and_arch_parameters_split_parameters():

@@ -13,19 +13,19 @@ import torch
 from synthetic import PlantedTask, planted_space, register_task
 from typer.testing import CliRunner
 
-from nasflow.checkpoint import load_checkpoint
+from nasflow.runs.checkpoint import load_checkpoint
 from nasflow.cli.app import run as cli_run
 from nasflow.cli.main import app
-from nasflow.config import AdamConfig
-from nasflow.derive import Genotype, derive_space
+from nasflow.runs.config import AdamConfig
+from nasflow.derive.genotype import Genotype, derive_space
 from nasflow.errors import NasflowError, RunError
-from nasflow.graph import build_graph
-from nasflow.modeldir import load_model, save_model
-from nasflow.space import Space, op
-from nasflow.supernet import compile_graph
-from nasflow.train import run_train
-from nasflow.train_config import TrainConfig
-from nasflow.train_run import TrainRunDir
+from nasflow.space.graph import build_graph
+from nasflow.runs.modeldir import load_model, save_model
+from nasflow.space.schema import Space, op
+from nasflow.compile.supernet import compile_graph
+from nasflow.train.loop import run_train
+from nasflow.train.config import TrainConfig
+from nasflow.train.run_dir import TrainRunDir
 
 runner = CliRunner()
 
@@ -151,7 +151,7 @@ def test_init_from_reports_shape_mismatches_and_refuses_a_foreign_model(tmp_path
     with pytest.raises(NasflowError, match="no tensor of model 'planted-arch' matches this architecture"):
         run_train(fast(steps=1, init_from=str(tmp_path / "small")), tmp_path / "run", arch=big, task=PlantedTask())
     assert not (tmp_path / "run").exists()  # nothing written for a run that could not start
-    from nasflow.warmstart import warm_start
+    from nasflow.train.warmstart import warm_start
 
     model = compile_graph(build_graph(big))
     partial = Space(name="other", inputs={"x": 4}, nodes={"m": op("conv_5x5", "x", out=4),
@@ -224,7 +224,7 @@ class _HeadTask(PlantedTask):
 
 
 def test_preset_train_sections_map_onto_the_config():
-    from nasflow.train_config import preset_changes
+    from nasflow.train.config import preset_changes
 
     config = TrainConfig.build(preset_changes("p", {"steps": 5, "lr": 1e-3, "gamma": 0.0, "validate_every": 2,
                                                     "task_options": {"patch": 8}}))

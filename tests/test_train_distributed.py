@@ -20,12 +20,12 @@ from spawn_ranks import spawn_ranks
 from synthetic import PlantedTask
 from test_train import planted_arch
 
-from nasflow.config import AdamConfig
-from nasflow.distributed import cleanup, setup
-from nasflow.modeldir import load_model
-from nasflow.train import run_train
-from nasflow.train_config import TrainConfig
-from nasflow.train_run import TrainRunDir
+from nasflow.runs.config import AdamConfig
+from nasflow.runs.distributed import cleanup, setup
+from nasflow.runs.modeldir import load_model
+from nasflow.train.loop import run_train
+from nasflow.train.config import TrainConfig
+from nasflow.train.run_dir import TrainRunDir
 
 WORLD = 2
 STEPS, STOP = 10, 6

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nasflow.space import Block, Space, block, choice, combine, dense, op
+from nasflow.space.schema import Block, Space, block, choice, combine, dense, op
 
 CANDIDATES = ["conv_1x1", "conv_3x3", "sep_conv_3x3", "dil_conv_3x3"]
 

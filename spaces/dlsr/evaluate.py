@@ -87,7 +87,7 @@ Predict = Callable[[torch.Tensor], torch.Tensor]  # N x C x H x W -> N x C x sH 
 
 def upscale(model: nn.Module, lr: np.ndarray, predict: Predict | None = None) -> torch.Tensor:
     """The model's output for one uint8 H x W x 3 LR image: float C x H' x W' on the CPU,
-    not yet rounded (the metrics round and clamp). `predict` (nasflow.inference.Predictor,
+    not yet rounded (the metrics round and clamp). `predict` (nasflow.deploy.predictor.Predictor,
     say) replaces the model's own forward when given."""
     if predict is not None:
         return predict(to_tensor(lr)[None])[0].float().cpu()
@@ -127,7 +127,7 @@ def evaluate_images(model: nn.Module, images: list[BenchImage], scale: int, name
                     bicubic: bool = True, progress: Progress | None = None,
                     predict: Predict | None = None) -> BenchResult:
     """Score already loaded (HR, LR) pairs; the model is put in eval mode. `predict`, when
-    given, computes the outputs instead of the model (nasflow.inference.Predictor).
+    given, computes the outputs instead of the model (nasflow.deploy.predictor.Predictor).
 
     On the CPU the model is also moved to channels-last memory format: convolutions run about
     twice as fast (measured on DLSR), and outputs agree to float rounding (1e-6 dB).

@@ -34,11 +34,11 @@ import torch
 from torch import Tensor
 
 from nasflow.errors import CheckpointError
-from nasflow.graph import build_graph
-from nasflow.load import load_space
-from nasflow.modeldir import save_model
-from nasflow.space import Space
-from nasflow.supernet import compile_graph
+from nasflow.space.graph import build_graph
+from nasflow.space.load import load_space
+from nasflow.runs.modeldir import save_model
+from nasflow.space.schema import Space
+from nasflow.compile.supernet import compile_graph
 
 HERE = Path(__file__).resolve().parent
 

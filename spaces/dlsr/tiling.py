@@ -46,9 +46,9 @@ DEFAULT_ALIGN = 6
 
 
 def model_predictor(model: nn.Module, backend: str = "eager", dtype: str = "fp32") -> Predict:
-    """`model` as a Predict through nasflow.inference (eval mode, no autograd, channels-last
+    """`model` as a Predict through nasflow.deploy.predictor (eval mode, no autograd, channels-last
     on the CPU; "onnx" / "compile" for the fast backends)."""
-    from nasflow.inference import Predictor
+    from nasflow.deploy.predictor import Predictor
 
     return Predictor(model, backend, dtype)
 

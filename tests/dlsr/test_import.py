@@ -18,8 +18,8 @@ from nasflow.spaces.dlsr.importer import (
 from typer.testing import CliRunner
 
 from nasflow.errors import CheckpointError
-from nasflow.load import load_space
-from nasflow.modeldir import load_model
+from nasflow.space.load import load_space
+from nasflow.runs.modeldir import load_model
 
 DLSR, DIV, SMALL = list(RELEASED)  # the three released files, in the order of the facts table
 PARAMS = {"DLSR": 322_620, "DLSR-DIV": 327_804, "DLSR-S": 56_268}

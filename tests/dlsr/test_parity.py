@@ -15,7 +15,7 @@ from nasflow.spaces.dlsr.evaluate import bicubic_upscale, evaluate_images
 from nasflow.spaces.dlsr.importer import HERE, RELEASED, import_checkpoint
 from nasflow.spaces.dlsr.metrics import psnr
 
-from nasflow.modeldir import load_model
+from nasflow.runs.modeldir import load_model
 
 # paper model -> (Set5 PSNR, Set5 SSIM); tolerances 0.02 dB and 0.0005
 SET5 = {"DLSR": (38.04, 0.9606), "DLSR-DIV": (38.05, 0.9607), "DLSR-S": (37.71, 0.9595)}

@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from counting import counted_madds
 
-from nasflow.cost import graph_cost
-from nasflow.derive import Genotype, derive_space, inherit_weights
-from nasflow.graph import build_graph
-from nasflow.load import load_space
-from nasflow.supernet import compile_graph
+from nasflow.space.cost import graph_cost
+from nasflow.derive.genotype import Genotype, derive_space, inherit_weights
+from nasflow.space.graph import build_graph
+from nasflow.space.load import load_space
+from nasflow.compile.supernet import compile_graph
 
 DLSR_DIR = Path(__file__).resolve().parents[2] / "spaces" / "dlsr"
 MRB_OPS = ["conv_1x1", "conv_3x3", "conv_5x5", "conv_7x7", "sep_conv_3x3", "sep_conv_5x5",

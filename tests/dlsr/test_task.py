@@ -11,18 +11,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasflow.config import SearchConfig
-from nasflow.derive_run import derive_run
+from nasflow.search.config import SearchConfig
+from nasflow.search.derive_run import derive_run
 from nasflow.errors import NasflowError
-from nasflow.load import load_space
-from nasflow.presets import apply_preset, preset_section
-from nasflow.search import run_search
+from nasflow.space.load import load_space
+from nasflow.tasks.presets import apply_preset, preset_section
+from nasflow.search.loop import run_search
 from nasflow.spaces.dlsr import task as task_module
 from nasflow.spaces.dlsr.data import list_images
 from nasflow.spaces.dlsr.evaluate import default_bench
 from nasflow.spaces.dlsr.metrics import psnr
 from nasflow.spaces.dlsr.task import SRTask, default_data
-from nasflow.task import make_task
+from nasflow.tasks.contract import make_task
 
 SPACE = Path(__file__).resolve().parents[2] / "spaces" / "dlsr" / "space.yaml"
 
@@ -228,7 +228,7 @@ def test_presets_default_to_quick_and_flags_override() -> None:
 def test_a_user_patch_replaces_the_preset_lr_patch() -> None:
     """The paper's train preset sets lr_patch (HR patch by scale); --task-opt patch=96 must
     win instead of colliding with it, and the task then sees one of the two."""
-    from nasflow.presets import exclusive_options
+    from nasflow.tasks.presets import exclusive_options
 
     _, train = preset_section("sr", "paper", "train")
     merged = apply_preset(train, {"task_options": {"patch": 96}}, ["channels", "scale"], exclusive_options("sr"))
@@ -256,8 +256,8 @@ def test_tiny_search_on_the_dlsr_space_derives_a_valid_architecture(images: Path
 
 
 def test_patches_too_small_for_the_model_fail_clearly(images: Path, tmp_path: Path) -> None:
-    from nasflow.graph import build_graph
-    from nasflow.supernet import compile_graph
+    from nasflow.space.graph import build_graph
+    from nasflow.compile.supernet import compile_graph
 
     model = compile_graph(build_graph(load_space(SPACE, {"channels": 4})))
     task = SRTask(str(images), scale=2, patch=16, workers=0, cache=str(tmp_path))

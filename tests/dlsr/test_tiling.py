@@ -14,15 +14,15 @@ from typer.testing import CliRunner
 
 from nasflow.cli.main import app
 from nasflow.errors import NasflowError
-from nasflow.graph import build_graph
-from nasflow.load import load_space
-from nasflow.modeldir import load_model, save_model
+from nasflow.space.graph import build_graph
+from nasflow.space.load import load_space
+from nasflow.runs.modeldir import load_model, save_model
 from nasflow.spaces.dlsr.data import load_pair, load_rgb
 from nasflow.spaces.dlsr.evaluate import default_bench
 from nasflow.spaces.dlsr.images import to_tensor
 from nasflow.spaces.dlsr.metrics import psnr
 from nasflow.spaces.dlsr.tiling import model_predictor, tile_spans, upscale_tiled
-from nasflow.supernet import compile_graph
+from nasflow.compile.supernet import compile_graph
 
 DLSR = Path(__file__).resolve().parents[2] / "spaces" / "dlsr"
 
@@ -111,7 +111,7 @@ def test_cli_upscales_files_and_folders(model_dir: Path, tmp_path: Path) -> None
     assert a.shape == (140, 180, 3) and b.shape == (80, 120, 3)
     # one file to one named file, with the pixels the model gives untiled (channels-last
     # convolutions may round a .5 the other way: one level at most)
-    from nasflow.inference import onnx_available
+    from nasflow.deploy.predictor import onnx_available
     from nasflow.spaces.dlsr.images import to_image
 
     model, _, _ = load_model(model_dir)

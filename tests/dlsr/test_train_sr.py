@@ -13,8 +13,8 @@ from nasflow.cli.main import app
 from nasflow.spaces.dlsr.task import default_data
 from typer.testing import CliRunner
 
-from nasflow.modeldir import load_model
-from nasflow.train_config import TrainConfig
+from nasflow.runs.modeldir import load_model
+from nasflow.train.config import TrainConfig
 
 runner = CliRunner()
 DLSR = Path(__file__).resolve().parents[2] / "spaces" / "dlsr" / "dlsr.yaml"
@@ -73,8 +73,8 @@ def test_train_x2_then_eval_then_warm_start_x3(tmp_path: Path, images: Path) -> 
 
 
 def test_paper_preset_is_the_papers_retraining() -> None:
-    from nasflow.presets import preset_section
-    from nasflow.train_config import preset_changes
+    from nasflow.tasks.presets import preset_section
+    from nasflow.train.config import preset_changes
 
     used, settings = preset_section("sr", "paper", "train")
     config = TrainConfig.build(preset_changes(used, settings))

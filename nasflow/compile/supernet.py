@@ -1,0 +1,197 @@
+"""Compile a validated graph into a torch module: the supernet, or a plain derived model.
+
+The same compiler builds both: a derived architecture is a space with no choices, so it
+compiles to fixed ops only. Architecture parameters (alpha for choice nodes, beta for
+dense nodes) live in their own submodule `arch`, keyed by decision label; `weights()` and
+`arch_parameters()` split `parameters()` between them. State-dict names follow node names:
+`cell1.m1.ops.sep_conv_3x3.1.weight`, `cell3_in.op.weight`, `arch.alpha.mrb1`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nasflow.errors import NasflowError
+from nasflow.space.graph import Decision, GNode, Graph
+from nasflow.ops.registry import OPS
+
+
+def arch_key(label: str) -> str:
+    """ParameterDict keys cannot hold '.', which block paths use."""
+    return label.replace(".", "/")
+
+
+class ArchParameters(nn.Module):
+    """alpha and beta, one vector per decision label, initialised like DARTS (1e-3 * N(0, 1))."""
+
+    def __init__(self, decisions: dict[str, Decision]) -> None:
+        super().__init__()
+        self.alpha = nn.ParameterDict()
+        self.beta = nn.ParameterDict()
+        self.decisions = decisions
+        for d in decisions.values():
+            getattr(self, d.kind)[arch_key(d.label)] = nn.Parameter(1e-3 * torch.randn(len(d.options)))
+
+    def logits(self, label: str) -> nn.Parameter:
+        d = self.decisions[label]
+        return getattr(self, d.kind)[arch_key(label)]
+
+    def softmax(self) -> dict[str, Tensor]:
+        return {label: F.softmax(self.logits(label), dim=-1) for label in self.decisions}
+
+
+def _act(name: str | None) -> nn.Module:
+    if name is None:
+        return nn.Identity()
+    return OPS.get(name).factory(1, 1)
+
+
+def _build_op(name: str, c_in: int, c_out: int, args: dict) -> nn.Module:
+    spec = OPS.get(name)
+    return spec.factory(c_in, c_out, **spec.bind(args))
+
+
+class FixedOp(nn.Module):
+    def __init__(self, g: GNode) -> None:
+        super().__init__()
+        self.op = _build_op(g.op, g.c_in[0], g.c_out, g.args)
+        self.act = _act(g.act)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.op(x))
+
+
+class MixedOp(nn.Module):
+    """sum_o softmax(alpha)_o * o(x): every candidate run separately (the plain path)."""
+
+    def __init__(self, g: GNode) -> None:
+        super().__init__()
+        self.ops = nn.ModuleDict({c: _build_op(c, g.c_in[0], g.c_out, g.args) for c in g.candidates})
+        self.act = _act(g.act)
+
+    def forward(self, x: Tensor, weights: Tensor) -> Tensor:
+        out = sum(w * op(x) for w, op in zip(weights, self.ops.values()))
+        return self.act(out)
+
+
+class DenseEdge(nn.Module):
+    """Candidate inputs weighted by softmax(beta), merged (concat or sum), then an op."""
+
+    def __init__(self, g: GNode) -> None:
+        super().__init__()
+        self.merge = g.merge
+        self.op = _build_op(g.op, g.merge_in, g.c_out, g.args) if g.op else nn.Identity()
+        self.act = _act(g.act)
+
+    def forward(self, xs: list[Tensor], weights: Tensor | None) -> Tensor:
+        if weights is not None:
+            xs = [w * x for w, x in zip(weights, xs)]
+        merged = torch.cat(xs, dim=1) if self.merge == "concat" else sum(xs)
+        return self.act(self.op(merged))
+
+
+class Combine(nn.Module):
+    def __init__(self, g: GNode) -> None:
+        super().__init__()
+        self.kind = g.merge
+        self.act = _act(g.act)
+
+    def forward(self, xs: list[Tensor]) -> Tensor:
+        if self.kind == "concat":
+            out = torch.cat(xs, dim=1)
+        else:
+            out = xs[0]
+            for x in xs[1:]:
+                out = out + x if self.kind == "add" else out * x
+        return self.act(out)
+
+
+_NODE_MODULES: dict[str, type[nn.Module]] = {
+    "op": FixedOp, "choice": MixedOp, "dense": DenseEdge, "combine": Combine,
+}
+
+
+class Supernet(nn.Module):
+    """Runs the graph's nodes in topological order; one module per node, at its path.
+
+    `fuse=True` computes mixed ops with FusedMixedOp (same parameters and state dict,
+    fewer and larger kernels); `fuse=False` is the plain path: every candidate separately.
+    """
+
+    def __init__(self, graph: Graph, fuse: bool = True) -> None:
+        super().__init__()
+        from nasflow.accel.fused import FusedMixedOp  # fused builds on MixedOp, defined above
+
+        self.graph = graph
+        self.fuse = fuse
+        self.arch = ArchParameters(graph.decisions)
+        self._steps: list[tuple[GNode, nn.Module]] = []
+        modules = {**_NODE_MODULES, "choice": FusedMixedOp if fuse else MixedOp}
+        for g in graph.nodes.values():
+            if g.kind == "input":
+                continue
+            module = modules[g.kind](g)
+            self._place(g.name, module)
+            self._steps.append((g, module))
+
+    def _place(self, path: str, module: nn.Module) -> None:
+        parent: nn.Module = self
+        *scopes, leaf = path.split(".")
+        for scope in scopes:
+            if not hasattr(parent, scope):
+                parent.add_module(scope, nn.Module())
+            parent = getattr(parent, scope)
+        parent.add_module(leaf, module)
+
+    # --- parameters --------------------------------------------------------------------
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return list(self.arch.parameters())
+
+    def weights(self) -> list[nn.Parameter]:
+        arch = {id(p) for p in self.arch.parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    def named_weights(self) -> Iterator[tuple[str, nn.Parameter]]:
+        return ((n, p) for n, p in self.named_parameters() if not n.startswith("arch."))
+
+    def weights_state_dict(self) -> dict[str, Tensor]:
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("arch.")}
+
+    def arch_state_dict(self) -> dict[str, Tensor]:
+        return {k: v for k, v in self.state_dict().items() if k.startswith("arch.")}
+
+    # --- forward -----------------------------------------------------------------------
+    def forward(self, *args: Tensor, **kwargs: Tensor) -> Tensor:
+        if len(args) > len(self.graph.inputs):
+            raise NasflowError(f"model takes {len(self.graph.inputs)} input(s) "
+                               f"({', '.join(self.graph.inputs)}), got {len(args)}; pass inputs by name")
+        values: dict[str, Tensor] = dict(zip(self.graph.inputs, args), **kwargs)
+        self._check_inputs(values)
+        weights = self.arch.softmax() if self.graph.decisions else {}
+        for g, module in self._steps:
+            if g.kind == "op":
+                values[g.name] = module(values[g.inputs[0]])
+            elif g.kind == "choice":
+                values[g.name] = module(values[g.inputs[0]], weights[g.label])
+            elif g.kind == "dense":
+                values[g.name] = module([values[i] for i in g.inputs], weights.get(g.label) if g.label else None)
+            else:
+                values[g.name] = module([values[i] for i in g.inputs])
+        return values[self.graph.output]
+
+    def _check_inputs(self, values: dict[str, Tensor]) -> None:
+        missing = [n for n in self.graph.inputs if n not in values]
+        if missing:
+            raise NasflowError(f"model input(s) {', '.join(missing)} not given")
+        for name in self.graph.inputs:
+            x = values[name]
+            want = self.graph.nodes[name].c_out
+            if x.dim() != 4 or x.shape[1] != want:
+                raise NasflowError(f"input '{name}' must be N x {want} x H x W, got {tuple(x.shape)}")
+
+
+def compile_graph(graph: Graph, fuse: bool = True) -> Supernet:
+    return Supernet(graph, fuse=fuse)

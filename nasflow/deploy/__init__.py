@@ -1,0 +1,2 @@
+"""Using a built model: inference backends behind one Predictor, ONNX export.
+"""

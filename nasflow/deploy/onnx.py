@@ -1,0 +1,103 @@
+"""ONNX export of a built model (any compiled graph), with dynamic height and width, and a
+check that onnxruntime reproduces the PyTorch output.
+
+    path = export_onnx(model, "dlsr.onnx")
+    diff = check_onnx(model, path)      # max |onnxruntime - torch|, raises past tolerance
+"""
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from nasflow.errors import NasflowError
+
+INPUT, OUTPUT = "lr", "sr"
+# onnxruntime fuses and reorders convolutions, so its output differs from PyTorch's by float
+# rounding: about 2e-3 on DLSR's 0..255 outputs. Anything above this is a wrong graph.
+DEFAULT_TOLERANCE = 1e-2
+
+
+def _require_onnxruntime():  # -> the onnxruntime module
+    try:
+        import onnxruntime
+    except ImportError:
+        raise NasflowError("the onnx backend needs onnxruntime: pip install onnxruntime onnx") from None
+    return onnxruntime
+
+
+def _channels(model: nn.Module) -> int:
+    graph = getattr(model, "graph", None)
+    if graph is None or len(graph.inputs) != 1:
+        raise NasflowError("ONNX export takes a built model with one input (a compiled space)")
+    if graph.decisions:
+        raise NasflowError(f"'{graph.space.name}' is a supernet (it has choices); export a derived "
+                           "architecture (nasflow derive, then train or import its weights)")
+    return graph.nodes[graph.inputs[0]].c_out
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike[str], opset: int = 17) -> Path:
+    """Write `model` (fp32, NCHW input N x C x H x W) as ONNX with dynamic N, H and W."""
+    out = Path(path)
+    channels = _channels(model)
+    # Exported from a plain fp32 NCHW copy: the caller's model keeps its format and dtype.
+    plain = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
+    sample = torch.rand(1, channels, 32, 32) * 255  # the size is not baked in (dynamic axes)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        with warnings.catch_warnings():
+            # The input checks of Supernet.forward are Python conditions the tracer freezes
+            # (and warns about); they hold for every input of the right channel count.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(plain, (sample,), str(tmp), input_names=[INPUT], output_names=[OUTPUT],
+                              dynamic_axes={INPUT: {0: "n", 2: "h", 3: "w"}, OUTPUT: {0: "n", 2: "H", 3: "W"}},
+                              opset_version=opset, dynamo=False)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
+
+
+def session(path: str | os.PathLike[str], threads: int | None = None):  # -> InferenceSession
+    """An onnxruntime CPU session with every graph optimisation on, `threads` intra-op threads
+    (default: torch's thread count, so the backends compare on the same cores)."""
+    ort = _require_onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise NasflowError(f"onnxruntime cannot load '{path}': {exc}") from None
+
+
+def run_session(sess, x: Tensor) -> Tensor:  # sess: InferenceSession
+    data = np.ascontiguousarray(x.detach().float().cpu().numpy())
+    return torch.from_numpy(sess.run(None, {INPUT: data})[0])
+
+
+def check_onnx(model: nn.Module, path: str | os.PathLike[str], size: tuple[int, int] = (48, 64),
+               tolerance: float = DEFAULT_TOLERANCE, seed: int = 0) -> float:
+    """Max |onnxruntime - PyTorch| on a random input of `size` (h, w) in 0..255; NasflowError
+    when above `tolerance`. The size differs from the export's, which tests the dynamic axes."""
+    channels = _channels(model)
+    x = torch.rand(1, channels, *size, generator=torch.Generator().manual_seed(seed)) * 255
+    plain = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
+    with torch.inference_mode():
+        want = plain(x)
+    got = run_session(session(path), x)
+    if got.shape != want.shape:
+        raise NasflowError(f"onnxruntime gives shape {tuple(got.shape)} for a {size[0]}x{size[1]} input, "
+                           f"PyTorch {tuple(want.shape)}: the export of '{path}' is wrong")
+    diff = float((got - want).abs().max())
+    if not diff <= tolerance:
+        raise NasflowError(f"onnxruntime does not reproduce the PyTorch output of '{path}': max abs "
+                           f"difference {diff:.3g} > tolerance {tolerance:g}")
+    return diff

@@ -1,0 +1,5 @@
+"""Ops: the registry every op a space can name (module factory + cost), and the built-in ops.
+
+Importing any module of this package registers the built-in ops, so OPS is never seen empty.
+"""
+from nasflow.ops import builtin as _builtin  # noqa: F401  (registers the built-in ops)

@@ -1,0 +1,48 @@
+"""What every run's configuration shares (search and train): validation of user data with
+errors that name the field, the JSON form, the fields a resumed run may change; Adam settings."""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing_extensions import Self  # typing.Self is 3.11+; pydantic depends on typing_extensions
+
+from nasflow.errors import NasflowError
+
+OptionValue = Union[bool, int, float, str]
+
+
+class AdamConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    lr: float = Field(3e-4, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(1e-8, ge=0)
+
+
+class RunConfig(BaseModel):
+    """What a run's config (search or train) shares: validation of user data with errors that
+    name the field, its JSON form, and the fields a resumed run may change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    KIND: ClassVar[str] = "run"  # names the config in error messages
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def build(cls, data: dict[str, Any]) -> Self:
+        """Validate user-given config data; errors name the field and the problem."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "config"
+            msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
+            raise NasflowError(f"{cls.KIND} config: {where}: {msg}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def differences(self, other: RunConfig) -> dict[str, tuple[Any, Any]]:
+        """{field: (self's value, other's value)} for fields that would change the run."""
+        mine, theirs = self.to_json(), other.to_json()
+        skip = {type(self).model_fields[f].alias or f for f in self.RESUMABLE}
+        return {k: (mine[k], theirs[k]) for k in mine if k not in skip and mine[k] != theirs[k]}

@@ -1,0 +1,142 @@
+"""Run directories: the files every run has, search or training, and what resuming reads.
+
+    RUN_DIR/
+      config.json                  the resolved run config (SearchConfig, TrainConfig)
+      space.yaml                   the space run, --set overrides applied
+      metrics.jsonl                one JSON record per logged step
+      checkpoint.safetensors       latest: weights, arch, optimizers, step, RNG, data
+
+Every file is written whole to a temporary name and moved into place (os.replace), so an
+interrupted write leaves the previous version, never a partial file. Writing goes through
+this class only, so a distributed run can later let rank 0 alone write with one check.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+from torch import Tensor
+from typing_extensions import Self  # typing.Self is 3.11+
+
+from nasflow.runs.checkpoint import load_checkpoint, save_checkpoint
+from nasflow.runs.config import RunConfig
+from nasflow.errors import CheckpointError, RunError
+from nasflow.space.schema import Space
+
+CONFIG = "config.json"
+SPACE = "space.yaml"
+METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+C = TypeVar("C", bound=RunConfig)
+
+
+class RunFiles(Generic[C]):
+    """The files every run has (config, space, metrics, checkpoint), for a config class C.
+    RunDir is a search run; TrainRunDir (train_run.py) a training run."""
+
+    CONFIG: ClassVar[type[RunConfig]]  # C itself (a ClassVar cannot name a type variable)
+    KIND: ClassVar[str]  # in messages: "'x' is not a search run"
+    HOLDS: ClassVar[str] = "space"  # what space.yaml holds, in messages
+    WRONG_KIND_HINT: ClassVar[str] = ""  # said when config.json does not parse as CONFIG
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # --- paths -----------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def space_path(self) -> Path:
+        return self.path / SPACE
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT
+
+    # --- creating and opening ----------------------------------------------------------------
+    @staticmethod
+    def check_free(path: str | Path) -> None:
+        """Refuse to start a run where one already is."""
+        if (Path(path) / CONFIG).exists():
+            raise RunError(f"'{path}' already holds a run; pass --resume to continue it, "
+                           "or choose another --out")
+
+    @classmethod
+    def create(cls, path: str | Path, config: C, space: Space) -> Self:
+        cls.check_free(path)
+        run = cls(path)
+        run.path.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run.space_path, space.to_yaml())
+        run.write_config(config)
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> Self:
+        run = cls(path)
+        if not run.path.is_dir():
+            raise RunError(f"run directory '{run.path}' does not exist")
+        for p in (run.config_path, run.space_path):
+            if not p.is_file():
+                raise RunError(f"'{run.path}' is not a {cls.KIND} run: it has no {p.name}")
+        return run
+
+    def config(self) -> C:
+        try:
+            return cast(C, self.CONFIG.model_validate_json(self.config_path.read_text()))
+        except ValueError as exc:
+            raise RunError(f"'{self.config_path}' is not a valid {self.CONFIG.KIND} config ({exc})"
+                           f"{self.WRONG_KIND_HINT.format(path=self.path)}") from None
+
+    def space(self) -> Space:
+        return Space.from_yaml(self.space_path)
+
+    def write_config(self, config: C) -> None:
+        write_text_atomic(self.config_path, json.dumps(config.to_json(), indent=2) + "\n")
+
+    # --- metrics -----------------------------------------------------------------------------
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with self.metrics_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_path.exists():
+            return []
+        lines = self.metrics_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop records past `step`: a run killed after its last checkpoint logged steps that
+        the resumed run will log again."""
+        kept = [r for r in self.read_metrics() if r["step"] <= step]
+        write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
+        save_checkpoint(self.checkpoint_path, tensors, state)
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint_path.is_file()
+
+    def load_checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        return load_checkpoint(self.checkpoint_path)

@@ -1,0 +1,82 @@
+"""Derive the architecture a search found: from a run directory (its latest checkpoint or a
+snapshot) or from a space file plus an arch safetensors file.
+
+Writes OUT/arch.yaml (a space with no choices, which the same compiler builds) and
+OUT/genotype.json, and reports the architecture's cost.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import Tensor
+
+from nasflow.runs.checkpoint import load_checkpoint
+from nasflow.space.cost import graph_cost, input_size_for_output
+from nasflow.derive.genotype import Genotype, derive_space, genotype_from_arch
+from nasflow.errors import NasflowError
+from nasflow.space.graph import build_graph
+from nasflow.space.load import ARCH_FILE, load_space
+from nasflow.search.run_dir import RunDir, arch_logits
+from nasflow.runs.files import write_text_atomic
+from nasflow.space.schema import Space
+
+GENOTYPE_FILE = "genotype.json"
+
+
+@dataclass
+class Derived:
+    space: Space  # the derived architecture
+    genotype: Genotype
+    params: int
+    madds: int
+    output_size: tuple[int, int]  # (h, w) the Multi-Adds are counted for
+    step: int | None = None  # the search step the arch parameters are from, when known
+    out_dir: Path | None = None  # where arch.yaml and genotype.json were written
+
+
+def derive_run(run_dir: str | Path, *, step: int | None = None, topk: int | None = None,
+               out: str | Path | None = None, size: tuple[int, int] = (720, 1280)) -> Derived:
+    """From the run's latest checkpoint, or its snapshot at `step`; `topk` overrides every
+    dense node's k; `size` is the output (h, w) Multi-Adds are counted at."""
+    run = RunDir.open(run_dir)
+    arch, found_step = run.load_arch(step)
+    default = run.path / ("derived" if step is None else f"derived_step_{step}")
+    return _derive(run.space(), arch, found_step, topk, Path(out) if out else default, size)
+
+
+def derive_from_arch(space_path: str | Path, arch_path: str | Path, *, overrides: dict[str, int] | None = None,
+                     topk: int | None = None, out: str | Path | None = None,
+                     size: tuple[int, int] = (720, 1280)) -> Derived:
+    """From a space file and a safetensors file with its arch tensors (a checkpoint or a
+    snapshot of a run, or any file with 'arch.alpha.<label>' / 'arch.beta.<label>')."""
+    tensors, state = load_checkpoint(arch_path)
+    arch = {k: v for k, v in tensors.items() if k.startswith("arch.")}
+    step = state.get("step")
+    default = Path(arch_path).parent / "derived"
+    return _derive(load_space(space_path, overrides), arch, step, topk, Path(out) if out else default, size)
+
+
+def _derive(space: Space, arch: dict[str, Tensor], step: int | None, topk: int | None,
+            out: Path, size: tuple[int, int]) -> Derived:
+    graph = build_graph(space)
+    if graph.is_derived:
+        raise NasflowError(f"space '{space.name}' has no choices left: it is already an architecture")
+    result = derive_genotype(space, genotype_from_arch(graph, arch_logits(graph, arch), topk), size)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / ARCH_FILE, result.space.to_yaml())
+    write_text_atomic(out / GENOTYPE_FILE, json.dumps(result.genotype.to_json(), indent=2) + "\n")
+    result.step, result.out_dir = step, out
+    return result
+
+
+def derive_genotype(space: Space, genotype: Genotype, size: tuple[int, int] = (720, 1280)) -> Derived:
+    """The architecture `genotype` picks from `space`, and its cost for an output of `size`."""
+    derived = derive_space(space, genotype)
+    graph = build_graph(derived)
+    try:
+        report = graph_cost(graph, input_size_for_output(graph, size))
+    except ValueError as exc:
+        raise NasflowError(str(exc)) from None
+    return Derived(derived, genotype, report.params, report.madds, report.output_size)

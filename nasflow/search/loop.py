@@ -1,0 +1,250 @@
+"""The search loop: warm-up steps on the weights only, then strategy steps, with logging,
+genotype snapshots, checkpoints and exact resume.
+
+    result = run_search(SearchConfig(space="space.yaml", steps=1000, warmup=100), "runs/a")
+
+The loop owns the order of things; a Strategy owns one step; the task owns data and loss;
+RunDir owns the files. A run is repeatable from its seed, and a resumed run continues from
+its checkpoint exactly as if it had not stopped (RNG and data streams included).
+"""
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from nasflow.runs.checkpoint import seed_everything
+from nasflow.search.config import SearchConfig
+from nasflow.derive.genotype import Genotype, genotype_from_arch
+from nasflow.runs.distributed import DistContext, any_rank, broadcast_, current, mean_scalars, on_main, wrap
+from nasflow.errors import CheckpointError, NasflowError
+from nasflow.space.graph import Graph, build_graph
+from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
+from nasflow.space.load import load_space
+from nasflow.runs.loop import (BatchStream, StopFlag, check_batch_splits, gather_rank_states, open_run, rank_state, record_run, restore_rank_state, run_device)
+from nasflow.search.regularizers import get_regularizer
+from nasflow.search.run_dir import RunDir
+from nasflow.space.schema import Space
+from nasflow.compile.supernet import Supernet, compile_graph
+from nasflow.tasks.contract import Task, make_task
+
+
+class Reporter(Protocol):
+    """What the loop tells a progress display (the CLI's is a rich progress bar)."""
+
+    def start(self, step: int, total: int, warmup: int) -> None: ...  # step: where a resumed run is
+
+    def update(self, step: int, logs: dict[str, float], genotype: Genotype | None) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    step: int
+    finished: bool  # False when stopped early (Ctrl-C, stop_at); the checkpoint is saved
+    genotype: Genotype
+    softmax: dict[str, list[float]]  # final softmax(alpha) / softmax(beta) per decision
+    initial_softmax: dict[str, list[float]]
+    graph: Graph = field(repr=False)
+
+
+def run_search(config: SearchConfig, run_dir: str | Path, *, space: Space | None = None,
+               task: Task | None = None, resume: bool = False, stop_at: int | None = None,
+               reporter: Reporter | None = None, ctx: DistContext | None = None) -> SearchResult:
+    """Search `config.steps` steps in `run_dir` (created, or continued with resume=True).
+
+    `space` defaults to the file `config.space`; `task` to the one the config or the space
+    names. When resuming, the run's own space.yaml is used and `config` must agree with the
+    run's config except in fields that do not change the search (SearchConfig.RESUMABLE).
+    `stop_at` stops after that step as Ctrl-C does: checkpoint saved, finished False.
+
+    Under torchrun (`ctx`, default: the initialised process group if any) every rank calls
+    this with the same arguments; `config.batch_size` is the global batch, of which each rank
+    computes its share. Rank 0 alone reads and writes the run directory (it need only exist
+    where rank 0 runs) and reports progress; the others get what they need from it.
+    """
+    ctx = ctx if ctx is not None else current(config.device)
+    check_batch_splits(config.batch_size, ctx)
+    searched = open_run(RunDir, run_dir, config, resume, ctx, lambda: _resolve_space(config, space),
+                        given=space is not None)
+    task = task if task is not None else make_task(config.task, config.task_options, searched)
+    # Built before any file is written, so a bad strategy or space leaves no run behind.
+    search = _Search(config, searched, task, reporter if ctx.is_main else None, ctx)
+    record_run(RunDir, run_dir, config, searched, resume, ctx)
+    return search.run(RunDir(run_dir), resume, stop_at)
+
+
+def _resolve_space(config: SearchConfig, space: Space | None) -> Space:
+    if space is None:
+        if config.space is None:
+            raise NasflowError("no space to search: give a space file")
+        return load_space(config.space, config.overrides)
+    return space.with_params(config.overrides) if config.overrides else space
+
+
+# --- the loop -------------------------------------------------------------------------------
+def softmax_table(model: Supernet) -> dict[str, list[float]]:
+    return {label: p.detach().cpu().tolist() for label, p in model.arch.softmax().items()}
+
+
+def entropy(p: list[float]) -> float:
+    return -sum(x * math.log(x) for x in p if x > 0)
+
+
+class _Search:
+    run_dir: RunDir  # set by run(): the run directory is created once the search is built
+
+    def __init__(self, config: SearchConfig, space: Space, task: Task, reporter: Reporter | None,
+                 ctx: DistContext) -> None:
+        # Imported here: the strategies package imports nasflow modules itself.
+        from nasflow.strategies import get_strategy
+
+        self.config, self.task, self.reporter, self.ctx = config, task, reporter, ctx
+        self.device = run_device(config.device, ctx)
+        self.graph = build_graph(space)
+        if not self.graph.decisions:
+            raise NasflowError(f"space '{space.name}' has no choice and no dense node with topk "
+                               "below its inputs: no architecture parameters, nothing to search")
+        strategy_cls = get_strategy(config.strategy)
+        regularizer = get_regularizer(config.regularizer)(self.graph) if config.regularizer else None
+        seed_everything(config.seed)
+        self.model = compile_graph(self.graph, fuse=config.fuse).to(self.device)
+        channels_last = use_channels_last(config.channels_last, self.device)
+        prepare_model(self.model, channels_last)
+        keep_freed_memory(self.device)
+        self.model.train()
+        w, a = config.weights_optim, config.arch_optim
+        # Two optimizers over disjoint parameter sets: arch params never get a weights step.
+        self.w_opt = torch.optim.Adam(self.model.weights(), lr=w.lr, betas=w.betas, weight_decay=w.weight_decay)
+        self.a_opt = torch.optim.Adam(self.model.arch_parameters(), lr=a.lr, betas=a.betas,
+                                      weight_decay=a.weight_decay)
+        loss = wrap_loss(task.loss, channels_last=channels_last, amp=config.amp, device=self.device)
+        self.strategy = strategy_cls(loss, regularizer, self.w_opt, self.a_opt, config)
+        if ctx.enabled:
+            # Every rank seeded alike, so this only guards against a stray draw; DDP does the
+            # same for the weights. DDP leaves arch params alone: the strategy averages them.
+            broadcast_(self.model.arch_parameters(), ctx)
+            arch_names = [n for n, _ in self.model.named_parameters() if n.startswith("arch.")]
+            self.strategy.distribute(wrap(self.model, ctx, ignore=arch_names), ctx)
+        self.train = BatchStream(task, "train", config.batch_size, config.seed, self.device, ctx)
+        self.valid = BatchStream(task, "valid", config.batch_size, config.seed, self.device, ctx)
+        self.streams = {"train": self.train, "valid": self.valid}
+        self.step = 0
+        self.saved_step = -1  # the step the last checkpoint written or read holds
+
+    # --- state ------------------------------------------------------------------------------
+    def save(self) -> None:
+        state = gather_rank_states(rank_state(self.streams, self.task), self.ctx)
+        self.saved_step = self.step
+        if state is None:  # not rank 0
+            return
+        tensors = {f"weights.{k}": v for k, v in self.model.weights_state_dict().items()}
+        tensors.update(self.model.arch_state_dict())
+        state.update(step=self.step, optim_weights=self.w_opt.state_dict(), optim_arch=self.a_opt.state_dict())
+        self.run_dir.save_checkpoint(tensors, state)
+
+    def load(self) -> None:
+        tensors, state = on_main(self.run_dir.load_checkpoint, self.ctx)
+        weights = {k.removeprefix("weights."): v for k, v in tensors.items() if k.startswith("weights.")}
+        arch = {k: v for k, v in tensors.items() if k.startswith("arch.")}
+        try:
+            self.model.load_state_dict({**weights, **arch}, strict=True)
+            self.w_opt.load_state_dict(state["optim_weights"])
+            self.a_opt.load_state_dict(state["optim_arch"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint '{self.run_dir.checkpoint_path}' does not fit this "
+                                  f"run's supernet: {exc}") from None
+        restore_rank_state(state, self.streams, self.task, self.ctx)
+        self.step = self.saved_step = int(state["step"])
+
+    def genotype(self) -> Genotype:
+        return genotype_from_arch(self.graph, {label: self.model.arch.logits(label) for label in self.graph.decisions})
+
+    # --- running ----------------------------------------------------------------------------
+    def run(self, run_dir: RunDir, resume: bool, stop_at: int | None) -> SearchResult:
+        self.run_dir = run_dir
+        main = self.ctx.is_main
+        if resume and on_main(self.run_dir.has_checkpoint, self.ctx):
+            self.load()
+        if resume and main:  # records a killed run wrote after its last checkpoint come again
+            self.run_dir.truncate_metrics(self.step)
+        if not on_main(lambda: bool(self.run_dir.read_metrics()), self.ctx):
+            self.log({}, 0.0)  # step 0: where alpha and beta start
+        cfg = self.config
+        if self.reporter:
+            self.reporter.start(self.step, cfg.steps, cfg.warmup)
+        sums: dict[str, float] = {}
+        count, tick = 0, time.perf_counter()
+        try:
+            stop_signals = (signal.SIGINT, signal.SIGTERM) if self.ctx.enabled else (signal.SIGINT,)
+            with StopFlag(stop_signals) as stop:
+                while self.step < cfg.steps and not self.stopping(stop) and self.step != stop_at:
+                    logs = self.one_step()
+                    self.step += 1
+                    for k, v in logs.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    count += 1
+                    geno = None
+                    if self.step in cfg.snapshot_steps:
+                        geno = self.genotype()
+                        if main:
+                            self.run_dir.save_snapshot(self.step, self.model.arch_state_dict(), geno)
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        now = time.perf_counter()
+                        # Each rank's losses are on its share: log the mean over ranks.
+                        losses = mean_scalars({k: v / count for k, v in sums.items()}, self.ctx)
+                        geno = self.log(losses, count / max(now - tick, 1e-9))
+                        sums, count, tick = {}, 0, now
+                    if self.step % cfg.checkpoint_every == 0:
+                        self.save()
+                    if self.reporter:
+                        self.reporter.update(self.step, logs, geno)
+                if self.saved_step != self.step:
+                    self.save()  # where it stopped: the end, Ctrl-C or stop_at
+        finally:
+            if self.reporter:
+                self.reporter.stop()
+        # Read on rank 0 once every file is written: every rank returns after that.
+        initial = on_main(self.initial_softmax, self.ctx)
+        return SearchResult(self.run_dir.path, self.step, self.step >= cfg.steps, self.genotype(),
+                            softmax_table(self.model), initial, self.graph)
+
+    def initial_softmax(self) -> dict[str, list[float]]:
+        first = self.run_dir.read_metrics()
+        return first[0]["softmax"] if first else {}
+
+    def stopping(self, stop: StopFlag) -> bool:
+        """Ctrl-C may reach some ranks only, or at different steps: all stop when one asks."""
+        return any_rank(stop.requested, self.ctx)
+
+    def one_step(self) -> dict[str, float]:
+        train = self.train.next()
+        if self.step < self.config.warmup:
+            return self.strategy.weights_step(self.model, train)
+        return self.strategy.step(self.model, train, self.valid.next())
+
+    def log(self, losses: dict[str, float], steps_per_s: float) -> Genotype:
+        soft = softmax_table(self.model)
+        geno = self.genotype()
+        if not self.ctx.is_main:
+            return geno
+        self.run_dir.append_metrics({
+            "step": self.step,
+            "phase": "start" if self.step == 0 else "warmup" if self.step <= self.config.warmup else "search",
+            "steps_per_s": round(steps_per_s, 3),
+            "losses": losses,
+            "softmax": soft,
+            "entropy": {label: entropy(p) for label, p in soft.items()},
+            "genotype": geno.to_json(),
+        })
+        return geno
+
+
+__all__ = ["Reporter", "SearchConfig", "SearchResult", "make_task", "run_search"]

@@ -1,0 +1,148 @@
+"""What a set of searches found, and how their retrained architectures score.
+
+Per search run: its seed, the genotype derived from its latest arch parameters (choices and
+dense edges), the derived architecture's parameters and Multi-Adds, and, where the run's
+architecture was retrained, that model's validation PSNR. Over the runs with a PSNR: the
+mean with a 95% confidence interval (Student t, as the DLSR paper's Table X).
+
+The retrained model of a run is, in this order:
+  1. given: `models[i]` for `runs[i]` (`nasflow report RUN... --models MODEL...`, in order);
+  2. found beside it: RUN/retrained, where `nasflow train RUN/derived/arch.yaml --out
+     RUN/retrained` puts it.
+Either is a model directory (arch.yaml, weights.safetensors, meta.json) or a training run
+directory, whose best/ model is used (else its final model/). The PSNR is what `nasflow train`
+recorded in that model's meta.json ("valid": {"psnr": ...}); nothing is re-evaluated here.
+
+Nothing is written: the genotype is derived in memory (`nasflow derive` writes the files).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nasflow.derive.genotype import Genotype, genotype_from_arch
+from nasflow.search.derive_run import derive_genotype
+from nasflow.errors import NasflowError
+from nasflow.space.graph import build_graph
+from nasflow.space.load import ARCH_FILE
+from nasflow.runs.modeldir import WEIGHTS_FILE, read_meta
+from nasflow.search.run_dir import RunDir, arch_logits
+from nasflow.space.schema import Space
+from nasflow.search.stats import MeanCI, mean_ci
+
+RETRAINED = "retrained"  # RUN/retrained: where a run's retrained model is looked for
+_TRAIN_MODELS = ("best", "model")  # in a training run directory, in order of preference
+
+
+@dataclass
+class RunReport:
+    run: Path
+    seed: int
+    step: int  # the search step the arch parameters are from
+    genotype: Genotype
+    params: int
+    madds: int
+    output_size: tuple[int, int]  # (h, w) the Multi-Adds are counted for
+    model: Path | None = None  # the retrained model directory, if any
+    psnr: float | None = None
+    arch_matches: bool | None = None  # the model's architecture is the run's derived one
+    note: str = ""  # why there is no PSNR, or a warning about the model
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run": str(self.run), "seed": self.seed, "step": self.step, "genotype": self.genotype.to_json(),
+                "params": self.params, "madds": self.madds, "output_size": list(self.output_size),
+                "model": str(self.model) if self.model else None, "psnr": self.psnr,
+                "arch_matches": self.arch_matches, "note": self.note}
+
+
+@dataclass
+class Report:
+    runs: list[RunReport]
+    metric: str
+    psnr: MeanCI | None  # None with fewer than 2 PSNRs
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metric": self.metric, "runs": [r.to_json() for r in self.runs],
+                "summary": self.psnr.to_json() if self.psnr else None}
+
+
+def model_dir_of(path: str | Path) -> Path:
+    """The model directory at `path`: itself, or a training run's best/ (else model/)."""
+    path = Path(path)
+    if (path / WEIGHTS_FILE).is_file() and (path / ARCH_FILE).is_file():
+        return path
+    for name in _TRAIN_MODELS:
+        if (path / name / WEIGHTS_FILE).is_file():
+            return path / name
+    raise NasflowError(f"'{path}' is neither a model directory (arch.yaml + weights.safetensors) nor a "
+                       f"training run with a {' or '.join(n + '/' for n in _TRAIN_MODELS)} model; give the "
+                       "directory `nasflow train --out` wrote")
+
+
+def recorded_metric(meta: dict[str, Any], metric: str) -> float | None:
+    """The validation `metric` `nasflow train` recorded for these weights, if any."""
+    for source in (meta.get("valid"), (meta.get("best") or {}).get("valid")):
+        if isinstance(source, dict) and isinstance(source.get(metric), (int, float)):
+            return float(source[metric])
+    return None
+
+
+def _same_architecture(a: Space, b: Space) -> bool:
+    """Same inputs, nodes (ops, wiring) and output; the params may differ (x3 from x2)."""
+    parts = ("inputs", "nodes", "output")
+    da, db = a.to_data(), b.to_data()
+    return all(da.get(k) == db.get(k) for k in parts)
+
+
+def report_run(run_dir: str | Path, model: str | Path | None = None, *, metric: str = "psnr",
+               size: tuple[int, int] = (720, 1280)) -> RunReport:
+    """One search run's row; `model` is its retrained model (default: RUN/retrained if present)."""
+    run = RunDir.open(run_dir)
+    space = run.space()
+    graph = build_graph(space)
+    arch, step = run.load_arch()
+    try:
+        derived = derive_genotype(space, genotype_from_arch(graph, arch_logits(graph, arch)), size)
+    except NasflowError as exc:  # e.g. an output size the run's scale does not divide
+        raise NasflowError(f"run '{run.path}': {exc}; pass --size WIDTHxHEIGHT that fits it") from None
+    row = RunReport(run.path, run.config().seed, step, derived.genotype, derived.params, derived.madds,
+                    derived.output_size)
+    if model is None and (run.path / RETRAINED).is_dir():
+        model = run.path / RETRAINED
+    if model is None:
+        row.note = f"not retrained (no --models entry, no {RETRAINED}/)"
+        return row
+    row.model = model_dir_of(model)
+    row.arch_matches = _same_architecture(Space.from_yaml(row.model / ARCH_FILE), derived.space)
+    row.psnr = recorded_metric(read_meta(row.model), metric)
+    notes = []
+    if row.psnr is None:
+        notes.append(f"meta.json records no validation '{metric}'")
+    if not row.arch_matches:
+        notes.append("its architecture is not this run's derived one")
+    row.note = "; ".join(notes)
+    return row
+
+
+def build_report(runs: list[str | Path], models: list[str | Path] | None = None, *, metric: str = "psnr",
+                 confidence: float = 0.95, size: tuple[int, int] = (720, 1280)) -> Report:
+    """Rows for `runs` (models[i] is runs[i]'s retrained model) and the metric's mean and CI."""
+    if not runs:
+        raise NasflowError("give at least one search run directory to report on")
+    if models and len(models) != len(runs):
+        raise NasflowError(f"{len(models)} model(s) for {len(runs)} run(s): --models pairs with the runs "
+                           "in order, one model per run")
+    rows = [report_run(r, models[i] if models else None, metric=metric, size=size) for i, r in enumerate(runs)]
+    values = [r.psnr for r in rows if r.psnr is not None]
+    return Report(rows, metric, mean_ci(values, confidence) if len(values) >= 2 else None)
+
+
+def expand_runs(paths: list[str | Path]) -> list[Path]:
+    """Run directories as given, a multi-seed directory (OUT/seed-*) standing for its seeds."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        seeds = sorted((d for d in p.glob("seed-*") if (d / "config.json").is_file()),
+                       key=lambda d: (len(d.name), d.name))
+        out.extend(seeds if seeds and not (p / "config.json").is_file() else [p])
+    return out

@@ -1,0 +1,75 @@
+"""Search run directories: a run's shared files (nasflow.runs.files) plus arch snapshots.
+
+    RUN_DIR/snapshots/step_000050.safetensors + step_000050.genotype.json   arch at snapshot steps
+    RUN_DIR/derived/arch.yaml, genotype.json                                written by `derive`
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from torch import Tensor
+
+from nasflow.compile.supernet import arch_key
+from nasflow.derive.genotype import Genotype
+from nasflow.errors import CheckpointError, RunError
+from nasflow.runs.checkpoint import load_checkpoint, save_checkpoint
+from nasflow.runs.files import RunFiles, write_text_atomic
+from nasflow.search.config import SearchConfig
+from nasflow.space.graph import Graph
+
+SNAPSHOTS = "snapshots"
+_SNAPSHOT = re.compile(r"^step_(\d+)\.safetensors$")
+
+
+class RunDir(RunFiles[SearchConfig]):
+    """A search run: the shared files, and arch snapshots to derive from."""
+
+    CONFIG = SearchConfig
+    KIND = "search"
+
+    def snapshot_path(self, step: int) -> Path:
+        return self.path / SNAPSHOTS / f"step_{step:06d}.safetensors"
+
+    def save_snapshot(self, step: int, arch: dict[str, Tensor], genotype: Genotype) -> None:
+        path = self.snapshot_path(step)
+        path.parent.mkdir(exist_ok=True)
+        save_checkpoint(path, arch, {"step": step, "genotype": genotype.to_json()})
+        write_text_atomic(path.with_name(f"step_{step:06d}.genotype.json"),
+                          json.dumps(genotype.to_json(), indent=2) + "\n")
+
+    def snapshot_steps(self) -> list[int]:
+        folder = self.path / SNAPSHOTS
+        if not folder.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _SNAPSHOT.match(p.name)))
+
+    def load_arch(self, step: int | None = None) -> tuple[dict[str, Tensor], int]:
+        """Arch tensors ('arch.alpha.<label>', ...) and their step: the latest checkpoint's,
+        or the snapshot at `step`."""
+        if step is None:
+            if not self.has_checkpoint():
+                raise RunError(f"run '{self.path}' has no checkpoint yet; nothing to derive")
+            tensors, state = self.load_checkpoint()
+        else:
+            path = self.snapshot_path(step)
+            if not path.is_file():
+                known = ", ".join(map(str, self.snapshot_steps())) or "none"
+                raise RunError(f"run '{self.path}' has no snapshot at step {step} (snapshots: {known})")
+            tensors, state = load_checkpoint(path)
+        arch = {k: v for k, v in tensors.items() if k.startswith("arch.")}
+        return arch, int(state.get("step", 0))
+
+
+def arch_logits(graph: Graph, arch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """{decision label: logits} from arch tensors named as the supernet names them."""
+    out = {}
+    for label, d in graph.decisions.items():
+        key = f"arch.{d.kind}.{arch_key(label)}"
+        if key not in arch:
+            have = ", ".join(sorted(arch)) or "none"
+            raise CheckpointError(f"the architecture parameters have no '{key}' for decision "
+                                  f"'{label}' (they have: {have}); they are from another space")
+        out[label] = arch[key]
+    return out

@@ -1,0 +1,410 @@
+"""Expand a space into a flat networkx DAG, infer channels and sizes, and validate it.
+
+Everything that can be wrong with a space is found here, before any tensor exists: cycles,
+unknown ops or blocks, undefined or unused inputs, channel mismatches, empty choices, topk
+larger than the candidates, bad expressions, duplicate names. Block instances expand to
+dotted names (`cell1.m1`); a reference to a block instance means its output node.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import re
+import sys
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from nasflow.errors import SpaceError
+from nasflow.space.expr import ExprError, evaluate
+from nasflow.ops.registry import OPS, is_activation
+from nasflow.space.schema import Block, BlockNode, ChoiceNode, CombineNode, DenseNode, Node, OpNode, Space
+from nasflow.space.yaml_io import Loc
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class GNode:
+    """One node of the expanded graph, with everything the compiler and cost model need."""
+
+    name: str  # dotted instance path, e.g. "cell1.m1"
+    kind: str  # input | op | choice | dense | combine
+    inputs: list[str]  # expanded names of its inputs (for dense: all candidates)
+    loc: Loc  # where it is written in the space file
+    op: str | None = None  # op node: the op; dense node: the op after the merge
+    candidates: list[str] = field(default_factory=list)  # choice: ops; dense: inputs as written
+    args: dict[str, Any] = field(default_factory=dict)  # as written (evaluated), before defaults
+    act: str | None = None
+    label: str | None = None  # the arch decision this node reads (choice, dense)
+    topk: int = 1
+    merge: str = "concat"  # dense / combine kind
+    out: int | None = None  # declared out channels
+    c_in: list[int] = field(default_factory=list)
+    c_out: int = 0
+    size: Fraction = Fraction(1)  # spatial size relative to the space's inputs
+
+    @property
+    def merge_in(self) -> int:
+        """Channels entering a dense node's op after the merge (all candidates)."""
+        return sum(self.c_in) if self.merge == "concat" else self.c_in[0]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One architecture decision: a row of alpha (ops) or beta (inputs), maybe shared."""
+
+    label: str
+    kind: str  # "alpha" | "beta"
+    options: tuple[str, ...]
+    topk: int
+    nodes: tuple[str, ...]
+
+
+@dataclass
+class Graph:
+    space: Space
+    nodes: dict[str, GNode]  # topological order
+    inputs: list[str]
+    output: str
+    decisions: dict[str, Decision]
+    dag: nx.DiGraph
+
+    @property
+    def is_derived(self) -> bool:
+        """True when the space has no choices left (a derived architecture)."""
+        return not self.decisions
+
+
+def build_graph(space: Space, overrides: dict[str, int] | None = None, *,
+                check_unused: bool = True) -> Graph:
+    """Expand, infer and validate; raises SpaceError naming the node and the fix."""
+    if overrides:
+        space = space.with_params(overrides)
+    return _Builder(space, check_unused).build()
+
+
+class _Builder:
+    def __init__(self, space: Space, check_unused: bool = True) -> None:
+        self.space = space
+        self.check_unused = check_unused
+        self.nodes: dict[str, GNode] = {}
+
+    def fail(self, loc: Loc, message: str) -> SpaceError:
+        return SpaceError(message, self.space.source.where(loc))
+
+    def _import_modules(self) -> None:
+        """Import the space's `imports:` (modules that register ops), looking beside the
+        space file first."""
+        if not self.space.imports:
+            return
+        here = str(Path(self.space.source.file).resolve().parent) if self.space.source.file else None
+        for i, module in enumerate(self.space.imports):
+            try:
+                if here is not None and here not in sys.path:
+                    sys.path.insert(0, here)
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise self.fail(("imports", i), f"cannot import module '{module}' ({exc}); put it on "
+                                "PYTHONPATH or beside the space file") from None
+
+    # --- expansion -------------------------------------------------------------------
+    def build(self) -> Graph:
+        s = self.space
+        self._import_modules()
+        for name in s.params:
+            self._check_name(name, ("params", name), "param")
+        env = dict(s.params)
+        ports: dict[str, str] = {}
+        for name, channels in s.inputs.items():
+            self._check_name(name, ("inputs", name), "input")
+            c = self._int(channels, env, ("inputs", name), f"input '{name}'")
+            self.nodes[name] = GNode(name, "input", [], ("inputs", name), out=c, c_out=c)
+            ports[name] = name
+        self._expand_scope(s.nodes, env, "", ports, ("nodes",), stack=())
+        return self._finish(self._resolve(s.output, s.nodes, "", ports, ("output",), "the space's output"))
+
+    def _expand_scope(self, nodes: dict[str, Node], env: dict[str, int], prefix: str,
+                      ports: dict[str, str], loc: Loc, stack: tuple[str, ...]) -> None:
+        for name in nodes:
+            self._check_name(name, (*loc, name), "node")
+            if name in ports:
+                raise self.fail((*loc, name), f"node '{prefix}{name}' has the name of an input; rename it")
+        for name, node in nodes.items():
+            nloc = (*loc, name)
+            path = prefix + name
+            res = lambda ref, field_loc, what=f"node '{path}'": self._resolve(  # noqa: E731
+                ref, nodes, prefix, ports, field_loc, what)
+            if isinstance(node, BlockNode):
+                self._expand_block(node, env, path, [res(r, (*nloc, "in")) for r in node.input_list],
+                                   nloc, stack)
+                continue
+            g = GNode(path, "", [], nloc)
+            if isinstance(node, OpNode):
+                g.kind, g.op, g.inputs = "op", node.op, [res(node.input, (*nloc, "in"))]
+                g.args = self._op_args(node.op, node.args, env, nloc, path)
+            elif isinstance(node, ChoiceNode):
+                g.kind, g.inputs, g.candidates = "choice", [res(node.input, (*nloc, "in"))], list(node.choice)
+                if not node.choice:
+                    raise self.fail((*nloc, "choice"), f"choice node '{path}' has no candidates; list at least one op")
+                if len(set(node.choice)) != len(node.choice):
+                    dup = next(c for c in node.choice if node.choice.count(c) > 1)
+                    raise self.fail((*nloc, "choice"), f"choice node '{path}' lists '{dup}' twice")
+                for cand in node.choice:
+                    g.args = self._op_args(cand, node.args, env, nloc, path)
+                g.label = node.label or path
+            elif isinstance(node, DenseNode):
+                g.kind, g.candidates, g.merge, g.op, g.topk = "dense", list(node.dense), node.merge, node.op, node.topk
+                if not node.dense:
+                    raise self.fail((*nloc, "dense"), f"dense node '{path}' has no candidate inputs")
+                if len(set(node.dense)) != len(node.dense):
+                    raise self.fail((*nloc, "dense"), f"dense node '{path}' lists an input twice")
+                g.inputs = [res(r, (*nloc, "dense", i)) for i, r in enumerate(node.dense)]
+                if not 1 <= node.topk <= len(node.dense):
+                    raise self.fail((*nloc, "topk"), f"dense node '{path}' has topk {node.topk} but "
+                                    f"{len(node.dense)} candidate input(s); use 1..{len(node.dense)}")
+                if node.op is not None:
+                    g.args = self._op_args(node.op, node.args, env, nloc, path)
+                elif node.args:
+                    raise self.fail((*nloc, "args"), f"dense node '{path}' has args but no op to give them to")
+                # A dense node is a decision when it drops inputs, or when labelled: keeping
+                # all of them, beta still weights them in the supernet and orders the concat.
+                g.label = (node.label or path) if node.topk < len(node.dense) or node.label else None
+            elif isinstance(node, CombineNode):
+                g.kind, g.merge = "combine", node.combine
+                if len(node.inputs) < 2:
+                    raise self.fail((*nloc, "in"), f"combine node '{path}' needs at least two inputs")
+                g.inputs = [res(r, (*nloc, "in", i)) for i, r in enumerate(node.inputs)]
+            g.act = getattr(node, "act", None)
+            if g.act is not None and not is_activation(g.act):
+                raise self.fail((*nloc, "act"), f"node '{path}': '{g.act}' is not an activation; "
+                                + _suggest(g.act, [n for n in OPS if is_activation(n)]))
+            out = getattr(node, "out", None)
+            g.out = None if out is None else self._int(out, env, (*nloc, "out"), f"node '{path}'")
+            self.nodes[path] = g
+
+    def _expand_block(self, node: BlockNode, env: dict[str, int], path: str, sources: list[str],
+                      loc: Loc, stack: tuple[str, ...]) -> None:
+        blk = self._block(node.block, (*loc, "block"), path)
+        if node.block in stack:
+            raise self.fail((*loc, "block"), f"block '{node.block}' uses itself (through {' -> '.join(stack)}); blocks cannot recurse")
+        if len(sources) != len(blk.inputs):
+            raise self.fail((*loc, "in"), f"node '{path}': block '{node.block}' takes {len(blk.inputs)} "
+                            f"input(s) ({', '.join(blk.inputs)}), got {len(sources)}")
+        unknown = sorted(set(node.args) - set(blk.params))
+        if unknown:
+            raise self.fail((*loc, "args"), f"node '{path}': block '{node.block}' has no param '{unknown[0]}' "
+                            + _suggest(unknown[0], list(blk.params)))
+        benv = dict(self.space.params)  # blocks see the space's params, then their own
+        for pname, default in blk.params.items():
+            if pname in node.args:
+                benv[pname] = self._int(node.args[pname], env, (*loc, "args", pname), f"node '{path}'")
+            elif default is not None:
+                benv[pname] = self._int(default, benv, ("blocks", node.block, "params", pname), f"block '{node.block}'")
+            else:
+                raise self.fail((*loc, "args"), f"node '{path}': block '{node.block}' needs param '{pname}'; "
+                                f"add it under args")
+        ports = dict(zip(blk.inputs, sources))
+        bloc: Loc = ("blocks", node.block, "nodes")
+        self._expand_scope(blk.nodes, benv, path + ".", ports, bloc, (*stack, node.block))
+        self._check_ports_used(node.block, blk)
+
+    def _check_ports_used(self, name: str, blk: Block) -> None:
+        refs: set[str] = set()
+        for n in blk.nodes.values():
+            refs.update(_refs(n))
+        refs.add(blk.output)
+        for port in blk.inputs:
+            if port not in refs:
+                raise self.fail(("blocks", name, "inputs"), f"block '{name}': input '{port}' is never used; "
+                                "use it or remove it")
+
+    def _block(self, name: str, loc: Loc, path: str) -> Block:
+        if name not in self.space.blocks:
+            raise self.fail(loc, f"node '{path}': unknown block '{name}' " + _suggest(name, list(self.space.blocks)))
+        return self.space.blocks[name]
+
+    def _resolve(self, ref: str, nodes: dict[str, Node], prefix: str, ports: dict[str, str],
+                 loc: Loc, what: str) -> str:
+        """Expanded name a local reference points at (a block instance means its output)."""
+        if ref in nodes:
+            node = nodes[ref]
+            if isinstance(node, BlockNode):
+                blk = self._block(node.block, loc, prefix + ref)
+                if blk.output in blk.inputs:
+                    return self._resolve(blk.output, {}, "", dict(zip(blk.inputs, [
+                        self._resolve(r, nodes, prefix, ports, loc, what) for r in node.input_list])), loc, what)
+                if blk.output not in blk.nodes:
+                    raise self.fail(("blocks", node.block, "output"), f"block '{node.block}': output "
+                                    f"'{blk.output}' is not one of its nodes " + _suggest(blk.output, list(blk.nodes)))
+                return self._resolve(blk.output, blk.nodes, f"{prefix}{ref}.", {}, loc, what)
+            return prefix + ref
+        if ref in ports:
+            return ports[ref]
+        raise self.fail(loc, f"{what} reads '{ref}', which is not defined "
+                        + _suggest(ref, [*nodes, *ports]))
+
+    def _op_args(self, op: str, args: dict[str, Any], env: dict[str, int], loc: Loc, path: str) -> dict[str, Any]:
+        if op not in OPS:
+            raise self.fail(loc, f"node '{path}': {OPS.unknown_message(op)}")
+        spec = OPS.get(op)
+        out: dict[str, Any] = {}
+        for key, value in args.items():
+            if key not in spec.args:
+                raise self.fail((*loc, "args", key), f"node '{path}': op '{op}' has no argument '{key}' "
+                                + _suggest(key, list(spec.args)))
+            default = spec.args[key]
+            if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, str):
+                value = self._int(value, env, (*loc, "args", key), f"node '{path}'")
+            out[key] = value
+        return out  # unbound: each candidate of a choice fills in its own defaults
+
+    def _int(self, expr: int | str, env: dict[str, int], loc: Loc, what: str) -> int:
+        try:
+            value = evaluate(expr, env)
+        except ExprError as exc:
+            raise self.fail(loc, f"{what}: {exc}") from None
+        if value <= 0:
+            raise self.fail(loc, f"{what}: {expr!r} evaluates to {value}; channels must be positive")
+        return value
+
+    def _check_name(self, name: str, loc: Loc, what: str) -> None:
+        if not _NAME.match(str(name)):
+            raise self.fail(loc, f"{what} name '{name}' must be an identifier (letters, digits, _)")
+
+    # --- graph-wide checks and inference ------------------------------------------------
+    def _finish(self, output: str) -> Graph:
+        dag = nx.DiGraph()
+        for g in self.nodes.values():
+            dag.add_node(g.name)
+            for src in g.inputs:
+                dag.add_edge(src, g.name)
+        try:
+            cycle = nx.find_cycle(dag)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            names = [a for a, _ in cycle] + [cycle[0][0]]
+            first = self.nodes[names[0]]
+            raise self.fail(first.loc, f"cycle: {' -> '.join(names)}; a space must be a DAG")
+        reach = nx.ancestors(dag, output) | {output}
+        for g in self.nodes.values():
+            if g.name not in reach and self.check_unused:
+                what = "input" if g.kind == "input" else "node"
+                raise self.fail(g.loc, f"{what} '{g.name}' is never used on the way to the output "
+                                f"'{output}'; connect it or remove it")
+        order = list(nx.lexicographical_topological_sort(dag, key=lambda n: list(self.nodes).index(n)))
+        ordered = {n: self.nodes[n] for n in order}
+        for g in ordered.values():
+            if g.kind != "input":
+                self._infer(g, ordered)
+        return Graph(self.space, ordered, list(self.space.inputs), output, self._decisions(ordered), dag)
+
+    def _infer(self, g: GNode, nodes: dict[str, GNode]) -> None:
+        srcs = [nodes[i] for i in g.inputs]
+        g.c_in = [s.c_out for s in srcs]
+        sizes = {s.size for s in srcs}
+        if len(sizes) > 1:
+            detail = ", ".join(f"{s.name} at x{s.size}" for s in srcs)
+            raise self.fail(g.loc, f"node '{g.name}' mixes inputs of different sizes ({detail})")
+        g.size = srcs[0].size
+        if g.kind == "op":
+            g.c_out, g.size = self._op_out(g.op, g.c_in[0], g.out, g.args, g), g.size * _resize(g.op, g.args)
+        elif g.kind == "choice":
+            outs = {cand: self._op_out(cand, g.c_in[0], g.out, g.args, g) for cand in g.candidates}
+            if len(set(outs.values())) > 1:
+                raise self.fail(g.loc, f"choice node '{g.name}': candidates give different channels {outs}; set 'out'")
+            resizes = {c: _resize(c, g.args) for c in g.candidates}
+            if len(set(resizes.values())) > 1:
+                raise self.fail(g.loc, f"choice node '{g.name}': candidates change the size differently {resizes}")
+            g.c_out, g.size = next(iter(outs.values())), g.size * next(iter(resizes.values()))
+        elif g.kind == "dense":
+            if len(set(g.c_in)) > 1:
+                detail = ", ".join(f"{s.name}: {s.c_out}" for s in srcs)
+                raise self.fail(g.loc, f"dense node '{g.name}': candidate inputs must have equal channels ({detail})")
+            if g.op is not None:
+                g.c_out = self._op_out(g.op, g.merge_in, g.out, g.args, g)
+            else:
+                g.c_out = g.merge_in
+                if g.out is not None and g.out != g.c_out:
+                    raise self.fail(g.loc, f"dense node '{g.name}': out {g.out} but the merge gives {g.c_out}; add an op")
+                if g.merge == "concat" and g.label is not None and g.topk < len(g.inputs):
+                    raise self.fail(g.loc, f"dense node '{g.name}': concat of the top-{g.topk} of {len(g.inputs)} "
+                                    "inputs changes channels when derived; add an op (e.g. conv_1x1) after the merge")
+        elif g.kind == "combine":
+            if g.merge == "concat":
+                g.c_out = sum(g.c_in)
+            else:
+                if len(set(g.c_in)) > 1:
+                    detail = ", ".join(f"{s.name}: {s.c_out}" for s in srcs)
+                    raise self.fail(g.loc, f"combine node '{g.name}' ({g.merge}) needs equal channels ({detail})")
+                g.c_out = g.c_in[0]
+
+    def _op_out(self, op: str, c_in: int, out: int | None, args: dict[str, Any], g: GNode) -> int:
+        spec = OPS.get(op)
+        args = spec.bind(args)
+        if spec.out_channels is not None:
+            fixed = spec.out_channels(c_in, **_only(spec.out_channels, args))
+        elif spec.same_channels:
+            fixed = c_in
+        else:
+            fixed = None
+        if fixed is not None and out is not None and out != fixed:
+            raise self.fail(g.loc, f"node '{g.name}': op '{op}' gives {fixed} channels from {c_in}, "
+                            f"but out is {out}; remove 'out' or fix it")
+        c_out = fixed if fixed is not None else (out if out is not None else c_in)
+        problem = spec.check(c_in, c_out, **_only(spec.check, args))
+        if problem:
+            raise self.fail(g.loc, f"node '{g.name}': op '{op}' {problem}")
+        return c_out
+
+    def _decisions(self, nodes: dict[str, GNode]) -> dict[str, Decision]:
+        found: dict[str, Decision] = {}
+        for g in nodes.values():
+            if g.label is None:
+                continue
+            kind = "alpha" if g.kind == "choice" else "beta"
+            options = tuple(g.candidates)
+            prev = found.get(g.label)
+            if prev is not None:
+                if (prev.kind, prev.options, prev.topk) != (kind, options, g.topk):
+                    raise self.fail(g.loc, f"node '{g.name}' shares label '{g.label}' with '{prev.nodes[0]}' "
+                                    "but not the same candidates; give it its own label")
+                found[g.label] = Decision(g.label, kind, options, g.topk, (*prev.nodes, g.name))
+            else:
+                found[g.label] = Decision(g.label, kind, options, g.topk, (g.name,))
+        return found
+
+
+def _resize(op: str, args: dict[str, Any]) -> Fraction:
+    spec = OPS.get(op)
+    return spec.resize(**_only(spec.resize, spec.bind(args)))
+
+
+def _refs(node: Node) -> list[str]:
+    if isinstance(node, (OpNode, ChoiceNode)):
+        return [node.input]
+    if isinstance(node, DenseNode):
+        return list(node.dense)
+    if isinstance(node, CombineNode):
+        return list(node.inputs)
+    return node.input_list
+
+
+def _only(fn: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """The subset of `args` that `fn` accepts (resize/out_channels take only what they need)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return args
+    return {k: v for k, v in args.items() if k in params}
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=2)
+    if close:
+        return f"(did you mean {' or '.join(repr(c) for c in close)}?)"
+    return f"(known: {', '.join(known)})" if known else ""

@@ -1,0 +1,32 @@
+"""Load a space file (or a model directory's architecture) with CLI-style overrides."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nasflow.errors import SpaceError
+from nasflow.space.graph import Graph, build_graph
+from nasflow.space.schema import Space
+
+ARCH_FILE = "arch.yaml"
+
+
+def resolve_space_path(path: str | Path) -> Path:
+    """A space file, or a directory holding one (a model or run directory)."""
+    p = Path(path)
+    if p.is_dir():
+        for name in (ARCH_FILE, "space.yaml"):
+            if (p / name).is_file():
+                return p / name
+        raise SpaceError(f"'{p}' is a directory without {ARCH_FILE} or space.yaml; pass a space file")
+    if not p.exists():
+        raise SpaceError(f"'{p}' does not exist; pass a space file (e.g. spaces/dlsr/space.yaml)")
+    return p
+
+
+def load_space(path: str | Path, overrides: dict[str, int] | None = None) -> Space:
+    space = Space.from_yaml(resolve_space_path(path))
+    return space.with_params(overrides) if overrides else space
+
+
+def load_graph(path: str | Path, overrides: dict[str, int] | None = None) -> Graph:
+    return build_graph(load_space(path, overrides))

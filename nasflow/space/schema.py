@@ -1,0 +1,222 @@
+"""The space file: one pydantic schema, written in YAML or built in Python.
+
+A space is a typed graph of named nodes. Each node is one of
+- op:      a fixed op from the registry           `{op: conv_3x3, in: x, out: C, args: {bias: true}}`
+- choice:  candidate ops mixed by softmax(alpha)   `{choice: [conv_1x1, sep_conv_3x3], in: x, label: mrb1}`
+- dense:   candidate inputs weighted by softmax(beta), merged, top-k kept when deriving
+           `{dense: [cell1, cell2], topk: 2, merge: concat, op: conv_1x1, out: C}`
+- combine: add / concat / mul of several inputs    `{combine: add, in: [a, b], act: lrelu}`
+- block:   an instance of a reusable cell          `{block: cell, in: stem, args: {C: channels}}`
+Channels and op arguments may be integer expressions over the space's (or block's) params.
+Unknown keys are rejected everywhere, so a misspelt key never passes silently.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+
+from nasflow.errors import SpaceError
+from nasflow.space.yaml_io import SourceMap, dump_yaml, load_yaml
+
+Expr = Union[int, str]
+ArgValue = Union[bool, int, float, str]
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class OpNode(_Node):
+    op: str
+    input: str = Field(alias="in")
+    out: Expr | None = None
+    args: dict[str, ArgValue] = {}
+    act: str | None = None
+
+
+class ChoiceNode(_Node):
+    choice: list[str]
+    input: str = Field(alias="in")
+    out: Expr | None = None
+    args: dict[str, ArgValue] = {}
+    act: str | None = None
+    label: str | None = None  # nodes with one label share one alpha
+
+
+class DenseNode(_Node):
+    dense: list[str]
+    topk: int = 1
+    merge: Literal["concat", "sum"] = "concat"
+    op: str | None = None  # applied after the merge, e.g. conv_1x1 back to C channels
+    out: Expr | None = None
+    args: dict[str, ArgValue] = {}
+    act: str | None = None
+    label: str | None = None
+
+
+class CombineNode(_Node):
+    combine: Literal["add", "concat", "mul"]
+    inputs: list[str] = Field(alias="in")
+    act: str | None = None
+
+
+class BlockNode(_Node):
+    block: str
+    inputs: str | list[str] = Field(alias="in")
+    args: dict[str, Expr] = {}
+
+    @property
+    def input_list(self) -> list[str]:
+        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+
+
+def _node_kind(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return {OpNode: "op", ChoiceNode: "choice", DenseNode: "dense",
+                CombineNode: "combine", BlockNode: "block"}.get(type(value))
+    if isinstance(value, dict):
+        for key in ("choice", "dense", "combine", "block", "op"):
+            if key in value:
+                return key
+    return None
+
+
+Node = Annotated[
+    Union[
+        Annotated[OpNode, Tag("op")],
+        Annotated[ChoiceNode, Tag("choice")],
+        Annotated[DenseNode, Tag("dense")],
+        Annotated[CombineNode, Tag("combine")],
+        Annotated[BlockNode, Tag("block")],
+    ],
+    Discriminator(
+        _node_kind,
+        custom_error_type="node_kind",
+        custom_error_message="a node needs one of the keys op, choice, dense, combine or block",
+    ),
+]
+
+
+class Block(BaseModel):
+    """A reusable cell: its own params (None = must be given), input ports, nodes, output."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    params: dict[str, Expr | None] = {}
+    inputs: list[str]
+    nodes: dict[str, Node]
+    output: str
+
+
+class Space(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    description: str = ""
+    task: str | None = None  # the task adapter this space is meant for (e.g. "sr")
+    # Python modules imported before validation, so ops they register (@register_op) can be
+    # named here; a module next to the space file is found too.
+    imports: list[str] = []
+    params: dict[str, int] = {}
+    inputs: dict[str, Expr]  # input name -> channels
+    blocks: dict[str, Block] = {}
+    nodes: dict[str, Node]
+    output: str
+    meta: dict[str, Any] = {}  # provenance: what it was derived from, by whom
+
+    # Where each part came from, for error messages. Not part of the schema.
+    _source: SourceMap = SourceMap(None)
+
+    @property
+    def source(self) -> SourceMap:
+        return self._source
+
+    def with_params(self, overrides: dict[str, int]) -> Space:
+        """A copy with space-level params overridden (`--set channels=18`)."""
+        unknown = sorted(set(overrides) - set(self.params))
+        if unknown:
+            raise SpaceError(
+                f"space '{self.name}' has no param {', '.join(map(repr, unknown))}"
+                f" (its params: {', '.join(self.params) or 'none'})"
+            )
+        copy = self.model_copy(update={"params": {**self.params, **overrides}})
+        copy._source = self._source
+        return copy
+
+    # --- YAML -------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Space:
+        data, source = load_yaml(path)
+        return cls.from_data(data, source)
+
+    @classmethod
+    def from_data(cls, data: Any, source: SourceMap | None = None) -> Space:
+        source = source or SourceMap(None)
+        if not isinstance(data, dict):
+            raise SpaceError("a space file must be a mapping with name, inputs, nodes, output",
+                             source.where(()))
+        try:
+            space = cls.model_validate(data)
+        except ValidationError as exc:
+            raise SpaceError(_explain(exc), source.where(_first_loc(exc))) from None
+        space._source = source
+        return space
+
+    def to_data(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = dump_yaml(self.to_data())
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+
+_TAGS = {"op", "choice", "dense", "combine", "block"}
+
+
+def _first_loc(exc: ValidationError) -> tuple[str | int, ...]:
+    loc = exc.errors()[0]["loc"]
+    # Drop the union tag pydantic inserts after a node's name, so the path matches the file.
+    return tuple(p for i, p in enumerate(loc)
+                 if not (i >= 2 and loc[i - 2] == "nodes" and p in _TAGS))
+
+
+def _explain(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = _first_loc(exc)
+    path = ".".join(str(p) for p in loc) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = f"unknown key '{loc[-1]}'; remove it or check its spelling"
+        path = ".".join(str(p) for p in loc[:-1]) or "(top level)"
+    elif err["type"] == "missing":
+        msg = f"missing required key '{loc[-1]}'"
+        path = ".".join(str(p) for p in loc[:-1]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{path}: {msg}{more}"
+
+
+# --- Python builder API: the same schema objects, with short constructors ---------------
+def op(name: str, input: str, out: Expr | None = None, act: str | None = None, **args: ArgValue) -> OpNode:
+    return OpNode(op=name, input=input, out=out, act=act, args=args)
+
+
+def choice(candidates: list[str], input: str, out: Expr | None = None, act: str | None = None,
+           label: str | None = None, **args: ArgValue) -> ChoiceNode:
+    return ChoiceNode(choice=candidates, input=input, out=out, act=act, label=label, args=args)
+
+
+def dense(candidates: list[str], topk: int = 1, merge: Literal["concat", "sum"] = "concat",
+          op: str | None = None, out: Expr | None = None, act: str | None = None,
+          label: str | None = None, **args: ArgValue) -> DenseNode:
+    return DenseNode(dense=candidates, topk=topk, merge=merge, op=op, out=out, act=act,
+                     label=label, args=args)
+
+
+def combine(kind: Literal["add", "concat", "mul"], inputs: list[str], act: str | None = None) -> CombineNode:
+    return CombineNode(combine=kind, inputs=inputs, act=act)
+
+
+def block(name: str, inputs: str | list[str], **args: Expr) -> BlockNode:
+    return BlockNode(block=name, inputs=inputs, args=args)

@@ -1,0 +1,73 @@
+"""TrainConfig: the one schema of a retraining run's configuration (the run's config.json).
+
+Defaults are the DLSR paper's retraining (section IV-C; ../shared/docs/dlsr-facts.md): Adam
+lr 3e-4 betas (0.9, 0.999), the learning rate halved every 4e5 steps, 2e6 steps, batch 32.
+No cost regularizer acts while retraining (the paper's gamma = 0): a derived architecture
+has no architecture parameters for it to act on.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from nasflow.runs.config import AdamConfig, OptionValue, RunConfig
+from nasflow.errors import NasflowError
+
+
+class TrainConfig(RunConfig):
+    KIND: ClassVar[str] = "train"
+
+    # what is trained, on what
+    arch: str | None = None  # the architecture file the run started from; the run keeps a copy
+    overrides: dict[str, int] = {}  # space params set on the command line (--scale 3, --set C=18)
+    task: str | None = None  # None: the architecture's `task:`
+    task_options: dict[str, OptionValue] = {}
+    init_from: str | None = None  # a model directory to warm-start from (x3 / x4 from x2)
+    # how
+    steps: int = Field(2_000_000, ge=1)
+    batch_size: int = Field(32, ge=1)  # the global batch: shared by the processes of a distributed run
+    optim: AdamConfig = AdamConfig(weight_decay=0.0)
+    lr_halve_every: int = Field(400_000, ge=1)  # step schedule: lr * 0.5 ** (step // lr_halve_every)
+    seed: int = 0
+    # Speed levers, as the search's (nasflow/levers.py). channels_last None: on for the CPU.
+    channels_last: bool | None = None
+    amp: Literal["none", "bf16"] = "none"  # bf16 autocast of the forward: faster, not exact
+    device: str = "auto"  # "auto": cuda when there is one
+    # what is kept
+    validate_every: int = Field(5000, ge=1)  # the task's evaluate(model), logged and used for best/
+    log_every: int = Field(100, ge=1)
+    checkpoint_every: int = Field(5000, ge=1)
+    # The metric that picks best/: None = the task's `best_metric`, else evaluate()'s first.
+    best_metric: str | None = None
+
+    # Fields a resumed run may change: they do not alter the trajectory of the weights
+    # (validation runs with the RNG state saved and restored around it).
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset(
+        {"arch", "steps", "validate_every", "log_every", "checkpoint_every", "device"})
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of the step after `step` steps (what the schedule gives)."""
+        return self.optim.lr * 0.5 ** (step // self.lr_halve_every)
+
+
+def preset_changes(preset: str, section: dict[str, Any]) -> dict[str, Any]:
+    """TrainConfig data from a task preset's "train" section (keys as the task's presets.py
+    documents them: `lr` is the Adam learning rate, `gamma` must be 0)."""
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        if key == "lr":
+            out["optim"] = {**AdamConfig(weight_decay=0.0).model_dump(), "lr": value}
+        elif key == "gamma":
+            if value:  # a derived architecture has no arch params for a cost term to act on
+                raise NasflowError(f"preset '{preset}': train.gamma is {value}, but retraining has no "
+                                   "cost regularizer; set it to 0")
+        elif key in _PRESET_FIELDS:
+            out[key] = value
+        else:
+            raise NasflowError(f"preset '{preset}': unknown train setting '{key}'; the train section "
+                               f"takes lr, gamma and {', '.join(sorted(_PRESET_FIELDS))}")
+    return out
+
+
+_PRESET_FIELDS = frozenset(TrainConfig.model_fields) - {"arch", "init_from", "device"}

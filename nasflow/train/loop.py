@@ -1,0 +1,282 @@
+"""The retraining loop: train a derived architecture (a space with no choices) from scratch
+or from another model's weights, with validation, checkpoints and exact resume.
+
+    result = run_train(TrainConfig(arch="runs/a/derived/arch.yaml", steps=1000), "runs/a-train")
+
+The loop owns the order of things; the task owns data, loss and validation; TrainRunDir
+owns the files. It shares the search loop's pieces (counted data streams, Ctrl-C flag,
+device choice, checkpoint files), so a resumed run continues exactly as if it had not
+stopped. Under torchrun each process trains on its share of every global batch through
+DDP; rank 0 alone validates and writes.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from nasflow.runs.checkpoint import rng_state, seed_everything, set_rng_state
+from nasflow.accel.depthwise import use_fast_depthwise
+from nasflow.runs.distributed import DistContext, any_rank, current, mean_scalars, on_main, wrap
+from nasflow.errors import CheckpointError, NasflowError
+from nasflow.space.graph import Graph, build_graph
+from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
+from nasflow.space.load import load_space
+from nasflow.runs.loop import (BatchStream, StopFlag, check_batch_splits, gather_rank_states, open_run, rank_state, record_run, restore_rank_state, run_device)
+from nasflow.runs.modeldir import save_model
+from nasflow.space.schema import Space
+from nasflow.compile.supernet import Supernet, compile_graph
+from nasflow.tasks.contract import Task, make_task
+from nasflow.train.config import TrainConfig
+from nasflow.train.run_dir import TrainRunDir
+from nasflow.train.warmstart import InitReport, warm_start
+
+_LOWER_IS_BETTER = ("loss", "mse", "mae", "l1", "l2", "error", "err", "nll")
+
+
+class TrainReporter(Protocol):
+    """What the loop tells a progress display (the CLI's is a rich progress bar)."""
+
+    def start(self, step: int, total: int) -> None: ...  # step: where a resumed run is
+
+    def update(self, step: int, logs: dict[str, float], valid: dict[str, float] | None) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    finished: bool  # False when stopped early (Ctrl-C, stop_at); the checkpoint is saved
+    model_dir: Path | None  # RUN/model, the final weights; None until the run finishes
+    best_dir: Path | None  # RUN/best, the best validation so far
+    valid: dict[str, float]  # the last validation
+    best: dict[str, Any] | None  # {"step", "metric", "value", "valid"} of best/
+    params: int
+    space: Space = field(repr=False)
+    init: InitReport | None = None
+
+
+def run_train(config: TrainConfig, run_dir: str | Path, *, arch: Space | None = None,
+              task: Task | None = None, resume: bool = False, stop_at: int | None = None,
+              reporter: TrainReporter | None = None, ctx: DistContext | None = None) -> TrainResult:
+    """Train `config.steps` steps in `run_dir` (created, or continued with resume=True).
+
+    `arch` defaults to the file `config.arch`; `task` to the one the config or the arch
+    names. When resuming, the run's own space.yaml is used and `config` must agree with the
+    run's config except in TrainConfig.RESUMABLE fields. `stop_at` stops after that step as
+    Ctrl-C does: checkpoint saved, finished False.
+
+    Under torchrun (`ctx`, default: the initialised process group if any) every rank calls
+    this with the same arguments; `config.batch_size` is the global batch, of which each rank
+    computes its share. Rank 0 alone reads and writes the run directory, validates and reports.
+    """
+    ctx = ctx if ctx is not None else current(config.device)
+    check_batch_splits(config.batch_size, ctx)
+    space = open_run(TrainRunDir, run_dir, config, resume, ctx, lambda: resolve_arch(config, arch),
+                     given=arch is not None)
+    graph = build_graph(space)
+    check_no_choices(graph)
+    task = task if task is not None else make_task(config.task, config.task_options, space)
+    # A resumed run with a checkpoint takes its weights from there, not from --init-from again.
+    restart = resume and on_main(TrainRunDir(run_dir).has_checkpoint, ctx)
+    # Built before any file is written, so a bad arch, task or --init-from leaves no run behind.
+    loop = _Train(config, graph, task, ctx, reporter if ctx.is_main else None, warm=not restart)
+    record_run(TrainRunDir, run_dir, config, space, resume, ctx)
+    return loop.run(TrainRunDir(run_dir), restart, stop_at)
+
+
+# --- the pieces run_train checks and builds -------------------------------------------------
+def resolve_arch(config: TrainConfig, arch: Space | None) -> Space:
+    if arch is None:
+        if config.arch is None:
+            raise NasflowError("no architecture to train: give an architecture file (a derived arch.yaml)")
+        arch = load_space(config.arch)
+    if "scale" in config.overrides and "scale" not in arch.params:
+        have = ", ".join(arch.params) or "none"
+        raise NasflowError(f"--scale: architecture '{arch.name}' has no `scale` param (its params: {have}); "
+                           "drop --scale, or add `scale` to its params")
+    return arch.with_params(config.overrides) if config.overrides else arch
+
+
+def check_no_choices(graph: Graph) -> None:
+    if graph.decisions:
+        labels = ", ".join(graph.decisions)
+        raise NasflowError(f"'{graph.space.name}' still has choices ({labels}): it is a search space, not an "
+                           "architecture; derive it first with `nasflow derive RUN_DIR` and train the "
+                           "derived arch.yaml")
+
+
+# --- the loop -------------------------------------------------------------------------------
+class _Train:
+    run_dir: TrainRunDir  # set by run(): the run directory is created once the loop is built
+
+    def __init__(self, config: TrainConfig, graph: Graph, task: Task, ctx: DistContext,
+                 reporter: TrainReporter | None, warm: bool = True) -> None:
+        self.config, self.graph, self.task, self.ctx, self.reporter = config, graph, task, ctx, reporter
+        self.device = run_device(config.device, ctx)
+        seed_everything(config.seed)
+        self.model: Supernet = compile_graph(graph).to(self.device)
+        self.init = warm_start(self.model, config.init_from) if config.init_from and warm else None
+        # What the warm start did, for the models' meta (kept in checkpoints for a resumed run).
+        self.init_meta: dict[str, Any] | None = self.init.to_json() if self.init is not None else None
+        channels_last = use_channels_last(config.channels_last, self.device)
+        prepare_model(self.model, channels_last)
+        keep_freed_memory(self.device)
+        use_fast_depthwise(self.model)  # its faster CPU backward; the stock conv elsewhere
+        self.model.train()
+        self.ddp = wrap(self.model, ctx)  # DDP broadcasts rank 0's weights to every rank
+        self.loss = wrap_loss(task.loss, channels_last=channels_last, amp=config.amp, device=self.device)
+        o = config.optim
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=config.lr_halve_every, gamma=0.5)
+        self.train = BatchStream(task, "train", config.batch_size, config.seed, self.device, ctx)
+        self.streams = {"train": self.train}
+        self.step = 0
+        self.saved_step = -1  # the step the last checkpoint written or read holds
+        self.valid: dict[str, float] = {}  # the last validation (rank 0's, on every rank)
+        self.best: dict[str, Any] | None = None
+
+    # --- state ------------------------------------------------------------------------------
+    def save(self) -> None:
+        state = gather_rank_states(rank_state(self.streams, self.task), self.ctx)
+        self.saved_step = self.step
+        if state is None:  # not rank 0
+            return
+        tensors = {f"weights.{k}": v for k, v in self.model.state_dict().items()}
+        state.update(step=self.step, optim=self.opt.state_dict(), sched=self.sched.state_dict(),
+                     best=self.best, valid=self.valid, init=self.init_meta)
+        self.run_dir.save_checkpoint(tensors, state)
+
+    def load(self) -> None:
+        tensors, state = on_main(self.run_dir.load_checkpoint, self.ctx)
+        weights = {k.removeprefix("weights."): v for k, v in tensors.items() if k.startswith("weights.")}
+        try:
+            self.model.load_state_dict(weights, strict=True)
+            self.opt.load_state_dict(state["optim"])
+            self.sched.load_state_dict(state["sched"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint '{self.run_dir.checkpoint_path}' does not fit this "
+                                  f"run's architecture: {exc}") from None
+        restore_rank_state(state, self.streams, self.task, self.ctx)
+        self.step = self.saved_step = int(state["step"])
+        self.best, self.valid, self.init_meta = state["best"], state["valid"], state.get("init")
+
+    # --- running ----------------------------------------------------------------------------
+    def run(self, run_dir: TrainRunDir, restart: bool, stop_at: int | None) -> TrainResult:
+        """`restart`: continue from the run's checkpoint."""
+        self.run_dir = run_dir
+        main, cfg = self.ctx.is_main, self.config
+        if restart:
+            self.load()
+        if main and run_dir.metrics_path.exists():  # records a killed run wrote after its last checkpoint come again
+            run_dir.truncate_metrics(self.step)
+        if self.reporter:
+            self.reporter.start(self.step, cfg.steps)
+        sums: dict[str, float] = {}
+        count, tick = 0, time.perf_counter()
+        try:
+            with StopFlag() as stop:
+                # any_rank: Ctrl-C may reach only some processes; all stop after the same step.
+                while self.step < cfg.steps and not any_rank(stop.requested, self.ctx) and self.step != stop_at:
+                    logs = self.one_step()
+                    self.step += 1
+                    for k, v in logs.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    count += 1
+                    valid = None
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        now = time.perf_counter()
+                        self.log({k: v / count for k, v in sums.items()}, count / max(now - tick, 1e-9))
+                        sums, count, tick = {}, 0, now
+                    if self.step % cfg.validate_every == 0 or self.step == cfg.steps:
+                        began = time.perf_counter()
+                        valid = self.validate()
+                        tick += time.perf_counter() - began  # steps/s counts training only
+                    if self.step % cfg.checkpoint_every == 0:
+                        self.save()
+                    if self.reporter:
+                        self.reporter.update(self.step, logs, valid)
+                if self.saved_step != self.step:  # the same on every rank: save() is a collective
+                    self.save()  # where it stopped: the end, Ctrl-C or stop_at
+        finally:
+            if self.reporter:
+                self.reporter.stop()
+        finished = self.step >= cfg.steps
+        if finished:
+            on_main(lambda: self.write_model(run_dir.model_path, {"weights": "final"}), self.ctx)
+        return TrainResult(
+            run_dir.path, self.step, finished, run_dir.model_path if finished else None,
+            run_dir.best_path if self.best is not None else None, dict(self.valid), self.best,
+            sum(p.numel() for p in self.model.parameters()), self.graph.space, self.init)
+
+    def one_step(self) -> dict[str, float]:
+        batch = self.train.next()
+        self.opt.zero_grad(set_to_none=True)
+        loss, terms = self.loss(self.ddp, batch)  # through DDP: its hooks average the gradients
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        return {"train/loss": float(loss.detach()), **{f"train/{k}": float(v) for k, v in terms.items()}}
+
+    def log(self, losses: dict[str, float], steps_per_s: float) -> None:
+        losses = mean_scalars(losses, self.ctx)  # each rank's are on its share: log the mean
+        if self.ctx.is_main:
+            self.run_dir.append_metrics({"step": self.step, "lr": self.opt.param_groups[0]["lr"],
+                                         "steps_per_s": round(steps_per_s, 3), "losses": losses})
+
+    def validate(self) -> dict[str, float]:
+        """The task's evaluate() on rank 0 while the others wait (an error there stops every
+        rank); the RNG is put back after it, so how often a run validates never changes the
+        weights."""
+        def evaluate() -> dict[str, float]:
+            saved = rng_state()
+            self.model.eval()
+            try:
+                with torch.no_grad():
+                    self.valid = {k: float(v) for k, v in self.task.evaluate(self.model).items()}
+            finally:
+                self.model.train()
+                set_rng_state(saved)
+            self.run_dir.append_metrics({"step": self.step, "valid": self.valid})
+            self.update_best()
+            return self.valid
+
+        self.valid = on_main(evaluate, self.ctx)
+        return self.valid
+
+    def update_best(self) -> None:
+        if not self.valid:
+            return
+        metric = self.config.best_metric or _task_metric(self.task) or next(iter(self.valid))
+        if metric not in self.valid:
+            raise NasflowError(f"best_metric '{metric}' is not among the task's metrics "
+                               f"({', '.join(self.valid)}); pick one of them")
+        value, lower = self.valid[metric], metric.lower().split("/")[-1] in _LOWER_IS_BETTER
+        if self.best is None or (value < self.best["value"] if lower else value > self.best["value"]):
+            self.best = {"step": self.step, "metric": metric, "value": value, "valid": dict(self.valid)}
+            self.write_model(self.run_dir.best_path, {"weights": "best", "best": self.best})
+
+    def write_model(self, path: Path, extra: dict[str, Any]) -> None:
+        space, cfg = self.graph.space, self.config
+        meta: dict[str, Any] = {
+            "trained_by": "nasflow train", "arch": space.name, "arch_file": cfg.arch,
+            "scale": space.params.get("scale"), "channels": space.params.get("channels"),
+            "task": cfg.task or space.task, "task_options": dict(cfg.task_options),
+            "steps": self.step, "valid": dict(self.valid), "run_dir": str(self.run_dir.path),
+            "init_from": self.init_meta, **extra,
+        }
+        save_model(path, space, self.model.state_dict(), meta)
+
+
+def _task_metric(task: Task) -> str | None:
+    """A task may name the metric that makes a model best (`best_metric = "psnr"`)."""
+    metric = getattr(task, "best_metric", None)
+    return metric if isinstance(metric, str) else None
+
+
+__all__ = ["TrainConfig", "TrainReporter", "TrainResult", "check_no_choices", "resolve_arch", "run_train"]
