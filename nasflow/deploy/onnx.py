@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from nasflow.errors import NasflowError
+from nasflow.runs.durable import replace_durably
 
 INPUT, OUTPUT = "lr", "sr"
 # onnxruntime fuses and reorders convolutions, so its output differs from PyTorch's by float
@@ -58,7 +59,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], opset: int = 17)
             torch.onnx.export(plain, (sample,), str(tmp), input_names=[INPUT], output_names=[OUTPUT],
                               dynamic_axes={INPUT: {0: "n", 2: "h", 3: "w"}, OUTPUT: {0: "n", 2: "H", 3: "W"}},
                               opset_version=opset, dynamo=False)
-        os.replace(tmp, out)
+        replace_durably(tmp, out)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -1,13 +1,13 @@
 """Checkpoint files: nested state (optimizer state, RNG states, data-stream states) flattened
 into one safetensors file, tensors as tensors and everything else as JSON in its metadata.
 
-One file per checkpoint, written to a temporary name and moved into place with os.replace,
-so a reader sees the old checkpoint or the new one, never a partial file.
+One file per checkpoint, written to a temporary name, fsynced and moved into place with
+os.replace, its directory fsynced after (runs/durable.py): a reader sees the old checkpoint
+or the new one, never a partial file, and a power loss cannot leave a name without its data.
 """
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from nasflow.errors import CheckpointError
+from nasflow.runs.durable import write_atomic
 
 META_KEY = "nasflow"  # the safetensors metadata entry holding the JSON side of the state
 
@@ -94,13 +95,8 @@ def save_checkpoint(path: str | Path, tensors: dict[str, Tensor], state: dict[st
     path = Path(path)
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     skeleton = flatten_state(state, "state", flat)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        save_file(flat, str(tmp), metadata={META_KEY: json.dumps(skeleton)})
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():  # the write failed (disk full, interrupt): leave no partial file
-            tmp.unlink()
+    # A failed write (disk full, interrupt) leaves the previous checkpoint and no partial file.
+    write_atomic(path, lambda tmp: save_file(flat, str(tmp), metadata={META_KEY: json.dumps(skeleton)}))
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -6,14 +6,14 @@
       metrics.jsonl                one JSON record per logged step
       checkpoint.safetensors       latest: weights, arch, optimizers, step, RNG, data
 
-Every file is written whole to a temporary name and moved into place (os.replace), so an
-interrupted write leaves the previous version, never a partial file. Writing goes through
+Every file is written whole to a temporary name, fsynced and moved into place (os.replace,
+then the directory fsynced), so an interrupted write or a power loss leaves the previous
+version or the new one, never a partial file. Writing goes through
 this class only, so a distributed run can later let rank 0 alone write with one check.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar, cast
@@ -23,6 +23,7 @@ from typing_extensions import Self  # typing.Self is 3.11+
 
 from nasflow.runs.checkpoint import load_checkpoint, save_checkpoint
 from nasflow.runs.config import RunConfig
+from nasflow.runs.durable import write_atomic
 from nasflow.errors import CheckpointError, RunError
 from nasflow.space.schema import Space
 
@@ -33,13 +34,8 @@ CHECKPOINT = "checkpoint.safetensors"
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Replace `path` with `text` atomically and durably (runs/durable.py)."""
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 C = TypeVar("C", bound=RunConfig)

@@ -5,15 +5,14 @@
       weights.safetensors   its state dict, under nasflow's node names
       meta.json             provenance: where the weights came from, scale, notes
 
-Each file is written to a temporary name and moved into place (os.replace), so an
-interrupted save leaves whole files. Loading is strict: every key present, no extra key,
+Each file is written to a temporary name, fsynced and moved into place (runs/durable.py), so
+an interrupted save or a power loss leaves whole files. Loading is strict: every key present, no extra key,
 every shape equal; a mismatch raises one CheckpointError that says what differs.
 """
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor
 
 from nasflow.errors import CheckpointError, NasflowError
+from nasflow.runs.durable import write_atomic
 from nasflow.space.graph import build_graph
 from nasflow.space.load import ARCH_FILE
 from nasflow.space.schema import Space
@@ -31,16 +31,6 @@ from nasflow.compile.supernet import Supernet, compile_graph
 WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "meta.json"
 _LIST_AT_MOST = 5  # keys named in an error message; the rest are counted
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():  # the write failed: leave no partial file behind
-            tmp.unlink()
 
 
 def _brief(keys: list[str]) -> str:
@@ -87,9 +77,9 @@ def save_model(directory: str | Path, space: Space, state_dict: Mapping[str, Ten
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
     # Serialised in memory and written as a plain file: save_file would create it mode 0600.
     blob = save(tensors, metadata={"format": "pt"})
-    _write_atomic(path / WEIGHTS_FILE, lambda p: p.write_bytes(blob))
-    _write_atomic(path / ARCH_FILE, lambda p: p.write_text(space.to_yaml()))
-    _write_atomic(path / META_FILE, lambda p: p.write_text(meta_text))
+    write_atomic(path / WEIGHTS_FILE, lambda p: p.write_bytes(blob))
+    write_atomic(path / ARCH_FILE, lambda p: p.write_text(space.to_yaml()))
+    write_atomic(path / META_FILE, lambda p: p.write_text(meta_text))
     return path
 
 
