@@ -4,6 +4,8 @@ has dynamic sizes; with the released DLSR weights, Set5 PSNR is the plain path's
 0.005 dB. Small sizes: a few seconds (the ONNX exports dominate)."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,20 @@ def test_compile_backend_equals_plain(small):
     except Exception as exc:  # no C++ compiler, say: the backend is optional
         pytest.skip(f"torch.compile unavailable here: {exc}")
     _close(got, Predictor(model, "plain")(_x()))
+
+
+def test_compile_backend_raises_no_script_method_deprecation():
+    """torch.utils.mkldnn (imported by inductor on the first compiled call) warns 14 times
+    about torch.jit.script_method; the compile backend imports it first with that warning
+    silenced, so inductor's own import path is quiet. A fresh process: pytest's may have it."""
+    code = ("import warnings\n"
+            "warnings.filterwarnings('error', message='.*script_method', category=DeprecationWarning)\n"
+            "from nasflow.deploy.predictor import _import_mkldnn_quietly\n"
+            "_import_mkldnn_quietly()\n"
+            "import torch._inductor.fx_passes.pre_grad\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "script_method" not in done.stderr
 
 
 def test_bf16_is_close(small):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,11 +137,24 @@ class Predictor:
         return lambda x: run_session(sess, x).to(x.device)
 
 
+def _import_mkldnn_quietly() -> None:
+    """Import torch.utils.mkldnn now, with its one known warning silenced. Inductor's pre-grad
+    passes import it on the first compiled call, and its class bodies use the deprecated
+    torch.jit.script_method (torch's code, not ours): 14 DeprecationWarnings per process that
+    no nasflow code can act on. Importing it here first, under a filter that matches only
+    that message, makes inductor's later import a cache hit."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script_method` is deprecated",
+                                category=DeprecationWarning)
+        import torch.utils.mkldnn  # noqa: F401
+
+
 def _compiled(net: nn.Module) -> Callable[[Tensor], Tensor]:
     """torch.compile with inductor's weight freezing (constant weights let it fold layout
     changes and fuse conv + activation); a missing C++ compiler fails on the first call."""
     import torch._inductor.config as inductor_config
 
+    _import_mkldnn_quietly()
     compiled = torch.compile(net)
 
     def run(x: Tensor) -> Tensor:
