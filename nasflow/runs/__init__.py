@@ -1,0 +1,3 @@
+"""Run and model directories, checkpoints, distributed plumbing, and the run loop that
+search and training share.
+"""
