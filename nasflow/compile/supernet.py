@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, SpaceError
 from nasflow.space.graph import Decision, GNode, Graph
 from nasflow.ops.registry import OPS
 
@@ -141,10 +141,20 @@ class Supernet(nn.Module):
         parent: nn.Module = self
         *scopes, leaf = path.split(".")
         for scope in scopes:
-            if not hasattr(parent, scope):
+            if scope not in parent._modules:
+                self._check_free(parent, scope, path)
                 parent.add_module(scope, nn.Module())
             parent = getattr(parent, scope)
+        self._check_free(parent, leaf, path)
         parent.add_module(leaf, module)
+
+    def _check_free(self, parent: nn.Module, name: str, path: str) -> None:
+        """Graph validation refuses the reserved names (nasflow.space.graph.reserved_name);
+        this catches an attribute added to the model since, before it is silently replaced."""
+        if hasattr(parent, name):
+            where = self.graph.space.source.where(self.graph.nodes[path].loc)
+            raise SpaceError(f"node '{path}': '{name}' is already an attribute of the compiled model; "
+                             "rename the node (and add the name to nasflow.space.graph.MODEL_ATTRIBUTES)", where)
 
     # --- parameters --------------------------------------------------------------------
     def arch_parameters(self) -> list[nn.Parameter]:

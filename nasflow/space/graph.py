@@ -27,6 +27,40 @@ from nasflow.space.yaml_io import Loc
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+# A compiled node is an attribute of the model (a top-level node) or of a plain torch module
+# (a node inside a block), so a node named like one of their own attributes would replace it
+# (a node `arch` replaced the architecture parameters) or fail inside torch. These are
+# torch.nn.Module's public attributes and the compiled model's own (nasflow.compile.supernet:
+# Supernet); names starting with '_' are reserved too. Kept here, not read from those
+# classes, so that validating a space needs no torch; tests/test_graph.py checks it is whole.
+MODULE_ATTRIBUTES = frozenset({
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children",
+    "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward",
+    "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu",
+    "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules",
+    "named_parameters", "parameters", "register_backward_hook", "register_buffer",
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "register_module", "register_parameter",
+    "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_",
+    "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train",
+    "training", "type", "xpu", "zero_grad"})
+MODEL_ATTRIBUTES = frozenset({
+    "arch", "graph", "fuse", "weights", "named_weights", "arch_parameters", "weights_state_dict",
+    "arch_state_dict"})
+
+
+def reserved_name(name: str, top_level: bool) -> str | None:
+    """What a node name clashes with, or None: `top_level` nodes become attributes of the
+    compiled model, the others of a plain module."""
+    if name.startswith("_"):
+        return "a private attribute (names starting with '_' are reserved)"
+    if top_level and name in MODEL_ATTRIBUTES:
+        return f"the compiled model's own '{name}'"
+    if name in MODULE_ATTRIBUTES:
+        return f"torch.nn.Module's '{name}'"
+    return None
+
 
 @dataclass
 class GNode:
@@ -132,6 +166,10 @@ class _Builder:
                       ports: dict[str, str], loc: Loc, stack: tuple[str, ...]) -> None:
         for name in nodes:
             self._check_name(name, (*loc, name), "node")
+            clash = reserved_name(name, top_level=not prefix)
+            if clash is not None:
+                raise self.fail((*loc, name), f"node '{prefix}{name}' is named like {clash}; nodes become "
+                                f"attributes of the compiled model: rename it (e.g. '{name.strip('_')}_node')")
             if name in ports:
                 raise self.fail((*loc, name), f"node '{prefix}{name}' has the name of an input; rename it")
         for name, node in nodes.items():
