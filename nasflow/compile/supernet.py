@@ -17,11 +17,7 @@ from torch import Tensor, nn
 from nasflow.errors import NasflowError, SpaceError
 from nasflow.space.graph import Decision, GNode, Graph
 from nasflow.ops.registry import OPS
-
-
-def arch_key(label: str) -> str:
-    """ParameterDict keys cannot hold '.', which block paths use."""
-    return label.replace(".", "/")
+from nasflow.compile.state import arch_key, is_arch, split_state
 
 
 class ArchParameters(nn.Module):
@@ -165,13 +161,13 @@ class Supernet(nn.Module):
         return [p for p in self.parameters() if id(p) not in arch]
 
     def named_weights(self) -> Iterator[tuple[str, nn.Parameter]]:
-        return ((n, p) for n, p in self.named_parameters() if not n.startswith("arch."))
+        return ((n, p) for n, p in self.named_parameters() if not is_arch(n))
 
     def weights_state_dict(self) -> dict[str, Tensor]:
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("arch.")}
+        return split_state(self.state_dict())[0]
 
     def arch_state_dict(self) -> dict[str, Tensor]:
-        return {k: v for k, v in self.state_dict().items() if k.startswith("arch.")}
+        return split_state(self.state_dict())[1]
 
     # --- forward -----------------------------------------------------------------------
     def forward(self, *args: Tensor, **kwargs: Tensor) -> Tensor:

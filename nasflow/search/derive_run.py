@@ -12,6 +12,7 @@ from pathlib import Path
 
 from torch import Tensor
 
+from nasflow.compile.state import from_checkpoint
 from nasflow.runs.checkpoint import load_checkpoint
 from nasflow.space.cost import graph_cost, input_size_for_output
 from nasflow.derive.genotype import Genotype, derive_space, genotype_from_arch
@@ -52,7 +53,7 @@ def derive_from_arch(space_path: str | Path, arch_path: str | Path, *, overrides
     """From a space file and a safetensors file with its arch tensors (a checkpoint or a
     snapshot of a run, or any file with 'arch.alpha.<label>' / 'arch.beta.<label>')."""
     tensors, state = load_checkpoint(arch_path)
-    arch = {k: v for k, v in tensors.items() if k.startswith("arch.")}
+    arch = from_checkpoint(tensors)[1]
     step = state.get("step")
     default = Path(arch_path).parent / "derived"
     return _derive(load_space(space_path, overrides), arch, step, topk, Path(out) if out else default, size)

@@ -30,6 +30,7 @@ from nasflow.runs.loop import (BatchStream, StopFlag, check_batch_splits, gather
 from nasflow.search.regularizers import get_regularizer
 from nasflow.search.run_dir import RunDir
 from nasflow.space.schema import Space
+from nasflow.compile.state import arch_names, from_checkpoint, to_checkpoint
 from nasflow.compile.supernet import Supernet, compile_graph
 from nasflow.tasks.contract import Task, make_task
 
@@ -131,8 +132,8 @@ class _Search:
             # Every rank seeded alike, so this only guards against a stray draw; DDP does the
             # same for the weights. DDP leaves arch params alone: the strategy averages them.
             broadcast_(self.model.arch_parameters(), ctx)
-            arch_names = [n for n, _ in self.model.named_parameters() if n.startswith("arch.")]
-            self.strategy.distribute(wrap(self.model, ctx, ignore=arch_names), ctx)
+            ignore = arch_names(n for n, _ in self.model.named_parameters())
+            self.strategy.distribute(wrap(self.model, ctx, ignore=ignore), ctx)
         self.train = BatchStream(task, "train", config.batch_size, config.seed, self.device, ctx)
         self.valid = BatchStream(task, "valid", config.batch_size, config.seed, self.device, ctx)
         self.streams = {"train": self.train, "valid": self.valid}
@@ -145,15 +146,13 @@ class _Search:
         self.saved_step = self.step
         if state is None:  # not rank 0
             return
-        tensors = {f"weights.{k}": v for k, v in self.model.weights_state_dict().items()}
-        tensors.update(self.model.arch_state_dict())
+        tensors = to_checkpoint(self.model.state_dict())
         state.update(step=self.step, optim_weights=self.w_opt.state_dict(), optim_arch=self.a_opt.state_dict())
         self.run_dir.save_checkpoint(tensors, state)
 
     def load(self) -> None:
         tensors, state = on_main(self.run_dir.load_checkpoint, self.ctx)
-        weights = {k.removeprefix("weights."): v for k, v in tensors.items() if k.startswith("weights.")}
-        arch = {k: v for k, v in tensors.items() if k.startswith("arch.")}
+        weights, arch = from_checkpoint(tensors)
         try:
             self.model.load_state_dict({**weights, **arch}, strict=True)
             self.w_opt.load_state_dict(state["optim_weights"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from nasflow.compile.supernet import arch_key
+from nasflow.compile.state import arch_param_name, from_checkpoint
 from nasflow.derive.genotype import Genotype
 from nasflow.errors import CheckpointError, RunError
 from nasflow.runs.checkpoint import load_checkpoint, save_checkpoint
@@ -58,7 +58,7 @@ class RunDir(RunFiles[SearchConfig]):
                 known = ", ".join(map(str, self.snapshot_steps())) or "none"
                 raise RunError(f"run '{self.path}' has no snapshot at step {step} (snapshots: {known})")
             tensors, state = load_checkpoint(path)
-        arch = {k: v for k, v in tensors.items() if k.startswith("arch.")}
+        arch = from_checkpoint(tensors)[1]
         return arch, int(state.get("step", 0))
 
 
@@ -66,7 +66,7 @@ def arch_logits(graph: Graph, arch: dict[str, Tensor]) -> dict[str, Tensor]:
     """{decision label: logits} from arch tensors named as the supernet names them."""
     out = {}
     for label, d in graph.decisions.items():
-        key = f"arch.{d.kind}.{arch_key(label)}"
+        key = arch_param_name(d.kind, label)
         if key not in arch:
             have = ", ".join(sorted(arch)) or "none"
             raise CheckpointError(f"the architecture parameters have no '{key}' for decision "

@@ -28,6 +28,7 @@ from nasflow.space.load import load_space
 from nasflow.runs.loop import (BatchStream, StopFlag, check_batch_splits, gather_rank_states, open_run, rank_state, record_run, restore_rank_state, run_device)
 from nasflow.runs.modeldir import save_model
 from nasflow.space.schema import Space
+from nasflow.compile.state import from_checkpoint, to_checkpoint
 from nasflow.compile.supernet import Supernet, compile_graph
 from nasflow.tasks.contract import Task, make_task
 from nasflow.train.config import TrainConfig
@@ -147,14 +148,14 @@ class _Train:
         self.saved_step = self.step
         if state is None:  # not rank 0
             return
-        tensors = {f"weights.{k}": v for k, v in self.model.state_dict().items()}
+        tensors = to_checkpoint(self.model.state_dict())
         state.update(step=self.step, optim=self.opt.state_dict(), sched=self.sched.state_dict(),
                      best=self.best, valid=self.valid, init=self.init_meta)
         self.run_dir.save_checkpoint(tensors, state)
 
     def load(self) -> None:
         tensors, state = on_main(self.run_dir.load_checkpoint, self.ctx)
-        weights = {k.removeprefix("weights."): v for k, v in tensors.items() if k.startswith("weights.")}
+        weights = from_checkpoint(tensors)[0]
         try:
             self.model.load_state_dict(weights, strict=True)
             self.opt.load_state_dict(state["optim"])
