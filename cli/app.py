@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -11,7 +12,7 @@ from rich.console import Console
 
 from nasflow.runs import distributed
 from nasflow.runs.distributed import DistContext
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, NasflowWarning
 from nasflow.registry import UnknownNameError
 
 app = typer.Typer(
@@ -62,8 +63,22 @@ def on_ranks(device: str, out: Path, run_in: Callable[[Path, DistContext], R]) -
     return None
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """NasflowWarnings are said to the user as one line; the rest as Python shows them."""
+    if issubclass(category, NasflowWarning):
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)  # type: ignore[arg-type]
+
+
+_python_show_warning = warnings.showwarning
+
+
 def run(argv: list[str] | None = None) -> None:
-    """Entry point: user errors print one clear line and exit 2, never a traceback."""
+    """Entry point: user errors print one clear line and exit 2, never a traceback; warnings
+    meant for the user (NasflowWarning) print one line each."""
+    warnings.showwarning = _show_warning
     try:
         app(args=argv)
     except (NasflowError, UnknownNameError) as exc:

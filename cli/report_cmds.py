@@ -58,7 +58,7 @@ def report(
     try:
         hw = parse_size(size)
     except ValueError as exc:
-        raise NasflowError(str(exc)) from None
+        raise NasflowError(f"--size: {exc}") from None
     result = build_report(expand_runs(runs), models, metric=metric, confidence=confidence, size=hw)
     if as_json:
         print(json.dumps(result.to_json(), indent=2))

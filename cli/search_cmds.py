@@ -63,7 +63,7 @@ def _size(text: str) -> tuple[int, int]:
     try:
         return parse_size(text)
     except ValueError as exc:
-        raise NasflowError(str(exc)) from None
+        raise NasflowError(f"--size: {exc}") from None
 
 
 @app.command()

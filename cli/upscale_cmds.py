@@ -51,8 +51,8 @@ def upscale(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model directory (nasflow import / train).")],
     inputs: Annotated[list[Path], typer.Argument(metavar="IN...", help="Image files or folders of images.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (or an image file for one input).")],
-    tile: Annotated[int, typer.Option(help="LR tile side in pixels; bounds memory for any image size.")] = 256,
-    overlap: Annotated[int, typer.Option(help="LR pixels each tile reads beyond the part it writes.")] = 32,
+    tile: Annotated[int, typer.Option(min=1, help="LR tile side in pixels; bounds memory for any image size.")] = 256,
+    overlap: Annotated[int, typer.Option(min=0, help="LR pixels each tile reads beyond the part it writes.")] = 32,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ... Default: cuda if available.")] = None,
     backend: Annotated[Optional[str], typer.Option(
         help="plain, eager, compile or onnx (nasflow.deploy.predictor). Default: the fastest exact one "

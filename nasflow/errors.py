@@ -23,3 +23,8 @@ class CheckpointError(NasflowError, ValueError):
 
 class RunError(NasflowError, RuntimeError):
     """A run directory is missing, incomplete or from another configuration."""
+
+
+class NasflowWarning(UserWarning):
+    """Something the user should know that does not stop the run (e.g. input images skipped);
+    the CLI prints it as one 'warning:' line."""

@@ -73,10 +73,16 @@ class RunFiles(Generic[C]):
     # --- creating and opening ----------------------------------------------------------------
     @staticmethod
     def check_free(path: str | Path) -> None:
-        """Refuse to start a run where one already is."""
-        if (Path(path) / CONFIG).exists():
+        """Refuse to start a run where one already is, or in a folder of other files."""
+        p = Path(path)
+        if (p / CONFIG).exists():
             raise RunError(f"'{path}' already holds a run; pass --resume to continue it, "
                            "or choose another --out")
+        if p.exists() and not p.is_dir():
+            raise RunError(f"--out '{path}' is a file; give a directory for the run")
+        if p.is_dir() and any(p.iterdir()):
+            raise RunError(f"--out '{path}' is a folder of other files, not a run; choose an empty "
+                           "or new --out")
 
     @classmethod
     def create(cls, path: str | Path, config: C, space: Space) -> Self:

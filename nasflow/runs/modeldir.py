@@ -83,6 +83,24 @@ def save_model(directory: str | Path, space: Space, state_dict: Mapping[str, Ten
     return path
 
 
+def check_model_out(directory: str | Path, force: bool, flag: str = "--out") -> None:
+    """Refuse to write a model where it would replace another one (unless `force`) or mix
+    into a folder of other files; `flag` names the option that chose `directory`."""
+    path = Path(directory)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise CheckpointError(f"{flag} '{path}' is a file; give a directory to write the model into")
+    if (path / WEIGHTS_FILE).exists() or (path / ARCH_FILE).exists():
+        if not force:
+            raise CheckpointError(f"{flag} '{path}' already holds a model; pass --force to replace it, "
+                                  f"or choose another {flag}")
+        return
+    if any(path.iterdir()):
+        raise CheckpointError(f"{flag} '{path}' is a folder of other files, not a model directory; "
+                              f"choose an empty or new {flag}")
+
+
 def read_meta(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / META_FILE
     if not path.is_file():

@@ -108,4 +108,6 @@ def parse_size(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise ValueError(f"size '{text}' must look like WIDTHxHEIGHT, e.g. 1280x720") from None
+    if w < 1 or h < 1:
+        raise ValueError(f"size '{text}' must be at least 1x1 pixels, e.g. 1280x720")
     return h, w

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple, TypeVar
@@ -21,7 +22,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, NasflowWarning
 
 from .bicubic import imresize_uint8
 from .images import to_tensor
@@ -153,9 +154,7 @@ class LRCache:
     def get(self, hr_path: PathLike, scale: int) -> tuple[np.ndarray, np.ndarray]:
         """(HR cropped to a multiple of ``scale``, its MATLAB-bicubic LR), both uint8 H x W x 3."""
         _check_scale(scale)
-        hr = mod_crop(load_rgb(hr_path), scale)
-        if hr.shape[0] == 0 or hr.shape[1] == 0:
-            raise DataError(f"image {hr_path} ({hr.shape[1]} x {hr.shape[0]}) is smaller than scale {scale}")
+        hr = _cropped(hr_path, scale)
         want = (hr.shape[0] // scale, hr.shape[1] // scale, 3)
         entry = self.path_for(hr_path, scale)
         lr = self._read(entry, want)
@@ -202,10 +201,25 @@ def load_pair(hr_path: PathLike, scale: int, cache: LRCache | None = None) -> tu
     if cache is not None:
         return cache.get(hr_path, scale)
     _check_scale(scale)
-    hr = mod_crop(load_rgb(hr_path), scale)
-    if hr.shape[0] == 0 or hr.shape[1] == 0:
-        raise DataError(f"image {hr_path} is smaller than scale {scale}")
+    hr = _cropped(hr_path, scale)
     return hr, make_lr(hr, scale)
+
+
+class ImageTooSmallError(DataError):
+    """An image has no whole LR pixel at its scale; `size` is its real (width, height)."""
+
+    def __init__(self, path: PathLike, size: tuple[int, int], scale: int) -> None:
+        self.size = size
+        super().__init__(f"image {path} ({size[0]} x {size[1]}) is smaller than scale {scale}")
+
+
+def _cropped(hr_path: PathLike, scale: int) -> np.ndarray:
+    """The image mod-cropped to ``scale``; ImageTooSmallError (with its real size) if nothing is left."""
+    img = load_rgb(hr_path)
+    hr = mod_crop(img, scale)
+    if hr.shape[0] == 0 or hr.shape[1] == 0:
+        raise ImageTooSmallError(hr_path, (img.shape[1], img.shape[0]), scale)
+    return hr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,7 +333,11 @@ class SRPatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.lr: list[np.ndarray] = []
         small: list[str] = []
         for i, p in enumerate(paths):
-            hr, lr = load_pair(p, scale, cache)
+            try:
+                hr, lr = load_pair(p, scale, cache)
+            except ImageTooSmallError as exc:  # smaller than the scale: smaller than any patch
+                small.append(f"{p} ({exc.size[0]} x {exc.size[1]})")
+                continue
             if min(lr.shape[0], lr.shape[1]) < self.lr_patch:
                 small.append(f"{p} ({hr.shape[1]} x {hr.shape[0]})")
             else:
@@ -335,7 +353,13 @@ class SRPatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 f"use a smaller patch size, remove them, or pass skip_small=True"
             )
         if not self.hr:
-            raise DataError(f"every image is smaller than the HR patch {patch_size}")
+            shown = ", ".join(small[:5]) + (f" and {len(small) - 5} more" if len(small) > 5 else "")
+            raise DataError(f"every image is smaller than the HR patch {patch_size}: {shown}; "
+                            "use a smaller patch (--task-opt patch=N) or larger images")
+        if small:  # skip_small: said once, never silently
+            shown = ", ".join(small[:5]) + (f" and {len(small) - 5} more" if len(small) > 5 else "")
+            warnings.warn(NasflowWarning(f"skipped {len(small)} image(s) smaller than the HR patch "
+                                         f"{patch_size}: {shown}"), stacklevel=2)
         self.skipped: list[str] = small
         self.samples_per_epoch = samples_per_epoch if samples_per_epoch is not None else len(self.hr)
 

@@ -36,7 +36,7 @@ from torch import Tensor
 from nasflow.errors import CheckpointError
 from nasflow.space.graph import build_graph
 from nasflow.space.load import load_space
-from nasflow.runs.modeldir import save_model
+from nasflow.runs.modeldir import check_model_out, save_model
 from nasflow.space.schema import Space
 from nasflow.compile.supernet import compile_graph
 
@@ -81,7 +81,17 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
         raise CheckpointError(f"checkpoint '{p}' does not exist; give the path of a released .pt file")
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):
+            raise CheckpointError(f"'{p}' cannot be read as a torch checkpoint ({exc}); "
+                                  "is it truncated, or not a checkpoint?") from None
+        # torch's message advises weights_only=False, i.e. running the file's code: never pass it on.
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise CheckpointError(f"'{p}' was refused as unsafe: it holds Python objects{what} besides "
+                              "tensors, and loading them could run code from the file. nasflow reads "
+                              "only tensors; re-save just its state_dict where you trust it") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"'{p}' cannot be read as a torch checkpoint ({first}); "
                               "is it truncated, or not a checkpoint?") from None
@@ -205,9 +215,24 @@ def _brief(items: list[str]) -> str:
 
 
 # --- the whole import ----------------------------------------------------------------------
-def import_checkpoint(checkpoint: str | Path, arch: str | Path | Space, out_dir: str | Path) -> Path:
-    """Convert a released checkpoint into a model directory for architecture `arch`."""
+def default_arch(checkpoint: str | Path) -> Path:
+    """The shipped architecture of a released checkpoint (by file name); the checkpoint must exist."""
     ckpt = Path(checkpoint)
+    if not ckpt.is_file():
+        raise CheckpointError(f"checkpoint '{ckpt}' does not exist; give the path of a released .pt file")
+    known = RELEASED.get(ckpt.name)
+    if known is None:
+        raise CheckpointError(f"'{ckpt.name}' is not a checkpoint nasflow knows; pass --arch, "
+                              "e.g. --arch spaces/dlsr/dlsr.yaml")
+    return HERE / known.arch
+
+
+def import_checkpoint(checkpoint: str | Path, arch: str | Path | Space, out_dir: str | Path,
+                      force: bool = False) -> Path:
+    """Convert a released checkpoint into a model directory for architecture `arch`; an
+    existing model directory is replaced only with `force`."""
+    ckpt = Path(checkpoint)
+    check_model_out(out_dir, force)
     space = arch if isinstance(arch, Space) else load_space(arch)
     state, extra = read_checkpoint(ckpt)
     weights = convert(state, space, f"checkpoint '{ckpt.name}'")

@@ -58,8 +58,8 @@ def split_images(paths: list[Path], root: Path, valid_fraction: float) -> tuple[
     At least one image goes to each side; both lists keep the sorted order of `paths`.
     """
     if len(paths) < 2:
-        raise DataError(f"{root} holds {len(paths)} image(s); a search needs at least 2 (one to "
-                        "train on, one to validate on), or pass valid_data=FOLDER")
+        raise DataError(f"{root} holds {len(paths)} image(s); the sr task needs at least 2 (one to "
+                        "train on, one to validate on), or a separate --task-opt valid_data=FOLDER")
     n_valid = min(len(paths) - 1, max(1, round(valid_fraction * len(paths))))
 
     def key(p: Path) -> str:
