@@ -82,15 +82,16 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" not in str(exc):
-            raise CheckpointError(f"'{p}' cannot be read as a torch checkpoint ({exc}); "
-                                  "is it truncated, or not a checkpoint?") from None
         # torch's message advises weights_only=False, i.e. running the file's code: never pass it on.
         found = re.search(r"GLOBAL (\S+)", str(exc))
-        what = f" ({found.group(1)})" if found else ""
-        raise CheckpointError(f"'{p}' was refused as unsafe: it holds Python objects{what} besides "
-                              "tensors, and loading them could run code from the file. nasflow reads "
-                              "only tensors; re-save just its state_dict where you trust it") from None
+        if found:
+            raise CheckpointError(f"'{p}' was refused as unsafe: it holds Python objects ({found.group(1)}) "
+                                  "besides tensors, and loading them could run code from the file. nasflow "
+                                  "reads only tensors; re-save just its state_dict where you trust it") from None
+        why = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+        raise CheckpointError(f"'{p}' cannot be read as a torch checkpoint "
+                              f"({why.group(1).strip() if why else 'not a pickle of tensors'}); "
+                              "is it truncated, or not a checkpoint?") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"'{p}' cannot be read as a torch checkpoint ({first}); "

@@ -97,8 +97,9 @@ def test_unreadable_files(weights, tmp_path):
     text = tmp_path / "notes.pt"
     text.write_text("not a checkpoint\n")
     for path in (truncated, text):
-        with pytest.raises(CheckpointError, match="cannot be read as a torch checkpoint.*truncated"):
+        with pytest.raises(CheckpointError, match="cannot be read as a torch checkpoint.*truncated") as info:
             read_checkpoint(path)
+        assert "weights_only" not in str(info.value)  # torch's advice to run the file's code
     with pytest.raises(CheckpointError, match="does not exist"):
         read_checkpoint(tmp_path / "absent.pt")
     torch.save([1, 2, 3], tmp_path / "list.pt")
