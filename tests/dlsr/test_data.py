@@ -29,6 +29,8 @@ from nasflow.spaces.dlsr.data import (
 )
 from nasflow.spaces.dlsr.images import to_image, to_tensor
 
+from nasflow.errors import NasflowWarning
+
 
 @pytest.fixture(scope="module")
 def small_images(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
@@ -206,7 +208,8 @@ def test_patch_configuration_errors(small_images: list[Path]) -> None:
         SRPatchDataset([], 2, 32)
     with pytest.raises(DataError, match=r"3 image\(s\) are smaller than the HR patch 128.*skip_small"):
         SRPatchDataset(small_images, 2, 128)
-    ds = SRPatchDataset(small_images, 2, 72, skip_small=True)  # only the 96-pixel-tall image fits
+    with pytest.warns(NasflowWarning, match=r"skipped 2 image\(s\) smaller than the HR patch 72"):
+        ds = SRPatchDataset(small_images, 2, 72, skip_small=True)  # only the 96-pixel-tall image fits
     assert len(ds.hr) == 1 and len(ds.skipped) == 2
     calls: list[tuple[int, int]] = []
     SRPatchDataset(small_images, 2, 32, progress=lambda done, total: calls.append((done, total)))
