@@ -76,7 +76,12 @@ def search(
     lam: Annotated[Optional[float], typer.Option("--lambda",
         help="MiLeNAS weight of grad_A L_val (default 1).")] = None,
     gamma: Annotated[Optional[float], typer.Option(help="Weight of the cost regularizer (default 0.2).")] = None,
-    regularizer: Annotated[Optional[str], typer.Option(help="params, madds, or none (default params).")] = None,
+    regularizer: Annotated[Optional[str], typer.Option(
+        help="params, madds, latency (needs --latency-table) or none (default params).")] = None,
+    latency_table: Annotated[Optional[Path], typer.Option(
+        help="A latency table of this space on this machine (nasflow profile SPACE -o FILE).")] = None,
+    budget: Annotated[Optional[str], typer.Option(
+        help="Steer the search below a budget: latency=40ms (needs --latency-table), params=300k, madds=20G.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Weights' Adam learning rate (default 3e-4).")] = None,
     arch_lr: Annotated[Optional[float], typer.Option(help="Arch params' Adam learning rate (default 3e-4).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the run: same seed, same search (default 0).")] = None,
@@ -121,6 +126,7 @@ def search(
         "checkpoint_every": checkpoint_every, "device": device, "fuse": fuse,
         "channels_last": channels_last, "reuse_forward": reuse_forward, "amp": amp,
         "regularizer": None if regularizer in ("none", "") else regularizer,
+        "latency_table": str(latency_table) if latency_table is not None else None, "budget": budget,
         "snapshot_steps": parse_steps(snapshot_steps) if snapshot_steps is not None else None,
         "overrides": parse_sets(set_) if set_ else None,
         "task_options": parse_options(task_opt) if task_opt else None,
@@ -176,6 +182,10 @@ def search(
     except NasflowError as exc:  # e.g. a scale that 1280x720 is not a multiple of
         console.print(f"genotype at step {result.step}: {result.genotype} (cost: {exc})")
     console.print(softmax_table(result))
+    if config.budget is not None:
+        from nasflow.search.budget import derived_against_budget
+
+        console.print(derived_against_budget(result.graph, result.genotype, config.budget, config.latency_table))
     if not result.finished:
         console.print(f"[yellow]stopped at step {result.step} of {config.steps}[/]; checkpoint saved. "
                       f"Continue with: nasflow search --resume --out {result.run_dir}")

@@ -26,6 +26,8 @@ class SearchConfig(RunConfig):
     regularizer: str | None = "params"
     lam: float = Field(1.0, alias="lambda", ge=0)  # MiLeNAS: weight of grad_A L_val
     gamma: float = Field(0.2, ge=0)  # weight of the regularizer
+    latency_table: str | None = None  # `nasflow profile`'s table, for regularizer latency / budgets
+    budget: str | None = None  # e.g. "latency=40ms", "params=300k", "madds=20G" (search/budget.py)
     steps: int = Field(200_000, ge=1)  # warm-up included
     warmup: int = Field(20_000, ge=0)  # steps that update only the weights
     batch_size: int = Field(64, ge=1)
@@ -53,4 +55,10 @@ class SearchConfig(RunConfig):
     def _check(self) -> SearchConfig:
         if self.warmup > self.steps:
             raise ValueError(f"warmup ({self.warmup}) is longer than the run ({self.steps} steps)")
+        if self.budget is not None:
+            from nasflow.search.budget import Budget
+
+            Budget.parse(self.budget)
+            if self.gamma == 0:
+                raise ValueError("a budget acts through the regularizer's weight: gamma must be above 0")
         return self

@@ -27,7 +27,7 @@ from nasflow.space.graph import Graph, build_graph
 from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from nasflow.space.load import load_space
 from nasflow.runs.loop import (BatchStream, StopFlag, check_batch_splits, gather_rank_states, open_run, rank_state, record_run, restore_rank_state, run_device)
-from nasflow.search.regularizers import get_regularizer
+from nasflow.search.regularizers import make_regularizer
 from nasflow.search.run_dir import RunDir
 from nasflow.space.schema import Space
 from nasflow.compile.state import arch_names, from_checkpoint, to_checkpoint
@@ -114,7 +114,7 @@ class _Search:
             raise NasflowError(f"space '{space.name}' has no choice and no dense node with topk "
                                "below its inputs: no architecture parameters, nothing to search")
         strategy_cls = get_strategy(config.strategy)
-        regularizer = get_regularizer(config.regularizer)(self.graph) if config.regularizer else None
+        regularizer = make_regularizer(self.graph, config.regularizer, config.latency_table, config.budget)
         seed_everything(config.seed)
         self.model = compile_graph(self.graph, fuse=config.fuse).to(self.device)
         channels_last = use_channels_last(config.channels_last, self.device)

@@ -6,6 +6,12 @@ same with Multi-Adds. Costs come from the op registry through nasflow.cost, the 
 the cost table also reads. Unlike the paper's released code, alpha is not detached: the
 penalty has a gradient and pushes alpha towards cheaper candidates.
 
+`latency` is the expected latency under the decision weights, read from a latency table
+that `nasflow profile` measured on this machine (nasflow/search/latency_table.py): fixed
+nodes plus, per decision, the weighted candidate latencies; as a penalty it is divided by
+the latency of the uniform weights, so gamma weighs it on the scale of L_P. A budget
+(nasflow/search/budget.py) adds its own term. `make_regularizer` builds what a search asks for.
+
 A regularizer is built from the graph once (costs are constants) and called on the
 supernet each arch step; it returns (penalty, details) so each decision's term is logged.
 """
@@ -19,6 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nasflow._plugins import lookup
+from nasflow.errors import NasflowError
+from nasflow.search.budget import Budget, BudgetPenalty
+from nasflow.search.latency_table import LatencyTable, load_table
 from nasflow.space.cost import candidate_costs
 from nasflow.space.graph import Graph
 from nasflow.registry import Registry
@@ -60,8 +69,64 @@ class CostRegularizer:
         return penalty, {f"{self.metric}/{label}": float(t.detach()) for label, t in terms.items()}
 
 
+class LatencyRegularizer:
+    """Expected latency (ms) under softmax(alpha / beta), relative to the uniform weights'."""
+
+    def __init__(self, graph: Graph, table: LatencyTable) -> None:
+        self.costs = table.decision_costs(graph)
+        uniform = {label: torch.full((len(d.options),), 1.0 / len(d.options)) for label, d in graph.decisions.items()}
+        self.reference = max(float(self.costs.expected(uniform)), 1e-9)
+
+    def expected_ms(self, model: Supernet) -> Tensor:
+        return self.costs.expected(model.arch.softmax())
+
+    def __call__(self, model: Supernet) -> tuple[Tensor, dict[str, float]]:
+        ms = self.expected_ms(model)
+        return ms / self.reference, {"latency/expected_ms": float(ms.detach())}
+
+
+class SumOfRegularizers:
+    def __init__(self, parts: list[Regularizer]) -> None:
+        self.parts = parts
+
+    def __call__(self, model: Supernet) -> tuple[Tensor, dict[str, float]]:
+        penalty, details = self.parts[0](model)
+        for part in self.parts[1:]:
+            p, d = part(model)
+            penalty, details = penalty + p, {**details, **d}
+        return penalty, details
+
+
+def _latency_needs_a_table(graph: Graph) -> Regularizer:
+    raise NasflowError("the latency regularizer reads a latency table: --latency-table FILE "
+                       "(write one on this machine with nasflow profile SPACE -o FILE)")
+
+
 REGULARIZERS.add("params", lambda graph: CostRegularizer(graph, "params"))
 REGULARIZERS.add("madds", lambda graph: CostRegularizer(graph, "madds"))
+REGULARIZERS.add("latency", _latency_needs_a_table)
+
+
+def make_regularizer(graph: Graph, name: str | None, latency_table: str | None = None,
+                     budget: str | None = None) -> Regularizer | None:
+    """The regularizer a search asks for: `name` (with the table for latency), plus the
+    budget's penalty; None when neither. The table must fit the space and this machine."""
+    table = None
+    if latency_table is not None:
+        table = load_table(latency_table)
+        table.check_space(graph, f"latency table '{latency_table}'")
+        table.check_machine()
+    parts: list[Regularizer] = []
+    if name == "latency" and table is not None:
+        parts.append(LatencyRegularizer(graph, table))
+    elif name:
+        parts.append(get_regularizer(name)(graph))
+    if budget is not None:
+        b = Budget.parse(budget)
+        parts.append(BudgetPenalty(graph, b, b.costs(graph, table)))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else SumOfRegularizers(parts)
 
 
 def get_regularizer(name: str) -> RegularizerFactory:

@@ -1,0 +1,126 @@
+"""`nasflow profile`: a latency table of a space measured on this machine, and its check
+(thin shell over nasflow.hardware; torch is imported when the command runs)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nasflow.errors import NasflowError
+
+from .app import app, console, parse_sets
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("[dim]{task.fields[what]}"), console=console)
+
+
+@app.command()
+def profile(
+    space: Annotated[Path, typer.Argument(help="A space file (or a derived architecture) to measure.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the table here (JSON).")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    threads: Annotated[Optional[int], typer.Option(help="Intra-op threads (default: torch's).")] = None,
+    size: Annotated[str, typer.Option(
+        help="Deployment output size WIDTHxHEIGHT (as nasflow cost); the input is this over the scale.")] = "1280x720",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a space param: --set channels=18")] = None,
+    dtype: Annotated[str, typer.Option(help="fp32 or bf16 (eager only).")] = "fp32",
+    backend: Annotated[str, typer.Option(help="eager, onnx or openvino: the inference runtime to time.")] = "eager",
+    warmup: Annotated[int, typer.Option(help="Untimed runs before timing each node.")] = 2,
+    reps: Annotated[int, typer.Option(help="Timed runs per node (median and spread).")] = 7,
+    check: Annotated[bool, typer.Option("--check", help=(
+        "Then time N random derived architectures end to end and compare with the table's "
+        "prediction (Spearman rank correlation, mean relative error)."))] = False,
+    n: Annotated[int, typer.Option("-n", help="Architectures for --check.")] = 8,
+    table_file: Annotated[Optional[Path], typer.Option("--table", help=(
+        "Check this existing table (with --check) instead of profiling again."))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Measure every candidate of every decision, and every fixed node, at the deployment
+    size on this machine (warm-up, repetitions, median and spread) and write a latency
+    table for `nasflow search --regularizer latency --latency-table FILE` and `--budget`."""
+    from nasflow.hardware.check import check_table
+    from nasflow.hardware.profile import profile_space
+    from nasflow.hardware.timing import Runner
+    from nasflow.search.latency_table import load_table
+    from nasflow.space.cost import input_size_for_output, parse_size
+    from nasflow.space.load import load_graph
+
+    graph = load_graph(space, parse_sets(set_))
+    try:
+        input_size = input_size_for_output(graph, parse_size(size))
+    except ValueError as exc:
+        raise NasflowError(str(exc)) from None
+    runner = Runner(backend, device, dtype)
+    if table_file is not None:
+        if not check:
+            raise NasflowError("--table gives a table to --check; add --check, or drop --table to profile")
+        table = load_table(table_file)
+        table.check_machine()
+    else:
+        with _progress() as bar:
+            task = bar.add_task("profiling", total=None, what="")
+            table = profile_space(graph, input_size, runner, threads, warmup, reps,
+                                  progress=lambda done, total, what: bar.update(task, completed=done,
+                                                                                 total=total, what=what))
+        if out is not None:
+            table.save(out)
+    result = None
+    if check:
+        with _progress() as bar:
+            task = bar.add_task("checking", total=None, what="")
+            result = check_table(graph, table, n=n, threads=threads, warmup=warmup, reps=max(3, reps // 2),
+                                 progress=lambda done, total, what: bar.update(task, completed=done,
+                                                                                total=total, what=what))
+    if as_json:
+        print(json.dumps({"table": table.model_dump(), **({"check": result.to_json()} if result else {})}, indent=1))
+        return
+    if table_file is None:
+        console.print(latency_table_view(table))
+        if out is not None:
+            console.print(f"wrote [bold]{out}[/]")
+    if result is not None:
+        console.print(check_view(result, table))
+
+
+def _machine(table) -> str:  # table: LatencyTable
+    m = table.machine
+    return f"{m.kind} '{m.name}', {m.threads} thread(s), {m.backend} {m.dtype}, torch {m.torch}"
+
+
+def latency_table_view(table) -> Table:  # table: LatencyTable
+    h, w = table.input_size
+    oh, ow = table.output_size
+    view = Table(title=f"{table.space}: latency on a {w}x{h} input ({ow}x{oh} output)",
+                 caption=f"{_machine(table)}; median of {table.reps} runs, +- half the interquartile range")
+    for col in ("node", "kind", "option", "ms", "+-"):
+        view.add_column(col, justify="right" if col in ("ms", "+-") else "left")
+    shown: set[str] = set()
+    for name, e in table.nodes.items():
+        if e.timing is not None:
+            view.add_row(name, e.kind, "", f"{e.timing.ms:.3f}", f"{e.timing.spread / 2:.3f}")
+        if e.kind == "choice" and e.label in shown:  # a shared alpha: its first node stands for all
+            continue
+        shown.add(e.label or name)
+        for option, t in e.options.items():
+            view.add_row(name, e.kind, option, f"{t.ms:.3f}", f"{t.spread / 2:.3f}")
+    view.add_section()
+    view.add_row("fixed nodes", "", "", f"{table.fixed_ms:.2f}", "", style="bold")
+    return view
+
+
+def check_view(result, table) -> Table:  # result: CheckResult
+    view = Table(title=f"predicted vs measured, {len(result.rows)} random derived architectures",
+                 caption=(f"Spearman {result.spearman:.3f}, mean relative error "
+                          f"{100 * result.mean_relative_error:.1f}% ({_machine(table)})"))
+    for col in ("architecture", "predicted ms", "measured ms", "error"):
+        view.add_column(col, justify="left" if col == "architecture" else "right")
+    for r in result.rows:
+        view.add_row(r.genotype, f"{r.predicted_ms:.1f}", f"{r.measured_ms:.1f}",
+                     f"{100 * (r.predicted_ms - r.measured_ms) / r.measured_ms:+.1f}%")
+    return view

@@ -1,0 +1,8 @@
+"""Measuring a space on this machine: the latency table (`nasflow profile`), its check against
+end-to-end timings of random derived architectures (`nasflow profile --check`), and the
+speed levers and inference backend chosen for the machine (`--levers auto`).
+
+Sits above deploy (it times the predictor backends) and below the CLI; the table's format
+and its use in the search (regularizer, budgets) live in nasflow/search, which never
+imports this package.
+"""

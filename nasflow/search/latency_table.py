@@ -1,0 +1,241 @@
+"""The latency table: what each candidate of each decision, and each fixed node, takes on one
+machine (written by `nasflow profile`, read by the latency regularizer, budgets and
+`nasflow cost`).
+
+A table is JSON, stamped with the machine (device kind and model, threads, torch version,
+backend, dtype) and the deployment size it was measured at. Each node of the space has an
+entry with its signature (kind, ops, channels, arguments, relative size: everything but
+the image size), so a table from another space, other params or other candidates is found
+stale, while a table measured at a deployment size other than the training patch is normal:
+the size is what the user deploys at, not what the search trains on.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nasflow.errors import NasflowError
+from nasflow.search.decision_costs import DecisionCosts, decision_of, split_by_decision
+from nasflow.space.graph import GNode, Graph
+
+FORMAT = "nasflow-latency-table/1"
+
+
+class LatencyTableError(NasflowError, ValueError):
+    """A latency table is malformed, stale (another space) or from another machine."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Timing(_Model):
+    ms: float = Field(ge=0)  # median over the repetitions
+    spread: float = Field(ge=0)  # interquartile range, ms
+
+
+class Machine(_Model):
+    kind: Literal["cpu", "cuda"]
+    name: str  # CPU model or GPU name: what makes a table foreign
+    threads: int = Field(ge=1)
+    torch: str
+    backend: str
+    dtype: str
+
+
+class NodeEntry(_Model):
+    kind: str
+    signature: str
+    label: str | None = None  # the decision the node reads
+    timing: Timing | None = None  # a node without a decision
+    options: dict[str, Timing] = {}  # candidate op (choice) or candidate input (dense) -> timing
+
+
+class LatencyTable(_Model):
+    format: Literal["nasflow-latency-table/1"] = FORMAT
+    space: str
+    params: dict[str, int]
+    machine: Machine
+    input_size: tuple[int, int]  # h, w of the space's inputs at deployment
+    output_size: tuple[int, int]
+    warmup: int
+    reps: int
+    created: str
+    nodes: dict[str, NodeEntry]
+
+    # --- files -----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps(self.model_dump(), indent=1) + "\n")
+        os.replace(tmp, out)
+        return out
+
+    @property
+    def fixed_ms(self) -> float:
+        return sum(e.timing.ms for e in self.nodes.values() if e.timing is not None)
+
+    # --- checks ----------------------------------------------------------------------------
+    def check_space(self, graph: Graph, where: str = "the latency table") -> None:
+        """LatencyTableError unless every node of `graph` (a supernet or a derived architecture
+        of the profiled space) has its entry with the same signature and options."""
+        fix = f"profile this space again: nasflow profile SPACE -o TABLE.json{_sets(graph)}"
+        if graph.decisions and graph.space.name != self.space:
+            raise LatencyTableError(f"{where} was profiled for space '{self.space}', not "
+                                    f"'{graph.space.name}'; {fix}")
+        for g in graph.nodes.values():
+            if g.kind == "input":
+                continue
+            entry = self.nodes.get(g.name)
+            if entry is None:
+                raise LatencyTableError(f"{where} has no entry for node '{g.name}' (profiled with params "
+                                        f"{_params(self.params)}); {fix}")
+            want = self._wanted(graph, g, entry)
+            if want != entry.signature:
+                raise LatencyTableError(f"{where} is stale at node '{g.name}': profiled as {entry.signature}, "
+                                        f"the space has {want} (params {_params(graph.space.params)} vs "
+                                        f"{_params(self.params)}); {fix}")
+            label = decision_of(graph, g)
+            if label is not None:
+                options = list(graph.decisions[label].options)
+                if list(entry.options) != options:
+                    raise LatencyTableError(f"{where} is stale at node '{g.name}': options "
+                                            f"{list(entry.options)}, the space has {options}; {fix}")
+        if graph.decisions:
+            extra = sorted(set(self.nodes) - set(graph.nodes))
+            if extra:
+                raise LatencyTableError(f"{where} is stale: it has node(s) {', '.join(extra[:5])} that space "
+                                        f"'{graph.space.name}' has not; {fix}")
+
+    def _wanted(self, graph: Graph, g: GNode, entry: NodeEntry) -> str:
+        """The signature `g` must match: a derived node is matched against the supernet
+        node it came from (a choice that became an op, a dense node that kept k inputs)."""
+        if entry.kind == "choice" and g.kind == "op" and g.op in entry.options:
+            return signature(graph, g, as_choice=True)
+        if entry.kind == "dense" and entry.options and not set(g.candidates) <= set(entry.options):
+            raise LatencyTableError(f"the latency table's node '{g.name}' reads "
+                                    f"{', '.join(entry.options)}, not {', '.join(g.candidates)}; profile "
+                                    "this space again: nasflow profile SPACE -o TABLE.json")
+        return signature(graph, g)
+
+    def check_machine(self, machine: dict[str, Any] | None = None) -> None:
+        """LatencyTableError when the table was measured on another device model than this one."""
+        here = machine or current_machine(self.machine.kind)
+        if here is None:
+            raise LatencyTableError(f"the latency table was measured on {self.machine.kind} "
+                                    f"'{self.machine.name}', and this machine has no {self.machine.kind}; "
+                                    "profile here: nasflow profile SPACE -o TABLE.json")
+        if here["name"] != self.machine.name:
+            raise LatencyTableError(f"the latency table was measured on {self.machine.kind} "
+                                    f"'{self.machine.name}', this machine is '{here['name']}': its "
+                                    "latencies do not hold here; profile here: nasflow profile SPACE -o TABLE.json")
+
+    # --- prediction ------------------------------------------------------------------------
+    def decision_costs(self, graph: Graph) -> DecisionCosts:
+        """Milliseconds split by decision, for the regularizer and budgets (graph: the supernet)."""
+        self.check_space(graph)
+
+        def cost(g: GNode, option: str | None) -> float:
+            entry = self.nodes[g.name]
+            return entry.timing.ms if option is None else entry.options[option].ms
+
+        return split_by_decision(graph, "latency", cost)
+
+    def predict(self, graph: Graph) -> tuple[float, dict[str, float]]:
+        """Predicted ms of a derived architecture (or the profiled graph itself, when it has
+        no choices) and each node's share."""
+        self.check_space(graph)
+        per_node: dict[str, float] = {}
+        for g in graph.nodes.values():
+            if g.kind == "input":
+                continue
+            entry = self.nodes[g.name]
+            if entry.timing is not None and g.kind == entry.kind:
+                per_node[g.name] = entry.timing.ms
+            elif entry.kind == "choice":
+                per_node[g.name] = entry.options[g.op].ms
+            else:  # a dense node that kept some inputs
+                per_node[g.name] = sum(entry.options[i].ms for i in g.candidates)
+        return sum(per_node.values()), per_node
+
+
+def signature(graph: Graph, g: GNode, as_choice: bool = False) -> str:
+    """What a node computes, but for the image size and its options: kind, op, channels,
+    args, activation, merge and size relative to the inputs. A dense node's candidate
+    inputs are its options (checked apart), so a derived dense node that kept some of them
+    has the supernet node's signature; `as_choice`: an op node derived from a choice."""
+    kind = "choice" if as_choice else g.kind
+    parts: dict[str, Any] = {"kind": kind, "c_out": g.c_out, "args": g.args, "act": g.act,
+                             "size": str(graph.nodes[g.inputs[0]].size) if g.inputs else str(g.size)}
+    if kind == "op":
+        parts.update(op=g.op, c_in=g.c_in)
+    elif kind == "choice":
+        parts.update(c_in=g.c_in[:1])
+    elif kind == "dense":
+        parts.update(op=g.op, merge=g.merge)
+    else:
+        parts.update(merge=g.merge, c_in=g.c_in)
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+def load_table(path: str | os.PathLike[str]) -> LatencyTable:
+    """Read a table; LatencyTableError naming the file and the problem when it is not one."""
+    p = Path(path)
+    if not p.is_file():
+        raise LatencyTableError(f"latency table '{p}' does not exist; write one with "
+                                f"nasflow profile SPACE -o {p}")
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LatencyTableError(f"latency table '{p}' is not JSON ({exc}); write it again with "
+                                "nasflow profile") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise LatencyTableError(f"'{p}' is not a nasflow latency table (its format is "
+                                f"{data.get('format') if isinstance(data, dict) else type(data).__name__!r}, "
+                                f"expected '{FORMAT}'); write one with nasflow profile")
+    try:
+        return LatencyTable.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        at = ".".join(str(x) for x in err["loc"])
+        raise LatencyTableError(f"latency table '{p}' is malformed at {at}: {err['msg']}; write it again "
+                                "with nasflow profile") from None
+
+
+def current_machine(kind: str = "cpu") -> dict[str, str] | None:
+    """{kind, name} of this machine's device of that kind (None when it has none)."""
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            return None
+        return {"kind": "cuda", "name": torch.cuda.get_device_name()}
+    return {"kind": "cpu", "name": cpu_name()}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown cpu"
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _params(params: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "none"
+
+
+def _sets(graph: Graph) -> str:
+    return "".join(f" --set {k}={v}" for k, v in graph.space.params.items())

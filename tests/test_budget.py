@@ -1,0 +1,115 @@
+"""Budgets (--budget latency=40ms | params=300k | madds=20G): parsing, the penalty that acts
+only above the budget, and searches on the planted space that land under their budget."""
+from __future__ import annotations
+
+import pytest
+import torch
+from synthetic import PlantedTask, fast_config, planted_space
+
+from nasflow.compile.supernet import compile_graph
+from nasflow.derive.genotype import Genotype
+from nasflow.errors import NasflowError
+from nasflow.hardware.profile import profile_space
+from nasflow.search.budget import STRENGTH, Budget, BudgetPenalty, derived_against_budget
+from nasflow.search.decision_costs import DecisionCosts
+from nasflow.search.loop import run_search
+from nasflow.space.cost import graph_cost
+from nasflow.space.graph import build_graph
+
+
+@pytest.mark.parametrize("text, metric, limit", [
+    ("latency=40ms", "latency", 40.0), ("latency=0.5s", "latency", 500.0), ("latency=250us", "latency", 0.25),
+    ("params=300k", "params", 3e5), ("params=1.2M", "params", 1.2e6), ("params=5000", "params", 5000.0),
+    ("madds=20G", "madds", 2e10), ("MAdds = 500m", "madds", 5e8),
+])
+def test_parse(text, metric, limit):
+    b = Budget.parse(text)
+    assert (b.metric, b.limit) == (metric, pytest.approx(limit))
+
+
+@pytest.mark.parametrize("text, match", [
+    ("speed=3", "must look like"), ("params", "must look like"), ("params=abc", "a number with a unit"),
+    ("latency=40kg", "a number with a unit among us, ms, s"), ("params=0", "above 0"),
+])
+def test_parse_errors(text, match):
+    with pytest.raises(NasflowError, match=match):
+        Budget.parse(text)
+
+
+def test_params_and_madds_costs_match_the_cost_model():
+    graph = build_graph(planted_space())
+    geno = Genotype(choices={"m": "sep_conv_3x3"}, edges={"e": ["u2", "u4"]})
+    from nasflow.derive.genotype import derive_space
+
+    derived = graph_cost(build_graph(derive_space(graph.space, geno)), (10, 12))
+    for metric, want in (("params", derived.params), ("madds", derived.madds)):
+        costs = DecisionCosts.from_graph(graph, metric, (10, 12))
+        assert costs.of_genotype(graph, geno) == pytest.approx(want)
+    # pruned branches are still counted (u1, u3 here cost nothing)
+
+
+def test_penalty_acts_only_above_the_budget():
+    graph = build_graph(planted_space())
+    model = compile_graph(graph)
+    costs = DecisionCosts.from_graph(graph, "params")
+    with torch.no_grad():
+        model.arch.logits("m").copy_(torch.tensor([5.0, 0, 0, 0, 0, 0]))  # conv_1x1: the cheapest
+    expected = float(costs.expected(model.arch.softmax()).detach())
+    under = BudgetPenalty(graph, Budget("params", expected * 2), costs)
+    penalty, details = under(model)
+    assert float(penalty.detach()) == 0 and details["budget/params_derived"] <= expected * 2
+    penalty.backward()  # a zero penalty still has a (zero) gradient: strategies need no special case
+    model.zero_grad()
+    over = BudgetPenalty(graph, Budget("params", expected / 2), costs)
+    penalty, _ = over(model)
+    assert float(penalty.detach()) == pytest.approx(2.0 * STRENGTH, rel=1e-5)
+    # the argmax is over the budget while the expectation is under: the penalty acts too
+    with torch.no_grad():
+        model.arch.logits("m").copy_(torch.tensor([0.0, 0, 0.05, 0, 0, 0]))  # conv_5x5 barely ahead
+    exp = float(costs.expected(model.arch.softmax()).detach())
+    derived = costs.of_genotype(graph, Genotype(choices={"m": "conv_5x5"}, edges={"e": ["u1", "u2"]}))
+    limit = (exp + derived) / 2
+    assert exp < limit < derived
+    penalty, _ = BudgetPenalty(graph, Budget("params", limit), costs)(model)
+    assert float(penalty.detach()) > 0
+
+
+def test_budget_config_errors(tmp_path):
+    from nasflow.search.config import SearchConfig
+
+    with pytest.raises(NasflowError, match="gamma must be above 0"):
+        SearchConfig.build({"budget": "params=200", "gamma": 0.0})
+    with pytest.raises(NasflowError, match="budget 'params=lots'"):
+        SearchConfig.build({"budget": "params=lots"})
+    with pytest.raises(NasflowError, match="a latency budget needs a latency table"):
+        run_search(fast_config(budget="latency=1ms", gamma=0.2), tmp_path / "b", space=planted_space(),
+                   task=PlantedTask())
+    assert not (tmp_path / "b").exists()
+
+
+def test_params_budget_search_lands_under_its_budget(tmp_path):
+    space = planted_space()
+    graph = build_graph(space)
+    costs = DecisionCosts.from_graph(graph, "params")
+    free = run_search(fast_config(), tmp_path / "free", space=space, task=PlantedTask(op="conv_5x5"))
+    budget = Budget.parse("params=200")
+    assert costs.of_genotype(graph, free.genotype) > budget.limit  # the task alone goes over
+    held = run_search(fast_config(gamma=0.2, regularizer=None, budget=str(budget)), tmp_path / "held",
+                      space=space, task=PlantedTask(op="conv_5x5"))
+    assert costs.of_genotype(graph, held.genotype) <= budget.limit
+    assert "under" in derived_against_budget(graph, held.genotype, str(budget))
+
+
+def test_latency_budget_search_lands_under_its_budget(tmp_path):
+    space = planted_space()
+    graph = build_graph(space)
+    table = profile_space(graph, (32, 32), warmup=1, reps=3)
+    path = str(table.save(tmp_path / "t.json"))
+    costs = table.decision_costs(graph)
+    m = next(n for n in costs.nodes if n.node == "m")
+    # a budget between the fastest and the slowest choice of m, with e's inputs as they come
+    limit = costs.fixed + 2 * min(n.costs[0] for n in costs.nodes if n.node == "e") + (min(m.costs) + max(m.costs)) / 2
+    held = run_search(fast_config(gamma=0.2, regularizer="latency", budget=f"latency={limit}ms",
+                                  latency_table=path), tmp_path / "held", space=space, task=PlantedTask(op="conv_5x5"))
+    got = costs.of_genotype(graph, held.genotype)
+    assert got <= limit, (held.genotype, got, limit)
