@@ -15,9 +15,10 @@ from nasflow.errors import NasflowError
 from .app import app, console, parse_sets
 
 
-def _progress() -> Progress:
+def _progress(disable: bool = False) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("[dim]{task.fields[what]}"), console=console)
+                    TimeElapsedColumn(), TextColumn("[dim]{task.fields[what]}"), console=console,
+                    disable=disable)
 
 
 @app.command()
@@ -63,7 +64,7 @@ def profile(
         table = load_table(table_file)
         table.check_machine()
     else:
-        with _progress() as bar:
+        with _progress(disable=as_json) as bar:
             task = bar.add_task("profiling", total=None, what="")
             table = profile_space(graph, input_size, runner, threads, warmup, reps,
                                   progress=lambda done, total, what: bar.update(task, completed=done,
@@ -72,7 +73,7 @@ def profile(
             table.save(out)
     result = None
     if check:
-        with _progress() as bar:
+        with _progress(disable=as_json) as bar:
             task = bar.add_task("checking", total=None, what="")
             result = check_table(graph, table, n=n, threads=threads, warmup=warmup, reps=max(3, reps // 2),
                                  progress=lambda done, total, what: bar.update(task, completed=done,

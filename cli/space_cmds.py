@@ -42,6 +42,8 @@ def cost(
     set_: SetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     per_node: Annotated[bool, typer.Option("--nodes/--totals", help="Show every node, or totals only.")] = True,
+    latency_table: Annotated[Optional[Path], typer.Option(
+        help="Also show predicted latency from this table (nasflow profile SPACE -o FILE).")] = None,
 ) -> None:
     """Parameters and Multi-Adds per node (per candidate for a supernet), and totals.
 
@@ -56,21 +58,50 @@ def cost(
         report = graph_cost(graph, input_size_for_output(graph, parse_size(size)))
     except ValueError as exc:
         raise NasflowError(str(exc)) from None
+    latency, total_ms, note = _latency(latency_table, graph, report.output_size)
     if as_json:
-        console.print_json(json.dumps({"space": graph.space.name, **report.to_json()}))
+        data = {"space": graph.space.name, **report.to_json()}
+        if latency is not None:
+            data["latency"] = {"table": str(latency_table), "predicted_ms": total_ms, "note": note,
+                               "rows_ms": [latency.get((r.node, r.op)) for r in report.rows]}
+        console.print_json(json.dumps(data))
         return
     h, w = report.input_size
     table = Table(title=f"{graph.space.name}: cost on a {w}x{h} input "
                   f"({report.output_size[1]}x{report.output_size[0]} output)")
-    for col in ("node", "kind", "op", "params", "Multi-Adds"):
-        table.add_column(col, justify="right" if col in ("params", "Multi-Adds") else "left")
+    cols = ("node", "kind", "op", "params", "Multi-Adds") + (("ms",) if latency is not None else ())
+    for col in cols:
+        table.add_column(col, justify="right" if col in ("params", "Multi-Adds", "ms") else "left")
+    if latency is not None:
+        table.caption = note
     if per_node:
         for r in report.rows:
-            if r.op:
-                table.add_row(r.node, r.kind, r.op, f"{r.params:,}", _g(r.madds))
+            ms = latency.get((r.node, r.op)) if latency is not None else None
+            if r.op or ms:
+                table.add_row(r.node, r.kind, r.op, f"{r.params:,}", _g(r.madds),
+                              *([f"{ms:.2f}" if ms is not None else ""] if latency is not None else []))
         table.add_section()
-    table.add_row("total", "", "", f"{report.params:,}", _g(report.madds), style="bold")
+    total = [f"{total_ms:.1f}" if total_ms is not None else "per candidate"] if latency is not None else []
+    table.add_row("total", "", "", f"{report.params:,}", _g(report.madds), *total, style="bold")
     console.print(table)
+
+
+def _latency(path: Path | None, graph, output_size: tuple[int, int]):
+    """(row ms, total ms or None for a supernet, caption) from a latency table, or Nones."""
+    if path is None:
+        return None, None, ""
+    from nasflow.search.latency_table import load_table, row_latencies
+
+    table = load_table(path)
+    rows = row_latencies(table, graph)
+    total = table.predict(graph)[0] if graph.is_derived else None
+    m = table.machine
+    th, tw = table.output_size
+    note = (f"ms: predicted from {path.name}, measured on {m.kind} '{m.name}' ({m.threads} thread(s), "
+            f"{m.backend} {m.dtype}) at a {tw}x{th} output")
+    if tuple(output_size) != (th, tw):
+        note += f" (the table's size; latency is not rescaled to {output_size[1]}x{output_size[0]})"
+    return rows, total, note
 
 
 def _g(madds: int) -> str:

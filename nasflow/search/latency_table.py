@@ -100,8 +100,8 @@ class LatencyTable(_Model):
                                         f"{_params(self.params)}); {fix}")
             want = self._wanted(graph, g, entry)
             if want != entry.signature:
-                raise LatencyTableError(f"{where} is stale at node '{g.name}': profiled as {entry.signature}, "
-                                        f"the space has {want} (params {_params(graph.space.params)} vs "
+                raise LatencyTableError(f"{where} is stale at node '{g.name}': {_difference(entry.signature, want)} "
+                                        f"(the space's params {_params(graph.space.params)}, the table's "
                                         f"{_params(self.params)}); {fix}")
             label = decision_of(graph, g)
             if label is not None:
@@ -165,6 +165,33 @@ class LatencyTable(_Model):
             else:  # a dense node that kept some inputs
                 per_node[g.name] = sum(entry.options[i].ms for i in g.candidates)
         return sum(per_node.values()), per_node
+
+
+def row_latencies(table: LatencyTable, graph: Graph) -> dict[tuple[str, str], float]:
+    """{(node, op): ms} for `nasflow cost`'s rows: every candidate of a supernet's choice
+    nodes, each node of a derived architecture ("" for nodes without an op). A supernet's
+    dense node shows the ms of all its candidate inputs merged (as its cost row counts them)."""
+    table.check_space(graph)
+    out: dict[tuple[str, str], float] = {}
+    if graph.is_derived:
+        _, per_node = table.predict(graph)
+        for g in graph.nodes.values():
+            if g.kind != "input":
+                out[(g.name, g.op or "")] = per_node[g.name]
+        return out
+    for g in graph.nodes.values():
+        if g.kind == "input":
+            continue
+        entry = table.nodes[g.name]
+        if g.kind == "choice":
+            for op, t in entry.options.items():
+                out[(g.name, op)] = t.ms
+        elif entry.timing is not None:
+            out[(g.name, g.op or "")] = entry.timing.ms
+        else:  # a dense node with a decision: each candidate input's share, k of them kept
+            k = graph.decisions[entry.label].topk if entry.label in graph.decisions else 1
+            out[(g.name, g.op or "")] = k * sum(t.ms for t in entry.options.values()) / len(entry.options)
+    return out
 
 
 def signature(graph: Graph, g: GNode, as_choice: bool = False) -> str:
@@ -231,6 +258,13 @@ def cpu_name() -> str:
 
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _difference(table_sig: str, space_sig: str) -> str:
+    a, b = json.loads(table_sig), json.loads(space_sig)
+    diffs = [f"{k} {a.get(k)} in the table, {b.get(k)} in the space" for k in sorted(set(a) | set(b))
+             if a.get(k) != b.get(k)]
+    return "; ".join(diffs)
 
 
 def _params(params: dict[str, int]) -> str:
