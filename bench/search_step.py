@@ -68,7 +68,7 @@ class StepBench:
         space = load_space(ROOT / "spaces" / "dlsr" / "space.yaml", {"channels": cfg["channels"], "scale": cfg["scale"]})
         graph = build_graph(space)
         config = SearchConfig(fuse=cfg["fuse"], channels_last=cfg["channels_last"], amp=cfg["amp"],
-                              reuse_forward=cfg["reuse_forward"], batch_size=cfg["batch"], warmup=0,
+                              strategy_options={"reuse_forward": cfg["reuse_forward"]}, batch_size=cfg["batch"], warmup=0,
                               steps=cfg["steps"] + 1, device="cpu")
         torch.manual_seed(0)  # the same initial weights and arch in every configuration
         self.model = prepare_model(compile_graph(graph, fuse=config.fuse), bool(config.channels_last)).train()

@@ -19,20 +19,22 @@ from nasflow.runs import distributed
 from nasflow.search.multiseed import SeedOutcome, parse_seeds, run_seeds, seed_dir
 from nasflow.search.report import build_report
 from nasflow.search.loop import run_search
+from nasflow.strategies import STRATEGIES, options_help
 
 from .app import app, console, on_ranks, parse_sets
 from .report_cmds import report_table
 from .search_view import RichReporter, cost_table, softmax_table
 
 
-def parse_options(items: list[str] | None) -> dict[str, OptionValue]:
+def parse_options(items: list[str] | None, flag: str = "--task-opt",
+                  example: str = "patch=64") -> dict[str, OptionValue]:
     """`--task-opt mu=0.2 --task-opt root=data` -> {"mu": 0.2, "root": "data"}: ints, floats
     and true/false are converted, anything else stays a string."""
     out: dict[str, OptionValue] = {}
     for item in items or []:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise NasflowError(f"--task-opt '{item}' must look like name=value, e.g. --task-opt patch=64")
+            raise NasflowError(f"{flag} '{item}' must look like name=value, e.g. {flag} {example}")
         value: OptionValue = text
         for convert in (int, float):
             try:
@@ -69,12 +71,16 @@ def _size(text: str) -> tuple[int, int]:
 @app.command()
 def search(
     space: Annotated[Optional[Path], typer.Argument(help="The space file to search (optional with --resume).")] = None,
-    strategy: Annotated[Optional[str], typer.Option(help="darts, milenas, or a registered strategy.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(
+        help=f"{', '.join(sorted(STRATEGIES.names()))}, or a registered strategy (default milenas; "
+             "list: nasflow strategies).")] = None,
+    strategy_opt: Annotated[Optional[list[str]], typer.Option("--strategy-opt",
+        help=f"A strategy option: --strategy-opt lambda=0.5. Options (default): {options_help()}.")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Steps in all, warm-up included (default 200000).")] = None,
     warmup: Annotated[Optional[int], typer.Option(help="Steps that update only the weights (default 20000).")] = None,
     batch: Annotated[Optional[int], typer.Option(help="Batch size (default 64).")] = None,
     lam: Annotated[Optional[float], typer.Option("--lambda",
-        help="MiLeNAS weight of grad_A L_val (default 1).")] = None,
+        help="MiLeNAS weight of grad_A L_val (default 1): short for --strategy-opt lambda=X.")] = None,
     gamma: Annotated[Optional[float], typer.Option(help="Weight of the cost regularizer (default 0.2).")] = None,
     regularizer: Annotated[Optional[str], typer.Option(
         help="params, madds, latency (needs --latency-table) or none (default params).")] = None,
@@ -110,26 +116,33 @@ def search(
         help="NHWC memory format (default: on for the CPU).")] = None,
     reuse_forward: Annotated[Optional[bool], typer.Option("--reuse-forward/--no-reuse-forward",
         help="MiLeNAS: grad_A L_train from the weights step's backward (at the weights before "
-             "their update); one forward/backward fewer per step (default off).")] = None,
+             "their update); one forward/backward fewer per step (default off). Short for "
+             "--strategy-opt reuse_forward=true.")] = None,
     amp: Annotated[Optional[str], typer.Option(help="none or bf16 autocast (default none; not exact).")] = None,
     preset: Annotated[Optional[str], typer.Option(
         help="The task's named settings, e.g. quick or paper; flags override them. Default: the "
              "task's quick preset if it has one; none: no preset.")] = None,
 ) -> None:
-    """Search a space: warm-up, then DARTS / MiLeNAS steps; writes a resumable run directory.
+    """Search a space: warm-up, then strategy steps (MiLeNAS by default; `nasflow strategies`
+    lists them); writes a resumable run directory.
 
     Ctrl-C stops after the current step and saves a checkpoint; --resume continues it.
     """
+    strategy_options = parse_options(strategy_opt, "--strategy-opt", "lambda=0.5")
+    for key, value in (("lambda", lam), ("reuse_forward", reuse_forward)):  # MiLeNAS's shortcuts
+        if value is not None:
+            strategy_options[key] = value
     given: dict[str, Any] = {
-        "strategy": strategy, "steps": steps, "warmup": warmup, "batch_size": batch, "lambda": lam,
+        "strategy": strategy, "steps": steps, "warmup": warmup, "batch_size": batch,
         "gamma": gamma, "seed": seed, "task": task, "log_every": log_every,
         "checkpoint_every": checkpoint_every, "device": device, "fuse": fuse,
-        "channels_last": channels_last, "reuse_forward": reuse_forward, "amp": amp,
+        "channels_last": channels_last, "amp": amp,
         "regularizer": None if regularizer in ("none", "") else regularizer,
         "latency_table": str(latency_table) if latency_table is not None else None, "budget": budget,
         "snapshot_steps": parse_steps(snapshot_steps) if snapshot_steps is not None else None,
         "overrides": parse_sets(set_) if set_ else None,
         "task_options": parse_options(task_opt) if task_opt else None,
+        "strategy_options": strategy_options or None,
         "space": str(space) if space is not None else None,
     }
     changes = {k: v for k, v in given.items() if v is not None or (k == "regularizer" and regularizer is not None)}
@@ -141,6 +154,8 @@ def search(
         # With --seeds, the seeds' runs share their config but for the seed: read one of them.
         runs = [seed_dir(out, s) for s in parse_seeds(seeds)] if seeds else [out]
         base = RunDir.open(next((r for r in runs if (r / "config.json").is_file()), runs[0])).config().to_json()
+        if strategy_options:  # merged into the run's, so a changed one is reported by name
+            changes["strategy_options"] = {**base["strategy_options"], **strategy_options}
         for key, value in (("lr", lr), ("arch_lr", arch_lr)):
             if value is not None:
                 group = "weights_optim" if key == "lr" else "arch_optim"

@@ -1,46 +1,115 @@
-"""The strategy interface: one search step on any compiled supernet.
+"""The strategy contract: what a search strategy decides, and one search step.
 
-A strategy owns how the architecture gradient is formed; everything else is shared here:
-the weights step (train batch, weights only), adding gamma * grad_A of the regularizer, and
-the arch optimizer step. DARTS and MiLeNAS differ only in `arch_gradient`.
+A strategy is built first, from the run's config (its own options parsed from
+`config.strategy_options` into `self.options`); the search loop then asks it, in order:
+
+    mixed_op()          the mixed-op implementation the supernet is compiled with, by name
+                        ("plain", "fused" once nasflow.accel is imported, or one you register)
+    attach(model)       installs relaxation() on the supernet (how decision weights come from
+                        the arch params on each forward) and builds optimizers(model) unless
+                        they were given
+    on_step(step, total)   before every step, warm-up included (temperature schedules)
+    weights_step(...)   during warm-up; step(...) after it
+    derivation_rule()   which candidates may be derived and how they rank (genotypes, derive)
+    state_dict() / load_state_dict()   its own state, saved in every checkpoint
+
+Defaults are DARTS': softmax, "fused" (or "plain" with fuse off), argmax / top-k, Adam with
+the config's settings, no state. The shared step is here: the weights step (train batch,
+weights only), adding gamma * grad_A of the regularizer, and the arch optimizer step; DARTS
+and MiLeNAS differ only in `arch_gradient`. docs/writing-a-strategy.md walks through one.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from nasflow._plugins import lookup
-from nasflow.search.config import SearchConfig
-from nasflow.runs.distributed import DistContext, all_reduce_mean_, single
-from nasflow.registry import Registry
-from nasflow.search.regularizers import Regularizer
+from nasflow.compile.relaxation import Relaxation
 from nasflow.compile.supernet import Supernet
+from nasflow.derive.rule import DerivationRule
+from nasflow.errors import NasflowError
+from nasflow.registry import Registry
+from nasflow.runs.distributed import DistContext, all_reduce_mean_, single
+from nasflow.search.config import SearchConfig
+from nasflow.search.regularizers import Regularizer
 from nasflow.tasks.contract import Batch
+
+from .options import StrategyOptions
 
 LossFn = Callable[[nn.Module, Batch], tuple[Tensor, dict[str, float]]]
 
 
 class Strategy(ABC):
-    """Built with the task's loss, the regularizer (or None), the two optimizers and the run's
-    config; `step` does one weights step and one arch step and returns what to log."""
+    """Built with the task's loss, the regularizer (or None), the two optimizers (None: built
+    by attach() from optimizers()) and the run's config; `step` does one weights step and one
+    arch step and returns what to log."""
 
     name: ClassVar[str] = ""
+    # The options model: --strategy-opt key=value fills it; self.options holds the values.
+    Options: ClassVar[type[StrategyOptions]] = StrategyOptions
     # Set by distribute() in a run of several processes; a single process keeps these.
     _ddp: nn.Module | None = None
     _dist: DistContext = single()
 
-    def __init__(self, loss_fn: LossFn, regularizer: Regularizer | None,
-                 w_optimizer: torch.optim.Optimizer, a_optimizer: torch.optim.Optimizer,
-                 config: SearchConfig) -> None:
+    def __init__(self, loss_fn: LossFn | None = None, regularizer: Regularizer | None = None,
+                 w_optimizer: torch.optim.Optimizer | None = None,
+                 a_optimizer: torch.optim.Optimizer | None = None,
+                 config: SearchConfig | None = None) -> None:
         self.loss_fn = loss_fn
         self.regularizer = regularizer
         self.w_optimizer = w_optimizer
         self.a_optimizer = a_optimizer
-        self.config = config
+        self.config = config if config is not None else SearchConfig()
+        self.options = self.parse_options(self.config.strategy_options)
+
+    @classmethod
+    def parse_options(cls, given: dict[str, Any]) -> StrategyOptions:
+        """The options `given` (a config's strategy_options) mean, defaults filled in; one
+        clear error for an unknown option or a bad value."""
+        return cls.Options.parse(cls.name or cls.__name__, given)
+
+    # --- what the strategy chooses (override any) ------------------------------------------
+    def mixed_op(self) -> str:
+        """The mixed-op implementation to compile the supernet with (MIXED_OPS name)."""
+        return "fused" if self.config.fuse else "plain"
+
+    def relaxation(self) -> Relaxation:
+        """How decision weights come from the arch params on each forward."""
+        return Relaxation()
+
+    def derivation_rule(self) -> DerivationRule:
+        """Which candidates may be derived and how they rank."""
+        return DerivationRule()
+
+    def optimizers(self, model: Supernet) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
+        """(weights optimizer, arch optimizer): Adam with the config's settings, over
+        disjoint parameter sets, so arch params never get a weights step."""
+        w, a = self.config.weights_optim, self.config.arch_optim
+        return (torch.optim.Adam(model.weights(), lr=w.lr, betas=w.betas, weight_decay=w.weight_decay),
+                torch.optim.Adam(model.arch_parameters(), lr=a.lr, betas=a.betas, weight_decay=a.weight_decay))
+
+    def attach(self, model: Supernet) -> None:
+        """Called once with the compiled supernet, before any step: installs the relaxation
+        and builds the optimizers unless they were given."""
+        model.relaxation = self.relaxation()
+        if self.w_optimizer is None:
+            self.w_optimizer, self.a_optimizer = self.optimizers(model)
+
+    def on_step(self, step: int, total: int) -> None:
+        """Before step `step` (0-based) of `total`, warm-up included; a resumed run calls it
+        from where it stopped. For schedules (a Gumbel temperature, say)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The strategy's own state (a temperature, an RNG's state), saved in checkpoints:
+        nested dicts, lists, numbers, strings and tensors."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what state_dict() returned."""
 
     def distribute(self, ddp_model: nn.Module, ctx: DistContext) -> None:
         """Run the weights step through `ddp_model` (DDP around the supernet, arch params
@@ -55,6 +124,7 @@ class Strategy(ABC):
 
     def weights_step(self, model: Supernet, batch: Batch) -> dict[str, float]:
         """w <- w - lr * grad_w L_train; the loop's warm-up runs only this."""
+        assert self.loss_fn is not None and self.w_optimizer is not None, "built without a loss or optimizer"
         self.w_optimizer.zero_grad(set_to_none=True)
         # Through DDP when distributed: its backward hooks all-reduce the weight grads.
         loss, terms = self.loss_fn(self._ddp if self._ddp is not None else model, batch)
@@ -76,6 +146,7 @@ class Strategy(ABC):
             grads = [g if r is None else g + r for g, r in zip(grads, reg)]
             logs["reg/penalty"] = float(penalty.detach())
             logs.update({f"reg/{k}": v for k, v in details.items()})
+        assert self.a_optimizer is not None, "attach() or an arch optimizer is needed before an arch step"
         self.a_optimizer.zero_grad(set_to_none=True)
         for p, g in zip(arch, grads):
             p.grad = g
@@ -90,6 +161,7 @@ class Strategy(ABC):
 
     def grad_arch(self, model: Supernet, batch: Batch, split: str) -> tuple[list[Tensor], dict[str, float]]:
         """grad_A L(batch) by one forward and one autograd call; weights' .grad untouched."""
+        assert self.loss_fn is not None, "built without a loss"
         loss, terms = self.loss_fn(model, batch)
         arch = model.arch_parameters()
         grads = torch.autograd.grad(loss, arch, allow_unused=True)
@@ -115,4 +187,9 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
 
 def get_strategy(name: str) -> type[Strategy]:
     """By registered name, `nasflow.strategies` entry point, or 'module:Class'."""
-    return lookup(STRATEGIES, "nasflow.strategies", name)
+    found = lookup(STRATEGIES, "nasflow.strategies", name)
+    if not (isinstance(found, type) and issubclass(found, Strategy)):
+        raise NasflowError(f"strategy '{name}' is {found!r}, not a Strategy subclass")
+    if "name" not in vars(found):  # 'module:Class' or an entry point never registered: its own name
+        found.name = name
+    return found

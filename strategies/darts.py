@@ -10,7 +10,7 @@ from .base import Batch, Strategy, register_strategy
 
 @register_strategy("darts")
 class Darts(Strategy):
-    """weights step on the train batch, then A <- A - lr_A * grad_A L_val."""
+    """First-order DARTS: a weights step on the train batch, then A <- A - lr_A * grad_A L_val."""
 
     def arch_gradient(self, model: Supernet, train_batch: Batch,
                       valid_batch: Batch) -> tuple[list[Tensor], dict[str, float]]:

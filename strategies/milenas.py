@@ -6,7 +6,11 @@
 Two autograd calls, no unrolling: the train loss keeps A fitting the data the weights see,
 the valid loss keeps it from overfitting them.
 
-`reuse_forward` (SearchConfig, off by default): grad_A L_train is taken from the weights
+Options (`--strategy-opt lambda=0.5`): `lambda` (alias of the field `lam`, default 1) and
+`reuse_forward` (off by default). Before they were options they were SearchConfig fields;
+old configs are migrated (nasflow.search.config.migrate_legacy_options).
+
+`reuse_forward`: grad_A L_train is taken from the weights
 step's own forward/backward, one backward with inputs = weights + arch, instead of a second
 forward/backward after the update. It is therefore grad_A L_train at the weights *before*
 their update (w_t, not w_{t+1}): a different, one-step-stale estimate, which saves one of
@@ -14,19 +18,31 @@ the three forward/backward passes of a step. grad_A L_val is still taken after t
 """
 from __future__ import annotations
 
+from pydantic import Field
 from torch import Tensor
 
 from nasflow.compile.supernet import Supernet
 
 from .base import Batch, Strategy, _named, register_strategy
+from .options import StrategyOptions
+
+
+class MiLeNASOptions(StrategyOptions):
+    lam: float = Field(1.0, alias="lambda", ge=0, description="weight of grad_A L_val")
+    reuse_forward: bool = Field(False, description="grad_A L_train from the weights step's backward "
+                                "(at the weights before their update): one forward/backward fewer")
 
 
 @register_strategy("milenas")
 class MiLeNAS(Strategy):
+    """Mixed-level search: A <- A - lr_A * (grad_A L_train + lambda * grad_A L_val)."""
+
+    Options = MiLeNASOptions
+    options: MiLeNASOptions
     _reused: list[Tensor] | None = None  # grad_A L_train from the weights step (reuse_forward)
 
     def step(self, model: Supernet, train_batch: Batch, valid_batch: Batch) -> dict[str, float]:
-        if not self.config.reuse_forward:
+        if not self.options.reuse_forward:
             return super().step(model, train_batch, valid_batch)
         logs, self._reused = self.weights_step_with_arch_grad(model, train_batch)
         try:
@@ -61,6 +77,6 @@ class MiLeNAS(Strategy):
         else:  # grad_A L_train at the weights just updated
             g_train, logs = self.grad_arch(model, train_batch, "arch_train")
         g_valid, valid_logs = self.grad_arch(model, valid_batch, "valid")
-        lam = self.config.lam
+        lam = self.options.lam
         logs.update(valid_logs)
         return [gt + lam * gv for gt, gv in zip(g_train, g_valid)], logs

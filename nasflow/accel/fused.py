@@ -11,6 +11,9 @@ larger kernels. Results equal the plain path up to float rounding (tests: 1e-4 r
 - Depthwise convs differentiate through nasflow.depthwise, whose CPU backward avoids
   oneDNN's slow paths (5x5, 7x7 and dilated kernels).
 - Anything else (identity, user ops) runs on its own, as in the plain path.
+
+Registered as the mixed-op implementation "fused" when nasflow.accel is imported. Given a
+subset of active candidates (a sparse relaxation), it computes those alone, as "plain" does.
 """
 from __future__ import annotations
 
@@ -22,9 +25,10 @@ from nasflow.accel.depthwise import depthwise_conv
 from nasflow.space.graph import GNode
 from nasflow.accel.merged_conv import merged_conv
 from nasflow.ops.registry import OPS
-from nasflow.compile.supernet import MixedOp
+from nasflow.compile.mixed_ops import MixedOp, register_mixed_op
 
 
+@register_mixed_op("fused")
 class FusedMixedOp(MixedOp):
     """State-dict compatible with MixedOp; only `forward` differs."""
 
@@ -39,7 +43,9 @@ class FusedMixedOp(MixedOp):
         self.conv_idx, self.sep_idx, self.dil_idx = groups["conv"], groups["sep"], groups["dil"]
         self._mods = list(self.ops.values())
 
-    def forward(self, x: Tensor, weights: Tensor) -> Tensor:
+    def forward(self, x: Tensor, weights: Tensor, active: list[int] | None = None) -> Tensor:
+        if active is not None and len(active) < len(self._mods):
+            return super().forward(x, weights, active)  # a sampled few: no kernel to merge
         out: Tensor | None = None
         if self.conv_idx:
             out = self._convs(x, weights)

@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nasflow.compile.mixed_ops import MixedOp, activation, build_op, get_mixed_op
+from nasflow.compile.relaxation import Relaxation, active_candidates
+from nasflow.compile.state import arch_key, is_arch, split_state
 from nasflow.errors import NasflowError, SpaceError
 from nasflow.space.graph import Decision, GNode, Graph
-from nasflow.ops.registry import OPS
-from nasflow.compile.state import arch_key, is_arch, split_state
 
 
 class ArchParameters(nn.Module):
@@ -39,38 +40,14 @@ class ArchParameters(nn.Module):
         return {label: F.softmax(self.logits(label), dim=-1) for label in self.decisions}
 
 
-def _act(name: str | None) -> nn.Module:
-    if name is None:
-        return nn.Identity()
-    return OPS.get(name).factory(1, 1)
-
-
-def _build_op(name: str, c_in: int, c_out: int, args: dict) -> nn.Module:
-    spec = OPS.get(name)
-    return spec.factory(c_in, c_out, **spec.bind(args))
-
-
 class FixedOp(nn.Module):
     def __init__(self, g: GNode) -> None:
         super().__init__()
-        self.op = _build_op(g.op, g.c_in[0], g.c_out, g.args)
-        self.act = _act(g.act)
+        self.op = build_op(g.op, g.c_in[0], g.c_out, g.args)
+        self.act = activation(g.act)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.op(x))
-
-
-class MixedOp(nn.Module):
-    """sum_o softmax(alpha)_o * o(x): every candidate run separately (the plain path)."""
-
-    def __init__(self, g: GNode) -> None:
-        super().__init__()
-        self.ops = nn.ModuleDict({c: _build_op(c, g.c_in[0], g.c_out, g.args) for c in g.candidates})
-        self.act = _act(g.act)
-
-    def forward(self, x: Tensor, weights: Tensor) -> Tensor:
-        out = sum(w * op(x) for w, op in zip(weights, self.ops.values()))
-        return self.act(out)
 
 
 class DenseEdge(nn.Module):
@@ -79,8 +56,8 @@ class DenseEdge(nn.Module):
     def __init__(self, g: GNode) -> None:
         super().__init__()
         self.merge = g.merge
-        self.op = _build_op(g.op, g.merge_in, g.c_out, g.args) if g.op else nn.Identity()
-        self.act = _act(g.act)
+        self.op = build_op(g.op, g.merge_in, g.c_out, g.args) if g.op else nn.Identity()
+        self.act = activation(g.act)
 
     def forward(self, xs: list[Tensor], weights: Tensor | None) -> Tensor:
         if weights is not None:
@@ -93,7 +70,7 @@ class Combine(nn.Module):
     def __init__(self, g: GNode) -> None:
         super().__init__()
         self.kind = g.merge
-        self.act = _act(g.act)
+        self.act = activation(g.act)
 
     def forward(self, xs: list[Tensor]) -> Tensor:
         if self.kind == "concat":
@@ -113,19 +90,27 @@ _NODE_MODULES: dict[str, type[nn.Module]] = {
 class Supernet(nn.Module):
     """Runs the graph's nodes in topological order; one module per node, at its path.
 
-    `fuse=True` computes mixed ops with FusedMixedOp (same parameters and state dict,
-    fewer and larger kernels); `fuse=False` is the plain path: every candidate separately.
+    `mixed_op` names the implementation of choice nodes in the MIXED_OPS registry: "plain"
+    (every candidate separately, the default) or one registered elsewhere ("fused", by
+    nasflow.accel: same parameters and state dict, fewer and larger kernels). `fuse` is the
+    older spelling: True means "fused", False "plain".
+
+    `relaxation` turns the arch parameters into decision weights on each forward (softmax
+    unless a strategy installs another); see nasflow.compile.relaxation.
     """
 
-    def __init__(self, graph: Graph, fuse: bool = True) -> None:
+    def __init__(self, graph: Graph, fuse: bool | None = None, mixed_op: str | None = None) -> None:
         super().__init__()
-        from nasflow.accel.fused import FusedMixedOp  # fused builds on MixedOp, defined above
-
+        if mixed_op is None:
+            mixed_op = "fused" if fuse else "plain"
+        elif fuse is not None and fuse != (mixed_op == "fused"):
+            raise NasflowError(f"fuse={fuse} contradicts mixed_op='{mixed_op}'; give one of them")
         self.graph = graph
-        self.fuse = fuse
+        self.mixed_op = mixed_op
+        self.relaxation: Relaxation = Relaxation()
         self.arch = ArchParameters(graph.decisions)
         self._steps: list[tuple[GNode, nn.Module]] = []
-        modules = {**_NODE_MODULES, "choice": FusedMixedOp if fuse else MixedOp}
+        modules = {**_NODE_MODULES, "choice": get_mixed_op(mixed_op) if graph.decisions else MixedOp}
         for g in graph.nodes.values():
             if g.kind == "input":
                 continue
@@ -176,12 +161,15 @@ class Supernet(nn.Module):
                                f"({', '.join(self.graph.inputs)}), got {len(args)}; pass inputs by name")
         values: dict[str, Tensor] = dict(zip(self.graph.inputs, args), **kwargs)
         self._check_inputs(values)
-        weights = self.arch.softmax() if self.graph.decisions else {}
+        weights = self.relaxation(self.arch) if self.graph.decisions else {}
+        # A sparse relaxation's zero weights name candidates that need not run at all.
+        active = ({label: active_candidates(w) for label, w in weights.items()}
+                  if self.relaxation.sparse else {})
         for g, module in self._steps:
             if g.kind == "op":
                 values[g.name] = module(values[g.inputs[0]])
             elif g.kind == "choice":
-                values[g.name] = module(values[g.inputs[0]], weights[g.label])
+                values[g.name] = module(values[g.inputs[0]], weights[g.label], active.get(g.label))
             elif g.kind == "dense":
                 values[g.name] = module([values[i] for i in g.inputs], weights.get(g.label) if g.label else None)
             else:
@@ -199,5 +187,6 @@ class Supernet(nn.Module):
                 raise NasflowError(f"input '{name}' must be N x {want} x H x W, got {tuple(x.shape)}")
 
 
-def compile_graph(graph: Graph, fuse: bool = True) -> Supernet:
-    return Supernet(graph, fuse=fuse)
+def compile_graph(graph: Graph, fuse: bool | None = None, mixed_op: str | None = None) -> Supernet:
+    """The supernet of `graph` (see Supernet for `fuse` and `mixed_op`; default "plain")."""
+    return Supernet(graph, fuse=fuse, mixed_op=mixed_op)

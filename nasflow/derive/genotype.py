@@ -16,6 +16,7 @@ import networkx as nx
 import torch
 from torch import Tensor
 
+from nasflow.derive.rule import DerivationRule
 from nasflow.errors import NasflowError
 from nasflow.space.graph import Graph, build_graph
 from nasflow.space.schema import Block, BlockNode, ChoiceNode, DenseNode, Node, OpNode, Space
@@ -42,11 +43,14 @@ class Genotype:
         return " ".join(parts)
 
 
-def genotype_from_arch(graph: Graph, logits: dict[str, Tensor], topk: int | None = None) -> Genotype:
-    """argmax alpha per choice label; the top-k beta per dense label (k from the space or `topk`).
+def genotype_from_arch(graph: Graph, logits: dict[str, Tensor], topk: int | None = None,
+                       rule: DerivationRule | None = None) -> Genotype:
+    """The best op per choice label, the top-k inputs per dense label (k from the space or
+    `topk`), as `rule` ranks them (default: argmax alpha, top-k beta).
 
     Each alpha's columns are that decision's own candidate list (never a parallel list).
     """
+    rule = rule if rule is not None else DerivationRule()
     geno = Genotype()
     for label, d in graph.decisions.items():
         if label not in logits:
@@ -57,14 +61,13 @@ def genotype_from_arch(graph: Graph, logits: dict[str, Tensor], topk: int | None
             raise NasflowError(f"decision '{label}' has {len(d.options)} candidates but "
                                f"{row.numel()} architecture parameters")
         if d.kind == "alpha":
-            geno.choices[label] = d.options[int(torch.argmax(row))]
+            geno.choices[label] = rule.pick(d, row, 1)[0]
         else:
             k = d.topk if topk is None else topk
             if not 1 <= k <= len(d.options):
                 raise NasflowError(f"topk {k} does not fit dense node '{label}' with "
                                    f"{len(d.options)} candidate inputs; use 1..{len(d.options)}")
-            order = torch.argsort(row, descending=True, stable=True)[:k]
-            geno.edges[label] = [d.options[int(i)] for i in order]
+            geno.edges[label] = rule.pick(d, row, k)
     return geno
 
 

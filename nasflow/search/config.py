@@ -3,14 +3,50 @@
 Defaults are the DLSR paper's (section IV-B): 2e5 steps with 2e4 of warm-up, batch 64,
 MiLeNAS with lambda 1, L_P with gamma 0.2, Adam 3e-4 for both weights and arch, genotype
 snapshots at 5e4, 1e5 and 1.5e5 steps.
+
+A strategy's own settings are `strategy_options` (its options model checks them; the search
+stores them whole, defaults included). MiLeNAS's `lambda` and `reuse_forward` were top-level
+fields before strategies had options: configs written then, and callers still passing them
+(`SearchConfig(lam=0.5)`, `model_copy(update={"lam": 0.5})`), are read through
+migrate_legacy_options.
 """
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
+from typing_extensions import Self
 
+from nasflow.errors import NasflowError
 from nasflow.runs.config import AdamConfig, OptionValue, RunConfig
+
+# Former top-level fields -> (MiLeNAS option, the value every other strategy ignored it at).
+LEGACY_OPTIONS: dict[str, tuple[str, OptionValue]] = {
+    "lambda": ("lambda", 1.0), "lam": ("lambda", 1.0), "reuse_forward": ("reuse_forward", False)}
+
+
+def migrate_legacy_options(data: dict[str, Any]) -> dict[str, Any]:
+    """Config data with top-level "lambda" / "lam" / "reuse_forward" (configs and run
+    directories written before strategy options) rewritten with them in strategy_options.
+
+    For MiLeNAS (the default strategy) they move there. Other strategies never read them,
+    so they are dropped at their old defaults (1.0, false); other values move too, where the
+    strategy's options refuse them by name rather than ignore them. Returns a new dict;
+    data without those keys comes back as it is.
+    """
+    legacy = [k for k in LEGACY_OPTIONS if k in data]
+    if not legacy:
+        return data
+    out = dict(data)
+    options = dict(out.get("strategy_options") or {})
+    milenas = out.get("strategy", "milenas") == "milenas"
+    for key in legacy:
+        name, ignored_at = LEGACY_OPTIONS[key]
+        value = out.pop(key)
+        if milenas or value != ignored_at:
+            options[name] = value
+    out["strategy_options"] = options
+    return out
 
 
 class SearchConfig(RunConfig):
@@ -24,7 +60,8 @@ class SearchConfig(RunConfig):
     # how
     strategy: str = "milenas"
     regularizer: str | None = "params"
-    lam: float = Field(1.0, alias="lambda", ge=0)  # MiLeNAS: weight of grad_A L_val
+    # The strategy's options (`--strategy-opt key=value`), checked by its options model.
+    strategy_options: dict[str, OptionValue] = {}
     gamma: float = Field(0.2, ge=0)  # weight of the regularizer
     latency_table: str | None = None  # `nasflow profile`'s table, for regularizer latency / budgets
     budget: str | None = None  # e.g. "latency=40ms", "params=300k", "madds=20G" (search/budget.py)
@@ -38,9 +75,6 @@ class SearchConfig(RunConfig):
     # Speed levers (nasflow/levers.py, bench/speed.py). channels_last None: on for the CPU.
     channels_last: bool | None = None
     amp: Literal["none", "bf16"] = "none"  # bf16 autocast of the forward: faster, not exact
-    # MiLeNAS: take grad_A L_train from the weights step's own backward, i.e. at the weights
-    # before their update, saving one forward/backward per step (strategies/milenas.py).
-    reuse_forward: bool = False
     device: str = "auto"  # "auto": cuda when there is one
     # what is kept
     snapshot_steps: list[int] = [50_000, 100_000, 150_000]
@@ -50,6 +84,46 @@ class SearchConfig(RunConfig):
     # Fields a resumed run may change: they do not alter the trajectory of the search.
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
         {"space", "steps", "snapshot_steps", "log_every", "checkpoint_every", "device"})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        return migrate_legacy_options(data) if isinstance(data, dict) else data
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Self:
+        """As pydantic's, with the former fields `lam` / `lambda` / `reuse_forward` accepted
+        in `update` (moved into strategy_options)."""
+        if update and LEGACY_OPTIONS.keys() & update.keys():
+            update = migrate_legacy_options({"strategy": self.strategy,
+                                             "strategy_options": self.strategy_options, **update})
+        return super().model_copy(update=update, deep=deep)
+
+    def resolved_strategy_options(self) -> dict[str, Any]:
+        """strategy_options with the strategy's defaults filled in (as given when the
+        strategy cannot be found or refuses them: the search reports that itself)."""
+        # Imported here: the strategies package builds on this module.
+        from nasflow.strategies import get_strategy
+
+        try:
+            return get_strategy(self.strategy).parse_options(self.strategy_options).to_json()
+        except NasflowError:
+            return dict(self.strategy_options)
+
+    def differences(self, other: RunConfig) -> dict[str, tuple[Any, Any]]:
+        """As RunConfig's, with strategy options compared one by one, defaults filled in,
+        under their own names (prefixed 'strategy_options.' where a name is also a field)."""
+        out: dict[str, tuple[Any, Any]] = {}
+        fields = {f.alias or n for n, f in type(self).model_fields.items()}
+        full = [c.model_copy(update={"strategy_options": c.resolved_strategy_options()})
+                if isinstance(c, SearchConfig) else c for c in (self, other)]
+        for key, (mine, theirs) in RunConfig.differences(full[0], full[1]).items():
+            if key != "strategy_options":
+                out[key] = (mine, theirs)
+                continue
+            for name in dict.fromkeys([*mine, *theirs]):
+                if mine.get(name) != theirs.get(name):
+                    out[f"strategy_options.{name}" if name in fields else name] = (mine.get(name), theirs.get(name))
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> SearchConfig:

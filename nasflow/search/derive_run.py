@@ -16,9 +16,11 @@ from nasflow.compile.state import from_checkpoint
 from nasflow.runs.checkpoint import load_checkpoint
 from nasflow.space.cost import graph_cost, input_size_for_output
 from nasflow.derive.genotype import Genotype, derive_space, genotype_from_arch
+from nasflow.derive.rule import DerivationRule
 from nasflow.errors import NasflowError
 from nasflow.space.graph import build_graph
 from nasflow.space.load import ARCH_FILE, load_space
+from nasflow.search.config import SearchConfig
 from nasflow.search.run_dir import RunDir, arch_logits
 from nasflow.runs.files import write_text_atomic
 from nasflow.space.schema import Space
@@ -37,34 +39,46 @@ class Derived:
     out_dir: Path | None = None  # where arch.yaml and genotype.json were written
 
 
+def derivation_rule_of(config: SearchConfig) -> DerivationRule:
+    """The derivation rule of the strategy a run's config names, with its options."""
+    # Imported here: the strategies package builds on nasflow.search itself.
+    from nasflow.strategies import get_strategy
+
+    return get_strategy(config.strategy)(config=config).derivation_rule()
+
+
 def derive_run(run_dir: str | Path, *, step: int | None = None, topk: int | None = None,
-               out: str | Path | None = None, size: tuple[int, int] = (720, 1280)) -> Derived:
+               out: str | Path | None = None, size: tuple[int, int] = (720, 1280),
+               rule: DerivationRule | None = None) -> Derived:
     """From the run's latest checkpoint, or its snapshot at `step`; `topk` overrides every
-    dense node's k; `size` is the output (h, w) Multi-Adds are counted at."""
+    dense node's k; `size` is the output (h, w) Multi-Adds are counted at; `rule` defaults
+    to the derivation rule of the run's strategy."""
     run = RunDir.open(run_dir)
     arch, found_step = run.load_arch(step)
+    rule = rule if rule is not None else derivation_rule_of(run.config())
     default = run.path / ("derived" if step is None else f"derived_step_{step}")
-    return _derive(run.space(), arch, found_step, topk, Path(out) if out else default, size)
+    return _derive(run.space(), arch, found_step, topk, Path(out) if out else default, size, rule)
 
 
 def derive_from_arch(space_path: str | Path, arch_path: str | Path, *, overrides: dict[str, int] | None = None,
                      topk: int | None = None, out: str | Path | None = None,
-                     size: tuple[int, int] = (720, 1280)) -> Derived:
+                     size: tuple[int, int] = (720, 1280), rule: DerivationRule | None = None) -> Derived:
     """From a space file and a safetensors file with its arch tensors (a checkpoint or a
-    snapshot of a run, or any file with 'arch.alpha.<label>' / 'arch.beta.<label>')."""
+    snapshot of a run, or any file with 'arch.alpha.<label>' / 'arch.beta.<label>');
+    `rule`: default argmax alpha / top-k beta."""
     tensors, state = load_checkpoint(arch_path)
     arch = from_checkpoint(tensors)[1]
     step = state.get("step")
     default = Path(arch_path).parent / "derived"
-    return _derive(load_space(space_path, overrides), arch, step, topk, Path(out) if out else default, size)
+    return _derive(load_space(space_path, overrides), arch, step, topk, Path(out) if out else default, size, rule)
 
 
 def _derive(space: Space, arch: dict[str, Tensor], step: int | None, topk: int | None,
-            out: Path, size: tuple[int, int]) -> Derived:
+            out: Path, size: tuple[int, int], rule: DerivationRule | None) -> Derived:
     graph = build_graph(space)
     if graph.is_derived:
         raise NasflowError(f"space '{space.name}' has no choices left: it is already an architecture")
-    result = derive_genotype(space, genotype_from_arch(graph, arch_logits(graph, arch), topk), size)
+    result = derive_genotype(space, genotype_from_arch(graph, arch_logits(graph, arch), topk, rule), size)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / ARCH_FILE, result.space.to_yaml())
     write_text_atomic(out / GENOTYPE_FILE, json.dumps(result.genotype.to_json(), indent=2) + "\n")

@@ -14,9 +14,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
-
-import torch
+from typing import TYPE_CHECKING, Protocol
 
 from nasflow.runs.checkpoint import seed_everything
 from nasflow.search.config import SearchConfig
@@ -33,6 +31,9 @@ from nasflow.space.schema import Space
 from nasflow.compile.state import arch_names, from_checkpoint, to_checkpoint
 from nasflow.compile.supernet import Supernet, compile_graph
 from nasflow.tasks.contract import Task, make_task
+
+if TYPE_CHECKING:
+    from nasflow.strategies import Strategy
 
 
 class Reporter(Protocol):
@@ -73,6 +74,7 @@ def run_search(config: SearchConfig, run_dir: str | Path, *, space: Space | None
     """
     ctx = ctx if ctx is not None else current(config.device)
     check_batch_splits(config.batch_size, ctx)
+    strategy_class(config).parse_options(config.strategy_options)  # a bad option: no run written
     searched = open_run(RunDir, run_dir, config, resume, ctx, lambda: _resolve_space(config, space),
                         given=space is not None)
     task = task if task is not None else make_task(config.task, config.task_options, searched)
@@ -80,6 +82,13 @@ def run_search(config: SearchConfig, run_dir: str | Path, *, space: Space | None
     search = _Search(config, searched, task, reporter if ctx.is_main else None, ctx)
     record_run(RunDir, run_dir, config, searched, resume, ctx)
     return search.run(RunDir(run_dir), resume, stop_at)
+
+
+def strategy_class(config: SearchConfig) -> type[Strategy]:
+    # Imported here: the strategies package builds on nasflow.search itself.
+    from nasflow.strategies import get_strategy
+
+    return get_strategy(config.strategy)
 
 
 def _resolve_space(config: SearchConfig, space: Space | None) -> Space:
@@ -104,36 +113,33 @@ class _Search:
 
     def __init__(self, config: SearchConfig, space: Space, task: Task, reporter: Reporter | None,
                  ctx: DistContext) -> None:
-        # Imported here: the strategies package imports nasflow modules itself.
-        from nasflow.strategies import get_strategy
-
         self.config, self.task, self.reporter, self.ctx = config, task, reporter, ctx
         self.device = run_device(config.device, ctx)
         self.graph = build_graph(space)
         if not self.graph.decisions:
             raise NasflowError(f"space '{space.name}' has no choice and no dense node with topk "
                                "below its inputs: no architecture parameters, nothing to search")
-        strategy_cls = get_strategy(config.strategy)
         regularizer = make_regularizer(self.graph, config.regularizer, config.latency_table, config.budget)
-        seed_everything(config.seed)
-        self.model = compile_graph(self.graph, fuse=config.fuse).to(self.device)
         channels_last = use_channels_last(config.channels_last, self.device)
+        loss = wrap_loss(task.loss, channels_last=channels_last, amp=config.amp, device=self.device)
+        # The strategy first: it picks the mixed op, relaxation and optimizers (built by attach).
+        self.strategy = strategy_class(config)(loss, regularizer, None, None, config)
+        seed_everything(config.seed)
+        self.model = compile_graph(self.graph, mixed_op=self.strategy.mixed_op()).to(self.device)
         prepare_model(self.model, channels_last)
         keep_freed_memory(self.device)
         self.model.train()
-        w, a = config.weights_optim, config.arch_optim
-        # Two optimizers over disjoint parameter sets: arch params never get a weights step.
-        self.w_opt = torch.optim.Adam(self.model.weights(), lr=w.lr, betas=w.betas, weight_decay=w.weight_decay)
-        self.a_opt = torch.optim.Adam(self.model.arch_parameters(), lr=a.lr, betas=a.betas,
-                                      weight_decay=a.weight_decay)
-        loss = wrap_loss(task.loss, channels_last=channels_last, amp=config.amp, device=self.device)
-        self.strategy = strategy_cls(loss, regularizer, self.w_opt, self.a_opt, config)
+        self.strategy.attach(self.model)
+        self.w_opt, self.a_opt = self.strategy.w_optimizer, self.strategy.a_optimizer
+        self.rule = self.strategy.derivation_rule()
         if ctx.enabled:
             # Every rank seeded alike, so this only guards against a stray draw; DDP does the
             # same for the weights. DDP leaves arch params alone: the strategy averages them.
             broadcast_(self.model.arch_parameters(), ctx)
             ignore = arch_names(n for n, _ in self.model.named_parameters())
-            self.strategy.distribute(wrap(self.model, ctx, ignore=ignore), ctx)
+            # A sparse relaxation leaves the unsampled candidates without a gradient.
+            ddp = wrap(self.model, ctx, ignore=ignore, find_unused_parameters=self.model.relaxation.sparse)
+            self.strategy.distribute(ddp, ctx)
         self.train = BatchStream(task, "train", config.batch_size, config.seed, self.device, ctx)
         self.valid = BatchStream(task, "valid", config.batch_size, config.seed, self.device, ctx)
         self.streams = {"train": self.train, "valid": self.valid}
@@ -147,7 +153,9 @@ class _Search:
         if state is None:  # not rank 0
             return
         tensors = to_checkpoint(self.model.state_dict())
-        state.update(step=self.step, optim_weights=self.w_opt.state_dict(), optim_arch=self.a_opt.state_dict())
+        state.update(step=self.step, optim_weights=self.w_opt.state_dict(), strategy=self.strategy.state_dict())
+        if self.a_opt is not None:
+            state["optim_arch"] = self.a_opt.state_dict()
         self.run_dir.save_checkpoint(tensors, state)
 
     def load(self) -> None:
@@ -156,7 +164,9 @@ class _Search:
         try:
             self.model.load_state_dict({**weights, **arch}, strict=True)
             self.w_opt.load_state_dict(state["optim_weights"])
-            self.a_opt.load_state_dict(state["optim_arch"])
+            if self.a_opt is not None:
+                self.a_opt.load_state_dict(state["optim_arch"])
+            self.strategy.load_state_dict(state.get("strategy", {}))  # none before strategies had state
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint '{self.run_dir.checkpoint_path}' does not fit this "
                                   f"run's supernet: {exc}") from None
@@ -164,7 +174,8 @@ class _Search:
         self.step = self.saved_step = int(state["step"])
 
     def genotype(self) -> Genotype:
-        return genotype_from_arch(self.graph, {label: self.model.arch.logits(label) for label in self.graph.decisions})
+        return genotype_from_arch(self.graph, {label: self.model.arch.logits(label) for label in self.graph.decisions},
+                                  rule=self.rule)
 
     # --- running ----------------------------------------------------------------------------
     def run(self, run_dir: RunDir, resume: bool, stop_at: int | None) -> SearchResult:
@@ -224,6 +235,7 @@ class _Search:
         return any_rank(stop.requested, self.ctx)
 
     def one_step(self) -> dict[str, float]:
+        self.strategy.on_step(self.step, self.config.steps)
         train = self.train.next()
         if self.step < self.config.warmup:
             return self.strategy.weights_step(self.model, train)

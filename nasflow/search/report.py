@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nasflow.derive.genotype import Genotype, genotype_from_arch
-from nasflow.search.derive_run import derive_genotype
+from nasflow.search.derive_run import derivation_rule_of, derive_genotype
 from nasflow.errors import NasflowError
 from nasflow.space.graph import build_graph
 from nasflow.space.load import ARCH_FILE
@@ -103,7 +103,8 @@ def report_run(run_dir: str | Path, model: str | Path | None = None, *, metric: 
     graph = build_graph(space)
     arch, step = run.load_arch()
     try:
-        derived = derive_genotype(space, genotype_from_arch(graph, arch_logits(graph, arch)), size)
+        rule = derivation_rule_of(run.config())
+        derived = derive_genotype(space, genotype_from_arch(graph, arch_logits(graph, arch), rule=rule), size)
     except NasflowError as exc:  # e.g. an output size the run's scale does not divide
         raise NasflowError(f"run '{run.path}': {exc}; pass --size WIDTHxHEIGHT that fits it") from None
     row = RunReport(run.path, run.config().seed, step, derived.genotype, derived.params, derived.madds,

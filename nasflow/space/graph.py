@@ -47,7 +47,7 @@ MODULE_ATTRIBUTES = frozenset({
     "training", "type", "xpu", "zero_grad"})
 MODEL_ATTRIBUTES = frozenset({
     "arch", "graph", "fuse", "weights", "named_weights", "arch_parameters", "weights_state_dict",
-    "arch_state_dict"})
+    "arch_state_dict", "relaxation", "mixed_op"})
 
 
 def reserved_name(name: str, top_level: bool) -> str | None:

@@ -1,9 +1,10 @@
 """Task presets: named budgets a task declares for the commands, applied before explicit flags.
 
 A task factory may have a `presets` attribute, {preset: {section: settings}}, where a section
-is a command's ("search": SearchConfig fields; "train": the train command's). Two keys of a
-section merge with the user's instead of being replaced: `overrides` (space params) and
-`task_options`. When the user names no preset, "quick" is used if the task declares it, so a
+is a command's ("search": SearchConfig fields; "train": the train command's). Three keys of
+a section merge with the user's instead of being replaced: `overrides` (space params),
+`task_options` and `strategy_options` (the latter only while the user keeps the preset's
+strategy: another strategy has other options). When the user names no preset, "quick" is used if the task declares it, so a
 bare `nasflow search space.yaml` runs a short search; "none" applies no preset (the
 config's own defaults).
 """
@@ -17,7 +18,7 @@ from nasflow.tasks.contract import get_task_factory
 
 DEFAULT_PRESET = "quick"
 NO_PRESET = "none"
-MERGED_KEYS = ("overrides", "task_options")
+MERGED_KEYS = ("overrides", "task_options", "strategy_options")
 
 
 def task_presets(task: str) -> dict[str, dict[str, dict[str, Any]]]:
@@ -61,6 +62,8 @@ def apply_preset(preset: Mapping[str, Any], given: Mapping[str, Any],
     out = {**preset, **given}
     for key in MERGED_KEYS:
         mine = dict(preset.get(key) or {})
+        if key == "strategy_options" and given.get("strategy", preset.get("strategy")) != preset.get("strategy"):
+            mine = {}
         if key == "overrides" and space_params is not None:
             known = set(space_params)
             mine = {k: v for k, v in mine.items() if k in known}

@@ -66,7 +66,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "steps": 200_000,
             "warmup": 20_000,
             "batch_size": 64,
-            "lambda": 1.0,
+            "strategy_options": {"lambda": 1.0},
             "gamma": 0.2,
             "regularizer": "params",
             "weights_optim": {"lr": 3e-4, "betas": [0.9, 0.999], "weight_decay": 1e-8},

@@ -203,9 +203,12 @@ def test_paper_preset_is_the_paper(tmp_path: Path) -> None:
     used, settings = preset_section("sr", "paper", "search")
     config = SearchConfig.build(apply_preset(settings, {}, load_space(SPACE).params))
     defaults = SearchConfig()
-    for key in ("strategy", "steps", "warmup", "batch_size", "lam", "gamma", "regularizer",
+    for key in ("strategy", "steps", "warmup", "batch_size", "gamma", "regularizer",
                 "weights_optim", "arch_optim", "snapshot_steps"):
         assert getattr(config, key) == getattr(defaults, key), key
+    # lambda is MiLeNAS's option now: the preset's, defaults filled in, are the default's.
+    assert config.resolved_strategy_options() == defaults.resolved_strategy_options() == {
+        "lambda": 1.0, "reuse_forward": False}
     assert config.overrides == {"channels": 48} and config.task_options == {"patch": 64, "mu": 0.2}
     train = preset_section("sr", "paper", "train")[1]
     assert (train["batch_size"], train["lr"], train["lr_halve_every"], train["steps"]) == (32, 3e-4, 400_000, 2_000_000)

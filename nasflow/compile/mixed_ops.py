@@ -1,0 +1,73 @@
+"""Mixed-op implementations, registered by name: how a choice node computes
+sum_o w_o * o(x) from its candidates.
+
+Every implementation is built from a graph node (`cls(g)`), has the same parameters and
+state-dict names as the plain MixedOp (`ops.<candidate>...`), and is called as
+`op(x, weights, active)`: `active` is None (every candidate) or the indices of the
+candidates to compute (a sparse relaxation's non-zero weights). "plain" is registered here;
+others register from their own modules (nasflow.accel registers "fused"), which the
+compiler never imports: import the module that registers a name before using it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor, nn
+
+from nasflow.errors import NasflowError
+from nasflow.ops.registry import OPS
+from nasflow.registry import Registry
+from nasflow.space.graph import GNode
+
+MIXED_OPS: Registry[type[nn.Module]] = Registry("mixed-op implementation")
+
+# Where the implementations nasflow itself offers outside the compiler are registered.
+_REGISTERED_BY = {"fused": "nasflow.accel"}
+
+
+def register_mixed_op(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: `@register_mixed_op("partial")` makes mixed_op="partial" build it."""
+
+    def decorator(cls: type[nn.Module]) -> type[nn.Module]:
+        return MIXED_OPS.add(name, cls)
+
+    return decorator
+
+
+def get_mixed_op(name: str) -> type[nn.Module]:
+    if name in MIXED_OPS:
+        return MIXED_OPS.get(name)
+    known = ", ".join(MIXED_OPS.names())
+    where = _REGISTERED_BY.get(name)
+    hint = (f"import {where} first (it registers '{name}')" if where else
+            "import the module that registers it first")
+    raise NasflowError(f"unknown mixed-op implementation '{name}' (registered: {known}); {hint}")
+
+
+def build_op(name: str, c_in: int, c_out: int, args: dict) -> nn.Module:
+    spec = OPS.get(name)
+    return spec.factory(c_in, c_out, **spec.bind(args))
+
+
+def activation(name: str | None) -> nn.Module:
+    if name is None:
+        return nn.Identity()
+    return OPS.get(name).factory(1, 1)
+
+
+@register_mixed_op("plain")
+class MixedOp(nn.Module):
+    """sum_o w_o * o(x): every candidate (or every active one) run separately."""
+
+    def __init__(self, g: GNode) -> None:
+        super().__init__()
+        self.ops = nn.ModuleDict({c: build_op(c, g.c_in[0], g.c_out, g.args) for c in g.candidates})
+        self.act = activation(g.act)
+
+    def forward(self, x: Tensor, weights: Tensor, active: list[int] | None = None) -> Tensor:
+        ops = list(self.ops.values())
+        if active is None:
+            out = sum(w * op(x) for w, op in zip(weights, ops))
+        else:
+            out = sum(weights[i] * ops[i](x) for i in active)
+        return self.act(out)
