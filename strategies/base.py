@@ -34,7 +34,7 @@ from nasflow.derive.rule import DerivationRule
 from nasflow.errors import NasflowError
 from nasflow.registry import Registry
 from nasflow.runs.distributed import DistContext, all_reduce_mean_, single
-from nasflow.search.config import SearchConfig
+from nasflow.search.config import SearchConfig, set_option_defaults
 from nasflow.search.regularizers import Regularizer
 from nasflow.tasks.contract import Batch
 
@@ -193,3 +193,11 @@ def get_strategy(name: str) -> type[Strategy]:
     if "name" not in vars(found):  # 'module:Class' or an entry point never registered: its own name
         found.name = name
     return found
+
+
+def _option_defaults(strategy: str, given: dict[str, Any]) -> dict[str, Any]:
+    return get_strategy(strategy).parse_options(given).to_json()
+
+
+# So a resumed run's config compares with its options' defaults filled in (SearchConfig.differences).
+set_option_defaults(_option_defaults)

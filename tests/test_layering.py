@@ -41,11 +41,7 @@ NASFLOW_IMPORTERS = {"cli", "spaces"}
 
 # (importing module, imported module) pairs that break the rules today, each with the change
 # that removes it. The test fails once a pair is gone, so that its entry is removed too.
-KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("nasflow.compile.supernet", "nasflow.accel.fused"):
-        "the compiler picks FusedMixedOp lazily; issue 11 item 2 (helper 'strategy') replaces "
-        "it with a registry of mixed-op implementations that accel registers into",
-}
+KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,22 @@ gradient.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:  # only for annotations: ArchParameters lives in supernet.py, which imports this
-    from nasflow.compile.supernet import ArchParameters
+from nasflow.space.graph import Decision
+
+
+class ArchParameters(Protocol):
+    """What a relaxation reads (nasflow.compile.supernet.ArchParameters)."""
+
+    decisions: dict[str, Decision]
+
+    def logits(self, label: str) -> Tensor: ...
+
+    def softmax(self) -> dict[str, Tensor]: ...
 
 
 class Relaxation:

@@ -12,6 +12,7 @@ migrate_legacy_options.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -23,6 +24,17 @@ from nasflow.runs.config import AdamConfig, OptionValue, RunConfig
 # Former top-level fields -> (MiLeNAS option, the value every other strategy ignored it at).
 LEGACY_OPTIONS: dict[str, tuple[str, OptionValue]] = {
     "lambda": ("lambda", 1.0), "lam": ("lambda", 1.0), "reuse_forward": ("reuse_forward", False)}
+
+
+# (strategy name, options given) -> every option, defaults filled in. nasflow.strategies sets
+# it when imported: this module sits below the strategies, which build on it.
+OptionDefaults = Callable[[str, dict[str, Any]], dict[str, Any]]
+_option_defaults: OptionDefaults | None = None
+
+
+def set_option_defaults(fill: OptionDefaults) -> None:
+    global _option_defaults
+    _option_defaults = fill
 
 
 def migrate_legacy_options(data: dict[str, Any]) -> dict[str, Any]:
@@ -99,13 +111,13 @@ class SearchConfig(RunConfig):
         return super().model_copy(update=update, deep=deep)
 
     def resolved_strategy_options(self) -> dict[str, Any]:
-        """strategy_options with the strategy's defaults filled in (as given when the
-        strategy cannot be found or refuses them: the search reports that itself)."""
-        # Imported here: the strategies package builds on this module.
-        from nasflow.strategies import get_strategy
-
+        """strategy_options with the strategy's defaults filled in, through the hook the
+        strategies package installs (set_option_defaults); as given without it, or when
+        the strategy cannot be found or refuses them (the search reports that itself)."""
+        if _option_defaults is None:
+            return dict(self.strategy_options)
         try:
-            return get_strategy(self.strategy).parse_options(self.strategy_options).to_json()
+            return _option_defaults(self.strategy, dict(self.strategy_options))
         except NasflowError:
             return dict(self.strategy_options)
 

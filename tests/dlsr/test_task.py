@@ -23,6 +23,7 @@ from nasflow.spaces.dlsr.evaluate import default_bench
 from nasflow.spaces.dlsr.metrics import psnr
 from nasflow.spaces.dlsr.task import SRTask, default_data
 from nasflow.tasks.contract import make_task
+from nasflow.strategies import get_strategy
 
 SPACE = Path(__file__).resolve().parents[2] / "spaces" / "dlsr" / "space.yaml"
 
@@ -207,8 +208,8 @@ def test_paper_preset_is_the_paper(tmp_path: Path) -> None:
                 "weights_optim", "arch_optim", "snapshot_steps"):
         assert getattr(config, key) == getattr(defaults, key), key
     # lambda is MiLeNAS's option now: the preset's, defaults filled in, are the default's.
-    assert config.resolved_strategy_options() == defaults.resolved_strategy_options() == {
-        "lambda": 1.0, "reuse_forward": False}
+    milenas = get_strategy("milenas")
+    assert milenas.parse_options(config.strategy_options) == milenas.parse_options(defaults.strategy_options)
     assert config.overrides == {"channels": 48} and config.task_options == {"patch": 64, "mu": 0.2}
     train = preset_section("sr", "paper", "train")[1]
     assert (train["batch_size"], train["lr"], train["lr_halve_every"], train["steps"]) == (32, 3e-4, 400_000, 2_000_000)
