@@ -1,4 +1,5 @@
-"""`nasflow report`: a thin shell over nasflow.search.report (genotypes, costs, PSNR mean and 95% CI)."""
+"""`nasflow report`: a thin shell over nasflow.search.report (genotypes, costs, the task's
+metric's mean and 95% CI)."""
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ def report_table(report: Report, title: str) -> Table:
     for col in ("seed", "run", "step", "genotype", "params", "Multi-Adds", report.metric):
         table.add_column(col, justify="right" if col in numeric else "left", overflow="fold")
     for r in report.runs:
-        value = f"{r.psnr:.3f}" if r.psnr is not None else "-"
+        value = f"{r.value:.3f}" if r.value is not None else "-"
         if r.note and r.model is not None:  # a warning about the model (no model: the caption says how)
             value += f" [yellow]({r.note})[/]"
         table.add_row(str(r.seed), str(r.run), str(r.step), str(r.genotype), f"{r.params:,}",
@@ -31,8 +32,8 @@ def report_table(report: Report, title: str) -> Table:
 
 
 def summary_line(report: Report) -> str:
-    ci = report.psnr
-    with_metric = sum(r.psnr is not None for r in report.runs)
+    ci = report.summary
+    with_metric = sum(r.value is not None for r in report.runs)
     if ci is None:
         return (f"{report.metric}: {with_metric} retrained run(s); a confidence interval needs 2 or more "
                 f"(retrain RUN/derived/arch.yaml into RUN/{RETRAINED}, or pass --models)")
@@ -48,15 +49,18 @@ def report(
     models: Annotated[Optional[list[Path]], typer.Option("--models", "-m",
         help=f"Retrained model (model dir or train run dir) of each run, in the runs' order; "
              f"default: RUN/{RETRAINED} where it exists.")] = None,
-    metric: Annotated[str, typer.Option(help="Validation metric from the models' meta.json.")] = "psnr",
+    metric: Annotated[Optional[str], typer.Option(
+        help="Validation metric from the models' meta.json (default: the task's best_metric).")] = None,
     confidence: Annotated[float, typer.Option(help="Confidence level of the interval.")] = 0.95,
-    size: Annotated[str, typer.Option(help="Output size WIDTHxHEIGHT Multi-Adds are counted for.")] = "1280x720",
+    size: Annotated[Optional[str], typer.Option(
+        help="Output size WIDTHxHEIGHT Multi-Adds are counted for (default: the task's, SR: 1280x720).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Per search run: seed, derived genotype, params and Multi-Adds, retrained PSNR; then the
-    PSNR mean with its confidence interval (Student t), as the DLSR paper's Table X."""
+    """Per search run: seed, derived genotype, params and Multi-Adds, the retrained model's
+    metric (SR: PSNR); then its mean with a confidence interval (Student t), as the DLSR
+    paper's Table X."""
     try:
-        hw = parse_size(size)
+        hw = parse_size(size) if size is not None else None
     except ValueError as exc:
         raise NasflowError(f"--size: {exc}") from None
     result = build_report(expand_runs(runs), models, metric=metric, confidence=confidence, size=hw)

@@ -61,7 +61,9 @@ def parse_steps(text: str) -> list[int]:
     return [int(s) for s in steps]
 
 
-def _size(text: str) -> tuple[int, int]:
+def _size(text: str | None) -> tuple[int, int] | None:
+    if text is None:  # the task's cost size
+        return None
     try:
         return parse_size(text)
     except ValueError as exc:
@@ -194,7 +196,7 @@ def search(
     try:
         derived = derive_genotype(result.graph.space, result.genotype)
         console.print(cost_table(derived, f"genotype at step {result.step}"))
-    except NasflowError as exc:  # e.g. a scale that 1280x720 is not a multiple of
+    except NasflowError as exc:  # e.g. a scale the task's cost size is not a multiple of
         console.print(f"genotype at step {result.step}: {result.genotype} (cost: {exc})")
     console.print(softmax_table(result))
     if config.budget is not None:
@@ -248,7 +250,8 @@ def derive(
         help="Inputs kept per dense node (default: its topk).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o",
         help="Output directory (default RUN_DIR/derived or RUN_DIR/derived_step_N).")] = None,
-    size: Annotated[str, typer.Option(help="Output size WIDTHxHEIGHT Multi-Adds are counted for.")] = "1280x720",
+    size: Annotated[Optional[str], typer.Option(
+        help="Output size WIDTHxHEIGHT Multi-Adds are counted for (default: the task's, SR: 1280x720).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set",
         help="Override a space param (space file only).")] = None,
 ) -> None:

@@ -11,6 +11,7 @@ from rich.table import Table
 from nasflow.space.cost import graph_cost, input_size_for_output, parse_size
 from nasflow.errors import NasflowError
 from nasflow.space.load import load_graph
+from nasflow.tasks.contract import default_cost_size
 
 from .app import app, console, parse_sets
 
@@ -37,7 +38,8 @@ def validate(
 @app.command()
 def cost(
     space: Annotated[Path, typer.Argument(help="A space file, architecture file or model directory.")],
-    size: Annotated[str, typer.Option(help="Output size WIDTHxHEIGHT; the input is this over the scale.")] = "1280x720",
+    size: Annotated[Optional[str], typer.Option(
+        help="Output size WIDTHxHEIGHT; the input is this over the scale (default: the task's, SR: 1280x720).")] = None,
     scale: Annotated[Optional[int], typer.Option(help="Shorthand for --set scale=S.")] = None,
     set_: SetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -55,7 +57,8 @@ def cost(
         overrides["scale"] = scale
     graph = load_graph(space, overrides)
     try:
-        report = graph_cost(graph, input_size_for_output(graph, parse_size(size)))
+        hw = parse_size(size) if size is not None else default_cost_size(graph.space)
+        report = graph_cost(graph, input_size_for_output(graph, hw))
     except ValueError as exc:
         raise NasflowError(str(exc)) from None
     latency, total_ms, note = _latency(latency_table, graph, report.output_size)
@@ -112,9 +115,11 @@ def _g(madds: int) -> str:
 def list_ops(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """The registered ops a space can name, with their arguments and defaults."""
-    from nasflow.ops.registry import OPS
+    """The ops a space can name (built-in and from installed packages), with their arguments
+    and defaults."""
+    from nasflow.ops.registry import OPS, load_op_plugins
 
+    load_op_plugins()  # ops of installed packages too (the SR instance's esa)
     rows = [(name, OPS.get(name)) for name in OPS.names()]
     if as_json:
         print(json.dumps({name: {"args": spec.args, "doc": spec.doc} for name, spec in rows}, indent=2))

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from nasflow.ops.registry import OPS
 from nasflow.space.schema import Space, choice, combine, dense, op
+from nasflow.tasks.contract import Metric, Task
 
 # A larger conv can be any smaller one (outer rings at zero), so a planted op is only
 # identifiable from data as the largest of its kind among the candidates: conv_7x7 is left
@@ -91,7 +92,7 @@ class Batches:
         self.generator.set_state(state["generator"])
 
 
-class PlantedTask:
+class PlantedTask(Task):
     """target = op(x) + conv_1x1(concat(edges)); MSE loss.
 
     `stateful=False` yields a plain generator (no state_dict): resume then replays it.
@@ -100,6 +101,7 @@ class PlantedTask:
     """
 
     name = "planted"
+    metrics = (Metric("mse", higher_is_better=False),)
 
     def __init__(self, op: str = "conv_5x5", edges: tuple[str, str] = ("u2", "u4"), channels: int = 4,
                  size: int = 10, seed: int = 1234, stateful: bool = True, keep: float = 0.9) -> None:

@@ -9,6 +9,7 @@ from torch import nn
 
 from nasflow.errors import NasflowError
 from nasflow.ops.registry import OPS, get_op, register_op
+import nasflow.spaces.dlsr.ops  # noqa: F401,E402  (ESA lives with the SR instance: its cost is checked here too)
 from nasflow.registry import UnknownNameError
 
 # DLSR paper, Table I: 50 channels, x2 on a 1280x720 output, i.e. a 640x360 input.

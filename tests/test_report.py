@@ -122,19 +122,21 @@ def test_report_rows_and_ci_over_retrained_runs(seed_runs, tmp_path):
     retrain(runs[0], psnrs[0], runs[0] / "retrained")
     retrain(runs[1], psnrs[1], runs[1] / "retrained" / "best")
     train_run = retrain(runs[2], psnrs[2], tmp_path / "train2" / "model").parent
-    report = build_report(runs, [runs[0] / "retrained", runs[1] / "retrained", train_run])
+    report = build_report(runs, [runs[0] / "retrained", runs[1] / "retrained", train_run], metric="psnr")
     for row, seed, psnr in zip(report.runs, (0, 1, 2), psnrs):
         derived = derive_run(row.run, out=tmp_path / f"d{seed}")
-        assert (row.seed, row.step, row.psnr, row.arch_matches) == (seed, 8, psnr, True)
+        assert (row.seed, row.step, row.value, row.arch_matches) == (seed, 8, psnr, True)
         assert row.genotype == derived.genotype and (row.params, row.madds) == (derived.params, derived.madds)
         assert row.params > 0 and row.madds > 0
-    ci = report.psnr
+    ci = report.summary
     assert ci is not None and ci.n == 3 and ci.mean == pytest.approx(37.75)
     # s = 0.15 (deviations -0.15, 0.15, 0): half width = t_{0.975,2} * 0.15 / sqrt(3)
     assert ci.half_width == pytest.approx(4.302653 * 0.15 / math.sqrt(3), rel=1e-5)
     # Without --models, RUN/retrained is found for the first two; the third has none.
-    found = build_report(runs)
-    assert [r.psnr for r in found.runs] == [psnrs[0], psnrs[1], None]
+    found = build_report(runs, metric="psnr")
+    assert [r.value for r in found.runs] == [psnrs[0], psnrs[1], None]
+    # by default the task's best_metric (the planted task's mse), which these models do not record
+    assert build_report(runs).metric == "mse" and all(r.value is None for r in build_report(runs).runs)
     assert found.runs[1].model == runs[1] / "retrained" / "best" and "not retrained" in found.runs[2].note
 
 
@@ -145,8 +147,8 @@ def test_report_flags_a_model_of_another_architecture(seed_runs, tmp_path):
     other_op = next(c for c in CANDIDATES if c != row.genotype.choices["m"])
     space = derive_space(RunDir(run).space(), Genotype({"m": other_op}, row.genotype.edges))
     save_model(tmp_path / "other", space, compile_graph(build_graph(space)).state_dict(), {"valid": {"psnr": 30.0}})
-    flagged = build_report([run], [tmp_path / "other"]).runs[0]
-    assert flagged.arch_matches is False and flagged.psnr == 30.0
+    flagged = build_report([run], [tmp_path / "other"], metric="psnr").runs[0]
+    assert flagged.arch_matches is False and flagged.value == 30.0
     assert "not this run's derived one" in flagged.note
 
 
@@ -181,6 +183,7 @@ def test_cli_seeds_then_report_json(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert [r["seed"] for r in data["runs"]] == [3, 4] and data["summary"] is None
-    assert all(r["params"] > 0 and r["psnr"] is None for r in data["runs"])
+    assert data["metric"] == "mse"  # the task's declared best metric
+    assert all(r["params"] > 0 and r["mse"] is None for r in data["runs"])
     bad = runner.invoke(app, ["search", "planted.yaml", "--seeds", "1", "--seed", "1", "--out", "x"])
     assert bad.exit_code != 0 and "not both" in str(bad.exception or bad.output)

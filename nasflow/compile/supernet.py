@@ -183,8 +183,11 @@ class Supernet(nn.Module):
         for name in self.graph.inputs:
             x = values[name]
             want = self.graph.nodes[name].c_out
-            if x.dim() != 4 or x.shape[1] != want:
-                raise NasflowError(f"input '{name}' must be N x {want} x H x W, got {tuple(x.shape)}")
+            # Dim 1 is the channel / feature dimension whatever the task's layout (N x C x H x W
+            # images, N x F vectors); the task checks the rest.
+            if x.dim() < 2 or x.shape[1] != want:
+                raise NasflowError(f"input '{name}' must be N x {want} x ... ({want} channels or features "
+                                   f"along dim 1), got {tuple(x.shape)}")
 
 
 def compile_graph(graph: Graph, fuse: bool | None = None, mixed_op: str | None = None) -> Supernet:

@@ -1,8 +1,9 @@
-"""ONNX export of a built model (any compiled graph), with dynamic height and width, and a
-check that onnxruntime reproduces the PyTorch output.
+"""ONNX export of a built model (any compiled graph), with the dynamic axes, input and output
+names and sample input its task declares, and a check that onnxruntime reproduces the
+PyTorch output.
 
-    path = export_onnx(model, "dlsr.onnx")
-    diff = check_onnx(model, path)      # max |onnxruntime - torch|, raises past tolerance
+    path = export_onnx(model, "dlsr.onnx", SRTask)
+    diff = check_onnx(model, path, SRTask)   # max |onnxruntime - torch|, raises past tolerance
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from torch import Tensor, nn
 
 from nasflow.errors import NasflowError
 from nasflow.runs.durable import replace_durably
+from nasflow.tasks.contract import Task
 
-INPUT, OUTPUT = "lr", "sr"
 # onnxruntime fuses and reorders convolutions, so its output differs from PyTorch's by float
 # rounding: about 2e-3 on DLSR's 0..255 outputs. Anything above this is a wrong graph.
 DEFAULT_TOLERANCE = 1e-2
@@ -42,13 +43,16 @@ def _channels(model: nn.Module) -> int:
     return graph.nodes[graph.inputs[0]].c_out
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike[str], opset: int = 17) -> Path:
-    """Write `model` (fp32, NCHW input N x C x H x W) as ONNX with dynamic N, H and W."""
+def export_onnx(model: nn.Module, path: str | os.PathLike[str], task: type[Task] | Task = Task,
+                opset: int = 17) -> Path:
+    """Write `model` (fp32) as ONNX, traced on `task`'s sample input, with its names and
+    dynamic axes (the base Task's: N x F feature vectors, a dynamic batch)."""
     out = Path(path)
     channels = _channels(model)
-    # Exported from a plain fp32 NCHW copy: the caller's model keeps its format and dtype.
+    # Exported from a plain fp32 contiguous copy: the caller's model keeps its format and dtype.
     plain = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
-    sample = torch.rand(1, channels, 32, 32) * 255  # the size is not baked in (dynamic axes)
+    sample = task.sample_input(channels, task.export_size, torch.Generator().manual_seed(0))
+    in_axes, out_axes = task.dynamic_axes()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
@@ -56,8 +60,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], opset: int = 17)
             # The input checks of Supernet.forward are Python conditions the tracer freezes
             # (and warns about); they hold for every input of the right channel count.
             warnings.simplefilter("ignore")
-            torch.onnx.export(plain, (sample,), str(tmp), input_names=[INPUT], output_names=[OUTPUT],
-                              dynamic_axes={INPUT: {0: "n", 2: "h", 3: "w"}, OUTPUT: {0: "n", 2: "H", 3: "W"}},
+            torch.onnx.export(plain, (sample,), str(tmp), input_names=[task.input_name],
+                              output_names=[task.output_name],
+                              dynamic_axes={task.input_name: in_axes, task.output_name: out_axes},
                               opset_version=opset, dynamo=False)
         replace_durably(tmp, out)
     finally:
@@ -81,21 +86,23 @@ def session(path: str | os.PathLike[str], threads: int | None = None):  # -> Inf
 
 def run_session(sess, x: Tensor) -> Tensor:  # sess: InferenceSession
     data = np.ascontiguousarray(x.detach().float().cpu().numpy())
-    return torch.from_numpy(sess.run(None, {INPUT: data})[0])
+    return torch.from_numpy(sess.run(None, {sess.get_inputs()[0].name: data})[0])
 
 
-def check_onnx(model: nn.Module, path: str | os.PathLike[str], size: tuple[int, int] = (48, 64),
-               tolerance: float = DEFAULT_TOLERANCE, seed: int = 0) -> float:
-    """Max |onnxruntime - PyTorch| on a random input of `size` (h, w) in 0..255; NasflowError
-    when above `tolerance`. The size differs from the export's, which tests the dynamic axes."""
+def check_onnx(model: nn.Module, path: str | os.PathLike[str], task: type[Task] | Task = Task, *,
+               size: tuple[int, ...] | None = None, tolerance: float = DEFAULT_TOLERANCE, seed: int = 0) -> float:
+    """Max |onnxruntime - PyTorch| on the task's sample input of `size` (the dims after N and
+    C; default: the task's check_size) and batch 2; NasflowError when above `tolerance`. Batch
+    and size differ from the export's, which tests the dynamic axes."""
     channels = _channels(model)
-    x = torch.rand(1, channels, *size, generator=torch.Generator().manual_seed(seed)) * 255
+    size = task.check_size if size is None else tuple(size)
+    x = task.sample_input(channels, size, torch.Generator().manual_seed(seed), batch=2)
     plain = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
     with torch.inference_mode():
         want = plain(x)
     got = run_session(session(path), x)
     if got.shape != want.shape:
-        raise NasflowError(f"onnxruntime gives shape {tuple(got.shape)} for a {size[0]}x{size[1]} input, "
+        raise NasflowError(f"onnxruntime gives shape {tuple(got.shape)} for a {tuple(x.shape)} input, "
                            f"PyTorch {tuple(want.shape)}: the export of '{path}' is wrong")
     diff = float((got - want).abs().max())
     if not diff <= tolerance:

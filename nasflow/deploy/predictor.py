@@ -1,7 +1,7 @@
 """Fast inference for built (derived) models: a Predictor is a callable Tensor -> Tensor.
 
     predict = Predictor(model, backend="onnx")     # or "eager", "compile", "plain"
-    sr = predict(lr)                                # N x C x H x W float in, float32 out
+    y = predict(x)                                  # a batch N x C x ... in, float32 out
 
 Backends, all fp32 by default and equal to the plain path up to float rounding:
 - "plain":   the model as built, NCHW fp32 eager, under inference_mode (the reference).
@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from nasflow.errors import NasflowError
+from nasflow.tasks.contract import Task, task_class_for
 
 BACKENDS = ("plain", "eager", "compile", "onnx")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -66,13 +67,15 @@ def model_key(model: nn.Module) -> str:
 
 
 class Predictor:
-    """`predictor(x)`: the model's output for a batch x (N x C x H x W), as float32 on x's device.
+    """`predictor(x)`: the model's output for a batch x (N x C x H x W images, N x C feature
+    vectors, ...), as float32 on x's device.
 
     The model is copied, never changed. Inputs may come in any dtype or memory format.
     """
 
     def __init__(self, model: nn.Module, backend: str = "eager", dtype: str = "fp32",
-                 cache_dir: str | os.PathLike[str] | None = None, threads: int | None = None) -> None:
+                 cache_dir: str | os.PathLike[str] | None = None, threads: int | None = None,
+                 task: type[Task] | Task | None = None) -> None:
         if backend not in BACKENDS:
             raise NasflowError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
         if dtype not in DTYPES:
@@ -84,11 +87,16 @@ class Predictor:
         if backend == "onnx" and self.device.type != "cpu":
             raise NasflowError(f"the onnx backend runs on the CPU; the model is on {self.device}")
         self.onnx_path: Path | None = None
+        graph = getattr(model, "graph", None)
+        # The task says what an input looks like (for the ONNX export); default: the model's.
+        self.task = task if task is not None else task_class_for(graph.space if graph is not None else None)
+        self.channels = graph.nodes[graph.inputs[0]].c_out if graph is not None and len(graph.inputs) == 1 else None
         self._run = self._build(model.eval(), cache_dir, threads)
 
     def __call__(self, x: Tensor) -> Tensor:
-        if x.dim() != 4:
-            raise NasflowError(f"a predictor takes N x C x H x W batches, got shape {tuple(x.shape)}")
+        if x.dim() < 2 or (self.channels is not None and x.shape[1] != self.channels):
+            raise NasflowError(f"a predictor takes batches N x C x ... with C = {self.channels or 'the input width'} "
+                               f"(N x C x H x W for images, N x C for feature vectors), got shape {tuple(x.shape)}")
         return self._run(x)
 
     def __repr__(self) -> str:
@@ -114,7 +122,7 @@ class Predictor:
                channels_last: bool) -> Callable[[Tensor], Tensor]:
         def run(x: Tensor) -> Tensor:
             x = x.to(device=self.device, dtype=dtype)
-            if channels_last:
+            if channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.inference_mode():
                 y = net(x)
@@ -128,7 +136,7 @@ class Predictor:
         path = cache_dir / f"{model_key(model)}.onnx"
         if not path.is_file():
             try:
-                export_onnx(model, path)
+                export_onnx(model, path, self.task)
             except OSError as exc:
                 raise NasflowError(f"cannot write the ONNX cache in {cache_dir} ({exc}): set "
                                    "NASFLOW_CACHE to a writable folder") from None

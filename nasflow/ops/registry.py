@@ -10,6 +10,7 @@ multiply-add per weight per output pixel); biases, activations and pooling are f
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,6 +78,29 @@ def register_op(
 
 def get_op(name: str) -> OpSpec:
     return OPS.get(name)
+
+
+OP_PLUGINS = "nasflow.ops"  # entry points: op name -> the module that registers it
+
+
+def find_op(name: str) -> bool:
+    """Whether op `name` is registered, after importing the module a `nasflow.ops` entry
+    point of that name points to (an op of an installed package, named by an architecture
+    file that does not import its module: an older model directory, say)."""
+    if name not in OPS:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=OP_PLUGINS, name=name):
+            importlib.import_module(ep.value.partition(":")[0])
+    return name in OPS
+
+
+def load_op_plugins() -> None:
+    """Import every module of the `nasflow.ops` entry points (to list all ops)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=OP_PLUGINS):
+        importlib.import_module(ep.value.partition(":")[0])
 
 
 # Activations usable in a node's `act:` key: registered parameter-free, channel-keeping ops.

@@ -24,6 +24,7 @@ from nasflow.search.config import SearchConfig
 from nasflow.search.run_dir import RunDir, arch_logits
 from nasflow.runs.files import write_text_atomic
 from nasflow.space.schema import Space
+from nasflow.tasks.contract import default_cost_size
 
 GENOTYPE_FILE = "genotype.json"
 
@@ -48,11 +49,11 @@ def derivation_rule_of(config: SearchConfig) -> DerivationRule:
 
 
 def derive_run(run_dir: str | Path, *, step: int | None = None, topk: int | None = None,
-               out: str | Path | None = None, size: tuple[int, int] = (720, 1280),
+               out: str | Path | None = None, size: tuple[int, int] | None = None,
                rule: DerivationRule | None = None) -> Derived:
     """From the run's latest checkpoint, or its snapshot at `step`; `topk` overrides every
-    dense node's k; `size` is the output (h, w) Multi-Adds are counted at; `rule` defaults
-    to the derivation rule of the run's strategy."""
+    dense node's k; `size` is the output (h, w) Multi-Adds are counted at (default: the
+    task's cost_size); `rule` defaults to the derivation rule of the run's strategy."""
     run = RunDir.open(run_dir)
     arch, found_step = run.load_arch(step)
     rule = rule if rule is not None else derivation_rule_of(run.config())
@@ -62,7 +63,7 @@ def derive_run(run_dir: str | Path, *, step: int | None = None, topk: int | None
 
 def derive_from_arch(space_path: str | Path, arch_path: str | Path, *, overrides: dict[str, int] | None = None,
                      topk: int | None = None, out: str | Path | None = None,
-                     size: tuple[int, int] = (720, 1280), rule: DerivationRule | None = None) -> Derived:
+                     size: tuple[int, int] | None = None, rule: DerivationRule | None = None) -> Derived:
     """From a space file and a safetensors file with its arch tensors (a checkpoint or a
     snapshot of a run, or any file with 'arch.alpha.<label>' / 'arch.beta.<label>');
     `rule`: default argmax alpha / top-k beta."""
@@ -74,7 +75,7 @@ def derive_from_arch(space_path: str | Path, arch_path: str | Path, *, overrides
 
 
 def _derive(space: Space, arch: dict[str, Tensor], step: int | None, topk: int | None,
-            out: Path, size: tuple[int, int], rule: DerivationRule | None) -> Derived:
+            out: Path, size: tuple[int, int] | None, rule: DerivationRule | None) -> Derived:
     graph = build_graph(space)
     if graph.is_derived:
         raise NasflowError(f"space '{space.name}' has no choices left: it is already an architecture")
@@ -86,10 +87,12 @@ def _derive(space: Space, arch: dict[str, Tensor], step: int | None, topk: int |
     return result
 
 
-def derive_genotype(space: Space, genotype: Genotype, size: tuple[int, int] = (720, 1280)) -> Derived:
-    """The architecture `genotype` picks from `space`, and its cost for an output of `size`."""
+def derive_genotype(space: Space, genotype: Genotype, size: tuple[int, int] | None = None) -> Derived:
+    """The architecture `genotype` picks from `space`, and its cost for an output of `size`
+    (default: the cost_size of the space's task)."""
     derived = derive_space(space, genotype)
     graph = build_graph(derived)
+    size = size if size is not None else default_cost_size(space)
     try:
         report = graph_cost(graph, input_size_for_output(graph, size))
     except ValueError as exc:

@@ -2,15 +2,16 @@
 
 Per search run: its seed, the genotype derived from its latest arch parameters (choices and
 dense edges), the derived architecture's parameters and Multi-Adds, and, where the run's
-architecture was retrained, that model's validation PSNR. Over the runs with a PSNR: the
-mean with a 95% confidence interval (Student t, as the DLSR paper's Table X).
+architecture was retrained, that model's value of a validation metric (default: the one
+the task picks best models by, e.g. SR's PSNR). Over the runs with a value: the mean with a
+95% confidence interval (Student t, as the DLSR paper's Table X).
 
 The retrained model of a run is, in this order:
   1. given: `models[i]` for `runs[i]` (`nasflow report RUN... --models MODEL...`, in order);
   2. found beside it: RUN/retrained, where `nasflow train RUN/derived/arch.yaml --out
      RUN/retrained` puts it.
 Either is a model directory (arch.yaml, weights.safetensors, meta.json) or a training run
-directory, whose best/ model is used (else its final model/). The PSNR is what `nasflow train`
+directory, whose best/ model is used (else its final model/). The value is what `nasflow train`
 recorded in that model's meta.json ("valid": {"psnr": ...}); nothing is re-evaluated here.
 
 Nothing is written: the genotype is derived in memory (`nasflow derive` writes the files).
@@ -30,6 +31,7 @@ from nasflow.runs.modeldir import WEIGHTS_FILE, read_meta
 from nasflow.search.run_dir import RunDir, arch_logits
 from nasflow.space.schema import Space
 from nasflow.search.stats import MeanCI, mean_ci
+from nasflow.tasks.contract import task_class_for
 
 RETRAINED = "retrained"  # RUN/retrained: where a run's retrained model is looked for
 _TRAIN_MODELS = ("best", "model")  # in a training run directory, in order of preference
@@ -44,15 +46,16 @@ class RunReport:
     params: int
     madds: int
     output_size: tuple[int, int]  # (h, w) the Multi-Adds are counted for
+    metric: str  # the validation metric `value` is
     model: Path | None = None  # the retrained model directory, if any
-    psnr: float | None = None
+    value: float | None = None  # the retrained model's recorded `metric`
     arch_matches: bool | None = None  # the model's architecture is the run's derived one
-    note: str = ""  # why there is no PSNR, or a warning about the model
+    note: str = ""  # why there is no value, or a warning about the model
 
     def to_json(self) -> dict[str, Any]:
         return {"run": str(self.run), "seed": self.seed, "step": self.step, "genotype": self.genotype.to_json(),
                 "params": self.params, "madds": self.madds, "output_size": list(self.output_size),
-                "model": str(self.model) if self.model else None, "psnr": self.psnr,
+                "model": str(self.model) if self.model else None, self.metric: self.value,
                 "arch_matches": self.arch_matches, "note": self.note}
 
 
@@ -60,11 +63,11 @@ class RunReport:
 class Report:
     runs: list[RunReport]
     metric: str
-    psnr: MeanCI | None  # None with fewer than 2 PSNRs
+    summary: MeanCI | None  # of the metric; None with fewer than 2 values
 
     def to_json(self) -> dict[str, Any]:
         return {"metric": self.metric, "runs": [r.to_json() for r in self.runs],
-                "summary": self.psnr.to_json() if self.psnr else None}
+                "summary": self.summary.to_json() if self.summary else None}
 
 
 def model_dir_of(path: str | Path) -> Path:
@@ -95,11 +98,19 @@ def _same_architecture(a: Space, b: Space) -> bool:
     return all(da.get(k) == db.get(k) for k in parts)
 
 
-def report_run(run_dir: str | Path, model: str | Path | None = None, *, metric: str = "psnr",
-               size: tuple[int, int] = (720, 1280)) -> RunReport:
-    """One search run's row; `model` is its retrained model (default: RUN/retrained if present)."""
+def report_metric(run_dir: str | Path) -> str:
+    """The metric a run's task picks best models by (its `best_metric`)."""
+    run = RunDir.open(run_dir)
+    return task_class_for(run.space(), run.config().task).best().name
+
+
+def report_run(run_dir: str | Path, model: str | Path | None = None, *, metric: str | None = None,
+               size: tuple[int, int] | None = None) -> RunReport:
+    """One search run's row; `model` is its retrained model (default: RUN/retrained if present);
+    `metric` defaults to the task's best_metric, `size` to its cost_size."""
     run = RunDir.open(run_dir)
     space = run.space()
+    metric = metric or report_metric(run_dir)
     graph = build_graph(space)
     arch, step = run.load_arch()
     try:
@@ -108,7 +119,7 @@ def report_run(run_dir: str | Path, model: str | Path | None = None, *, metric: 
     except NasflowError as exc:  # e.g. an output size the run's scale does not divide
         raise NasflowError(f"run '{run.path}': {exc}; pass --size WIDTHxHEIGHT that fits it") from None
     row = RunReport(run.path, run.config().seed, step, derived.genotype, derived.params, derived.madds,
-                    derived.output_size)
+                    derived.output_size, metric)
     if model is None and (run.path / RETRAINED).is_dir():
         model = run.path / RETRAINED
     if model is None:
@@ -116,9 +127,9 @@ def report_run(run_dir: str | Path, model: str | Path | None = None, *, metric: 
         return row
     row.model = model_dir_of(model)
     row.arch_matches = _same_architecture(Space.from_yaml(row.model / ARCH_FILE), derived.space)
-    row.psnr = recorded_metric(read_meta(row.model), metric)
+    row.value = recorded_metric(read_meta(row.model), metric)
     notes = []
-    if row.psnr is None:
+    if row.value is None:
         notes.append(f"meta.json records no validation '{metric}'")
     if not row.arch_matches:
         notes.append("its architecture is not this run's derived one")
@@ -126,16 +137,18 @@ def report_run(run_dir: str | Path, model: str | Path | None = None, *, metric: 
     return row
 
 
-def build_report(runs: list[str | Path], models: list[str | Path] | None = None, *, metric: str = "psnr",
-                 confidence: float = 0.95, size: tuple[int, int] = (720, 1280)) -> Report:
-    """Rows for `runs` (models[i] is runs[i]'s retrained model) and the metric's mean and CI."""
+def build_report(runs: list[str | Path], models: list[str | Path] | None = None, *, metric: str | None = None,
+                 confidence: float = 0.95, size: tuple[int, int] | None = None) -> Report:
+    """Rows for `runs` (models[i] is runs[i]'s retrained model) and the metric's mean and CI;
+    `metric` defaults to the first run's task's best_metric."""
     if not runs:
         raise NasflowError("give at least one search run directory to report on")
     if models and len(models) != len(runs):
         raise NasflowError(f"{len(models)} model(s) for {len(runs)} run(s): --models pairs with the runs "
                            "in order, one model per run")
+    metric = metric or report_metric(runs[0])
     rows = [report_run(r, models[i] if models else None, metric=metric, size=size) for i, r in enumerate(runs)]
-    values = [r.psnr for r in rows if r.psnr is not None]
+    values = [r.value for r in rows if r.value is not None]
     return Report(rows, metric, mean_ci(values, confidence) if len(values) >= 2 else None)
 
 

@@ -21,7 +21,7 @@ import networkx as nx
 
 from nasflow.errors import SpaceError
 from nasflow.space.expr import ExprError, evaluate
-from nasflow.ops.registry import OPS, is_activation
+from nasflow.ops.registry import OPS, find_op, is_activation
 from nasflow.space.schema import Block, BlockNode, ChoiceNode, CombineNode, DenseNode, Node, OpNode, Space
 from nasflow.space.yaml_io import Loc
 
@@ -287,7 +287,7 @@ class _Builder:
                         + _suggest(ref, [*nodes, *ports]))
 
     def _op_args(self, op: str, args: dict[str, Any], env: dict[str, int], loc: Loc, path: str) -> dict[str, Any]:
-        if op not in OPS:
+        if not find_op(op):
             raise self.fail(loc, f"node '{path}': {OPS.unknown_message(op)}")
         spec = OPS.get(op)
         out: dict[str, Any] = {}

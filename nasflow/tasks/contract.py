@@ -1,31 +1,22 @@
-"""The task-adapter protocol: what the engine needs from a problem, and nothing else.
+"""The task contract: what the engine needs from a problem, written down in one class.
 
-The engine knows graphs, ops, costs and search loops; a task knows its data and loss. A
-space names its task (`task: sr`); tasks are found in the TASKS registry, in the
-`nasflow.tasks` entry-point group (so other packages can add theirs), or as "module:attr".
-
-A task factory (usually the task class) is called by `make_task(name, options, space)`:
-  - with the user's options (`--task-opt key=value`) as keywords; an unknown option is one
-    clear error that lists the accepted ones;
-  - with `space_params=` the searched (or trained) space's resolved params, but only if the
-    factory has a parameter of that name: a task whose data depend on the model (the SR
-    task's scale) reads them there instead of asking the user to repeat them.
-A factory may declare `presets`: {preset name: {"search": {...}, "train": {...}}}, named
-budgets the commands apply before explicit flags (nasflow.tasks.presets).
-
-Distributed runs: `batches(split, batch_size, seed, *, rank=0, world_size=1)` yields this
-rank's share (batch_size / world_size samples) of each global batch, such that the union
-over ranks is the single-process batch. Tasks whose `batches` takes no rank / world_size
-keep working: the engine then cuts each rank's share from the global batch itself
-(nasflow/search.py), which reads every sample on every rank.
+The engine knows graphs, ops, costs and loops; a task knows its data, its loss, how a model
+is scored and what its inputs look like. Subclass `Task`, override what your problem needs
+(every hook is documented on the class below, with its default), and name the task in a
+space (`task: NAME`) or on the command line (`--task NAME`). Tasks are found in the TASKS
+registry, in the `nasflow.tasks` entry-point group (so other packages can add theirs), or
+as "module:attr". docs/writing-a-task.md walks through a complete example.
 """
 from __future__ import annotations
 
 import difflib
 import inspect
 from collections.abc import Iterator, Mapping
-from typing import Any, Callable, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
 
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import Tensor, nn
 
 from nasflow.errors import NasflowError
@@ -33,27 +24,206 @@ from nasflow._plugins import lookup
 from nasflow.registry import Registry
 from nasflow.space.schema import Space
 
-Batch = Any  # whatever the task's loaders yield and its loss reads
+Batch = Any  # whatever the task's batches yield and its loss reads
 
 
-@runtime_checkable
-class Task(Protocol):
-    """A problem to search and train on.
+@dataclass(frozen=True)
+class Metric:
+    """A number `Task.evaluate` returns, and which way is better.
 
-    `batches(split, batch_size, seed)` yields batches forever ("train" and "valid" are
-    disjoint); it may take keywords `rank` and `world_size` (see the module docstring), and
-    its iterator may have state_dict() / load_state_dict() for exact resume.
-    `loss(model, batch)` returns the total and its named terms for logging;
-    `evaluate(model)` scores a built model on the task's validation / benchmark data.
+    The engine never guesses a direction from a name: the best model of a training run is
+    the one with the best value of the task's `best_metric`, in its declared direction.
     """
 
     name: str
+    higher_is_better: bool
+    doc: str = ""
 
-    def batches(self, split: str, batch_size: int, seed: int) -> Iterator[Batch]: ...
+    def better(self, value: float, than: float) -> bool:
+        return value > than if self.higher_is_better else value < than
 
-    def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, float]]: ...
 
-    def evaluate(self, model: nn.Module) -> dict[str, float]: ...
+class NoOptions(BaseModel):
+    """The evaluation options of a task that declares none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class Evaluation:
+    """What `Task.benchmark` hands `nasflow eval`: the metrics, extra JSON fields, and what
+    to print (rich renderables; empty: the CLI prints a table of the metrics)."""
+
+    metrics: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)  # merged into `nasflow eval --json`
+    tables: list[Any] = field(default_factory=list)
+
+
+class Task:
+    """A problem to search and train on. Subclass it; every hook below has a default except
+    `batches`, `loss` and `evaluate`, which a task must define.
+
+    Construction (`make_task` calls `from_options`):
+      - The user's options (`--task-opt key=value`, a preset's `task_options`, the run's
+        config) arrive as keywords of `__init__`. `options()` lists them (read from the
+        signature); an unknown one is one clear error that names the accepted ones.
+      - `space_params`: when `__init__` has a keyword of that name, the engine passes the
+        searched or trained space's resolved params (a dict), so a task whose data depend
+        on the model (SR's scale) reads them instead of asking the user to repeat them.
+      - Check options in `__init__` and raise NasflowError naming the option and the fix.
+
+    Class attributes (declarations the engine reads without building the task):
+      name               the name it is registered under (informative)
+      metrics            the Metric(s) `evaluate` returns, each with its direction
+      best_metric        the metric that picks the best model (train's best/); None: the
+                         first of `metrics`. `nasflow train --best-metric` overrides it.
+      presets            {preset: {"search": {...}, "train": {...}}}: named budgets the
+                         commands apply before explicit flags (nasflow.tasks.presets); a
+                         "quick" preset is used when the user names none
+      exclusive_options  groups of options of which at most one may be given; a user's
+                         option of a group replaces a preset's options of that group
+                         (SR: (("patch", "lr_patch"),))
+      eval_options       a pydantic model of the options `nasflow eval MODEL` accepts for
+                         this task, given as `--NAME VALUE` (repeatable for list fields);
+                         `benchmark` receives the parsed model
+      cost_size          the output (h, w) Multi-Adds are quoted at by `nasflow cost`,
+                         `derive` and `report` when the user gives no --size ((1, 1): one
+                         sample of feature vectors; SR: 1280x720)
+      input_name, output_name  names of the model's input and output in exports (ONNX)
+      export_size, check_size  the dims after N and C of the sample an export is traced on
+                         and of the one it is checked on (they differ, to test the dynamic
+                         axes); () for feature vectors, SR: (32, 32) and (48, 64)
+
+    Data: `batches(split, batch_size, seed, *, rank=0, world_size=1)` returns an endless
+    iterator of batches of "train" or "valid" (disjoint). Under torchrun each rank gets its
+    share (batch_size / world_size samples) of every global batch, such that the union over
+    ranks is the single-process batch. If the iterator has `state_dict()` and
+    `load_state_dict(state)` (say, its RNG and position), checkpoints save it and a resumed
+    run continues the stream exactly; without them a resumed run restarts the stream.
+    (A `batches` that takes no rank / world_size still works: the engine then cuts each
+    rank's share from the global batch, which reads every sample on every rank.)
+
+    Training: `loss(model, batch) -> (total, {term: float})`; the terms are logged. A model
+    may return more than its output in the future (auxiliary heads): the loss reads them.
+
+    Scoring: `evaluate(model) -> {metric: float}` scores a built model (in eval mode, under
+    no_grad) on the task's validation or benchmark data; training validates with it and
+    keeps best/ by `best_metric`. `benchmark(model, predict, options)` is what
+    `nasflow eval MODEL` runs (default: `evaluate`); `predict` is a fast inference callable
+    (nasflow.deploy.predictor) the task may use instead of the model.
+
+    Model directories: `model_meta(space)` adds the task's facts to every trained model's
+    meta.json (SR: its scale). Exports: the classmethods `sample_input(channels, size,
+    generator, batch=1)` and `dynamic_axes()` describe the input a model takes.
+
+    State: `state_dict()` / `load_state_dict(state)` save and restore the task's own state
+    (an RNG it draws from in `loss`, say) in every checkpoint, per rank. Default: none.
+    """
+
+    name: ClassVar[str] = ""
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+    best_metric: ClassVar[str | None] = None
+    presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
+    exclusive_options: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    eval_options: ClassVar[type[BaseModel]] = NoOptions
+    cost_size: ClassVar[tuple[int, int]] = (1, 1)
+    input_name: ClassVar[str] = "input"
+    output_name: ClassVar[str] = "output"
+    export_size: ClassVar[tuple[int, ...]] = ()
+    check_size: ClassVar[tuple[int, ...]] = ()
+
+    # --- construction ---------------------------------------------------------------------
+    @classmethod
+    def options(cls) -> list[str] | None:
+        """The keyword options `__init__` takes (space_params excluded); None if any."""
+        return accepted_options(cls)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], space_params: Mapping[str, int]) -> Task:
+        """Build the task from the user's options; `space_params` is passed to an `__init__`
+        that takes it. Override to build from options some other way."""
+        kwargs = dict(options)
+        if takes_space_params(cls):
+            kwargs["space_params"] = dict(space_params)
+        return cls(**kwargs)
+
+    # --- what every task defines -----------------------------------------------------------
+    def batches(self, split: str, batch_size: int, seed: int, *, rank: int = 0,
+                world_size: int = 1) -> Iterator[Batch]:
+        raise NotImplementedError(f"task '{self.name}' defines no batches()")
+
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        raise NotImplementedError(f"task '{self.name}' defines no loss()")
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        raise NotImplementedError(f"task '{self.name}' defines no evaluate()")
+
+    # --- hooks with defaults ---------------------------------------------------------------
+    def benchmark(self, model: nn.Module, predict: Callable[[Tensor], Tensor] | None,
+                  options: BaseModel) -> Evaluation:
+        """`nasflow eval MODEL`: by default the task's evaluate() in eval mode."""
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return Evaluation({k: float(v) for k, v in self.evaluate(model).items()})
+        finally:
+            model.train(was_training)
+
+    def model_meta(self, space: Space) -> dict[str, Any]:
+        """Extra fields for a trained model's meta.json (JSON values). Default: none."""
+        return {}
+
+    @classmethod
+    def sample_input(cls, channels: int, size: tuple[int, ...], generator: torch.Generator, *,
+                     batch: int = 1) -> Tensor:
+        """A random input of the kind the model reads, `batch` x `channels` x *size, drawn
+        from `generator` (exports trace it at export_size and check it at check_size).
+        Default: standard normal values."""
+        return torch.randn(batch, channels, *size, generator=generator)
+
+    @classmethod
+    def dynamic_axes(cls) -> tuple[dict[int, str], dict[int, str]]:
+        """(input axes, output axes) that may change size in an export. Default: the batch."""
+        return {0: "n"}, {0: "n"}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The task's own state for checkpoints (per rank). Default: none."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what state_dict() returned. Default: nothing to restore."""
+
+    # --- reading the declarations ----------------------------------------------------------
+    @classmethod
+    def metric(cls, name: str) -> Metric:
+        for m in cls.metrics:
+            if m.name == name:
+                return m
+        declared = ", ".join(m.name for m in cls.metrics) or "none"
+        raise NasflowError(f"task '{cls.name or cls.__name__}' declares no metric '{name}' (its metrics: "
+                           f"{declared}); pick one of them, or declare it in the task's `metrics`")
+
+    @classmethod
+    def best(cls, override: str | None = None) -> Metric:
+        """The metric that picks the best model: `override`, else `best_metric`, else the
+        first declared metric."""
+        name = override or cls.best_metric or (cls.metrics[0].name if cls.metrics else None)
+        if name is None:
+            raise NasflowError(f"task '{cls.name or cls.__name__}' declares no metrics, so no best model "
+                               "can be picked: declare `metrics = (Metric(NAME, higher_is_better=...),)`")
+        return cls.metric(name)
+
+    @classmethod
+    def parse_eval_options(cls, given: Mapping[str, Any]) -> BaseModel:
+        """The task's eval_options from `nasflow eval`'s extra options; one clear error."""
+        try:
+            return cls.eval_options.model_validate(dict(given))
+        except ValidationError as exc:
+            fields = ", ".join(f"--{f.replace('_', '-')}" for f in cls.eval_options.model_fields) or "none"
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors())
+            raise NasflowError(f"task '{cls.name or cls.__name__}' evaluation options: {problems} "
+                               f"(its options: {fields})") from None
 
 
 TaskFactory = Callable[..., Task]
@@ -61,11 +231,20 @@ TASKS: Registry[TaskFactory] = Registry("task")
 
 
 def get_task_factory(name: str) -> TaskFactory:
-    """A task factory by registered name, `nasflow.tasks` entry point, or 'module:attr'."""
+    """A task class by registered name, `nasflow.tasks` entry point, or 'module:attr'."""
     return lookup(TASKS, "nasflow.tasks", name)
 
 
-def accepted_options(factory: TaskFactory) -> list[str] | None:
+def get_task_class(name: str) -> type[Task]:
+    """The Task subclass registered as `name`; one clear error for anything else."""
+    factory = get_task_factory(name)
+    if not (isinstance(factory, type) and issubclass(factory, Task)):
+        raise NasflowError(f"task '{name}' is {factory!r}, not a subclass of nasflow.tasks.Task; "
+                           "see docs/writing-a-task.md")
+    return factory
+
+
+def accepted_options(factory: Callable[..., Any]) -> list[str] | None:
     """The keyword options a factory takes (space_params excluded); None if it takes any."""
     try:
         params = inspect.signature(factory).parameters.values()
@@ -77,7 +256,7 @@ def accepted_options(factory: TaskFactory) -> list[str] | None:
             and p.name != "space_params"]
 
 
-def takes_space_params(factory: TaskFactory) -> bool:
+def takes_space_params(factory: Callable[..., Any]) -> bool:
     try:
         return "space_params" in inspect.signature(factory).parameters
     except (TypeError, ValueError):
@@ -86,12 +265,12 @@ def takes_space_params(factory: TaskFactory) -> bool:
 
 def make_task(name: str | None, options: Mapping[str, Any], space: Space) -> Task:
     """Build the task `name` (None: the one `space` names) with the user's options, passing
-    the space's params as `space_params` to a factory that accepts them."""
+    the space's params as `space_params` to a task that takes them."""
     name = name or space.task
     if name is None:
         raise NasflowError(f"space '{space.name}' names no task; add `task: NAME` to it or pass --task NAME")
-    factory = get_task_factory(name)
-    accepted = accepted_options(factory)
+    cls = get_task_class(name)
+    accepted = cls.options()
     if accepted is not None:
         for key in options:
             if key not in accepted:
@@ -99,10 +278,20 @@ def make_task(name: str | None, options: Mapping[str, Any], space: Space) -> Tas
                 hint = f"did you mean '{close[0]}'? " if close else ""
                 raise NasflowError(f"task '{name}' does not accept options {dict(options)}: no option "
                                    f"'{key}'; {hint}its options: {', '.join(accepted) or 'none'}")
-    kwargs = dict(options)
-    if takes_space_params(factory):
-        kwargs["space_params"] = dict(space.params)
     try:
-        return factory(**kwargs)
+        return cls.from_options(options, space.params)
     except TypeError as exc:
         raise NasflowError(f"task '{name}' does not accept options {dict(options)}: {exc}") from None
+
+
+def task_class_for(space: Space | None, task: str | None = None) -> type[Task]:
+    """The class of task `task`, else of the one `space` names; the base Task (feature
+    vectors) when neither names one."""
+    name = task or (space.task if space is not None else None)
+    return get_task_class(name) if name else Task
+
+
+def default_cost_size(space: Space, task: str | None = None) -> tuple[int, int]:
+    """The output (h, w) Multi-Adds are quoted at: the task's `cost_size` (the task named,
+    else the space's), (1, 1) for a space without a task."""
+    return task_class_for(space, task).cost_size

@@ -38,7 +38,8 @@ class TrainConfig(RunConfig):
     validate_every: int = Field(5000, ge=1)  # the task's evaluate(model), logged and used for best/
     log_every: int = Field(100, ge=1)
     checkpoint_every: int = Field(5000, ge=1)
-    # The metric that picks best/: None = the task's `best_metric`, else evaluate()'s first.
+    # The metric that picks best/: None = the task's `best_metric`, else its first declared
+    # metric; better is the direction the task declares for it (nasflow.tasks.Metric).
     best_metric: str | None = None
 
     # Fields a resumed run may change: they do not alter the trajectory of the weights

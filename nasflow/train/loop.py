@@ -35,9 +35,6 @@ from nasflow.train.config import TrainConfig
 from nasflow.train.run_dir import TrainRunDir
 from nasflow.train.warmstart import InitReport, warm_start
 
-_LOWER_IS_BETTER = ("loss", "mse", "mae", "l1", "l2", "error", "err", "nll")
-
-
 class TrainReporter(Protocol):
     """What the loop tells a progress display (the CLI's is a rich progress bar)."""
 
@@ -83,6 +80,8 @@ def run_train(config: TrainConfig, run_dir: str | Path, *, arch: Space | None = 
     graph = build_graph(space)
     check_no_choices(graph)
     task = task if task is not None else make_task(config.task, config.task_options, space)
+    if not isinstance(task, Task):  # best/ needs the metric directions the base class declares
+        raise NasflowError(f"task {task!r} is not a subclass of nasflow.tasks.Task; see docs/writing-a-task.md")
     # A resumed run with a checkpoint takes its weights from there, not from --init-from again.
     restart = resume and on_main(TrainRunDir(run_dir).has_checkpoint, ctx)
     # Built before any file is written, so a bad arch, task or --init-from leaves no run behind.
@@ -251,33 +250,27 @@ class _Train:
         return self.valid
 
     def update_best(self) -> None:
+        """best/ by the task's declared best metric (or --best-metric), in its declared direction."""
         if not self.valid:
             return
-        metric = self.config.best_metric or _task_metric(self.task) or next(iter(self.valid))
-        if metric not in self.valid:
-            raise NasflowError(f"best_metric '{metric}' is not among the task's metrics "
-                               f"({', '.join(self.valid)}); pick one of them")
-        value, lower = self.valid[metric], metric.lower().split("/")[-1] in _LOWER_IS_BETTER
-        if self.best is None or (value < self.best["value"] if lower else value > self.best["value"]):
-            self.best = {"step": self.step, "metric": metric, "value": value, "valid": dict(self.valid)}
+        metric = type(self.task).best(self.config.best_metric)
+        if metric.name not in self.valid:
+            raise NasflowError(f"best_metric '{metric.name}' is not among the metrics the task's evaluate() "
+                               f"returned ({', '.join(self.valid)}); pick one of them")
+        value = self.valid[metric.name]
+        if self.best is None or metric.better(value, self.best["value"]):
+            self.best = {"step": self.step, "metric": metric.name, "value": value, "valid": dict(self.valid)}
             self.write_model(self.run_dir.best_path, {"weights": "best", "best": self.best})
 
     def write_model(self, path: Path, extra: dict[str, Any]) -> None:
         space, cfg = self.graph.space, self.config
         meta: dict[str, Any] = {
             "trained_by": "nasflow train", "arch": space.name, "arch_file": cfg.arch,
-            "scale": space.params.get("scale"), "channels": space.params.get("channels"),
             "task": cfg.task or space.task, "task_options": dict(cfg.task_options),
             "steps": self.step, "valid": dict(self.valid), "run_dir": str(self.run_dir.path),
-            "init_from": self.init_meta, **extra,
+            "init_from": self.init_meta, **self.task.model_meta(space), **extra,
         }
         save_model(path, space, self.model.state_dict(), meta)
-
-
-def _task_metric(task: Task) -> str | None:
-    """A task may name the metric that makes a model best (`best_metric = "psnr"`)."""
-    metric = getattr(task, "best_metric", None)
-    return metric if isinstance(metric, str) else None
 
 
 __all__ = ["TrainConfig", "TrainReporter", "TrainResult", "check_no_choices", "resolve_arch", "run_train"]

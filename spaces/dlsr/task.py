@@ -16,16 +16,19 @@ import hashlib
 import os
 from pathlib import Path
 from statistics import fmean
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from nasflow.errors import NasflowError
+from nasflow.space.schema import Space
+from nasflow.tasks.contract import Evaluation, Metric, Task
 
 from .batches import PatchBatches, epoch_samples
 from .data import BenchImage, DataError, LRCache, SRPatchDataset, default_cache_dir, list_images, load_benchmark
+from .eval_report import SREvalOptions, benchmark_report
 from .evaluate import DATA_DIR, default_bench, evaluate_images, upscale
 from .loss import SRLoss
 from .metrics import psnr
@@ -82,7 +85,7 @@ def _folder(name: str, value: Any) -> Path:
     return Path(str(value)).expanduser()
 
 
-class SRTask:
+class SRTask(Task):
     """Single-image super-resolution on folders of HR images.
 
     Options (defaults in brackets):
@@ -106,6 +109,17 @@ class SRTask:
     """
 
     name: ClassVar[str] = "sr"
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        Metric("psnr", higher_is_better=True, doc="dB on Y, `scale` pixels shaved"),
+        Metric("ssim", higher_is_better=True, doc="on Y, `scale` pixels shaved"))
+    best_metric: ClassVar[str | None] = "psnr"
+    eval_options: ClassVar[type[SREvalOptions]] = SREvalOptions
+    # Multi-Adds are quoted for a 1280x720 output, as in the SR literature.
+    cost_size: ClassVar[tuple[int, int]] = (720, 1280)
+    input_name: ClassVar[str] = "lr"
+    output_name: ClassVar[str] = "sr"
+    export_size: ClassVar[tuple[int, ...]] = (32, 32)  # any size: H and W are dynamic
+    check_size: ClassVar[tuple[int, ...]] = (48, 64)
     presets: ClassVar[dict[str, dict[str, dict[str, Any]]]] = PRESETS
     # A user's --task-opt patch=96 replaces a preset's lr_patch, and the other way round.
     exclusive_options: ClassVar[tuple[tuple[str, ...], ...]] = (("patch", "lr_patch"),)
@@ -245,3 +259,26 @@ class SRTask:
             raise NasflowError(f"sr task evaluate on {self.bench}: {exc}") from None
         finally:
             model.train(was_training)
+
+    # --- nasflow eval, model directories, exports ---------------------------------------------
+    def benchmark(self, model: nn.Module, predict: Callable[[Tensor], Tensor] | None,
+                  options: SREvalOptions) -> Evaluation:  # type: ignore[override]
+        """PSNR / SSIM per image and mean on each --bench folder (default: the shipped Set5),
+        with bicubic upscaling for reference."""
+        if options.scale is not None and options.scale != self.scale:
+            raise NasflowError(f"the model upscales x{self.scale} (its architecture fixes it), not "
+                               f"x{options.scale}; drop --scale or pass --scale {self.scale}")
+        return benchmark_report(model, predict, self.scale, options.bench or [default_bench()])
+
+    def model_meta(self, space: Space) -> dict[str, Any]:
+        return {"scale": space.params.get("scale", self.scale), "channels": space.params.get("channels")}
+
+    @classmethod
+    def sample_input(cls, channels: int, size: tuple[int, ...], generator: torch.Generator, *,
+                     batch: int = 1) -> Tensor:
+        """An LR batch of RGB-like values in 0..255."""
+        return torch.rand(batch, channels, *size, generator=generator) * 255
+
+    @classmethod
+    def dynamic_axes(cls) -> tuple[dict[int, str], dict[int, str]]:
+        return {0: "n", 2: "h", 3: "w"}, {0: "n", 2: "H", 3: "W"}

@@ -1,25 +1,48 @@
-"""`nasflow upscale`: super-resolve image files with a model directory, tile by tile."""
+"""The SR task's commands: `nasflow import` (released DLSR checkpoints into model
+directories) and `nasflow upscale` (super-resolve image files, tile by tile).
+
+Found by the CLI through the `nasflow.commands` entry-point group (pyproject.toml): each
+entry point is a function `register(app: typer.Typer)`. torch and the image code are
+imported inside the commands, so listing the commands stays fast.
+"""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nasflow.errors import NasflowError
 
-from .app import app, console
-from .sr_cmds import load_sr_model
+if TYPE_CHECKING:
+    import torch
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def load_sr_model(model_dir: Path, device: str | None) -> tuple[torch.nn.Module, dict[str, Any], str, int]:
+    """(model, meta, device, scale) of a model directory, on `device` (default: cuda when
+    there is one); the scale is the model's integer upscaling factor."""
+    import torch
+
+    from nasflow.runs.modeldir import load_model
+    from nasflow.space.graph import build_graph
+
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, space, meta = load_model(model_dir, map_location=dev)
+    graph = build_graph(space)
+    factor = graph.nodes[graph.output].size
+    if factor.denominator != 1 or graph.nodes[graph.output].c_out != graph.nodes[graph.inputs[0]].c_out:
+        raise NasflowError(f"model '{space.name}' scales images by {factor}, not an integer factor with "
+                           "as many channels out as in: it is not an SR model")
+    return model, meta, dev, int(factor)
 
 
 def collect_inputs(inputs: list[Path], out: Path) -> list[tuple[Path, Path]]:
     """(source, destination) per image: a folder's images keep their relative paths under
     OUT; a single input file may be written to OUT itself when OUT names an image file.
     Outputs are PNG (lossless) unless OUT is an image file of another format."""
-    from nasflow.spaces.dlsr.data import list_images
+    from .data import list_images
 
     single_file = len(inputs) == 1 and inputs[0].is_file() and out.suffix.lower() in _IMAGE_SUFFIXES
     pairs: list[tuple[Path, Path]] = []
@@ -46,7 +69,31 @@ def collect_inputs(inputs: list[Path], out: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-@app.command()
+def import_(
+    checkpoint: Annotated[Path, typer.Argument(help="A released DLSR checkpoint (.pt).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="The model directory to write.")],
+    arch: Annotated[Optional[Path], typer.Option(
+        help="Architecture file; known released checkpoints default to theirs.")] = None,
+) -> None:
+    """Convert a released DLSR checkpoint into a model directory (arch.yaml, weights, meta)."""
+    from nasflow.cli.app import console
+    from nasflow.runs.modeldir import load_model
+
+    from .importer import HERE, RELEASED, import_checkpoint
+
+    if arch is None:
+        known = RELEASED.get(checkpoint.name)
+        if known is None:
+            raise NasflowError(f"'{checkpoint.name}' is not a checkpoint nasflow knows; pass --arch, "
+                               "e.g. --arch spaces/dlsr/dlsr.yaml")
+        arch = HERE / known.arch
+    path = import_checkpoint(checkpoint, arch, out)
+    model, space, meta = load_model(path)
+    n = sum(p.numel() for p in model.parameters())
+    console.print(f"[green]ok[/] {meta.get('paper_model') or space.name} ({checkpoint.name}) -> {path}: "
+                  f"architecture {space.name}, {n:,} params, x{meta.get('scale')}")
+
+
 def upscale(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model directory (nasflow import / train).")],
     inputs: Annotated[list[Path], typer.Argument(metavar="IN...", help="Image files or folders of images.")],
@@ -61,12 +108,16 @@ def upscale(
 ) -> None:
     """Super-resolve images with a model, tiled with overlap (same result as untiled to
     within 0.01 dB); writes PNG files."""
-    from nasflow.spaces.dlsr.data import load_rgb
-    from nasflow.spaces.dlsr.images import save_rgb
-    from nasflow.deploy.predictor import default_backend
-    from nasflow.spaces.dlsr.tiling import model_predictor, upscale_image
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    model, _, _, dev, scale = load_sr_model(model_dir, device)
+    from nasflow.cli.app import console
+    from nasflow.deploy.predictor import default_backend
+
+    from .data import load_rgb
+    from .images import save_rgb
+    from .tiling import model_predictor, upscale_image
+
+    model, _, dev, scale = load_sr_model(model_dir, device)
     pairs = collect_inputs(inputs, out)
     predict = model_predictor(model, backend or default_backend(dev), dtype)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -85,3 +136,9 @@ def upscale(
             bar.update(job, completed=i + 1)
     where = pairs[0][1] if len(pairs) == 1 else out
     console.print(f"[green]ok[/] {len(pairs)} image(s) x{scale} -> {where}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the SR task's commands to the nasflow CLI (the `nasflow.commands` entry point)."""
+    app.command("import")(import_)
+    app.command("upscale")(upscale)

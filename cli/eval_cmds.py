@@ -1,0 +1,101 @@
+"""`nasflow eval MODEL`: score a model with its own task (nasflow.deploy.evaluate).
+
+Options the command does not know (`--bench DIR` for SR models) are the task's evaluation
+options: `Task.eval_options` declares them, this command passes them on.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional, get_origin
+
+import typer
+from rich.table import Table
+
+from nasflow.errors import NasflowError
+
+from .app import app, console
+from .search_cmds import parse_options
+
+
+def parse_extra_options(args: list[str], list_fields: set[str]) -> dict[str, Any]:
+    """`--bench A --bench B --scale 4` -> {"bench": ["A", "B"], "scale": "4"}: names with
+    dashes become underscores; a field in `list_fields` collects repeats; a flag without a
+    value is "true"."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if not token.startswith("--") or len(token) < 3:
+            raise NasflowError(f"unexpected argument '{token}'; nasflow eval takes one MODEL and --options")
+        name, eq, value = token[2:].partition("=")
+        if not eq:
+            if i + 1 < len(args) and not args[i + 1].startswith("--"):
+                value, i = args[i + 1], i + 1
+            else:
+                value = "true"
+        key = name.replace("-", "_")
+        if key in list_fields:
+            out.setdefault(key, []).append(value)
+        elif key in out:
+            raise NasflowError(f"--{name} given twice; it takes one value")
+        else:
+            out[key] = value
+        i += 1
+    return out
+
+
+@app.command("eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def eval_(
+    ctx: typer.Context,
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model directory (nasflow train / import).")],
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ... Default: cuda if available.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    backend: Annotated[Optional[str], typer.Option(
+        help="plain, eager, compile or onnx (nasflow.deploy.predictor). Default: the fastest exact one "
+             "(onnx on the CPU when onnxruntime is installed, else eager).")] = None,
+    dtype: Annotated[str, typer.Option(help="fp32, or bf16 (eager / compile; not exact).")] = "fp32",
+    task_opt: Annotated[Optional[list[str]], typer.Option(
+        "--task-opt", help="Change a task option the model was trained with: key=value.")] = None,
+) -> None:
+    """Score a model with its task's evaluation, and count its params and Multi-Adds.
+
+    Further --options are the task's evaluation options; the SR task's: --bench FOLDER
+    (HR images, repeat for several sets; default: the shipped Set5) and --scale S (a check).
+    """
+    from nasflow.deploy.evaluate import evaluate_model, model_task_class
+
+    fields = model_task_class(model_dir).eval_options.model_fields
+    lists = {k for k, f in fields.items() if get_origin(f.annotation) is list}
+    extra = parse_extra_options(list(ctx.args), lists)
+    status = console.status(f"evaluating {model_dir}", spinner="dots") if not as_json else None
+    if status is not None:
+        status.start()
+    try:
+        result = evaluate_model(model_dir, device=device, backend=backend, dtype=dtype,
+                                task_options=parse_options(task_opt), eval_options=extra)
+    finally:
+        if status is not None:
+            status.stop()
+    if as_json:
+        print(json.dumps(result.to_json(), indent=2))
+        return
+    name = result.meta.get("paper_model") or result.space.name
+    tables = result.evaluation.tables or [_metrics_table(result.evaluation.metrics)]
+    for table in tables:
+        if isinstance(table, Table) and table.title:
+            table.title = f"{name} on {table.title}"
+        console.print(table)
+    h, w = result.cost_output_size
+    size = f"{w}x{h} output" if (h, w) != (1, 1) else "one sample"
+    console.print(f"{name} ({type(result.task).name}): {result.params:,} params, {result.madds / 1e9:.4g}G "
+                  f"Multi-Adds for {size}; {result.backend} {result.dtype}")
+
+
+def _metrics_table(metrics: dict[str, float]) -> Table:
+    table = Table(title="metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, f"{v:.6g}")
+    return table
