@@ -39,6 +39,15 @@ def parse_sets(items: list[str] | None) -> dict[str, int]:
     return out
 
 
+def preset_line(used: str, task: str) -> str:
+    """What the commands print when a task preset applies: which, and the others."""
+    from nasflow.tasks.presets import task_presets
+
+    others = [p for p in task_presets(task) if p != used]
+    also = f"; --preset {' or '.join(others)} for the task's other settings" if others else ""
+    return f"preset [bold]{used}[/] of task {task} (flags override it{also})"
+
+
 class _Finished(Protocol):
     finished: bool
 

@@ -21,7 +21,7 @@ from nasflow.search.report import build_report
 from nasflow.search.loop import run_search
 from nasflow.strategies import STRATEGIES, options_help
 
-from .app import app, console, on_ranks, parse_sets
+from .app import app, console, on_ranks, parse_sets, preset_line
 from .report_cmds import report_table
 from .search_view import RichReporter, cost_table, softmax_table
 
@@ -175,8 +175,7 @@ def search(
         used, settings = preset_section(task or space_file.task, preset, "search")
         if used is not None:
             changes = apply_preset(settings, changes, space_file.params, exclusive_options(task or space_file.task))
-            console.print(f"preset [bold]{used}[/] of task {task or space_file.task} (flags override it; "
-                          "--preset paper: the paper's settings)", highlight=False)
+            console.print(preset_line(used, task or space_file.task), highlight=False)
         config = SearchConfig.build(changes)
         given_space = None
         out = out or Path("runs") / f"{space.stem}-{time.strftime('%Y%m%d-%H%M%S')}"

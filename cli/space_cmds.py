@@ -108,7 +108,7 @@ def _latency(path: Path | None, graph, output_size: tuple[int, int]):
 
 
 def _g(madds: int) -> str:
-    return f"{madds / 1e9:.3f}G"
+    return f"{madds / 1e9:.3f}G" if madds >= 1e6 else f"{madds:,}"  # small: per-sample costs
 
 
 @app.command("ops")

@@ -15,7 +15,7 @@ from nasflow.train.loop import run_train
 from nasflow.train.config import TrainConfig, preset_changes
 from nasflow.train.run_dir import TrainRunDir
 
-from .app import app, console, on_ranks, parse_sets
+from .app import app, console, on_ranks, parse_sets, preset_line
 from .search_cmds import parse_options
 from .train_view import TrainReporter, summary_table, warm_start_lines
 
@@ -95,8 +95,7 @@ def train(
             changes["optim"] = {**base.get("optim", {}), "lr": lr}
         changes = apply_preset(base, changes, space.params, exclusive_options(task or space.task))
         if used is not None:
-            console.print(f"preset [bold]{used}[/] of task {task or space.task} (flags override it; "
-                          "--preset paper: the paper's settings)", highlight=False)
+            console.print(preset_line(used, task or space.task), highlight=False)
         config = TrainConfig.build(changes)
         out = out or Path("runs") / f"{arch.stem}-train-{time.strftime('%Y%m%d-%H%M%S')}"
     result = on_ranks(config.device, out, lambda out, ctx: run_train(

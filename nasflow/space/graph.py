@@ -8,13 +8,10 @@ dotted names (`cell1.m1`); a reference to a block instance means its output node
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 import re
-import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -22,6 +19,7 @@ import networkx as nx
 from nasflow.errors import SpaceError
 from nasflow.space.expr import ExprError, evaluate
 from nasflow.ops.registry import OPS, find_op, is_activation
+from nasflow.space.imports import import_space_modules
 from nasflow.space.schema import Block, BlockNode, ChoiceNode, CombineNode, DenseNode, Node, OpNode, Space
 from nasflow.space.yaml_io import Loc
 
@@ -131,25 +129,10 @@ class _Builder:
     def fail(self, loc: Loc, message: str) -> SpaceError:
         return SpaceError(message, self.space.source.where(loc))
 
-    def _import_modules(self) -> None:
-        """Import the space's `imports:` (modules that register ops), looking beside the
-        space file first."""
-        if not self.space.imports:
-            return
-        here = str(Path(self.space.source.file).resolve().parent) if self.space.source.file else None
-        for i, module in enumerate(self.space.imports):
-            try:
-                if here is not None and here not in sys.path:
-                    sys.path.insert(0, here)
-                importlib.import_module(module)
-            except ImportError as exc:
-                raise self.fail(("imports", i), f"cannot import module '{module}' ({exc}); put it on "
-                                "PYTHONPATH or beside the space file") from None
-
     # --- expansion -------------------------------------------------------------------
     def build(self) -> Graph:
         s = self.space
-        self._import_modules()
+        import_space_modules(s)
         for name in s.params:
             self._check_name(name, ("params", name), "param")
         env = dict(s.params)

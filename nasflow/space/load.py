@@ -1,10 +1,12 @@
-"""Load a space file (or a model directory's architecture) with CLI-style overrides."""
+"""Load a space file (or a model directory's architecture) with CLI-style overrides, and
+import the modules it names (`imports:`), so the ops and tasks they register are there."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from nasflow.errors import SpaceError
 from nasflow.space.graph import Graph, build_graph
+from nasflow.space.imports import import_space_modules
 from nasflow.space.schema import Space
 
 ARCH_FILE = "arch.yaml"
@@ -25,6 +27,7 @@ def resolve_space_path(path: str | Path) -> Path:
 
 def load_space(path: str | Path, overrides: dict[str, int] | None = None) -> Space:
     space = Space.from_yaml(resolve_space_path(path))
+    import_space_modules(space)
     return space.with_params(overrides) if overrides else space
 
 

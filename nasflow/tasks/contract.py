@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from nasflow.errors import NasflowError
 from nasflow._plugins import lookup
 from nasflow.registry import Registry
+from nasflow.space.imports import import_space_modules
 from nasflow.space.schema import Space
 
 Batch = Any  # whatever the task's batches yield and its loss reads
@@ -269,6 +270,7 @@ def make_task(name: str | None, options: Mapping[str, Any], space: Space) -> Tas
     name = name or space.task
     if name is None:
         raise NasflowError(f"space '{space.name}' names no task; add `task: NAME` to it or pass --task NAME")
+    import_space_modules(space)  # a module it imports may register the task
     cls = get_task_class(name)
     accepted = cls.options()
     if accepted is not None:
@@ -288,6 +290,8 @@ def task_class_for(space: Space | None, task: str | None = None) -> type[Task]:
     """The class of task `task`, else of the one `space` names; the base Task (feature
     vectors) when neither names one."""
     name = task or (space.task if space is not None else None)
+    if name and space is not None:
+        import_space_modules(space)  # a module it imports may register the task
     return get_task_class(name) if name else Task
 
 
