@@ -178,7 +178,10 @@ def test_derive_from_run_is_a_space_without_decisions_with_the_same_genotype(tmp
     assert Genotype.from_json(space.meta["genotype"]) == result.genotype == derived.genotype
     assert Genotype.from_json(json.loads((derived.out_dir / "genotype.json").read_text())) == result.genotype
     assert {"u1", "u3"}.isdisjoint(space.nodes) and set(space.inputs) == {"x", "y"}
-    assert derived.params > 0 and derived.madds > 0 and derived.output_size == (720, 1280)
+    # a space without a task: costs at the base task's cost size (one position); a size given is used
+    assert derived.params > 0 and derived.madds > 0 and derived.output_size == (1, 1)
+    sized = derive_run(tmp_path / "run", out=tmp_path / "sized", size=(720, 1280))
+    assert sized.output_size == (720, 1280) and sized.madds == derived.madds * 720 * 1280
 
 
 def test_derive_from_snapshot_topk_and_arch_file(tmp_path):
