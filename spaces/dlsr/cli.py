@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from rich.console import Console
 
 from nasflow.errors import NasflowError
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+console = Console()  # its own: a space package sits below the CLI and may not import it
 
 
 def load_sr_model(model_dir: Path, device: str | None) -> tuple[torch.nn.Module, dict[str, Any], str, int]:
@@ -76,7 +78,6 @@ def import_(
         help="Architecture file; known released checkpoints default to theirs.")] = None,
 ) -> None:
     """Convert a released DLSR checkpoint into a model directory (arch.yaml, weights, meta)."""
-    from nasflow.cli.app import console
     from nasflow.runs.modeldir import load_model
 
     from .importer import HERE, RELEASED, import_checkpoint
@@ -110,7 +111,6 @@ def upscale(
     within 0.01 dB); writes PNG files."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from nasflow.cli.app import console
     from nasflow.deploy.predictor import default_backend
 
     from .data import load_rgb
