@@ -76,19 +76,14 @@ def import_(
     out: Annotated[Path, typer.Option("-o", "--out", help="The model directory to write.")],
     arch: Annotated[Optional[Path], typer.Option(
         help="Architecture file; known released checkpoints default to theirs.")] = None,
+    force: Annotated[bool, typer.Option(help="Replace the model already in --out.")] = False,
 ) -> None:
     """Convert a released DLSR checkpoint into a model directory (arch.yaml, weights, meta)."""
     from nasflow.runs.modeldir import load_model
 
-    from .importer import HERE, RELEASED, import_checkpoint
+    from .importer import default_arch, import_checkpoint
 
-    if arch is None:
-        known = RELEASED.get(checkpoint.name)
-        if known is None:
-            raise NasflowError(f"'{checkpoint.name}' is not a checkpoint nasflow knows; pass --arch, "
-                               "e.g. --arch spaces/dlsr/dlsr.yaml")
-        arch = HERE / known.arch
-    path = import_checkpoint(checkpoint, arch, out)
+    path = import_checkpoint(checkpoint, arch if arch is not None else default_arch(checkpoint), out, force=force)
     model, space, meta = load_model(path)
     n = sum(p.numel() for p in model.parameters())
     console.print(f"[green]ok[/] {meta.get('paper_model') or space.name} ({checkpoint.name}) -> {path}: "
