@@ -27,8 +27,9 @@ def profile(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the table here (JSON).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     threads: Annotated[Optional[int], typer.Option(help="Intra-op threads (default: torch's).")] = None,
-    size: Annotated[str, typer.Option(
-        help="Deployment output size WIDTHxHEIGHT (as nasflow cost); the input is this over the scale.")] = "1280x720",
+    size: Annotated[Optional[str], typer.Option(
+        help="Deployment output size WIDTHxHEIGHT (as nasflow cost); the input is this over the scale "
+             "(default: the task's cost size, SR: 1280x720).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a space param: --set channels=18")] = None,
     dtype: Annotated[str, typer.Option(help="fp32 or bf16 (eager only).")] = "fp32",
     backend: Annotated[str, typer.Option(help="eager, onnx or openvino: the inference runtime to time.")] = "eager",
@@ -51,10 +52,11 @@ def profile(
     from nasflow.search.latency_table import load_table
     from nasflow.space.cost import input_size_for_output, parse_size
     from nasflow.space.load import load_graph
+    from nasflow.tasks.contract import default_cost_size
 
     graph = load_graph(space, parse_sets(set_))
     try:
-        input_size = input_size_for_output(graph, parse_size(size))
+        input_size = input_size_for_output(graph, parse_size(size) if size else default_cost_size(graph.space))
     except ValueError as exc:
         raise NasflowError(str(exc)) from None
     runner = Runner(backend, device, dtype)

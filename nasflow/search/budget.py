@@ -12,7 +12,7 @@ moves the architecture. Watching the derived cost too matters: the expected cost
 under the budget while the argmax picks are over it.
 
 Multi-Adds depend on the image size: a `madds` budget counts them at an input of `size`
-(h, w; default the input of a 1280x720 output, as `nasflow cost`).
+(h, w; default the input of the task's cost size, as `nasflow cost`: SR's 1280x720 output).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from nasflow.search.decision_costs import DecisionCosts
 from nasflow.search.latency_table import LatencyTable
 from nasflow.space.cost import input_size_for_output
 from nasflow.space.graph import Graph
+from nasflow.tasks.contract import default_cost_size
 
 _UNITS = {
     "latency": {"us": 1e-3, "ms": 1.0, "s": 1e3, "": 1.0},  # in ms
@@ -34,7 +35,6 @@ _UNITS = {
     "madds": {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12},
 }
 _FORMAT = "latency=40ms, params=300k or madds=20G"
-DEFAULT_OUTPUT = (720, 1280)
 # A budget is a constraint, not a preference: while over it, its term (times gamma) must
 # outweigh the task's gradient on alpha. Adam remembers the large gradients in its second
 # moment, so once under, the task pulls the architecture back only slowly.
@@ -82,7 +82,7 @@ class Budget:
                                    "(write one with nasflow profile SPACE -o FILE)")
             return table.decision_costs(graph)
         if size is None:
-            size = input_size_for_output(graph, DEFAULT_OUTPUT) if self.metric == "madds" else (64, 64)
+            size = input_size_for_output(graph, default_cost_size(graph.space)) if self.metric == "madds" else (64, 64)
         return DecisionCosts.from_graph(graph, self.metric, size)
 
     def report(self, cost: float) -> str:
