@@ -55,17 +55,17 @@ def profile(
     from nasflow.tasks.contract import default_cost_size
 
     graph = load_graph(space, parse_sets(set_))
-    try:
-        input_size = input_size_for_output(graph, parse_size(size) if size else default_cost_size(graph.space))
-    except ValueError as exc:
-        raise NasflowError(str(exc)) from None
     runner = Runner(backend, device, dtype)
-    if table_file is not None:
+    if table_file is not None:  # the table has its own size
         if not check:
             raise NasflowError("--table gives a table to --check; add --check, or drop --table to profile")
         table = load_table(table_file)
         table.check_machine()
     else:
+        try:
+            input_size = input_size_for_output(graph, parse_size(size) if size else default_cost_size(graph.space))
+        except ValueError as exc:
+            raise NasflowError(str(exc)) from None
         with _progress(disable=as_json) as bar:
             task = bar.add_task("profiling", total=None, what="")
             table = profile_space(graph, input_size, runner, threads, warmup, reps,
