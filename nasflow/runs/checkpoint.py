@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from nasflow.errors import CheckpointError
+from nasflow.runs.formats import migrate, read_version, stamped
 from nasflow.runs.durable import write_atomic
 
 META_KEY = "nasflow"  # the safetensors metadata entry holding the JSON side of the state
@@ -94,7 +95,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, Tensor], state: dict[st
     """Write `tensors` and the nested `state` (tensors inside it included) atomically."""
     path = Path(path)
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    skeleton = flatten_state(state, "state", flat)
+    skeleton = flatten_state(stamped(state), "state", flat)  # the file format travels in the state
     # A failed write (disk full, interrupt) leaves the previous checkpoint and no partial file.
     write_atomic(path, lambda tmp: save_file(flat, str(tmp), metadata={META_KEY: json.dumps(skeleton)}))
 
@@ -114,4 +115,4 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
     skeleton = json.loads(meta[META_KEY]) if META_KEY in meta else {"__items__": []}
     state = unflatten_state(skeleton, tensors)
     plain = {k: v for k, v in tensors.items() if not k.startswith("state.")}
-    return plain, state
+    return migrate("checkpoint", read_version(state, str(path)), (plain, state))

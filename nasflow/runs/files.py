@@ -1,7 +1,8 @@
 """Run directories: the files every run has, search or training, and what resuming reads.
 
     RUN_DIR/
-      config.json                  the resolved run config (SearchConfig, TrainConfig)
+      config.json                  the resolved run config (SearchConfig, TrainConfig) and the
+                                   file format (runs/formats.py: older ones are migrated on load)
       space.yaml                   the space run, --set overrides applied
       metrics.jsonl                one JSON record per logged step
       checkpoint.safetensors       latest: weights, arch, optimizers, step, RNG, data
@@ -25,6 +26,7 @@ from nasflow.runs.checkpoint import load_checkpoint, save_checkpoint
 from nasflow.runs.config import RunConfig
 from nasflow.runs.durable import write_atomic
 from nasflow.errors import CheckpointError, RunError
+from nasflow.runs.formats import migrate, read_version, stamped
 from nasflow.space.schema import Space
 
 CONFIG = "config.json"
@@ -104,8 +106,15 @@ class RunFiles(Generic[C]):
         return run
 
     def config(self) -> C:
+        """The run's config, migrated from the format an older nasflow wrote (runs/formats.py)."""
         try:
-            return cast(C, self.CONFIG.model_validate_json(self.config_path.read_text()))
+            data = json.loads(self.config_path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
+            data = migrate(f"{self.CONFIG.KIND} config", read_version(data, str(self.config_path)), data)
+            return cast(C, self.CONFIG.model_validate(data))
+        except CheckpointError:  # a format this nasflow cannot read: said as it is
+            raise
         except ValueError as exc:
             raise RunError(f"'{self.config_path}' is not a valid {self.CONFIG.KIND} config ({exc})"
                            f"{self.WRONG_KIND_HINT.format(path=self.path)}") from None
@@ -114,7 +123,7 @@ class RunFiles(Generic[C]):
         return Space.from_yaml(self.space_path)
 
     def write_config(self, config: C) -> None:
-        write_text_atomic(self.config_path, json.dumps(config.to_json(), indent=2) + "\n")
+        write_text_atomic(self.config_path, json.dumps(stamped(config.to_json()), indent=2) + "\n")
 
     # --- metrics -----------------------------------------------------------------------------
     def append_metrics(self, record: dict[str, Any]) -> None:

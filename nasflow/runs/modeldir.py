@@ -3,7 +3,8 @@
     MODEL_DIR/
       arch.yaml             the architecture (a space file; built by the same compiler)
       weights.safetensors   its state dict, under nasflow's node names
-      meta.json             provenance: where the weights came from, scale, notes
+      meta.json             provenance: where the weights came from, scale, notes; the file
+                            format (runs/formats.py: older ones are migrated on load)
 
 Each file is written to a temporary name, fsynced and moved into place (runs/durable.py), so
 an interrupted save or a power loss leaves whole files. Loading is strict: every key present, no extra key,
@@ -22,6 +23,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor
 
 from nasflow.errors import CheckpointError, NasflowError
+from nasflow.runs.formats import migrate, read_version, stamped
 from nasflow.runs.durable import write_atomic
 from nasflow.space.graph import build_graph
 from nasflow.space.load import ARCH_FILE
@@ -67,7 +69,7 @@ def save_model(directory: str | Path, space: Space, state_dict: Mapping[str, Ten
     model = compile_graph(build_graph(space))
     check_state_dict(model.state_dict(), state_dict, "the weights to save")
     try:
-        meta_text = json.dumps(meta or {}, indent=2, sort_keys=True) + "\n"
+        meta_text = json.dumps(stamped(meta or {}), indent=2, sort_keys=True) + "\n"
     except (TypeError, ValueError) as exc:
         raise NasflowError(f"model meta must be JSON-serialisable: {exc}") from None
     if path.exists() and not path.is_dir():
@@ -102,16 +104,23 @@ def check_model_out(directory: str | Path, force: bool, flag: str = "--out") -> 
 
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / META_FILE
+    """A model directory's meta.json, migrated from the format an older nasflow wrote."""
+    return _read_meta(Path(directory))[1]
+
+
+def _read_meta(directory: Path) -> tuple[int, dict[str, Any]]:
+    """(the directory's file format, its meta brought to the current format)."""
+    path = directory / META_FILE
     if not path.is_file():
-        return {}
+        return 0, {}
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"'{path}' is not valid JSON ({exc}); rewrite it or remove it") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"'{path}' must hold a JSON object, got {type(data).__name__}")
-    return data
+    version = read_version(data, str(path))
+    return version, migrate("model meta", version, data)
 
 
 def load_model(directory: str | Path, map_location: str | torch.device = "cpu") -> tuple[Supernet, Space, dict[str, Any]]:
@@ -124,12 +133,14 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu") 
         if not (path / name).is_file():
             raise CheckpointError(f"model directory '{path}' has no {name}; it is incomplete: write it "
                                   "again with `nasflow import` or save_model")
+    version, meta = _read_meta(path)  # first: a format this nasflow cannot read is refused
     space = Space.from_yaml(path / ARCH_FILE)
     try:
         state = load_file(str(path / WEIGHTS_FILE), device="cpu")  # the model moves after loading
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"'{path / WEIGHTS_FILE}' cannot be read ({exc}); write the model again") from None
+    state = migrate("model weights", version, state)
     model = compile_graph(build_graph(space))
     check_state_dict(model.state_dict(), state, f"'{path / WEIGHTS_FILE}'")
     model.load_state_dict(state, strict=True)
-    return model.to(map_location).eval(), space, read_meta(path)
+    return model.to(map_location).eval(), space, meta
