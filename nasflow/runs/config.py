@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from typing_extensions import Self  # typing.Self is 3.11+; pydantic depends on typing_extensions
 
 from nasflow.errors import NasflowError
+from nasflow.runs.formats import KEY
 
 OptionValue = Union[bool, int, float, str]
 
@@ -26,6 +27,15 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     KIND: ClassVar[str] = "run"  # names the config in error messages
     RESUMABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_format(cls, data: Any) -> Any:
+        """config.json's file format is not a setting (RunFiles.config reads and migrates it);
+        dropped so that the file also validates as it is."""
+        if isinstance(data, dict) and KEY in data:
+            return {k: v for k, v in data.items() if k != KEY}
+        return data
 
     @classmethod
     def build(cls, data: dict[str, Any]) -> Self:
