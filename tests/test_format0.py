@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from nasflow.cli.main import app
 from nasflow.runs.checkpoint import load_checkpoint
 from nasflow.runs.formats import FORMAT
-from nasflow.runs.modeldir import load_model
+from nasflow.runs.modeldir import load_model, model_format
 from nasflow.space.graph import build_graph
 from nasflow.space.load import load_space
 
@@ -82,6 +82,7 @@ def test_old_best_model_of_a_training_loads(tmp_path):
 
 def test_old_imported_model_loads_and_computes_the_same(tmp_path):
     model_dir = _copy(tmp_path, "model")
+    assert model_format(model_dir) == 0  # written before formats were recorded
     model, space, meta = load_model(model_dir)
     assert meta["paper_model"] == "DLSR-S" and meta["scale"] == 2 and space.name == "dlsr-s"
     io = load_file(FIXTURES / "expected" / "model_io.safetensors")

@@ -15,7 +15,7 @@ from nasflow.errors import CheckpointError
 from nasflow.runs import formats
 from nasflow.runs.checkpoint import load_checkpoint, save_checkpoint
 from nasflow.runs.formats import FORMAT, migrate, migration
-from nasflow.runs.modeldir import load_model, read_meta, save_model
+from nasflow.runs.modeldir import load_model, model_format, read_meta, save_model
 from nasflow.search.loop import run_search
 from nasflow.search.run_dir import RunDir
 from nasflow.train.loop import run_train
@@ -38,8 +38,9 @@ def test_what_nasflow_writes_carries_the_format(tmp_path):
         assert "format" not in load_checkpoint(path)[1]  # read back as the writer gave it
     result = run_train(fast(steps=4, validate_every=2), tmp_path / "t", arch=planted_arch(), task=PlantedTask())
     assert json.loads(TrainRunDir(tmp_path / "t").config_path.read_text())["format"] == FORMAT
-    assert json.loads((result.model_dir / "meta.json").read_text())["format"] == FORMAT
-    assert "format" not in read_meta(result.model_dir) and read_meta(result.model_dir)["steps"] == 4
+    assert model_format(result.model_dir) == FORMAT  # in the weights file's header
+    assert "format" not in json.loads((result.model_dir / "meta.json").read_text())  # the writer's meta only
+    assert read_meta(result.model_dir)["steps"] == 4
 
 
 def test_a_newer_format_is_refused_clearly(tmp_path):
@@ -55,12 +56,13 @@ def test_a_newer_format_is_refused_clearly(tmp_path):
               metadata={"nasflow": json.dumps({"__items__": [["format", newer], ["step", 1]]})})
     with pytest.raises(CheckpointError, match=rf"c.safetensors' was written by a newer nasflow \(format {newer}"):
         load_checkpoint(tmp_path / "c.safetensors")
-    model = save_model(tmp_path / "m", planted_arch(), load_model_state(), {"note": "x"})
-    (model / "meta.json").write_text(json.dumps({"format": newer}))
+    state = load_model_state()
+    model = save_model(tmp_path / "m", planted_arch(), state, {"note": "x"})
+    save_file(state, str(model / "weights.safetensors"), metadata={"nasflow_format": str(newer)})
     for read in (read_meta, load_model):
-        with pytest.raises(CheckpointError, match=rf"meta.json' was written by a newer nasflow \(format {newer}"):
+        with pytest.raises(CheckpointError, match=rf"weights.safetensors' was written by a newer nasflow \(format {newer}"):
             read(model)
-    (model / "meta.json").write_text(json.dumps({"format": "one"}))
+    save_file(state, str(model / "weights.safetensors"), metadata={"nasflow_format": "one"})
     with pytest.raises(CheckpointError, match=r"has format 'one', not a format number"):
         read_meta(model)
 
@@ -101,8 +103,8 @@ def test_registered_migrations_reach_every_kind_of_file(tmp_path, monkeypatch):
     state = load_model_state()
     model = save_model(tmp_path / "m", planted_arch(), state, {"note": "x"})
     assert load_model(model)[2] == {"note": "x"}  # current format: nothing migrated
-    (model / "meta.json").write_text(json.dumps({"note": "x"}))  # as format 0 wrote it
-    save_file({f"old.{k}": v.contiguous() for k, v in state.items()}, str(model / "weights.safetensors"))
+    save_file(  # as format 0 wrote it: no format in the header
+        {f"old.{k}": v.contiguous() for k, v in state.items()}, str(model / "weights.safetensors"))
     loaded, _, meta = load_model(model)
     assert meta == {"note": "x", "task": "planted-test"}
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())

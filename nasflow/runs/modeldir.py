@@ -3,8 +3,10 @@
     MODEL_DIR/
       arch.yaml             the architecture (a space file; built by the same compiler)
       weights.safetensors   its state dict, under nasflow's node names
-      meta.json             provenance: where the weights came from, scale, notes; the file
-                            format (runs/formats.py: older ones are migrated on load)
+      meta.json             provenance: where the weights came from, scale, notes
+
+The directory's file format (runs/formats.py) is in the weights file's header, so that
+meta.json holds only what its writer gave; older formats are migrated on load.
 
 Each file is written to a temporary name, fsynced and moved into place (runs/durable.py), so
 an interrupted save or a power loss leaves whole files. Loading is strict: every key present, no extra key,
@@ -18,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import Tensor
 
 from nasflow.errors import CheckpointError, NasflowError
-from nasflow.runs.formats import migrate, read_version, stamped
+from nasflow.runs.formats import FORMAT, KEY, migrate, read_version
 from nasflow.runs.durable import write_atomic
 from nasflow.space.graph import build_graph
 from nasflow.space.load import ARCH_FILE
@@ -32,6 +34,7 @@ from nasflow.compile.supernet import Supernet, compile_graph
 
 WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "meta.json"
+FORMAT_ENTRY = "nasflow_format"  # the weights file's header entry holding the directory's format
 _LIST_AT_MOST = 5  # keys named in an error message; the rest are counted
 
 
@@ -69,7 +72,7 @@ def save_model(directory: str | Path, space: Space, state_dict: Mapping[str, Ten
     model = compile_graph(build_graph(space))
     check_state_dict(model.state_dict(), state_dict, "the weights to save")
     try:
-        meta_text = json.dumps(stamped(meta or {}), indent=2, sort_keys=True) + "\n"
+        meta_text = json.dumps(meta or {}, indent=2, sort_keys=True) + "\n"
     except (TypeError, ValueError) as exc:
         raise NasflowError(f"model meta must be JSON-serialisable: {exc}") from None
     if path.exists() and not path.is_dir():
@@ -78,7 +81,7 @@ def save_model(directory: str | Path, space: Space, state_dict: Mapping[str, Ten
     # safetensors wants contiguous CPU tensors that share no memory.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
     # Serialised in memory and written as a plain file: save_file would create it mode 0600.
-    blob = save(tensors, metadata={"format": "pt"})
+    blob = save(tensors, metadata={"format": "pt", FORMAT_ENTRY: str(FORMAT)})
     write_atomic(path / WEIGHTS_FILE, lambda p: p.write_bytes(blob))
     write_atomic(path / ARCH_FILE, lambda p: p.write_text(space.to_yaml()))
     write_atomic(path / META_FILE, lambda p: p.write_text(meta_text))
@@ -108,18 +111,34 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     return _read_meta(Path(directory))[1]
 
 
+def model_format(directory: str | Path) -> int:
+    """The file format of a model directory, from its weights file's header (0: written
+    before formats were recorded, or no weights file)."""
+    path = Path(directory) / WEIGHTS_FILE
+    if not path.is_file():
+        return 0
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            entry = (f.metadata() or {}).get(FORMAT_ENTRY)
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"'{path}' cannot be read ({exc}); write the model again") from None
+    if entry is None:
+        return 0
+    return read_version({KEY: int(entry) if entry.isdigit() else entry}, str(path))
+
+
 def _read_meta(directory: Path) -> tuple[int, dict[str, Any]]:
     """(the directory's file format, its meta brought to the current format)."""
+    version = model_format(directory)
     path = directory / META_FILE
     if not path.is_file():
-        return 0, {}
+        return version, migrate("model meta", version, {})
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"'{path}' is not valid JSON ({exc}); rewrite it or remove it") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"'{path}' must hold a JSON object, got {type(data).__name__}")
-    version = read_version(data, str(path))
     return version, migrate("model meta", version, data)
 
 
