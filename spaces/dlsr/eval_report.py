@@ -35,8 +35,11 @@ def benchmark_report(model: nn.Module, predict: Callable[[Tensor], Tensor] | Non
     except ValueError as exc:  # a model of another scale, say
         raise NasflowError(str(exc)) from None
     metrics: dict[str, float] = {}
-    for r in results:
-        prefix = f"{r.name}/" if len(results) > 1 else ""
+    names = [r.name for r in results]
+    for r, folder in zip(results, folders):
+        # several sets: each one's metrics under its name (its path when two names repeat)
+        label = r.name if names.count(r.name) == 1 else str(folder)
+        prefix = f"{label}/" if len(results) > 1 else ""
         metrics |= {f"{prefix}psnr": r.psnr, f"{prefix}ssim": r.ssim}
     return Evaluation(metrics, {"scale": scale, "sets": [r.to_json() for r in results]},
                       [_table(r) for r in results])
