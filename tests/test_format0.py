@@ -16,6 +16,7 @@ from nasflow.cli.main import app
 from nasflow.runs.checkpoint import load_checkpoint
 from nasflow.runs.formats import FORMAT
 from nasflow.runs.modeldir import load_model, model_format
+from nasflow.search.run_dir import RunDir
 from nasflow.space.graph import build_graph
 from nasflow.space.load import load_space
 
@@ -47,7 +48,9 @@ def test_old_search_resumes_where_it_stopped_and_derives(tmp_path):
     # the old code's uninterrupted run ended with these arch tensors
     _assert_close({k: v for k, v in tensors.items() if k.startswith("arch.")},
                   load_file(FIXTURES / "expected" / "search_final.safetensors"))
-    assert "format" not in json.loads((FIXTURES / "search" / "config.json").read_text())
+    old_config = json.loads((FIXTURES / "search" / "config.json").read_text())
+    assert "format" not in old_config and old_config["lambda"] == 1.0  # MiLeNAS's option, top-level then
+    assert RunDir(FIXTURES / "search").config().strategy_options["lambda"] == 1.0  # read as a strategy option
     assert json.loads((run / "config.json").read_text())["format"] == FORMAT  # the run is upgraded
     steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
     assert steps == list(range(0, 13, 2))

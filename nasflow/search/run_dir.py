@@ -16,10 +16,15 @@ from nasflow.derive.genotype import Genotype
 from nasflow.errors import CheckpointError, RunError
 from nasflow.runs.checkpoint import load_checkpoint, save_checkpoint
 from nasflow.runs.files import RunFiles, write_text_atomic
-from nasflow.search.config import SearchConfig
+from nasflow.runs.formats import migration
+from nasflow.search.config import SearchConfig, migrate_legacy_options
 from nasflow.space.graph import Graph
 
 SNAPSHOTS = "snapshots"
+
+# Format 0 (config.json before format versions) held MiLeNAS's `lambda` and `reuse_forward`
+# at its top level; they are strategy options since format 1.
+migration("search config", 0)(migrate_legacy_options)
 _SNAPSHOT = re.compile(r"^step_(\d+)\.safetensors$")
 
 
