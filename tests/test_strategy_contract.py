@@ -225,3 +225,42 @@ def test_darts_defaults_are_unchanged_by_the_contract():
     assert isinstance(w, torch.optim.Adam) and isinstance(a, torch.optim.Adam)
     assert a.defaults["betas"] == (0.5, 0.999) and w.defaults["lr"] == 3e-4 and w.defaults["weight_decay"] == 1e-8
     assert type(strategy.derivation_rule()) is DerivationRule and strategy.state_dict() == {}
+
+
+# --- what the space declares: never_derive --------------------------------------------------------
+NEVER_SPACE = """\
+name: never
+inputs: {x: 4}
+nodes:
+  m: {choice: [conv_1x1, conv_3x3, identity], in: x, never_derive: [identity]}
+  head: {op: conv_1x1, in: m, out: 4}
+output: head
+"""
+
+
+def test_the_space_marks_candidates_never_derived(tmp_path):
+    from toy_spaces import yaml_space_file
+
+    from nasflow.derive.genotype import derive_space
+    from nasflow.errors import SpaceError
+    from nasflow.space.load import load_space
+
+    space = load_space(yaml_space_file(tmp_path, NEVER_SPACE))
+    graph = build_graph(space)
+    assert graph.decisions["m"].never_derive == ("identity",)
+    logits = {"m": torch.tensor([0.1, 0.2, 3.0])}  # identity is the arch's favourite
+    geno = genotype_from_arch(graph, logits)
+    assert geno.choices["m"] == "conv_3x3"  # the default rule honours the space
+    assert derive_space(space, geno).nodes["m"].op == "conv_3x3"
+
+    class Anything(DerivationRule):  # a strategy's rule that overrides eligibility decides alone
+        def eligible(self, decision, option):
+            return True
+
+    assert genotype_from_arch(graph, logits, rule=Anything()).choices["m"] == "identity"
+    bad = NEVER_SPACE.replace("never_derive: [identity]", "never_derive: [zero]")
+    with pytest.raises(SpaceError, match=r"space.yaml:4.*never_derive names zero, not among its candidates"):
+        build_graph(load_space(yaml_space_file(tmp_path, bad)))
+    every = NEVER_SPACE.replace("never_derive: [identity]", "never_derive: [conv_1x1, conv_3x3, identity]")
+    with pytest.raises(SpaceError, match="excludes every candidate"):
+        build_graph(load_space(yaml_space_file(tmp_path, every)))

@@ -2,7 +2,8 @@
 
 A rule answers two questions per decision: which options are eligible at all, and how they
 rank. The default ranks by the arch logits (argmax alpha, top-k beta, ties to the earlier
-option) with every option eligible: today's DARTS/MiLeNAS rule. A strategy sets its own
+option) with every option eligible but those the space marks `never_derive` (a property of
+the space, as DARTS' `zero`): DARTS' and MiLeNAS's rule. A strategy sets its own
 (e.g. DARTS' "never derive `zero`", or ranking by a Dirichlet's mean) through
 `Strategy.derivation_rule()`; `derive` and the search loop's genotypes use it.
 """
@@ -16,11 +17,12 @@ from nasflow.space.graph import Decision
 
 
 class DerivationRule:
-    """Rank by the logits; every option eligible."""
+    """Rank by the logits; every option eligible but the space's `never_derive` ones."""
 
     def eligible(self, decision: Decision, option: str) -> bool:
-        """Whether `option` (a candidate op of an alpha, an input of a beta) may be derived."""
-        return True
+        """Whether `option` (a candidate op of an alpha, an input of a beta) may be derived;
+        a strategy overriding this decides alone (it may allow what the space excludes)."""
+        return option not in decision.never_derive
 
     def scores(self, decision: Decision, logits: Tensor) -> Tensor:
         """One score per option, higher is better (any order-preserving map of the logits

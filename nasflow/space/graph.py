@@ -79,6 +79,7 @@ class GNode:
     c_in: list[int] = field(default_factory=list)
     c_out: int = 0
     size: Fraction = Fraction(1)  # spatial size relative to the space's inputs
+    never_derive: list[str] = field(default_factory=list)  # choice: candidates never derived
 
     @property
     def merge_in(self) -> int:
@@ -95,6 +96,7 @@ class Decision:
     options: tuple[str, ...]
     topk: int
     nodes: tuple[str, ...]
+    never_derive: tuple[str, ...] = ()  # options the space says are never derived
 
 
 @dataclass
@@ -172,6 +174,14 @@ class _Builder:
                 g.kind, g.inputs, g.candidates = "choice", [res(node.input, (*nloc, "in"))], list(node.choice)
                 if not node.choice:
                     raise self.fail((*nloc, "choice"), f"choice node '{path}' has no candidates; list at least one op")
+                g.never_derive = list(node.never_derive)
+                unknown = [c for c in node.never_derive if c not in node.choice]
+                if unknown:
+                    raise self.fail((*nloc, "never_derive"), f"choice node '{path}': never_derive names "
+                                    f"{', '.join(unknown)}, not among its candidates ({', '.join(node.choice)})")
+                if set(node.choice) <= set(node.never_derive):
+                    raise self.fail((*nloc, "never_derive"), f"choice node '{path}': never_derive excludes "
+                                    "every candidate; leave at least one to derive")
                 if len(set(node.choice)) != len(node.choice):
                     dup = next(c for c in node.choice if node.choice.count(c) > 1)
                     raise self.fail((*nloc, "choice"), f"choice node '{path}' lists '{dup}' twice")
@@ -389,15 +399,15 @@ class _Builder:
             if g.label is None:
                 continue
             kind = "alpha" if g.kind == "choice" else "beta"
-            options = tuple(g.candidates)
+            options, never = tuple(g.candidates), tuple(g.never_derive)
             prev = found.get(g.label)
             if prev is not None:
-                if (prev.kind, prev.options, prev.topk) != (kind, options, g.topk):
+                if (prev.kind, prev.options, prev.topk, prev.never_derive) != (kind, options, g.topk, never):
                     raise self.fail(g.loc, f"node '{g.name}' shares label '{g.label}' with '{prev.nodes[0]}' "
                                     "but not the same candidates; give it its own label")
-                found[g.label] = Decision(g.label, kind, options, g.topk, (*prev.nodes, g.name))
+                found[g.label] = Decision(g.label, kind, options, g.topk, (*prev.nodes, g.name), never)
             else:
-                found[g.label] = Decision(g.label, kind, options, g.topk, (g.name,))
+                found[g.label] = Decision(g.label, kind, options, g.topk, (g.name,), never)
         return found
 
 

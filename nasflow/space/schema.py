@@ -43,6 +43,8 @@ class ChoiceNode(_Node):
     args: dict[str, ArgValue] = {}
     act: str | None = None
     label: str | None = None  # nodes with one label share one alpha
+    # Candidates searched over but never derived (as DARTS' `zero`); a strategy may override.
+    never_derive: list[str] = []
 
 
 class DenseNode(_Node):
@@ -203,8 +205,9 @@ def op(name: str, input: str, out: Expr | None = None, act: str | None = None, *
 
 
 def choice(candidates: list[str], input: str, out: Expr | None = None, act: str | None = None,
-           label: str | None = None, **args: ArgValue) -> ChoiceNode:
-    return ChoiceNode(choice=candidates, input=input, out=out, act=act, label=label, args=args)
+           label: str | None = None, never_derive: list[str] | None = None, **args: ArgValue) -> ChoiceNode:
+    return ChoiceNode(choice=candidates, input=input, out=out, act=act, label=label,
+                      never_derive=never_derive or [], args=args)
 
 
 def dense(candidates: list[str], topk: int = 1, merge: Literal["concat", "sum"] = "concat",
