@@ -1,5 +1,6 @@
 """One small registry class for everything nasflow looks up by name (ops, strategies,
-regularizers, tasks): duplicates raise, unknown names suggest close matches."""
+mixed-op implementations, regularizers, tasks): duplicates raise, unknown names suggest close
+matches, and each registry's decorator (`Registry.decorator`) is how things register."""
 from __future__ import annotations
 
 import difflib
@@ -27,9 +28,19 @@ class Registry(Generic[T]):
         self._items[name] = item
         return item
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Decorator form: `@REGISTRY.register("name")`."""
-        return lambda item: self.add(name, item)
+    def decorator(self, prepare: Callable[[str, T], None] | None = None) -> Callable[[str], Callable[[T], T]]:
+        """This registry's `@register_<kind>("name")` decorator: it adds the class or function
+        it decorates under `name` and returns it unchanged; `prepare(name, item)` runs first
+        (a strategy class learns its name). Every registry's public decorator is one of these,
+        so ops, strategies, mixed ops, regularizers and tasks register alike."""
+        def register(name: str) -> Callable[[T], T]:
+            def add(item: T) -> T:
+                if prepare is not None:
+                    prepare(name, item)
+                return self.add(name, item)
+            return add
+        register.__doc__ = f"Register a {self.kind} under a name: `@register_...(\"name\")`."
+        return register
 
     def get(self, name: str) -> T:
         try:

@@ -175,14 +175,12 @@ def _named(split: str, loss: Tensor, terms: dict[str, float]) -> dict[str, float
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
 
 
-def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
-    """Class decorator: `@register_strategy("mine")` makes `--strategy mine` work."""
+def _learn_name(name: str, cls: type[Strategy]) -> None:
+    cls.name = name
 
-    def decorator(cls: type[Strategy]) -> type[Strategy]:
-        cls.name = name
-        return STRATEGIES.add(name, cls)
 
-    return decorator
+# Class decorator: `@register_strategy("mine")` makes `--strategy mine` work.
+register_strategy: Callable[[str], Callable[[type[Strategy]], type[Strategy]]] = STRATEGIES.decorator(_learn_name)
 
 
 def get_strategy(name: str) -> type[Strategy]:

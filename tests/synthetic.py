@@ -155,9 +155,10 @@ TASK_NAME = "planted-test"
 def register_task() -> str:
     """Make the planted task findable by name (`task: planted-test`, `--task planted-test`)."""
     from nasflow.tasks.contract import TASKS
+    from nasflow.tasks.contract import register_task as register
 
     if TASK_NAME not in TASKS:
-        TASKS.add(TASK_NAME, PlantedTask)
+        register(TASK_NAME)(PlantedTask)
     return TASK_NAME
 
 

@@ -8,7 +8,7 @@ from synthetic import planted_space
 
 from nasflow.errors import NasflowError
 from nasflow.spaces.dlsr.task import SRTask
-from nasflow.tasks.contract import TASKS, Metric, Task, default_cost_size, make_task
+from nasflow.tasks.contract import TASKS, Metric, Task, default_cost_size, make_task, register_task
 
 
 class _Scored(Task):
@@ -44,6 +44,6 @@ def test_defaults_of_the_hooks():
 
 def test_a_factory_that_is_not_a_task_is_refused():
     if "not-a-task" not in TASKS:
-        TASKS.add("not-a-task", lambda **_: object())
+        register_task("not-a-task")(lambda **_: object())
     with pytest.raises(NasflowError, match="not a subclass of nasflow.tasks.Task"):
         make_task("not-a-task", {}, planted_space())

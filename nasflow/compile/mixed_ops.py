@@ -25,13 +25,8 @@ MIXED_OPS: Registry[type[nn.Module]] = Registry("mixed-op implementation")
 _REGISTERED_BY = {"fused": "nasflow.accel"}
 
 
-def register_mixed_op(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: `@register_mixed_op("partial")` makes mixed_op="partial" build it."""
-
-    def decorator(cls: type[nn.Module]) -> type[nn.Module]:
-        return MIXED_OPS.add(name, cls)
-
-    return decorator
+# Class decorator: `@register_mixed_op("partial")` makes mixed_op="partial" build it.
+register_mixed_op: Callable[[str], Callable[[type[nn.Module]], type[nn.Module]]] = MIXED_OPS.decorator()
 
 
 def get_mixed_op(name: str) -> type[nn.Module]:

@@ -3,3 +3,6 @@
 Importing any module of this package registers the built-in ops, so OPS is never seen empty.
 """
 from nasflow.ops import builtin as _builtin  # noqa: F401  (registers the built-in ops)
+from nasflow.ops.registry import OPS, register_op
+
+__all__ = ["OPS", "register_op"]

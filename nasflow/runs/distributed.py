@@ -152,13 +152,6 @@ def wrap(model: nn.Module, ctx: DistContext, *, ignore: Iterable[str] = (), **dd
     return DDP(model, device_ids=device_ids, **ddp_kwargs)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (or the module itself)."""
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    return model.module if isinstance(model, DDP) else model
-
-
 def all_reduce_mean_(tensors: Iterable[Tensor | None], ctx: DistContext) -> None:
     """Average each tensor over ranks in place (None entries, e.g. unused grads, are skipped)."""
     if not ctx.enabled:

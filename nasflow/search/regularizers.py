@@ -40,6 +40,8 @@ class Regularizer(Protocol):
 
 RegularizerFactory = Callable[[Graph], Regularizer]
 REGULARIZERS: Registry[RegularizerFactory] = Registry("regularizer")
+# `@register_regularizer("name")` on a factory graph -> regularizer makes `--regularizer name` work.
+register_regularizer: Callable[[str], Callable[[RegularizerFactory], RegularizerFactory]] = REGULARIZERS.decorator()
 
 
 class CostRegularizer:
@@ -102,9 +104,17 @@ def _latency_needs_a_table(graph: Graph) -> Regularizer:
                        "(write one on this machine with nasflow profile SPACE -o FILE)")
 
 
-REGULARIZERS.add("params", lambda graph: CostRegularizer(graph, "params"))
-REGULARIZERS.add("madds", lambda graph: CostRegularizer(graph, "madds"))
-REGULARIZERS.add("latency", _latency_needs_a_table)
+@register_regularizer("params")
+def _params(graph: Graph) -> Regularizer:
+    return CostRegularizer(graph, "params")
+
+
+@register_regularizer("madds")
+def _madds(graph: Graph) -> Regularizer:
+    return CostRegularizer(graph, "madds")
+
+
+register_regularizer("latency")(_latency_needs_a_table)
 
 
 def make_regularizer(graph: Graph, name: str | None, latency_table: str | None = None,

@@ -33,16 +33,6 @@ def evaluate(expr: int | str, env: Mapping[str, int]) -> int:
     return _eval(tree.body, env, str(expr))
 
 
-def names_in(expr: int | str) -> set[str]:
-    if isinstance(expr, int):
-        return set()
-    try:
-        tree = ast.parse(str(expr).strip(), mode="eval")
-    except SyntaxError:
-        return set()
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-
-
 def _eval(node: ast.AST, env: Mapping[str, int], text: str) -> int:
     if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
         return node.value

@@ -3,6 +3,6 @@ metrics and their direction, presets, export facts), and how tasks are found by 
 
     from nasflow.tasks import Metric, Task, TASKS
 """
-from nasflow.tasks.contract import TASKS, Evaluation, Metric, NoOptions, Task, make_task
+from nasflow.tasks.contract import TASKS, Evaluation, Metric, NoOptions, Task, make_task, register_task
 
-__all__ = ["TASKS", "Evaluation", "Metric", "NoOptions", "Task", "make_task"]
+__all__ = ["TASKS", "Evaluation", "Metric", "NoOptions", "Task", "make_task", "register_task"]

@@ -229,6 +229,8 @@ class Task:
 
 TaskFactory = Callable[..., Task]
 TASKS: Registry[TaskFactory] = Registry("task")
+# `@register_task("name")` on a Task subclass makes `task: name` / `--task name` find it.
+register_task: Callable[[str], Callable[[TaskFactory], TaskFactory]] = TASKS.decorator()
 
 
 def get_task_factory(name: str) -> TaskFactory:
