@@ -1,5 +1,6 @@
 """The SR task's commands: `nasflow import` (released DLSR checkpoints into model
-directories) and `nasflow upscale` (super-resolve image files, tile by tile).
+directories), `nasflow upscale` (super-resolve image files, tile by tile) and `nasflow
+prepare-data` (decode a training folder into the decoded-image store).
 
 Found by the CLI through the `nasflow.commands` entry-point group (pyproject.toml): each
 entry point is a function `register(app: typer.Typer)`. torch and the image code are
@@ -133,7 +134,46 @@ def upscale(
     console.print(f"[green]ok[/] {len(pairs)} image(s) x{scale} -> {where}")
 
 
+def prepare_data(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Folder of HR training images (searched recursively).")],
+    scale: Annotated[list[int], typer.Option(help="Upscaling factor to prepare LR images for; repeat for several.")],
+    cache: Annotated[Optional[Path], typer.Option(
+        help="Store folder (the sr task option `cache`) [default: $NASFLOW_CACHE or ~/.cache/nasflow/lr].")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Processes decoding in parallel [default: every core].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+) -> None:
+    """Decode every image once into the on-disk store that search and train memory-map
+    (`--task-opt store=disk`, or any folder over 256 MB decoded). Resumable: images already
+    stored are skipped, changed ones redone."""
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .data import default_cache_dir
+    from .data_store import prepare_folder
+
+    with Progress(TextColumn("preparing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True, disable=as_json) as bar:
+        job = bar.add_task("images", total=None)
+        reports = prepare_folder(folder, scale, cache, workers,
+                                 lambda done, total: bar.update(job, completed=done, total=total))
+    store = (cache or default_cache_dir()).expanduser()
+    scales = list(dict.fromkeys(scale))
+    if as_json:
+        console.print_json(json.dumps([{"scale": s, "images": r.images, "written": r.written,
+                                        "disk_bytes": r.disk_bytes, "seconds": round(r.seconds, 3),
+                                        "store": str(store)} for s, r in zip(scales, reports)]))
+        return
+    for s, r in zip(scales, reports):
+        console.print(f"[green]ok[/] x{s}: {r.images} images in {store} ({r.written} decoded now, "
+                      f"{r.images - r.written} already there), {r.disk_bytes / 1e9:.2f} GB on disk, "
+                      f"{r.seconds:.1f} s", soft_wrap=True)
+    if cache is not None:
+        console.print(f"train or search with --task-opt cache={store} to read this store", soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add the SR task's commands to the nasflow CLI (the `nasflow.commands` entry point)."""
     app.command("import")(import_)
     app.command("upscale")(upscale)
+    app.command("prepare-data")(prepare_data)

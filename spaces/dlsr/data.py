@@ -15,7 +15,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from nasflow.errors import NasflowError, NasflowWarning
 from .bicubic import imresize_uint8
 from .images import to_tensor
 from .metrics import mod_crop
+
+if TYPE_CHECKING:
+    from .data_store import DecodedStore, PrepareReport
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -292,13 +295,16 @@ class SRPatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     With ``persistent_workers=True`` the workers keep their own copy of the dataset, so
     ``set_epoch`` does not reach them: use non-persistent workers (the default).
 
-    Memory: every decoded pair stays in RAM, about 1 + 1 / scale**2 times the HR pixels in
-    bytes (DIV2K's 800 training images: roughly 7 GB HR + 1.7 GB LR at x2); forked
-    DataLoader workers share it.
+    Memory: without ``store``, every decoded pair stays in RAM, about 1 + 1 / scale**2 times
+    the HR pixels in bytes (DIV2K's 800 training images: roughly 7 GB HR + 1.7 GB LR at x2),
+    in every process that holds the dataset. With a ``store`` (data_store.DecodedStore), the
+    images are prepared once on disk (in parallel, skipping those already there; the report
+    is ``self.prepared``) and memory-mapped per sample: they take page cache, shared by every
+    process on the machine, instead of each process's own memory.
 
-    Every image is decoded (and its LR made or read from ``cache``) on construction;
-    ``progress(done, total)`` is called after each. Images whose LR side is smaller than the
-    LR patch raise DataError unless ``skip_small`` is set.
+    Without a store every image is decoded (and its LR made or read from ``cache``) on
+    construction; ``progress(done, total)`` is called after each. Images whose LR side is
+    smaller than the LR patch raise DataError unless ``skip_small`` is set.
     """
 
     def __init__(
@@ -313,6 +319,7 @@ class SRPatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         seed: int | torch.Generator = 0,
         skip_small: bool = False,
         progress: Progress | None = None,
+        store: DecodedStore | None = None,
     ) -> None:
         _check_scale(scale)
         if patch_size < scale or patch_size % scale:
@@ -328,24 +335,12 @@ class SRPatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.augment = augment
         self.seed = _seed_from(seed)
         self.epoch = 0
-        self.paths: list[Path] = []
-        self.hr: list[np.ndarray] = []
-        self.lr: list[np.ndarray] = []
-        small: list[str] = []
-        for i, p in enumerate(paths):
-            try:
-                hr, lr = load_pair(p, scale, cache)
-            except ImageTooSmallError as exc:  # smaller than the scale: smaller than any patch
-                small.append(f"{p} ({exc.size[0]} x {exc.size[1]})")
-                continue
-            if min(lr.shape[0], lr.shape[1]) < self.lr_patch:
-                small.append(f"{p} ({hr.shape[1]} x {hr.shape[0]})")
-            else:
-                self.paths.append(p)
-                self.hr.append(hr)
-                self.lr.append(lr)
-            if progress is not None:
-                progress(i + 1, len(paths))
+        self.prepared: PrepareReport | None = None
+        if store is not None:
+            self.prepared = store.prepare(paths, scale, progress)
+            self.paths, self.hr, self.lr, small = self._from_store(store, paths)
+        else:
+            self.paths, self.hr, self.lr, small = self._decode(paths, cache, progress)
         if small and not skip_small:
             shown = ", ".join(small[:5]) + (f" and {len(small) - 5} more" if len(small) > 5 else "")
             raise DataError(
@@ -362,6 +357,40 @@ class SRPatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                                          f"{patch_size}: {shown}"), stacklevel=2)
         self.skipped: list[str] = small
         self.samples_per_epoch = samples_per_epoch if samples_per_epoch is not None else len(self.hr)
+
+    def _decode(self, paths: list[Path], cache: LRCache | None, progress: Progress | None
+                ) -> tuple[list[Path], list[np.ndarray], list[np.ndarray], list[str]]:
+        kept: list[Path] = []
+        hrs: list[np.ndarray] = []
+        lrs: list[np.ndarray] = []
+        small: list[str] = []
+        for i, p in enumerate(paths):
+            try:
+                hr, lr = load_pair(p, self.scale, cache)
+            except ImageTooSmallError as exc:  # smaller than the scale: smaller than any patch
+                small.append(f"{p} ({exc.size[0]} x {exc.size[1]})")
+                if progress is not None:
+                    progress(i + 1, len(paths))
+                continue
+            if min(lr.shape[0], lr.shape[1]) < self.lr_patch:
+                small.append(f"{p} ({hr.shape[1]} x {hr.shape[0]})")
+            else:
+                kept.append(p)
+                hrs.append(hr)
+                lrs.append(lr)
+            if progress is not None:
+                progress(i + 1, len(paths))
+        return kept, hrs, lrs, small
+
+    def _from_store(self, store: DecodedStore, paths: list[Path]
+                    ) -> tuple[list[Path], Sequence[np.ndarray], Sequence[np.ndarray], list[str]]:
+        hrs, lrs = store.open(paths, self.scale)
+        fits = [min(lrs.shape(i)[:2]) >= self.lr_patch for i in range(len(paths))]
+        # the size as the in-RAM path says it: mod-cropped, or the real one when nothing is left
+        sizes = [hrs.shape(i) if min(lrs.shape(i)[:2]) else hrs.entries[i].shape for i in range(len(paths))]
+        small = [f"{p} ({sizes[i][1]} x {sizes[i][0]})" for i, p in enumerate(paths) if not fits[i]]
+        keep = [i for i in range(len(paths)) if fits[i]]
+        return [paths[i] for i in keep], hrs.subset(keep), lrs.subset(keep), small
 
     def __len__(self) -> int:
         return self.samples_per_epoch

@@ -28,6 +28,7 @@ from nasflow.tasks.contract import Evaluation, Metric, Task
 
 from .batches import PatchBatches, epoch_samples
 from .data import BenchImage, DataError, LRCache, SRPatchDataset, default_cache_dir, list_images, load_benchmark
+from .data_store import DecodedStore, PrepareReport, decoded_bytes
 from .eval_report import SREvalOptions, benchmark_report
 from .evaluate import DATA_DIR, default_bench, evaluate_images, upscale
 from .loss import SRLoss
@@ -40,6 +41,10 @@ SPLITS = ("train", "valid")
 # An epoch is at least this many batches: a small image set is cycled, so workers are not
 # restarted every few steps (an epoch still visits every image at least once).
 MIN_EPOCH_BATCHES = 100
+# store=auto keeps a data set in RAM up to this many decoded bytes (HR + LR) per process, and
+# memory-maps it from the decoded-image store above (the shipped T91 subset: 10 MB).
+AUTO_STORE_BYTES = 256 * 2**20
+STORES = ("auto", "disk", "ram")
 
 
 def default_data() -> Path:
@@ -104,7 +109,13 @@ class SRTask(Task):
                       default_workers]
       bench           folder of HR images for evaluate() [shipped Set5]
       ssim            evaluate() also computes SSIM (slow on large images) [true]
-      cache           folder of the LR cache, or "none" [$NASFLOW_CACHE or ~/.cache/nasflow/lr]
+      cache           folder of the LR cache and decoded-image store, or "none"
+                      [$NASFLOW_CACHE or ~/.cache/nasflow/lr]
+      store           where decoded training images live: "disk" (the decoded-image store in
+                      `cache`, memory-mapped and shared by every process on the machine;
+                      prepared on first use, or by `nasflow prepare-data`), "ram" (decoded
+                      into each process), or "auto": disk when `data` decodes to over 256 MB
+                      [auto]
       space_params    passed by the engine: the searched space's resolved params
     """
 
@@ -128,7 +139,8 @@ class SRTask(Task):
                  valid_fraction: float = 0.13, scale: int | None = None, patch: int | None = None,
                  lr_patch: int | None = None, augment: bool = True, mu: float = 0.2,
                  workers: int | None = None, bench: str | None = None, ssim: bool = True,
-                 cache: str | None = None, space_params: dict[str, int] | None = None) -> None:
+                 cache: str | None = None, store: str = "auto",
+                 space_params: dict[str, int] | None = None) -> None:
         self.scale = self._resolve_scale(scale, space_params)
         self.patch = self._resolve_patch(patch, lr_patch)
         self.data = _folder("data", data) if data is not None else default_data()
@@ -154,6 +166,15 @@ class SRTask(Task):
             self.cache: LRCache | None = None
         else:
             self.cache = LRCache(_folder("cache", cache) if cache is not None else default_cache_dir())
+        if store not in STORES:
+            raise NasflowError(f"sr task option store must be one of {', '.join(STORES)}, got {store!r}")
+        if store == "disk" and self.cache is None:
+            raise NasflowError("sr task option store=disk keeps the decoded images in the cache folder: "
+                               "drop cache=none or use store=ram")
+        self.store = store
+        self._store: DecodedStore | None = None
+        self._store_decided = False
+        self.prepared: PrepareReport | None = None  # what preparing the store did, if used
         self._decoded: dict[str, SRPatchDataset] = {}
         self._bench: list[BenchImage] | None = None
 
@@ -199,6 +220,21 @@ class SRTask(Task):
         train, valid = split_images(paths, self.data, self.valid_fraction)
         return {"train": train, "valid": valid}
 
+    def decoded_store(self) -> DecodedStore | None:
+        """The decoded-image store the splits are read from, or None when they are held in RAM
+        (decided once, on every image of both splits, which are then prepared together: under
+        torchrun the first rank to get the store's lock prepares, the others wait for it)."""
+        if not self._store_decided:
+            every = [p for paths in self.split_paths().values() for p in paths]
+            use = self.store == "disk"
+            if self.store == "auto" and self.cache is not None:
+                use = decoded_bytes(every, self.scale) > AUTO_STORE_BYTES
+            if use and self.cache is not None:
+                self._store = DecodedStore(self.cache)
+                self.prepared = self._store.prepare(every, self.scale)
+            self._store_decided = True
+        return self._store
+
     def dataset(self, split: str, batch_size: int, seed: int) -> SRPatchDataset:
         """The split's patch dataset for this batch size and seed; the images are decoded (and
         their LR made or read from the cache) once per split, then shared."""
@@ -206,7 +242,8 @@ class SRTask(Task):
             raise NasflowError(f"sr task has splits {', '.join(SPLITS)}, not '{split}'")
         if split not in self._decoded:
             self._decoded[split] = SRPatchDataset(self.split_paths()[split], self.scale, self.patch,
-                                                  augment=self.augment, cache=self.cache, skip_small=True)
+                                                  augment=self.augment, cache=self.cache, skip_small=True,
+                                                  store=self.decoded_store())
         ds = copy.copy(self._decoded[split])  # shares the decoded arrays
         # The two splits draw from independent streams although both start from `seed`.
         ds.seed = int(np.random.SeedSequence([seed, SPLITS.index(split)]).generate_state(1)[0])
