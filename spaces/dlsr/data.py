@@ -15,7 +15,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -27,9 +27,6 @@ from nasflow.errors import NasflowError, NasflowWarning
 from .bicubic import imresize_uint8
 from .images import to_tensor
 from .metrics import mod_crop
-
-if TYPE_CHECKING:
-    from .data_store import DecodedStore, PrepareReport
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -44,6 +41,7 @@ __all__ = [
     "augment_pair",
     "inverse_augment",
     "PatchParams",
+    "PatchStore",
     "SRPatchDataset",
     "BenchImage",
     "load_benchmark",
@@ -279,6 +277,19 @@ def _seed_from(seed: int | torch.Generator) -> int:
     return int(seed)
 
 
+class PatchStore(Protocol):
+    """Decoded images kept outside the process (data_store.DecodedStore, which imports this
+    module: hence a protocol here)."""
+
+    def prepare(self, paths: Sequence[PathLike], scale: int, progress: Progress | None = None) -> Any:
+        """Write what is missing; returns a report."""
+
+    def open_fitting(self, paths: list[Path], scale: int, lr_patch: int
+                     ) -> tuple[list[Path], Sequence[np.ndarray], Sequence[np.ndarray], list[str]]:
+        """(paths, HR images, LR images) of the images whose LR sides reach ``lr_patch``, and a
+        "path (W x H)" line per other image."""
+
+
 class SRPatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Random aligned (LR, HR) training patches, held in memory.
 
@@ -319,7 +330,7 @@ class SRPatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         seed: int | torch.Generator = 0,
         skip_small: bool = False,
         progress: Progress | None = None,
-        store: DecodedStore | None = None,
+        store: PatchStore | None = None,
     ) -> None:
         _check_scale(scale)
         if patch_size < scale or patch_size % scale:
@@ -335,10 +346,10 @@ class SRPatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.augment = augment
         self.seed = _seed_from(seed)
         self.epoch = 0
-        self.prepared: PrepareReport | None = None
+        self.prepared: Any = None  # the store's PrepareReport
         if store is not None:
             self.prepared = store.prepare(paths, scale, progress)
-            self.paths, self.hr, self.lr, small = self._from_store(store, paths)
+            self.paths, self.hr, self.lr, small = store.open_fitting(paths, scale, self.lr_patch)
         else:
             self.paths, self.hr, self.lr, small = self._decode(paths, cache, progress)
         if small and not skip_small:
@@ -381,16 +392,6 @@ class SRPatchDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             if progress is not None:
                 progress(i + 1, len(paths))
         return kept, hrs, lrs, small
-
-    def _from_store(self, store: DecodedStore, paths: list[Path]
-                    ) -> tuple[list[Path], Sequence[np.ndarray], Sequence[np.ndarray], list[str]]:
-        hrs, lrs = store.open(paths, self.scale)
-        fits = [min(lrs.shape(i)[:2]) >= self.lr_patch for i in range(len(paths))]
-        # the size as the in-RAM path says it: mod-cropped, or the real one when nothing is left
-        sizes = [hrs.shape(i) if min(lrs.shape(i)[:2]) else hrs.entries[i].shape for i in range(len(paths))]
-        small = [f"{p} ({sizes[i][1]} x {sizes[i][0]})" for i, p in enumerate(paths) if not fits[i]]
-        keep = [i for i in range(len(paths)) if fits[i]]
-        return [paths[i] for i in keep], hrs.subset(keep), lrs.subset(keep), small
 
     def __len__(self) -> int:
         return self.samples_per_epoch

@@ -6,8 +6,8 @@ kept on disk as raw arrays and memory-mapped, it costs page cache, which the ope
 system shares between every process on the machine and evicts under pressure, and the
 anonymous memory of a process no longer grows with the data set.
 
-Layout: one .npy file per image in the LR cache directory, written atomically (temporary
-name, then os.replace), so an interrupted preparation resumes where it stopped:
+Layout: one .npy file per image in the LR cache directory, written atomically and durably
+(temporary name, fsync, os.replace), so an interrupted preparation resumes where it stopped:
 - ``{stem}_hr_{digest}.npy``: the decoded HR image (uint8 H x W x 3, not cropped, shared
   by every scale);
 - ``{stem}_x{s}_{digest}.npy``: its MATLAB-bicubic LR at scale s (the LRCache's entry).
@@ -46,6 +46,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from nasflow.runs.durable import replace_durably
 
 from .data import DataError, LRCache, PathLike, Progress, _check_scale, list_images, load_rgb, make_lr
 
@@ -174,7 +176,9 @@ def _atomic_save(entry: Path, arr: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
-        os.replace(tmp, entry)
+        # fsynced: after a power loss an entry must not be a name over unwritten blocks, whose
+        # length (all that is checked on reading) would still be right
+        replace_durably(Path(tmp), entry)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -371,6 +375,18 @@ class DecodedStore:
         crops = [(lr.shape[0] * scale, lr.shape[1] * scale) for lr in lrs]
         return StoredImages(hrs, crops), StoredImages(lrs)
 
+
+    def open_fitting(self, paths: list[Path], scale: int, lr_patch: int
+                     ) -> tuple[list[Path], StoredImages, StoredImages, list[str]]:
+        """As ``open``, keeping the images whose LR sides reach ``lr_patch``; also a
+        "path (W x H)" line per other image, sized as the in-RAM dataset says it (mod-cropped,
+        or the real size when nothing is left)."""
+        hrs, lrs = self.open(paths, scale)
+        fits = [min(lrs.shape(i)[:2]) >= lr_patch for i in range(len(paths))]
+        sizes = [hrs.shape(i) if min(lrs.shape(i)[:2]) else hrs.entries[i].shape for i in range(len(paths))]
+        small = [f"{p} ({sizes[i][1]} x {sizes[i][0]})" for i, p in enumerate(paths) if not fits[i]]
+        keep = [i for i in range(len(paths)) if fits[i]]
+        return [paths[i] for i in keep], hrs.subset(keep), lrs.subset(keep), small
 
 def prepare_folder(folder: PathLike, scales: Sequence[int], cache_dir: PathLike | None = None,
                    workers: int | None = None, progress: Progress | None = None) -> list[PrepareReport]:

@@ -18,6 +18,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from nasflow.cli.main import app
+from nasflow.errors import NasflowWarning
 from nasflow.spaces.dlsr.batches import PatchBatches
 from nasflow.spaces.dlsr.data import DataError, LRCache, SRPatchDataset, list_images, load_pair
 from nasflow.spaces.dlsr.data_store import DecodedStore, StoredImages, decoded_bytes, prepare_folder
@@ -36,7 +37,7 @@ def write_images(folder: Path, sizes: list[tuple[int, int]], seed: int = 0, suff
     return list_images(folder)
 
 
-SIZES = [(101, 83), (64, 70), (30, 40), (99, 120), (75, 64)]  # odd sides: mod-crop; 30 x 40: too small
+SIZES = [(101, 83), (64, 70), (30, 40), (99, 120), (75, 64), (1, 5)]  # odd sides: mod-crop; 30 x 40, 1 x 5: too small
 
 
 @pytest.fixture
@@ -46,10 +47,12 @@ def images(tmp_path: Path) -> list[Path]:
 
 def test_store_serves_exactly_the_in_ram_patches_and_batches(images: list[Path], tmp_path: Path) -> None:
     store = DecodedStore(LRCache(tmp_path / "cache"), workers=2)  # two preparing processes
-    ram = SRPatchDataset(images, 2, 32, samples_per_epoch=40, skip_small=True, seed=3)
-    disk = SRPatchDataset(images, 2, 32, samples_per_epoch=40, skip_small=True, seed=3, store=store)
-    assert isinstance(disk.hr, StoredImages) and disk.prepared is not None and disk.prepared.written == 5
-    assert disk.paths == ram.paths and disk.skipped == ram.skipped and len(disk.skipped) == 1
+    with pytest.warns(NasflowWarning, match=r"skipped 2 image\(s\) .* \(40 x 30\), .*05.png \(5 x 1\)"):
+        ram = SRPatchDataset(images, 2, 32, samples_per_epoch=40, skip_small=True, seed=3)
+    with pytest.warns(NasflowWarning, match=r"skipped 2 image\(s\) .* \(40 x 30\), .*05.png \(5 x 1\)"):
+        disk = SRPatchDataset(images, 2, 32, samples_per_epoch=40, skip_small=True, seed=3, store=store)
+    assert isinstance(disk.hr, StoredImages) and disk.prepared is not None and disk.prepared.written == 6
+    assert disk.paths == ram.paths and disk.skipped == ram.skipped and len(disk.skipped) == 2
     for a, b in [*zip(ram.hr, disk.hr), *zip(ram.lr, disk.lr)]:
         assert a.shape == b.shape and np.array_equal(a, b)
     assert not disk.hr[0].flags.writeable  # a write would copy a page into the process
@@ -79,13 +82,13 @@ def test_preparation_resumes_and_redoes_changed_or_torn_entries(images: list[Pat
 
     with pytest.raises(KeyboardInterrupt):
         store.prepare(images, 2, stop_after_two)
-    assert calls == [(0, 5), (1, 5), (2, 5)]
+    assert calls == [(0, 6), (1, 6), (2, 6)]
     assert not list(store.dir.glob("*.tmp"))
     report = store.prepare(images, 2)
-    assert report.images == 5 and report.written == 3  # the two finished images were kept
+    assert report.images == 6 and report.written == 4  # the two finished images were kept
     assert store.prepare(images, 2).written == 0
     files = sorted(p.name for p in store.dir.glob("*.npy"))
-    assert len(files) == 10 and report.disk_bytes == sum((store.dir / f).stat().st_size for f in files)
+    assert len(files) == 12 and report.disk_bytes == sum((store.dir / f).stat().st_size for f in files)
 
     # an edited image gets new entries: never the stale ones
     new = np.full((90, 96, 3), 7, np.uint8)
@@ -112,7 +115,7 @@ def test_preparation_resumes_and_redoes_changed_or_torn_entries(images: list[Pat
     assert not (store.dir / "old.tmp").exists() and (store.dir / "fresh.tmp").exists()
 
     # another scale reuses the stored HR images and adds only LR entries
-    assert store.prepare(images, 3).written == 5 and len(list(store.dir.glob("*_hr_*.npy"))) == 6
+    assert store.prepare(images, 3).written == 6 and len(list(store.dir.glob("*_hr_*.npy"))) == 7
     (images[2].parent / "broken.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match="cannot decode image .*broken.png"):
         store.prepare(list_images(images[2].parent), 2)
@@ -122,20 +125,21 @@ def test_prepare_folder_and_the_cli_command(images: list[Path], tmp_path: Path) 
     folder, cache = images[0].parent, tmp_path / "cache"
     seen: list[int] = []
     reports = prepare_folder(folder, [2, 2, 3], cache, workers=1, progress=lambda d, t: seen.append(t))
-    assert [r.written for r in reports] == [5, 5] and set(seen) == {10}
+    assert [r.written for r in reports] == [6, 6] and set(seen) == {12}
     res = runner.invoke(app, ["prepare-data", str(folder), "--scale", "2", "--scale", "4",
                               "--cache", str(cache), "--workers", "2", "--json"])
     assert res.exit_code == 0, res.output
     got = json.loads(res.output)
-    assert [(r["scale"], r["images"], r["written"]) for r in got] == [(2, 5, 0), (4, 5, 5)]
+    assert [(r["scale"], r["images"], r["written"]) for r in got] == [(2, 6, 0), (4, 6, 6)]
     res = runner.invoke(app, ["prepare-data", str(folder), "--scale", "2", "--cache", str(cache)])
     assert res.exit_code == 0, res.output
-    assert f"x2: 5 images in {cache} (0 decoded now, 5 already there)" in res.output
+    assert f"x2: 6 images in {cache} (0 decoded now, 6 already there)" in res.output
     assert f"--task-opt cache={cache} to read this store" in res.output
     res = runner.invoke(app, ["prepare-data", str(tmp_path / "nowhere"), "--scale", "2"])
     assert res.exit_code != 0 and "does not exist" in str(res.exception)
 
 
+@pytest.mark.filterwarnings("ignore:skipped 2 image")
 def test_task_store_option(images: list[Path], tmp_path: Path) -> None:
     with pytest.raises(Exception, match="store must be one of auto, disk, ram"):
         SRTask(scale=2, store="ssd")
@@ -152,7 +156,7 @@ def test_task_store_option(images: list[Path], tmp_path: Path) -> None:
         x, y = next(a), next(b)
         assert torch.equal(x[0], y[0]) and torch.equal(x[1], y[1])
     assert disk.decoded_store() is not None and disk.prepared is not None
-    assert disk.prepared.images == disk.prepared.written == 5  # both splits at once
+    assert disk.prepared.images == disk.prepared.written == 6  # both splits at once
     assert next(disk.batches("valid", 2, seed=1))[1].shape == (2, 3, 32, 32)
 
 
