@@ -138,8 +138,8 @@ def prepare_data(
     folder: Annotated[Path, typer.Argument(metavar="DIR", help="Folder of HR training images (searched recursively).")],
     scale: Annotated[list[int], typer.Option(help="Upscaling factor to prepare LR images for; repeat for several.")],
     cache: Annotated[Optional[Path], typer.Option(
-        help="Store folder (the sr task option `cache`) [default: $NASFLOW_CACHE or ~/.cache/nasflow/lr].")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Processes decoding in parallel [default: every core].")] = None,
+        help="Store folder, the sr task option `cache` (default: $NASFLOW_CACHE or ~/.cache/nasflow/lr).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Processes decoding in parallel (default: every core).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
 ) -> None:
     """Decode every image once into the on-disk store that search and train memory-map
