@@ -254,6 +254,11 @@ class DecodedStore:
             out.append(_Planned(p, self.hr_path_for(p), self.cache.path_for(p, scale), (st.st_size, st.st_mtime_ns)))
         return out
 
+    def missing(self, paths: Sequence[PathLike], scale: int) -> int:
+        """How many of ``paths`` the store lacks (or holds stale or torn) at ``scale``."""
+        _check_scale(scale)
+        return len(self._missing(self._plan(paths, scale)))
+
     @staticmethod
     def _missing(plan: list[_Planned]) -> list[_Planned]:
         return [e for e in plan if _read_entry(e.hr) is None or _read_entry(e.lr) is None]

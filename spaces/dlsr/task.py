@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from statistics import fmean
 from typing import Any, Callable, ClassVar
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, NasflowWarning
 from nasflow.space.schema import Space
 from nasflow.tasks.contract import Evaluation, Metric, Task
 
@@ -231,6 +232,12 @@ class SRTask(Task):
                 use = decoded_bytes(every, self.scale) > AUTO_STORE_BYTES
             if use and self.cache is not None:
                 self._store = DecodedStore(self.cache)
+                missing = self._store.missing(every, self.scale)
+                if missing:  # minutes for thousands of 2K images: said, with the way to do it ahead
+                    warnings.warn(NasflowWarning(
+                        f"preparing {missing} of {len(every)} images in the decoded-image store {self._store.dir} "
+                        f"(once: later runs read it; `nasflow prepare-data {self.data} --scale {self.scale}` "
+                        "does it ahead, with a progress bar)"), stacklevel=2)
                 self.prepared = self._store.prepare(every, self.scale)
             self._store_decided = True
         return self._store

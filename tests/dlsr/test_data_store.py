@@ -151,7 +151,9 @@ def test_task_store_option(images: list[Path], tmp_path: Path) -> None:
     assert decoded_bytes(images, 2) == sum(3 * (h * w + (h // 2) * (w // 2)) for h, w in SIZES)
     ram = SRTask(str(folder), scale=2, patch=32, workers=0, cache=str(tmp_path / "c1"), store="ram")
     disk = SRTask(str(folder), scale=2, patch=32, workers=0, cache=str(tmp_path / "c1"), store="disk")
-    a, b = ram.batches("train", 4, seed=1), disk.batches("train", 4, seed=1)
+    a = ram.batches("train", 4, seed=1)
+    with pytest.warns(NasflowWarning, match=r"preparing 6 of 6 images in the decoded-image store .*c1 \(once"):
+        b = disk.batches("train", 4, seed=1)
     for _ in range(3):
         x, y = next(a), next(b)
         assert torch.equal(x[0], y[0]) and torch.equal(x[1], y[1])
