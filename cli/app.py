@@ -9,6 +9,7 @@ from typing import Protocol, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from nasflow.runs import distributed
 from nasflow.runs.distributed import DistContext
@@ -91,7 +92,8 @@ def run(argv: list[str] | None = None) -> None:
     try:
         app(args=argv)
     except (NasflowError, UnknownNameError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escape: a message's own brackets ("nasflow[plot]") are text, not rich markup.
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -152,6 +152,24 @@ def test_resumed_distributed_run_continues_to_the_same_result(dist_runs):
     assert len(state["ranks"]) == WORLD
 
 
+def test_plot_of_a_distributed_run_draws_rank_0s_records(dist_runs):
+    """`nasflow plot` on a run stopped and resumed on 2 ranks: one record per logged step, and
+    the last plotted softmax is the checkpoint's (every rank holds the same arch)."""
+    from nasflow.space.graph import build_graph
+    from nasflow.search.run_dir import arch_logits
+    from nasflow.viz.run_plots import figures, plot_run
+
+    tmp, ranks = dist_runs
+    run = tmp / "runs" / "resumed"
+    result = plot_run(run, out=tmp / "plots-resumed", svg=False)
+    assert sorted(p.name for p in result.files) == ["alpha.png", "beta.png", "genotype.png", "losses.png"]
+    assert result.history.finished and result.history.decisions["m"].steps == [0, 4, 8, 12]
+    arch, _ = RunDir(run).load_arch()
+    logits = arch_logits(build_graph(RunDir(run).space()), arch)
+    lines = [ln for ln in figures(result.history)["alpha"].axes[0].get_lines() if not ln.get_label().startswith("_")]
+    assert [ln.get_ydata()[-1] for ln in lines] == pytest.approx(torch.softmax(logits["m"], -1).tolist(), abs=1e-6)
+
+
 # --- the pieces, in one process -----------------------------------------------------------
 def test_single_process_context_is_a_no_op(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
