@@ -3,7 +3,7 @@ from strategies/, cli/ and spaces/), lazy ones inside functions included, goes d
 pipeline order, and no module imports itself back through others (no cycles).
 
     base (errors, registry, _plugins) < ops < space < compile < tasks < runs < derive
-        < search, train (peers: neither imports the other) < deploy < hardware < cli
+        < search, train (peers: neither imports the other) < deploy < hardware < viz < cli
 
     accel       may import compile and below; only search, train, deploy, cli (and the
                 plug-in packages) import it: the compiler never does
@@ -28,7 +28,7 @@ TOP_LEVEL_MODULES = {"__init__.py", "errors.py", "registry.py", "_plugins.py"}
 
 # The pipeline order; packages of one rank are peers and never import each other.
 RANK = {"base": 0, "ops": 1, "space": 2, "compile": 3, "tasks": 4, "runs": 5, "derive": 6,
-        "search": 7, "train": 7, "deploy": 8, "hardware": 9, "cli": 10}
+        "search": 7, "train": 7, "deploy": 8, "hardware": 9, "viz": 10, "cli": 11}
 CORE = set(RANK)
 # Who may import what, beyond "a lower rank of the core".
 ACCEL_IMPORTS = {p for p, r in RANK.items() if r <= RANK["compile"]}
