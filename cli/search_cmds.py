@@ -112,6 +112,8 @@ def search(
     device: Annotated[Optional[str], typer.Option(
         help="auto, cpu, cuda, cuda:1 ... (default auto: cuda if there is one).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard",
+        help="Also write TensorBoard logs to RUN/tensorboard (pip install 'nasflow[tensorboard]').")] = False,
     fuse: Annotated[Optional[bool], typer.Option("--fuse/--no-fuse",
         help="Fused mixed-op kernels (default on); --no-fuse: every candidate separately.")] = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last",
@@ -139,6 +141,7 @@ def search(
         "gamma": gamma, "seed": seed, "task": task, "log_every": log_every,
         "checkpoint_every": checkpoint_every, "device": device, "fuse": fuse,
         "channels_last": channels_last, "amp": amp,
+        "tensorboard": True if tensorboard else None,
         "regularizer": None if regularizer in ("none", "") else regularizer,
         "latency_table": str(latency_table) if latency_table is not None else None, "budget": budget,
         "snapshot_steps": parse_steps(snapshot_steps) if snapshot_steps is not None else None,

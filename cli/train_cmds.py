@@ -50,6 +50,8 @@ def train(
     device: Annotated[Optional[str], typer.Option(
         help="auto, cpu, cuda, cuda:1 ... (default auto: cuda if there is one).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard",
+        help="Also write TensorBoard logs to RUN/tensorboard (pip install 'nasflow[tensorboard]').")] = False,
 ) -> None:
     """Retrain a derived architecture: Adam, lr halved every N steps, periodic validation;
     writes a resumable run directory and, at the end, RUN/model (and RUN/best).
@@ -68,6 +70,7 @@ def train(
         "validate_every": validate_every, "log_every": log_every, "checkpoint_every": checkpoint_every,
         "device": device, "init_from": str(init_from) if init_from is not None else None,
         "overrides": overrides or None, "arch": str(arch) if arch is not None else None,
+        "tensorboard": True if tensorboard else None,
     }
     changes = {k: v for k, v in given.items() if v is not None}
     given_arch: Space | None = None

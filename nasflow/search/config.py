@@ -92,10 +92,11 @@ class SearchConfig(RunConfig):
     snapshot_steps: list[int] = [50_000, 100_000, 150_000]
     log_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(1000, ge=1)
+    tensorboard: bool = False  # also write RUN/tensorboard/ (nasflow.runs.tensorboard)
 
     # Fields a resumed run may change: they do not alter the trajectory of the search.
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
-        {"space", "steps", "snapshot_steps", "log_every", "checkpoint_every", "device"})
+        {"space", "steps", "snapshot_steps", "log_every", "checkpoint_every", "device", "tensorboard"})
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from nasflow.runs.checkpoint import seed_everything
+from nasflow.runs.tensorboard import TensorBoardLog, open_tensorboard
 from nasflow.search.config import SearchConfig
 from nasflow.derive.genotype import Genotype, genotype_from_arch
 from nasflow.runs.distributed import DistContext, any_rank, broadcast_, current, mean_scalars, on_main, wrap
@@ -110,6 +111,7 @@ def entropy(p: list[float]) -> float:
 
 class _Search:
     run_dir: RunDir  # set by run(): the run directory is created once the search is built
+    tensorboard: TensorBoardLog | None = None  # rank 0 of a --tensorboard run, set by run()
 
     def __init__(self, config: SearchConfig, space: Space, task: Task, reporter: Reporter | None,
                  ctx: DistContext) -> None:
@@ -181,6 +183,7 @@ class _Search:
     def run(self, run_dir: RunDir, resume: bool, stop_at: int | None) -> SearchResult:
         self.run_dir = run_dir
         main = self.ctx.is_main
+        self.tensorboard = open_tensorboard(self.config.tensorboard and main, run_dir.path, self.graph)
         if resume and on_main(self.run_dir.has_checkpoint, self.ctx):
             self.load()
         if resume and main:  # records a killed run wrote after its last checkpoint come again
@@ -221,6 +224,8 @@ class _Search:
         finally:
             if self.reporter:
                 self.reporter.stop()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
         # Read on rank 0 once every file is written: every rank returns after that.
         initial = on_main(self.initial_softmax, self.ctx)
         return SearchResult(self.run_dir.path, self.step, self.step >= cfg.steps, self.genotype(),
@@ -246,7 +251,7 @@ class _Search:
         geno = self.genotype()
         if not self.ctx.is_main:
             return geno
-        self.run_dir.append_metrics({
+        record = {
             "step": self.step,
             "phase": "start" if self.step == 0 else "warmup" if self.step <= self.config.warmup else "search",
             "steps_per_s": round(steps_per_s, 3),
@@ -254,7 +259,10 @@ class _Search:
             "softmax": soft,
             "entropy": {label: entropy(p) for label, p in soft.items()},
             "genotype": geno.to_json(),
-        })
+        }
+        self.run_dir.append_metrics(record)
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
         return geno
 
 

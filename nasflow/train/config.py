@@ -38,6 +38,7 @@ class TrainConfig(RunConfig):
     validate_every: int = Field(5000, ge=1)  # the task's evaluate(model), logged and used for best/
     log_every: int = Field(100, ge=1)
     checkpoint_every: int = Field(5000, ge=1)
+    tensorboard: bool = False  # also write RUN/tensorboard/ (nasflow.runs.tensorboard)
     # The metric that picks best/: None = the task's `best_metric`, else its first declared
     # metric; better is the direction the task declares for it (nasflow.tasks.Metric).
     best_metric: str | None = None
@@ -45,7 +46,7 @@ class TrainConfig(RunConfig):
     # Fields a resumed run may change: they do not alter the trajectory of the weights
     # (validation runs with the RNG state saved and restored around it).
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
-        {"arch", "steps", "validate_every", "log_every", "checkpoint_every", "device"})
+        {"arch", "steps", "validate_every", "log_every", "checkpoint_every", "device", "tensorboard"})
 
     def lr_at(self, step: int) -> float:
         """The learning rate of the step after `step` steps (what the schedule gives)."""

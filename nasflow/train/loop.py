@@ -27,6 +27,7 @@ from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_
 from nasflow.space.load import load_space
 from nasflow.runs.loop import (BatchStream, StopFlag, check_batch_splits, gather_rank_states, open_run, rank_state, record_run, restore_rank_state, run_device)
 from nasflow.runs.modeldir import save_model
+from nasflow.runs.tensorboard import TensorBoardLog, open_tensorboard
 from nasflow.space.schema import Space
 from nasflow.compile.state import from_checkpoint, to_checkpoint
 from nasflow.compile.supernet import Supernet, compile_graph
@@ -114,6 +115,7 @@ def check_no_choices(graph: Graph) -> None:
 # --- the loop -------------------------------------------------------------------------------
 class _Train:
     run_dir: TrainRunDir  # set by run(): the run directory is created once the loop is built
+    tensorboard: TensorBoardLog | None = None  # rank 0 of a --tensorboard run, set by run()
 
     def __init__(self, config: TrainConfig, graph: Graph, task: Task, ctx: DistContext,
                  reporter: TrainReporter | None, warm: bool = True) -> None:
@@ -171,6 +173,7 @@ class _Train:
         """`restart`: continue from the run's checkpoint."""
         self.run_dir = run_dir
         main, cfg = self.ctx.is_main, self.config
+        self.tensorboard = open_tensorboard(cfg.tensorboard and main, run_dir.path)
         if restart:
             self.load()
         if main and run_dir.metrics_path.exists():  # records a killed run wrote after its last checkpoint come again
@@ -206,6 +209,8 @@ class _Train:
         finally:
             if self.reporter:
                 self.reporter.stop()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
         finished = self.step >= cfg.steps
         if finished:
             on_main(lambda: self.write_model(run_dir.model_path, {"weights": "final"}), self.ctx)
@@ -226,8 +231,13 @@ class _Train:
     def log(self, losses: dict[str, float], steps_per_s: float) -> None:
         losses = mean_scalars(losses, self.ctx)  # each rank's are on its share: log the mean
         if self.ctx.is_main:
-            self.run_dir.append_metrics({"step": self.step, "lr": self.opt.param_groups[0]["lr"],
-                                         "steps_per_s": round(steps_per_s, 3), "losses": losses})
+            self.record({"step": self.step, "lr": self.opt.param_groups[0]["lr"],
+                         "steps_per_s": round(steps_per_s, 3), "losses": losses})
+
+    def record(self, record: dict[str, Any]) -> None:
+        self.run_dir.append_metrics(record)
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
 
     def validate(self) -> dict[str, float]:
         """The task's evaluate() on rank 0 while the others wait (an error there stops every
@@ -242,7 +252,7 @@ class _Train:
             finally:
                 self.model.train()
                 set_rng_state(saved)
-            self.run_dir.append_metrics({"step": self.step, "valid": self.valid})
+            self.record({"step": self.step, "valid": self.valid})
             self.update_best()
             return self.valid
 
