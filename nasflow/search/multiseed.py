@@ -60,12 +60,14 @@ class SeedOutcome:
     step: int = 0
     finished: bool = False
     error: str | None = None  # the error that stopped this seed's search
+    index: int = 0  # its place in the searches run together
 
 
 def _search_one(config: SearchConfig, out: str, space: Space | None, resume: bool, reporter: Any = None) -> SeedOutcome:
+    """Search `config` in `out` (a run directory of its own)."""
     from nasflow.search.loop import run_search  # the search loop is heavy to import; workers need it anyway
 
-    path = seed_dir(out, config.seed)
+    path = Path(out)
     try:
         resume_this = resume and (path / "config.json").is_file()  # a seed not started yet starts
         result = run_search(config, path, space=None if resume_this else space, resume=resume_this,
@@ -104,15 +106,28 @@ def run_seeds(config: SearchConfig, out: str | Path, seeds: list[int], *, space:
     """
     if not seeds:
         raise NasflowError("no seeds to search: give --seeds, e.g. --seeds 0,1,2")
-    k = default_parallel(config.device) if parallel is None else parallel
+    configs = [config.model_copy(update={"seed": s}) for s in seeds]
+    return run_searches(configs, [seed_dir(out, s) for s in seeds], space=space, resume=resume,
+                        parallel=parallel, reporter=reporter, on_done=on_done)
+
+
+def run_searches(configs: list[SearchConfig], paths: list[Path], *, space: Space | None = None,
+                 resume: bool = False, parallel: int | None = None, reporter: Callable[[int], Any] | None = None,
+                 on_done: Callable[[SeedOutcome], None] | None = None) -> list[SeedOutcome]:
+    """Independent searches, configs[i] into paths[i], `parallel` at a time as run_seeds
+    does (which calls this); outcomes in the configs' order. Sweeps (search/sweep.py) too."""
+    if not configs:
+        raise NasflowError("no searches to run")
+    k = default_parallel(configs[0].device) if parallel is None else parallel
     if k < 1:
         raise NasflowError(f"--parallel must be at least 1, got {k}")
-    k = min(k, len(seeds))
-    configs = [config.model_copy(update={"seed": s}) for s in seeds]
+    k = min(k, len(configs))
+    config = configs[0]
     outcomes: list[SeedOutcome] = []
     if k == 1:
-        for c in configs:
-            outcome = _search_one(c, str(out), space, resume, reporter(c.seed) if reporter else None)
+        for i, (c, path) in enumerate(zip(configs, paths)):
+            outcome = _search_one(c, str(path), space, resume, reporter(c.seed) if reporter else None)
+            outcome.index = i
             outcomes.append(outcome)
             if on_done:
                 on_done(outcome)
@@ -129,10 +144,11 @@ def run_seeds(config: SearchConfig, out: str | Path, seeds: list[int], *, space:
     threads = max(1, (os.cpu_count() or 1) // k)
     with ProcessPoolExecutor(k, mp_context=ctx, initializer=_init_worker, initargs=(devices, threads)) as pool:
         futures: dict[Future[SeedOutcome], int] = {
-            pool.submit(_worker_search, c, str(out), space, resume): c.seed for c in configs}
+            pool.submit(_worker_search, c, str(path), space, resume): i for i, (c, path) in enumerate(zip(configs, paths))}
         try:
             for future in as_completed(futures):
                 outcome = future.result()
+                outcome.index = futures[future]
                 outcomes.append(outcome)
                 if on_done:
                     on_done(outcome)
@@ -140,4 +156,4 @@ def run_seeds(config: SearchConfig, out: str | Path, seeds: list[int], *, space:
             # The running searches got the Ctrl-C too: they save a checkpoint and return.
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-    return sorted(outcomes, key=lambda o: seeds.index(o.seed))
+    return sorted(outcomes, key=lambda o: o.index)

@@ -152,11 +152,19 @@ def build_report(runs: list[str | Path], models: list[str | Path] | None = None,
     return Report(rows, metric, mean_ci(values, confidence) if len(values) >= 2 else None)
 
 
+def _sweep_order(d: Path) -> tuple[float, str]:
+    try:
+        return float(d.name.partition("-")[2]), d.name
+    except ValueError:
+        return float("inf"), d.name
+
+
 def expand_runs(paths: list[str | Path]) -> list[Path]:
-    """Run directories as given, a multi-seed directory (OUT/seed-*) standing for its seeds."""
+    """Run directories as given, a multi-seed directory (OUT/seed-*) standing for its seeds
+    and a sweep's (OUT/gamma-*, search/sweep.py) for its runs, in the order of their values."""
     out: list[Path] = []
     for p in map(Path, paths):
-        seeds = sorted((d for d in p.glob("seed-*") if (d / "config.json").is_file()),
-                       key=lambda d: (len(d.name), d.name))
-        out.extend(seeds if seeds and not (p / "config.json").is_file() else [p])
+        runs = sorted((d for d in (*p.glob("seed-*"), *p.glob("gamma-*")) if (d / "config.json").is_file()),
+                      key=_sweep_order)
+        out.extend(runs if runs and not (p / "config.json").is_file() else [p])
     return out

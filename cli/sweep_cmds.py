@@ -1,0 +1,87 @@
+"""`nasflow sweep`: a thin shell over nasflow.search.sweep (one search per gamma, for a Pareto front)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from nasflow.errors import NasflowError
+from nasflow.runs import distributed
+from nasflow.search.config import SearchConfig
+from nasflow.search.multiseed import SeedOutcome
+from nasflow.search.report import build_report
+from nasflow.search.sweep import gamma_dir, parse_values, run_sweep
+from nasflow.search.run_dir import RunDir
+from nasflow.space.load import load_space
+from nasflow.tasks.presets import apply_preset, exclusive_options, preset_section
+
+from .app import app, console, parse_sets
+from .report_cmds import report_table
+from .search_cmds import parse_options
+from .search_view import RichReporter
+
+
+@app.command()
+def sweep(
+    space: Annotated[Path, typer.Argument(help="The space file to search.")],
+    gamma: Annotated[str, typer.Option(help="The regularizer weights, one search each: 0,0.1,0.2,0.5.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The sweep's folder: OUT/gamma-G per value.")],
+    parallel: Annotated[Optional[int], typer.Option(
+        help="Searches at a time (default: one per GPU, else one per 8 CPU cores).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="The task's named settings (default: its quick one).")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="darts, milenas, or a registered strategy.")] = None,
+    regularizer: Annotated[Optional[str], typer.Option(help="params, madds, ... (default params).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Steps in all, warm-up included.")] = None,
+    warmup: Annotated[Optional[int], typer.Option(help="Steps that update only the weights.")] = None,
+    batch: Annotated[Optional[int], typer.Option(help="Batch size.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of every search (default 0).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a space param: --set channels=18")] = None,
+    task_opt: Annotated[Optional[list[str]], typer.Option("--task-opt", help="A task option: --task-opt patch=64")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, ...")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the sweep in --out where it stopped.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """One search per gamma into OUT/gamma-G, then a table of what each found. Retrain each
+    OUT/gamma-G/derived/arch.yaml into OUT/gamma-G/retrained and `nasflow report OUT --pareto
+    pareto.png` draws quality against params and Multi-Adds."""
+    if distributed.launched_by_torchrun():
+        raise NasflowError("a sweep starts its own processes (--parallel); run it without torchrun")
+    gammas = parse_values(gamma)
+    if regularizer in ("none", ""):
+        raise NasflowError("a gamma sweep needs a cost regularizer: --regularizer params or madds")
+    if resume:
+        started = [gamma_dir(out, g) for g in gammas if (gamma_dir(out, g) / "config.json").is_file()]
+        if not started:
+            raise NasflowError(f"--resume: '{out}' holds no gamma-G run of these values; start the sweep without --resume")
+        config = RunDir.open(started[0]).config()
+    else:
+        given: dict[str, Any] = {
+            "strategy": strategy, "steps": steps, "warmup": warmup, "batch_size": batch, "seed": seed,
+            "device": device, "regularizer": regularizer, "space": str(space),
+            "overrides": parse_sets(set_) if set_ else None,
+            "task_options": parse_options(task_opt) if task_opt else None,
+        }
+        changes = {k: v for k, v in given.items() if v is not None}
+        space_file = load_space(space)
+        used, settings = preset_section(space_file.task, preset, "search")
+        if used is not None:
+            changes = apply_preset(settings, changes, space_file.params, exclusive_options(space_file.task))
+        config = SearchConfig.build(changes)
+
+    def done(o: SeedOutcome) -> None:
+        state = f"[red]failed: {o.error}[/]" if o.error else "done" if o.finished else f"[yellow]stopped at {o.step}[/]"
+        console.print(f"gamma {gammas[o.index]:g}: {state} ({o.run_dir})", highlight=False)
+
+    reporter = None if quiet else (lambda _: RichReporter(console))
+    results = run_sweep(config, out, gammas, resume=resume, parallel=parallel, reporter=reporter, on_done=done)
+    searched = [o.run_dir for _, o in results if o.error is None and o.step > 0]
+    if searched:
+        console.print(report_table(build_report(searched), f"{len(searched)} searches in {out}"))
+    failed = [(g, o) for g, o in results if o.error]
+    if failed:
+        raise NasflowError(f"{len(failed)} of {len(gammas)} searches failed: "
+                           + "; ".join(f"gamma {g:g}: {o.error}" for g, o in failed))
+    if any(not o.finished for _, o in results) or len(results) < len(gammas):
+        console.print(f"[yellow]stopped[/]; continue with: nasflow sweep {space} --gamma {gamma} --resume --out {out}")
+        raise typer.Exit(130)

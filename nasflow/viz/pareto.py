@@ -1,0 +1,94 @@
+"""Quality against cost for a set of searches: `nasflow report RUNS --pareto FILE.png`.
+
+One panel per cost (params, Multi-Adds at the report's output size), one point per run
+whose retrained model records the metric, the Pareto front (no other point is at most as
+costly and at least as good, one of them strictly) joined by a line and ringed; a task's
+reference points (the paper's DLSR, DLSR-DIV, DLSR-S on the DLSR space) as stars.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nasflow.errors import NasflowError
+from nasflow.search.report import Report
+from nasflow.viz.mpl import colors, figure, save
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+COSTS = (("params", "parameters (K)", 1e3), ("madds", "Multi-Adds (G)", 1e9))
+# Metrics where lower is better; the others (psnr, ssim, accuracy) are better higher.
+LOWER_IS_BETTER = frozenset({"loss", "mse", "mae", "l1", "l2", "error", "err", "nll"})
+
+
+@dataclass(frozen=True)
+class Point:
+    name: str
+    params: int
+    madds: int
+    quality: float
+
+
+def pareto_front(points: list[Point], cost: str, higher: bool = True) -> list[int]:
+    """Indices of the points on the front for `cost` (lower better) and quality (higher better,
+    or lower with higher=False), ordered by cost."""
+    sign = 1 if higher else -1
+    front = []
+    for i, p in enumerate(points):
+        c, v = getattr(p, cost), sign * p.quality
+        dominated = any(getattr(q, cost) <= c and sign * q.quality >= v
+                        and (getattr(q, cost) < c or sign * q.quality > v) for q in points)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: (getattr(points[i], cost), -sign * points[i].quality))
+
+
+def report_points(report: Report) -> list[Point]:
+    return [Point(r.run.name, r.params, r.madds, r.psnr) for r in report.runs if r.psnr is not None]
+
+
+def pareto_figure(points: list[Point], references: list[Point], metric: str,
+                  size: tuple[int, int], title: str = "") -> Figure:
+    if not points:
+        raise NasflowError(f"no run has a retrained model that records '{metric}': retrain each "
+                           "RUN/derived/arch.yaml into RUN/retrained (or pass --models) before drawing the front")
+    fig = figure(figsize=(11.0, 4.6), layout="constrained")
+    axes = fig.subplots(1, len(COSTS))
+    ref_color, run_color = colors(2)[1], colors(1)[0]
+    for ax, (cost, label, unit) in zip(axes, COSTS):
+        xs = [getattr(p, cost) / unit for p in points]
+        ys = [p.quality for p in points]
+        ax.scatter(xs, ys, color=run_color, s=28, zorder=3, label="searched, retrained")
+        front = pareto_front(points, cost, higher=metric.lower() not in LOWER_IS_BETTER)
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], color=run_color, linewidth=1.2, zorder=2,
+                label="Pareto front")
+        ax.scatter([xs[i] for i in front], [ys[i] for i in front], s=110, facecolors="none",
+                   edgecolors=run_color, linewidths=1.2, zorder=3)
+        for p, x, y in zip(points, xs, ys):
+            ax.annotate(p.name, (x, y), textcoords="offset points", xytext=(5, -11), fontsize=7)
+        if references:
+            rx = [getattr(r, cost) / unit for r in references]
+            ax.scatter(rx, [r.quality for r in references], marker="*", s=140, color=ref_color, zorder=4,
+                       label="paper (Set5 x2 PSNR)")
+            for i, (r, x) in enumerate(zip(references, rx)):
+                # Above, then below: the paper's DLSR and DLSR-DIV stand almost on one spot.
+                ax.annotate(r.name, (x, r.quality), textcoords="offset points", xytext=(6, 5 if i % 2 == 0 else -13),
+                            fontsize=8, color=ref_color)
+        ax.set_xlabel(label if cost == "params" else f"{label}, {size[1]}x{size[0]} output")
+        ax.set_ylabel("PSNR (dB)" if metric == "psnr" else metric)
+        ax.grid(alpha=0.3)
+        ax.margins(x=0.12, y=0.12)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title or f"{metric} against cost: {len(points)} retrained searches", fontsize=10)
+    return fig
+
+
+def write_pareto(report: Report, out: str | Path, references: list[Point] | None = None,
+                 size: tuple[int, int] = (720, 1280)) -> Path:
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise NasflowError(f"--pareto '{out}': give a .png file name")
+    fig = pareto_figure(report_points(report), references or [], report.metric, size)
+    return save(fig, out, svg=False)[0]
