@@ -19,7 +19,7 @@ def draw(
 ) -> None:
     """Draw an architecture (or a supernet, its decisions in red frames): nodes by op, edges
     by data flow with their channel counts, cells as clusters. Needs matplotlib:
-    pip install 'nasflow[plot]'."""
+    pip install 'nasflow\\[plot]'."""
     from nasflow.viz.draw import draw as draw_graph  # matplotlib is imported only here
 
     path, placed, graph = draw_graph(source, out, layout)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import bench_cmds, eval_cmds, export_cmds, profile_cmds, search_cmds, space_cmds, train_cmds, report_cmds  # noqa: F401  (they register commands)
 from . import strategy_cmds  # noqa: F401
-from . import compare_cmds, draw_cmds, plot_cmds, sweep_cmds  # noqa: F401  (figures; matplotlib is imported only when one is drawn)
+from . import draw_cmds, plot_cmds, sweep_cmds  # noqa: F401  (issue 14; matplotlib is imported only when a figure is drawn)
 from .app import app, run
 from .plugins import register_plugin_commands
 

@@ -17,7 +17,7 @@ def plot(
 ) -> None:
     """Figures of a run into RUN/plots/: softmax(alpha) per choice and softmax(beta) per dense
     node over steps, losses and the regularizer term, the genotype's history. Works on a run
-    still in progress. Needs matplotlib: pip install 'nasflow[plot]'."""
+    still in progress. Needs matplotlib: pip install 'nasflow\\[plot]'."""
     from nasflow.viz.run_plots import plot_runs  # matplotlib is imported only here
 
     for result in plot_runs(runs, svg=svg):

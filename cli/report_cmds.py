@@ -57,7 +57,7 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     pareto: Annotated[Optional[Path], typer.Option(
         help="Also draw the metric against params and Multi-Adds, the Pareto front marked, into this PNG "
-             "(the paper's points too on the DLSR space; pip install 'nasflow[plot]').")] = None,
+             "(the paper's points too on the DLSR space; pip install 'nasflow\\[plot]').")] = None,
 ) -> None:
     """Per search run: seed, derived genotype, params and Multi-Adds, the retrained model's
     metric (SR: PSNR); then its mean with a confidence interval (Student t), as the DLSR
@@ -68,7 +68,7 @@ def report(
         raise NasflowError(f"--size: {exc}") from None
     result = build_report(expand_runs(runs), models, metric=metric, confidence=confidence, size=hw)
     if pareto is not None:
-        drawn = _draw_pareto(result, pareto, hw)
+        drawn = _draw_pareto(result, pareto)
         if not as_json:
             console.print(f"Pareto plot: [bold]{drawn}[/]", highlight=False, soft_wrap=True)
     if as_json:
@@ -77,12 +77,16 @@ def report(
     console.print(report_table(result, f"{len(result.runs)} search run(s)"))
 
 
-def _draw_pareto(result: Report, out: Path, size: tuple[int, int]) -> Path:
+def _draw_pareto(result: Report, out: Path) -> Path:
     from nasflow.search.run_dir import RunDir
     from nasflow.spaces.dlsr.paper import reference_points
+    from nasflow.tasks.contract import task_class_for
     from nasflow.viz.mpl import pyplot
     from nasflow.viz.pareto import write_pareto
 
     pyplot()  # the install hint first
-    refs = reference_points(RunDir.open(result.runs[0].run).space(), size) if result.metric == "psnr" else []
-    return write_pareto(result, out, refs, size)
+    run = RunDir.open(result.runs[0].run)
+    space, size = run.space(), result.runs[0].output_size  # the size the rows' Multi-Adds are for
+    higher = task_class_for(space, run.config().task).metric(result.metric).higher_is_better
+    refs = reference_points(space, size) if result.metric == "psnr" else []
+    return write_pareto(result, out, refs, size, higher)

@@ -113,7 +113,7 @@ def search(
         help="auto, cpu, cuda, cuda:1 ... (default auto: cuda if there is one).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard",
-        help="Also write TensorBoard logs to RUN/tensorboard (pip install 'nasflow[tensorboard]').")] = False,
+        help="Also write TensorBoard logs to RUN/tensorboard (pip install 'nasflow\\[tensorboard]').")] = False,
     fuse: Annotated[Optional[bool], typer.Option("--fuse/--no-fuse",
         help="Fused mixed-op kernels (default on); --no-fuse: every candidate separately.")] = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last",

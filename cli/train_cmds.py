@@ -51,7 +51,7 @@ def train(
         help="auto, cpu, cuda, cuda:1 ... (default auto: cuda if there is one).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard",
-        help="Also write TensorBoard logs to RUN/tensorboard (pip install 'nasflow[tensorboard]').")] = False,
+        help="Also write TensorBoard logs to RUN/tensorboard (pip install 'nasflow\\[tensorboard]').")] = False,
 ) -> None:
     """Retrain a derived architecture: Adam, lr halved every N steps, periodic validation;
     writes a resumable run directory and, at the end, RUN/model (and RUN/best).

@@ -53,15 +53,22 @@ def test_sweep_retrain_and_pareto(tmp_path):
     assert [r.name for r in runs] == ["gamma-0", "gamma-5"]
     report = build_report(runs, metric="mse")
     points = report_points(report)
-    assert [(p.name, p.params, p.quality) for p in points] == [(r.run.name, r.params, r.psnr) for r in report.runs]
+    assert [(p.name, p.params, p.quality) for p in points] == [(r.run.name, r.params, r.value) for r in report.runs]
     assert points[0].params > points[1].params  # conv_5x5 costs more than conv_1x1
-    fig = pareto_figure(points, [], "mse", (720, 1280))
+    fig = pareto_figure(points, [], "mse", (720, 1280), higher=False)
     scattered = fig.axes[0].collections[0].get_offsets().tolist()
     assert scattered == [[p.params / 1e3, p.quality] for p in points]
-    path = write_pareto(report, tmp_path / "pareto.png")
+    ringed = fig.axes[0].collections[1].get_offsets().tolist()  # the front, lower mse better
+    assert ringed == [[points[i].params / 1e3, points[i].quality] for i in pareto_front(points, "params", False)]
+    path = write_pareto(report, tmp_path / "pareto.png", higher=False)
     with Image.open(path) as img:
         assert img.format == "PNG" and img.size[0] > 800
     assert reference_points(RunDir(runs[0]).space()) == []  # not the DLSR space: no paper points
+    from nasflow.cli.main import run  # the command: the task declares mse lower-is-better
+
+    with pytest.raises(SystemExit) as exc:
+        run(["report", str(tmp_path / "sweep"), "--metric", "mse", "--pareto", str(tmp_path / "cli.png")])
+    assert exc.value.code == 0 and (tmp_path / "cli.png").is_file()
 
 
 def test_paper_points_on_the_dlsr_space():

@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 COSTS = (("params", "parameters (K)", 1e3), ("madds", "Multi-Adds (G)", 1e9))
-# Metrics where lower is better; the others (psnr, ssim, accuracy) are better higher.
-LOWER_IS_BETTER = frozenset({"loss", "mse", "mae", "l1", "l2", "error", "err", "nll"})
 
 
 @dataclass(frozen=True)
@@ -46,11 +44,12 @@ def pareto_front(points: list[Point], cost: str, higher: bool = True) -> list[in
 
 
 def report_points(report: Report) -> list[Point]:
-    return [Point(r.run.name, r.params, r.madds, r.psnr) for r in report.runs if r.psnr is not None]
+    return [Point(r.run.name, r.params, r.madds, r.value) for r in report.runs if r.value is not None]
 
 
 def pareto_figure(points: list[Point], references: list[Point], metric: str,
-                  size: tuple[int, int], title: str = "") -> Figure:
+                  size: tuple[int, int], title: str = "", higher: bool = True) -> Figure:
+    """`higher`: the task's declared direction of `metric` (nasflow.tasks.Metric)."""
     if not points:
         raise NasflowError(f"no run has a retrained model that records '{metric}': retrain each "
                            "RUN/derived/arch.yaml into RUN/retrained (or pass --models) before drawing the front")
@@ -61,7 +60,7 @@ def pareto_figure(points: list[Point], references: list[Point], metric: str,
         xs = [getattr(p, cost) / unit for p in points]
         ys = [p.quality for p in points]
         ax.scatter(xs, ys, color=run_color, s=28, zorder=3, label="searched, retrained")
-        front = pareto_front(points, cost, higher=metric.lower() not in LOWER_IS_BETTER)
+        front = pareto_front(points, cost, higher)
         ax.plot([xs[i] for i in front], [ys[i] for i in front], color=run_color, linewidth=1.2, zorder=2,
                 label="Pareto front")
         ax.scatter([xs[i] for i in front], [ys[i] for i in front], s=110, facecolors="none",
@@ -86,9 +85,9 @@ def pareto_figure(points: list[Point], references: list[Point], metric: str,
 
 
 def write_pareto(report: Report, out: str | Path, references: list[Point] | None = None,
-                 size: tuple[int, int] = (720, 1280)) -> Path:
+                 size: tuple[int, int] = (720, 1280), higher: bool = True) -> Path:
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise NasflowError(f"--pareto '{out}': give a .png file name")
-    fig = pareto_figure(report_points(report), references or [], report.metric, size)
+    fig = pareto_figure(report_points(report), references or [], report.metric, size, higher=higher)
     return save(fig, out, svg=False)[0]

@@ -1,6 +1,7 @@
 """The SR task's commands: `nasflow import` (released DLSR checkpoints into model
 directories), `nasflow upscale` (super-resolve image files, tile by tile) and `nasflow
-prepare-data` (decode a training folder into the decoded-image store).
+prepare-data` (decode a training folder into the decoded-image store); `nasflow compare`
+is compare_cmd.py's, an entry point of its own.
 
 Found by the CLI through the `nasflow.commands` entry-point group (pyproject.toml): each
 entry point is a function `register(app: typer.Typer)`. torch and the image code are

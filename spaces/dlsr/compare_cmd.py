@@ -1,4 +1,6 @@
-"""`nasflow compare`: a thin shell over nasflow.spaces.dlsr.compare (the SR task's side-by-side crops)."""
+"""`nasflow compare`, the SR task's side-by-side crops: a thin shell over compare.py and
+compare_figure.py, added to the CLI by register (the `nasflow.commands` entry point
+dlsr-compare). torch, the images and matplotlib are imported inside the command."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,10 +10,7 @@ import typer
 
 from nasflow.errors import NasflowError
 
-from .app import app, console
 
-
-@app.command()
 def compare(
     models: Annotated[list[Path], typer.Argument(metavar="MODEL...", help="Model directories (nasflow train / import).")],
     image: Annotated[Path, typer.Option(help="An HR image; its LR is made with MATLAB's bicubic.")],
@@ -23,12 +22,12 @@ def compare(
 ) -> None:
     """One picture, as the DLSR paper's Fig. 5: the HR crop, bicubic and each model's output
     at --box, each labelled with the whole image's PSNR / SSIM. Needs matplotlib:
-    pip install 'nasflow[plot]'."""
-    from nasflow.spaces.dlsr.compare import compare_models, parse_box
-    from nasflow.spaces.dlsr.compare_figure import write_comparison
+    pip install 'nasflow\\[plot]'."""
     from nasflow.viz.mpl import pyplot
 
-    from .sr_cmds import load_sr_model
+    from .cli import console, load_sr_model
+    from .compare import compare_models, parse_box
+    from .compare_figure import write_comparison
 
     pyplot()  # the install hint before any model is loaded
     crop = parse_box(box)
@@ -40,9 +39,9 @@ def compare(
         raise NasflowError(f"--names gives {len(labels)} name(s) for {len(models)} model(s); give one per model")
     loaded, scales = [], set()
     for i, path in enumerate(models):
-        model, graph, meta, _, scale = load_sr_model(path, device)
+        model, meta, _, scale = load_sr_model(path, device)
         scales.add(scale)
-        loaded.append((labels[i] if labels else str(meta.get("paper_model") or graph.space.name), model))
+        loaded.append((labels[i] if labels else str(meta.get("paper_model") or meta.get("arch") or path.name), model))
     if len(scales) != 1:
         raise NasflowError(f"the models upscale by different factors ({', '.join(f'x{s}' for s in sorted(scales))}); "
                            "compare models of one scale")
@@ -51,3 +50,8 @@ def compare(
     for p in result.panels[1:]:
         console.print(f"{p.name}: {p.psnr:.2f} dB / {p.ssim:.4f}", highlight=False)
     console.print(f"wrote [bold]{path}[/]", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `nasflow compare` to the nasflow CLI (the `nasflow.commands` entry point)."""
+    app.command("compare")(compare)
