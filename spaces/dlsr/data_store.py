@@ -36,7 +36,7 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -254,11 +254,6 @@ class DecodedStore:
             out.append(_Planned(p, self.hr_path_for(p), self.cache.path_for(p, scale), (st.st_size, st.st_mtime_ns)))
         return out
 
-    def missing(self, paths: Sequence[PathLike], scale: int) -> int:
-        """How many of ``paths`` the store lacks (or holds stale or torn) at ``scale``."""
-        _check_scale(scale)
-        return len(self._missing(self._plan(paths, scale)))
-
     @staticmethod
     def _missing(plan: list[_Planned]) -> list[_Planned]:
         return [e for e in plan if _read_entry(e.hr) is None or _read_entry(e.lr) is None]
@@ -299,11 +294,14 @@ class DecodedStore:
                             f"{len(todo)} image(s), but only {free / 1e9:.1f} GB are free: free some space "
                             "or set NASFLOW_CACHE (or the cache option) to a larger disk")
 
-    def prepare(self, paths: Sequence[PathLike], scale: int, progress: Progress | None = None) -> PrepareReport:
+    def prepare(self, paths: Sequence[PathLike], scale: int, progress: Progress | None = None,
+                announce: Callable[[int], None] | None = None) -> PrepareReport:
         """Decode and write every missing or stale entry of ``paths`` at ``scale``.
 
         ``progress(done, total)`` is called as images complete (``done`` counts the images
-        already in the store). Interrupted, it leaves every finished image in place.
+        already in the store); ``announce(n)`` once before this process writes n images (so
+        only the process that prepares says so). Interrupted, it leaves every finished image
+        in place.
         """
         _check_scale(scale)
         start = time.perf_counter()
@@ -316,6 +314,8 @@ class DecodedStore:
                 if todo:
                     self._remove_stale_tmp()
                     self._check_disk(todo, scale)
+                    if announce is not None:
+                        announce(len(todo))
                     written = self._run(todo, scale, len(plan), progress)
         elif progress is not None:
             progress(len(plan), len(plan))

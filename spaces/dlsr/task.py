@@ -232,13 +232,15 @@ class SRTask(Task):
                 use = decoded_bytes(every, self.scale) > AUTO_STORE_BYTES
             if use and self.cache is not None:
                 self._store = DecodedStore(self.cache)
-                missing = self._store.missing(every, self.scale)
-                if missing:  # minutes for thousands of 2K images: said, with the way to do it ahead
+                store = self._store
+
+                def announce(n: int) -> None:  # minutes for thousands of 2K images: said, with the way ahead
                     warnings.warn(NasflowWarning(
-                        f"preparing {missing} of {len(every)} images in the decoded-image store {self._store.dir} "
+                        f"preparing {n} of {len(every)} images in the decoded-image store {store.dir} "
                         f"(once: later runs read it; `nasflow prepare-data {self.data} --scale {self.scale}` "
-                        "does it ahead, with a progress bar)"), stacklevel=2)
-                self.prepared = self._store.prepare(every, self.scale)
+                        "does it ahead, with a progress bar)"), stacklevel=4)
+
+                self.prepared = store.prepare(every, self.scale, announce=announce)
             self._store_decided = True
         return self._store
 

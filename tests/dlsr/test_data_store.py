@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,9 +85,10 @@ def test_preparation_resumes_and_redoes_changed_or_torn_entries(images: list[Pat
         store.prepare(images, 2, stop_after_two)
     assert calls == [(0, 6), (1, 6), (2, 6)]
     assert not list(store.dir.glob("*.tmp"))
-    report = store.prepare(images, 2)
-    assert report.images == 6 and report.written == 4  # the two finished images were kept
-    assert store.prepare(images, 2).written == 0
+    said: list[int] = []
+    report = store.prepare(images, 2, announce=said.append)
+    assert report.images == 6 and report.written == 4 and said == [4]  # the two finished images were kept
+    assert store.prepare(images, 2, announce=said.append).written == 0 and said == [4]
     files = sorted(p.name for p in store.dir.glob("*.npy"))
     assert len(files) == 12 and report.disk_bytes == sum((store.dir / f).stat().st_size for f in files)
 
@@ -223,9 +225,12 @@ def _rank(rank: int, port: int, tmp: str) -> None:
                       ssim=False, bench=f"{tmp}/bench")
         config = TrainConfig(steps=2, batch_size=4, optim=AdamConfig(lr=1e-3, weight_decay=0.0), device="cpu",
                              validate_every=2, log_every=1, checkpoint_every=2)
-        result = run_train(config, f"{tmp}/run", arch=load_space(DLSR_S, {"channels": 4}), task=task, ctx=ctx)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            result = run_train(config, f"{tmp}/run", arch=load_space(DLSR_S, {"channels": 4}), task=task, ctx=ctx)
         assert task.prepared is not None
-        out = {"written": task.prepared.written, "images": task.prepared.images, "step": result.step}
+        out = {"written": task.prepared.written, "images": task.prepared.images, "step": result.step,
+               "said": sum("preparing 6 of 6 images" in str(w.message) for w in seen)}
     finally:
         cleanup(ctx)
     Path(tmp, f"rank{rank}.json").write_text(json.dumps(out))
@@ -239,4 +244,5 @@ def test_two_rank_training_prepares_the_store_once(tmp_path: Path) -> None:
     ranks = spawn_ranks(_rank, tmp_path, 2)
     assert [r["step"] for r in ranks] == [2, 2] and {r["images"] for r in ranks} == {6}
     assert sorted(r["written"] for r in ranks) == [0, 6]  # one rank prepared, the other found it done
+    assert sorted(r["said"] for r in ranks) == [0, 1]  # and only that one said so
     assert len(list((tmp_path / "cache").glob("*_hr_*.npy"))) == 6 and not list((tmp_path / "cache").glob("*.tmp"))
