@@ -111,8 +111,7 @@ def upscale(
     from nasflow.deploy.predictor import default_backend
 
     from .data import load_rgb
-    from .images import save_rgb
-    from .tiling import model_predictor, upscale_image
+    from .tiling import model_predictor, upscale_file
 
     model, _, dev, scale = load_sr_model(model_dir, device)
     pairs = collect_inputs(inputs, out)
@@ -127,9 +126,8 @@ def upscale(
             def tiles(done: int, total: int, i: int = i) -> None:
                 bar.update(job, completed=i + done / total)
 
-            result = upscale_image(predict, image, scale, tile=tile, overlap=overlap, progress=tiles)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            save_rgb(result, dst)
+            upscale_file(predict, image, scale, dst, tile=tile, overlap=overlap, progress=tiles)
             bar.update(job, completed=i + 1)
     where = pairs[0][1] if len(pairs) == 1 else out
     console.print(f"[green]ok[/] {len(pairs)} image(s) x{scale} -> {where}")

@@ -24,7 +24,8 @@ levels at overlap 32).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,10 +33,11 @@ from torch import Tensor, nn
 
 from nasflow.errors import NasflowError
 
-from .images import to_image, to_tensor
+from .images import save_rgb, to_image, to_tensor
+from .png_stream import PngStream
 
-__all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "Predict", "model_predictor", "tile_spans", "upscale_image",
-           "upscale_tiled"]
+__all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "Predict", "model_predictor", "tile_spans", "upscale_bands",
+           "upscale_file", "upscale_image", "upscale_tiled"]
 
 Predict = Callable[[Tensor], Tensor]
 DEFAULT_TILE = 256  # LR pixels: a x2 DLSR tile needs well under 1 GB on a CPU
@@ -79,16 +81,7 @@ def tile_spans(size: int, tile: int, overlap: int, align: int = 1) -> list[tuple
     return spans
 
 
-def upscale_tiled(predict: Predict, lr: Tensor, scale: int, tile: int = DEFAULT_TILE,
-                  overlap: int = DEFAULT_OVERLAP, align: int = DEFAULT_ALIGN,
-                  progress: Callable[[int, int], None] | None = None) -> Tensor:
-    """The SR image of `lr` (1 x C x H x W) by `predict`, computed tile by tile.
-
-    Returns a float32 CPU tensor 1 x C x H*scale x W*scale (not rounded). Images no larger
-    than one tile go through `predict` whole. `progress(done, total)` after each tile.
-    """
-    if lr.dim() != 4 or lr.shape[0] != 1:
-        raise NasflowError(f"upscale_tiled takes one image, 1 x C x H x W; got shape {tuple(lr.shape)}")
+def _check(scale: int, tile: int, overlap: int, align: int) -> None:
     if scale < 1:
         raise NasflowError(f"scale must be a positive integer, got {scale}")
     if overlap < 0 or align < 1:
@@ -96,32 +89,103 @@ def upscale_tiled(predict: Predict, lr: Tensor, scale: int, tile: int = DEFAULT_
     if tile <= 2 * overlap:
         raise NasflowError(f"tile {tile} must be larger than twice the overlap {overlap}: "
                            f"e.g. --tile {max(4 * overlap, 64)} --overlap {overlap}")
-    _, c, h, w = lr.shape
+
+
+def _cores(predict: Predict, read: Callable[[int, int, int, int], Tensor], h: int, w: int, scale: int,
+           tile: int, overlap: int, align: int, progress: Callable[[int, int], None] | None,
+           ) -> Iterator[tuple[int, int, int, int, Tensor]]:
+    """(y0, y1, x0, x1, SR core) per tile, row of tiles by row of tiles, left to right: the
+    core's output pixels are [y0:y1, x0:x1] * scale. `read(ys, ye, xs, xe)` gives the LR tile."""
     rows, cols = tile_spans(h, tile, overlap, align), tile_spans(w, tile, overlap, align)
-    out: Tensor | None = None
-    done, total = 0, len(rows) * len(cols)
+    done, total, s = 0, len(rows) * len(cols), scale
     for ys, ye, ycs, yce in rows:
         for xs, xe, xcs, xce in cols:
-            sr = predict(lr[:, :, ys:ye, xs:xe])
-            want = (1, (ye - ys) * scale, (xe - xs) * scale)
+            sr = predict(read(ys, ye, xs, xe))
+            want = (1, (ye - ys) * s, (xe - xs) * s)
             if sr.dim() != 4 or (sr.shape[0], sr.shape[2], sr.shape[3]) != want:
                 raise NasflowError(f"the model turned an LR tile of {ye - ys} x {xe - xs} into "
-                                   f"{tuple(sr.shape)}, not x{scale}: is its scale {scale}?")
-            if out is None:
-                out = torch.empty((1, sr.shape[1], h * scale, w * scale), dtype=torch.float32)
-            s = scale
-            out[:, :, ycs * s:yce * s, xcs * s:xce * s] = \
-                sr[:, :, (ycs - ys) * s:(yce - ys) * s, (xcs - xs) * s:(xce - xs) * s].float().cpu()
+                                   f"{tuple(sr.shape)}, not x{s}: is its scale {s}?")
+            yield ycs, yce, xcs, xce, sr[:, :, (ycs - ys) * s:(yce - ys) * s, (xcs - xs) * s:(xce - xs) * s]
             done += 1
             if progress is not None:
                 progress(done, total)
+
+
+def upscale_tiled(predict: Predict, lr: Tensor, scale: int, tile: int = DEFAULT_TILE,
+                  overlap: int = DEFAULT_OVERLAP, align: int = DEFAULT_ALIGN,
+                  progress: Callable[[int, int], None] | None = None) -> Tensor:
+    """The SR image of `lr` (1 x C x H x W) by `predict`, computed tile by tile.
+
+    Returns a float32 CPU tensor 1 x C x H*scale x W*scale (not rounded). Images no larger
+    than one tile go through `predict` whole. `progress(done, total)` after each tile.
+    For images, upscale_bands / upscale_image hold uint8 output only (4x less memory).
+    """
+    if lr.dim() != 4 or lr.shape[0] != 1:
+        raise NasflowError(f"upscale_tiled takes one image, 1 x C x H x W; got shape {tuple(lr.shape)}")
+    _check(scale, tile, overlap, align)
+    _, c, h, w = lr.shape
+    out: Tensor | None = None
+    s = scale
+    for y0, y1, x0, x1, core in _cores(predict, lambda ys, ye, xs, xe: lr[:, :, ys:ye, xs:xe],
+                                       h, w, scale, tile, overlap, align, progress):
+        if out is None:
+            out = torch.empty((1, core.shape[1], h * s, w * s), dtype=torch.float32)
+        out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] = core.float().cpu()
     assert out is not None  # at least one tile
     return out
+
+
+def upscale_bands(predict: Predict, lr: np.ndarray, scale: int, tile: int = DEFAULT_TILE,
+                  overlap: int = DEFAULT_OVERLAP, align: int = DEFAULT_ALIGN,
+                  progress: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:
+    """The uint8 SR image of a uint8 H x W x 3 LR image, as horizontal bands top to bottom
+    (one per row of tiles, rounded and clamped like MATLAB). Memory: the LR image, one band
+    and one tile's activations; never the whole output."""
+    if lr.dtype != np.uint8 or lr.ndim != 3:
+        raise NasflowError(f"upscale_bands takes a uint8 H x W x C image, got {lr.dtype} {lr.shape}")
+    _check(scale, tile, overlap, align)
+    h, w, c = lr.shape
+    s = scale
+    band: np.ndarray | None = None
+    band_y = -1
+    for y0, y1, x0, x1, core in _cores(predict, lambda ys, ye, xs, xe: to_tensor(lr[ys:ye, xs:xe])[None],
+                                       h, w, scale, tile, overlap, align, progress):
+        if y0 != band_y:  # a new row of tiles
+            if band is not None:
+                yield band
+            band = np.empty(((y1 - y0) * s, w * s, core.shape[1]), dtype=np.uint8)
+            band_y = y0
+        assert band is not None
+        band[:, x0 * s:x1 * s] = to_image(core.float().cpu())
+    assert band is not None  # at least one tile
+    yield band
 
 
 def upscale_image(predict: Predict, lr: np.ndarray, scale: int, tile: int = DEFAULT_TILE,
                   overlap: int = DEFAULT_OVERLAP, align: int = DEFAULT_ALIGN,
                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """uint8 H x W x 3 LR image -> uint8 SR image, tiled (rounded and clamped like MATLAB)."""
-    sr = upscale_tiled(predict, to_tensor(lr)[None], scale, tile, overlap, align, progress)
-    return to_image(sr)
+    """uint8 H x W x 3 LR image -> uint8 SR image, tiled (rounded and clamped like MATLAB).
+    Holds the uint8 output and one band of it (upscale_file streams a PNG instead)."""
+    out: np.ndarray | None = None
+    y = 0
+    for band in upscale_bands(predict, lr, scale, tile, overlap, align, progress):
+        if out is None:
+            out = np.empty((lr.shape[0] * scale, lr.shape[1] * scale, band.shape[2]), dtype=np.uint8)
+        out[y:y + band.shape[0]] = band
+        y += band.shape[0]
+    assert out is not None
+    return out
+
+
+def upscale_file(predict: Predict, lr: np.ndarray, scale: int, dst: Path, tile: int = DEFAULT_TILE,
+                 overlap: int = DEFAULT_OVERLAP, align: int = DEFAULT_ALIGN,
+                 progress: Callable[[int, int], None] | None = None) -> None:
+    """Upscale `lr` into the image file `dst`. A PNG is streamed band by band (peak memory:
+    the LR image, one band, one tile: independent of the output's size); other formats are
+    assembled as uint8 first (the output's uint8 size more)."""
+    if dst.suffix.lower() == ".png" and lr.shape[2] == 3:
+        with PngStream(dst, lr.shape[1] * scale, lr.shape[0] * scale) as png:
+            for band in upscale_bands(predict, lr, scale, tile, overlap, align, progress):
+                png.write(band)
+    else:
+        save_rgb(upscale_image(predict, lr, scale, tile, overlap, align, progress), dst)
