@@ -26,6 +26,29 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"nasflow {version('nasflow')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    trust_imports: bool = typer.Option(
+        False, "--trust-imports",
+        help="Import the Python modules a space file's `imports:` finds beside it (code that came "
+             "with the file). Installed packages are always trusted. Also: NASFLOW_TRUST_IMPORTS=1."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print nasflow's version and exit."),
+) -> None:
+    """nasflow: declarative differentiable neural architecture search."""
+    from nasflow.space.imports import set_trust_imports
+
+    set_trust_imports(True if trust_imports else None)
+
+
 def parse_sets(items: list[str] | None) -> dict[str, int]:
     """`--set channels=18 --set scale=3` -> {"channels": 18, "scale": 3}."""
     out: dict[str, int] = {}

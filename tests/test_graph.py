@@ -134,6 +134,9 @@ def test_labelled_dense_node_keeping_all_inputs_is_a_decision():
 
 
 def test_space_imports_a_module_that_registers_an_op(tmp_path):
+    from nasflow.errors import NasflowWarning
+    from nasflow.space.imports import set_trust_imports
+
     (tmp_path / "my_ops_for_test.py").write_text(
         "from torch import nn\n"
         "from nasflow.ops.registry import register_op\n\n"
@@ -145,7 +148,12 @@ def test_space_imports_a_module_that_registers_an_op(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text("name: t\nimports: [my_ops_for_test]\ninputs: {x: 3}\n"
                     "nodes:\n  a: {choice: [conv_1x1, double_conv_for_test], in: x, out: 4}\noutput: a\n")
-    graph = build_graph(Space.from_yaml(path))
+    set_trust_imports(True)  # a module beside the space file runs only when trusted
+    try:
+        with pytest.warns(NasflowWarning, match="imported my_ops_for_test"):  # named to the user
+            graph = build_graph(Space.from_yaml(path))
+    finally:
+        set_trust_imports(None)
     assert graph.nodes["a"].candidates == ["conv_1x1", "double_conv_for_test"]
     path.write_text("name: t\nimports: [no_such_module_xyz]\ninputs: {x: 3}\n"
                     "nodes:\n  a: {op: conv_1x1, in: x}\noutput: a\n")

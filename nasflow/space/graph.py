@@ -19,7 +19,7 @@ import networkx as nx
 from nasflow.errors import SpaceError
 from nasflow.space.expr import ExprError, evaluate
 from nasflow.ops.registry import OPS, find_op, is_activation
-from nasflow.space.imports import import_space_modules
+from nasflow.space.imports import SpaceImports, import_space_modules
 from nasflow.space.schema import Block, BlockNode, ChoiceNode, CombineNode, DenseNode, Node, OpNode, Space
 from nasflow.space.yaml_io import Loc
 
@@ -127,6 +127,7 @@ class _Builder:
         self.space = space
         self.check_unused = check_unused
         self.nodes: dict[str, GNode] = {}
+        self.imports = SpaceImports()
 
     def fail(self, loc: Loc, message: str) -> SpaceError:
         return SpaceError(message, self.space.source.where(loc))
@@ -134,7 +135,7 @@ class _Builder:
     # --- expansion -------------------------------------------------------------------
     def build(self) -> Graph:
         s = self.space
-        import_space_modules(s)
+        self.imports = import_space_modules(s)
         for name in s.params:
             self._check_name(name, ("params", name), "param")
         env = dict(s.params)
@@ -281,7 +282,7 @@ class _Builder:
 
     def _op_args(self, op: str, args: dict[str, Any], env: dict[str, int], loc: Loc, path: str) -> dict[str, Any]:
         if not find_op(op):
-            raise self.fail(loc, f"node '{path}': {OPS.unknown_message(op)}")
+            raise self.fail(loc, f"node '{path}': {OPS.unknown_message(op)}{self.imports.unknown_op_hint()}")
         spec = OPS.get(op)
         out: dict[str, Any] = {}
         for key, value in args.items():

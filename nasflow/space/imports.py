@@ -1,30 +1,123 @@
-"""Import the modules a space names in `imports:` (they register ops, tasks, ...).
+"""Import the modules a space names in `imports:` (they register ops, tasks, ...), and
+decide which of them may run.
 
-A module is looked for beside the space file first, then in the current folder, then on
-sys.path, so a space and its module can sit together in any folder.
+A module Python finds on its own (an installed package, one on PYTHONPATH, nasflow's own
+spaces, entry points) is trusted: installing it agreed to run it. A module found only beside
+the space file or in the current folder is code that came with the file, so it runs only when
+the user says so: `nasflow --trust-imports ...`, or NASFLOW_TRUST_IMPORTS=1 (the setting, for
+scripts and shells). Then it is imported with those folders on sys.path for the import alone
+(never left there) and named to the user (a NasflowWarning). Untrusted, it is not imported; an
+op it would register is then one error naming the module and how to allow it
+(SpaceImports.unknown_op_hint).
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from nasflow.errors import SpaceError
+from nasflow.errors import NasflowWarning, SpaceError
 from nasflow.space.schema import Space
 
+ENV = "NASFLOW_TRUST_IMPORTS"
+HOW_TO_TRUST = f"run `nasflow --trust-imports ...` or set {ENV}=1 if you trust that code"
+_trust: bool | None = None  # set by the CLI's --trust-imports; None: the environment decides
 
-def import_space_modules(space: Space) -> None:
-    """Import `space.imports`; one SpaceError naming the file:line of a module that fails."""
+
+def set_trust_imports(trust: bool | None) -> None:
+    """Trust (or not) modules beside space files for this process; None: back to the setting."""
+    global _trust
+    _trust = trust
+
+
+def trust_imports() -> bool:
+    if _trust is not None:
+        return _trust
+    return os.environ.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _beside(module: str, folders: list[Path]) -> Path | None:
+    """The file or package of `module`'s top-level name in the first of `folders` holding one."""
+    top = module.partition(".")[0]
+    for folder in folders:
+        for candidate in (folder / f"{top}.py", folder / top / "__init__.py", folder / top):
+            if candidate.exists():
+                return candidate
+    return None
+
+
+def _installed(module: str, folders: list[Path]) -> bool:
+    """Whether Python finds `module`'s top-level name other than in `folders` (already
+    imported counts: no code runs again). Only the top-level name is looked up: finding a
+    submodule would import its parents."""
+    top = module.partition(".")[0]
+    if top in sys.modules:
+        return True
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    if spec.origin not in (None, "namespace"):
+        where = Path(spec.origin)
+        if where.name == "__init__.py":
+            where = where.parent  # a package: its folder
+    else:
+        where = Path(next(iter(spec.submodule_search_locations or []), "."))
+    return where.resolve().parent not in folders
+
+
+@dataclass
+class SpaceImports:
+    """What importing a space's modules did: `imported` (all), `from_folder` (those that
+    ran from the space's folder, trusted), `untrusted` (found there, not imported)."""
+
+    imported: list[str] = field(default_factory=list)
+    from_folder: list[str] = field(default_factory=list)
+    untrusted: dict[str, Path] = field(default_factory=dict)
+
+    def unknown_op_hint(self) -> str:
+        """Said after 'unknown op': the modules that might have registered it."""
+        if not self.untrusted:
+            return ""
+        names = ", ".join(f"'{m}' ({p})" for m, p in self.untrusted.items())
+        return (f"; the space imports {names}, which may register it, but it was not imported because "
+                f"it is code found beside the space file or in the current folder: {HOW_TO_TRUST}")
+
+
+def import_space_modules(space: Space) -> SpaceImports:
+    """Import what may run of `space.imports` (see the module docstring); one SpaceError
+    naming the file:line of a module that cannot be imported."""
+    result = SpaceImports()
     if not space.imports:
-        return
-    here = str(Path(space.source.file).resolve().parent) if space.source.file else None
-    for folder in (here, os.getcwd()):
-        if folder is not None and folder not in sys.path:
-            sys.path.insert(0, folder)
+        return result
+    folders = [Path(space.source.file).resolve().parent] if space.source.file else []
+    folders += [p for p in [Path.cwd().resolve()] if p not in folders]
     for i, module in enumerate(space.imports):
+        local = _beside(module, folders)
+        installed = _installed(module, folders)
+        if not installed and local is not None and not trust_imports():
+            result.untrusted[module] = local
+            continue
+        added = [] if installed else [str(f) for f in folders if str(f) not in sys.path]
+        sys.path[:0] = added
         try:
             importlib.import_module(module)
         except ImportError as exc:
             raise SpaceError(f"cannot import module '{module}' ({exc}); put it beside the space file, in "
                              "the current folder, or on PYTHONPATH", space.source.where(("imports", i))) from None
+        finally:
+            for folder in added:  # their other files stay out of every later import
+                sys.path.remove(folder)
+        result.imported.append(module)
+        if not installed:
+            result.from_folder.append(module)
+    if result.from_folder:
+        warnings.warn(NasflowWarning(f"ran code that came with the space file: imported "
+                                     f"{', '.join(result.from_folder)} (trusted imports)"), stacklevel=3)
+    return result
