@@ -70,6 +70,14 @@ def _size(text: str | None) -> tuple[int, int] | None:
         raise NasflowError(f"--size: {exc}") from None
 
 
+# Config fields and the flags that set them: errors name what the user typed.
+SEARCH_FLAGS = {"steps": "--steps", "warmup": "--warmup", "batch_size": "--batch", "gamma": "--gamma",
+                "weights_optim.lr": "--lr", "arch_optim.lr": "--arch-lr", "seed": "--seed",
+                "log_every": "--log-every", "checkpoint_every": "--checkpoint-every", "device": "--device",
+                "amp": "--amp", "strategy": "--strategy", "regularizer": "--regularizer", "budget": "--budget",
+                "snapshot_steps": "--snapshot-steps"}
+
+
 @app.command()
 def search(
     space: Annotated[Optional[Path], typer.Argument(help="The space file to search (optional with --resume).")] = None,
@@ -78,20 +86,20 @@ def search(
              "list: nasflow strategies).")] = None,
     strategy_opt: Annotated[Optional[list[str]], typer.Option("--strategy-opt",
         help=f"A strategy option: --strategy-opt lambda=0.5. Options (default): {options_help()}.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Steps in all, warm-up included (default 200000).")] = None,
-    warmup: Annotated[Optional[int], typer.Option(help="Steps that update only the weights (default 20000).")] = None,
-    batch: Annotated[Optional[int], typer.Option(help="Batch size (default 64).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Steps in all, warm-up included. Default: the preset's (--preset); paper 200000.")] = None,
+    warmup: Annotated[Optional[int], typer.Option(help="Steps that update only the weights. Default: the preset's (--preset); paper 20000.")] = None,
+    batch: Annotated[Optional[int], typer.Option(help="Batch size. Default: the preset's (--preset); paper 64.")] = None,
     lam: Annotated[Optional[float], typer.Option("--lambda",
         help="MiLeNAS weight of grad_A L_val (default 1): short for --strategy-opt lambda=X.")] = None,
-    gamma: Annotated[Optional[float], typer.Option(help="Weight of the cost regularizer (default 0.2).")] = None,
+    gamma: Annotated[Optional[float], typer.Option(help="Weight of the cost regularizer. Default: the preset's (--preset); paper 0.2.")] = None,
     regularizer: Annotated[Optional[str], typer.Option(
         help="params, madds, latency (needs --latency-table) or none (default params).")] = None,
     latency_table: Annotated[Optional[Path], typer.Option(
         help="A latency table of this space on this machine (nasflow profile SPACE -o FILE).")] = None,
     budget: Annotated[Optional[str], typer.Option(
         help="Steer the search below a budget: latency=40ms (needs --latency-table), params=300k, madds=20G.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Weights' Adam learning rate (default 3e-4).")] = None,
-    arch_lr: Annotated[Optional[float], typer.Option(help="Arch params' Adam learning rate (default 3e-4).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Weights' Adam learning rate. Default: the preset's (--preset); paper 3e-4.")] = None,
+    arch_lr: Annotated[Optional[float], typer.Option(help="Arch params' Adam learning rate. Default: the preset's (--preset); paper 3e-4.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the run: same seed, same search (default 0).")] = None,
     seeds: Annotated[Optional[str], typer.Option(
         help="Independent searches, one per seed, in OUT/seed-N: --seeds 0,1,2,3,4,5 or 0-5.")] = None,
@@ -105,10 +113,11 @@ def search(
     task: Annotated[Optional[str], typer.Option(help="Task adapter (default: the space's `task:`).")] = None,
     task_opt: Annotated[Optional[list[str]], typer.Option("--task-opt",
         help="A task option: --task-opt patch=64")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Folder of training images (the task option `data`).")] = None,
     snapshot_steps: Annotated[Optional[str], typer.Option(
-        help="Genotype snapshots, e.g. 5e4,1e5,1.5e5 or none.")] = None,
-    log_every: Annotated[Optional[int], typer.Option(help="Steps between metrics.jsonl records (default 50).")] = None,
-    checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints (default 1000).")] = None,
+        help="Genotype snapshots, e.g. 5e4,1e5,1.5e5 or none. Default: the preset's (--preset).")] = None,
+    log_every: Annotated[Optional[int], typer.Option(help="Steps between metrics.jsonl records. Default: the preset's (--preset); without one 50.")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints. Default: the preset's (--preset); without one 1000.")] = None,
     device: Annotated[Optional[str], typer.Option(
         help="auto, cpu, cuda, cuda:1 ... (default auto: cuda if there is one).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -146,7 +155,8 @@ def search(
         "latency_table": str(latency_table) if latency_table is not None else None, "budget": budget,
         "snapshot_steps": parse_steps(snapshot_steps) if snapshot_steps is not None else None,
         "overrides": parse_sets(set_) if set_ else None,
-        "task_options": parse_options(task_opt) if task_opt else None,
+        "task_options": {**parse_options(task_opt), **({"data": str(data)} if data is not None else {})}
+        if task_opt or data is not None else None,
         "strategy_options": strategy_options or None,
         "space": str(space) if space is not None else None,
     }
@@ -165,7 +175,7 @@ def search(
             if value is not None:
                 group = "weights_optim" if key == "lr" else "arch_optim"
                 changes[group] = {**base[group], "lr": value}
-        config = SearchConfig.build({**base, **changes})
+        config = SearchConfig.build({**base, **changes}, SEARCH_FLAGS)
         given_space = load_space(space) if space is not None else None
     else:
         if space is None:
@@ -179,7 +189,7 @@ def search(
         if used is not None:
             changes = apply_preset(settings, changes, space_file.params, exclusive_options(task or space_file.task))
             console.print(preset_line(used, task or space_file.task), highlight=False)
-        config = SearchConfig.build(changes)
+        config = SearchConfig.build(changes, SEARCH_FLAGS)
         given_space = None
         out = out or Path("runs") / f"{space.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     if seeds is not None:

@@ -20,6 +20,12 @@ from .search_cmds import parse_options
 from .train_view import TrainReporter, summary_table, warm_start_lines
 
 
+# Config fields and the flags that set them: errors name what the user typed.
+TRAIN_FLAGS = {"steps": "--steps", "batch_size": "--batch", "optim.lr": "--lr", "lr_halve_every": "--lr-halve-every",
+               "seed": "--seed", "validate_every": "--validate-every", "log_every": "--log-every",
+               "checkpoint_every": "--checkpoint-every", "device": "--device"}
+
+
 @app.command()
 def train(
     arch: Annotated[Optional[Path], typer.Argument(
@@ -31,10 +37,10 @@ def train(
     preset: Annotated[Optional[str], typer.Option(
         help="The task's named settings, e.g. quick or paper; flags override them. Default: the "
              "task's quick preset if it has one; none: no preset.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (paper 2e6).")] = None,
-    batch: Annotated[Optional[int], typer.Option(help="Global batch size (paper 32).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate (paper 3e-4).")] = None,
-    lr_halve_every: Annotated[Optional[int], typer.Option(help="Halve the lr every N steps (paper 4e5).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimizer steps. Default: the preset's (--preset); paper 2e6.")] = None,
+    batch: Annotated[Optional[int], typer.Option(help="Global batch size. Default: the preset's (--preset); paper 32.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate. Default: the preset's (--preset); paper 3e-4.")] = None,
+    lr_halve_every: Annotated[Optional[int], typer.Option(help="Halve the lr every N steps. Default: the preset's (--preset); paper 4e5.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the run: same seed, same weights (default 0).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o",
         help="Run directory (default runs/ARCH-train-TIME).")] = None,
@@ -44,7 +50,7 @@ def train(
         help="A task option: --task-opt mu=0.1")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set",
         help="Override an architecture param: --set channels=18")] = None,
-    validate_every: Annotated[Optional[int], typer.Option(help="Steps between validations.")] = None,
+    validate_every: Annotated[Optional[int], typer.Option(help="Steps between validations. Default: the preset's (--preset).")] = None,
     log_every: Annotated[Optional[int], typer.Option(help="Steps between metrics.jsonl records.")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints.")] = None,
     device: Annotated[Optional[str], typer.Option(
@@ -84,7 +90,7 @@ def train(
             changes["task_options"] = {**base["task_options"], **options}
         if lr is not None:
             changes["optim"] = {**base["optim"], "lr": lr}
-        config = TrainConfig.build({**base, **changes})
+        config = TrainConfig.build({**base, **changes}, TRAIN_FLAGS)
         given_arch = load_space(arch) if arch is not None else None
     else:
         if arch is None:
@@ -99,7 +105,7 @@ def train(
         changes = apply_preset(base, changes, space.params, exclusive_options(task or space.task))
         if used is not None:
             console.print(preset_line(used, task or space.task), highlight=False)
-        config = TrainConfig.build(changes)
+        config = TrainConfig.build(changes, TRAIN_FLAGS)
         out = out or Path("runs") / f"{arch.stem}-train-{time.strftime('%Y%m%d-%H%M%S')}"
     result = on_ranks(config.device, out, lambda out, ctx: run_train(
         config, out, arch=given_arch, resume=resume, ctx=ctx,

@@ -2,6 +2,7 @@
 errors that name the field, the JSON form, the fields a resumed run may change; Adam settings."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -38,15 +39,19 @@ class RunConfig(BaseModel):
         return data
 
     @classmethod
-    def build(cls, data: dict[str, Any]) -> Self:
-        """Validate user-given config data; errors name the field and the problem."""
+    def build(cls, data: dict[str, Any], flags: Mapping[str, str] | None = None) -> Self:
+        """Validate user-given config data; errors name the field and the problem, or the
+        command-line flag that set the field when `flags` ({"batch_size": "--batch", ...}) has it."""
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
             err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "config"
+            where = ".".join(str(p) for p in err["loc"])
             msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
-            raise NasflowError(f"{cls.KIND} config: {where}: {msg}") from None
+            msg = msg.removeprefix("Value error, ")
+            if flags and where in flags:
+                raise NasflowError(f"{flags[where]} {err['input']}: {msg}") from None
+            raise NasflowError(f"{cls.KIND} config: {where + ': ' if where else ''}{msg}") from None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
