@@ -77,6 +77,8 @@ def test_the_reserved_lists_cover_the_model_and_torch():
     model_names = {n for n in dir(model) if not n.startswith("_")} - nodes - torch_names
     assert model_names <= MODEL_ATTRIBUTES, (
         f"add {sorted(model_names - MODEL_ATTRIBUTES)} to nasflow.space.graph.MODEL_ATTRIBUTES")
+    stale = sorted(n for n in MODEL_ATTRIBUTES if not hasattr(model, n))
+    assert not stale, f"the model has no {stale} any more: remove them from MODEL_ATTRIBUTES (they refuse good names)"
 
 
 def test_the_compiler_refuses_a_clash_the_lists_miss(tmp_path):

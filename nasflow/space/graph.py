@@ -44,7 +44,7 @@ MODULE_ATTRIBUTES = frozenset({
     "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train",
     "training", "type", "xpu", "zero_grad"})
 MODEL_ATTRIBUTES = frozenset({
-    "arch", "graph", "fuse", "weights", "named_weights", "arch_parameters", "weights_state_dict",
+    "arch", "graph", "weights", "named_weights", "arch_parameters", "weights_state_dict",
     "arch_state_dict", "relaxation", "mixed_op"})
 
 
