@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -79,11 +80,49 @@ def run_device(config_device: str, ctx: DistContext) -> torch.device:
 
 
 # --- checkpointed state of each rank -----------------------------------------------------------
-def rank_state(streams: dict[str, BatchStream], task: Task) -> dict[str, Any]:
-    """What may differ between ranks: the RNG, the data streams, the task's own state."""
+class LogWindow:
+    """The steps since the last metrics record: their summed logs, their count and the time
+    they took. Checkpointed (per rank: each rank's losses are on its share), so the first
+    record after a resume averages the same steps as an uninterrupted run's."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.tick = time.perf_counter()
+
+    def add(self, logs: dict[str, float]) -> None:
+        for k, v in logs.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+
+    def exclude(self, seconds: float) -> None:
+        """Leave time spent outside the steps (validation, say) out of steps/s."""
+        self.tick += seconds
+
+    def take(self) -> tuple[dict[str, float], float]:
+        """(mean of each log over the window, steps per second), and a new window."""
+        now = time.perf_counter()
+        means = {k: v / self.count for k, v in self.sums.items()}
+        rate = self.count / max(now - self.tick, 1e-9)
+        self.sums, self.count, self.tick = {}, 0, now
+        return means, rate
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": dict(self.sums), "count": self.count, "seconds": time.perf_counter() - self.tick}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums, self.count = dict(state["sums"]), int(state["count"])
+        self.tick = time.perf_counter() - float(state["seconds"])
+
+
+def rank_state(streams: dict[str, BatchStream], task: Task, window: LogWindow | None = None) -> dict[str, Any]:
+    """What may differ between ranks: the RNG, the data streams, the task's own state, the
+    logging window."""
     state: dict[str, Any] = {"rng": rng_state(), "data": {name: s.state_dict() for name, s in streams.items()}}
     if hasattr(task, "state_dict"):  # a task with its own RNG (augmentation, say)
         state["task"] = task.state_dict()
+    if window is not None:
+        state["log_window"] = window.state_dict()
     return state
 
 
@@ -97,7 +136,7 @@ def gather_rank_states(local: dict[str, Any], ctx: DistContext) -> dict[str, Any
 
 
 def restore_rank_state(state: dict[str, Any], streams: dict[str, BatchStream], task: Task,
-                       ctx: DistContext) -> None:
+                       ctx: DistContext, window: LogWindow | None = None) -> None:
     """Each rank continues from its own state; resumed on another number of processes (or
     from a single-process run), every rank takes rank 0's, as a fresh run starts them alike."""
     ranks = state.get("ranks") or []
@@ -109,6 +148,8 @@ def restore_rank_state(state: dict[str, Any], streams: dict[str, BatchStream], t
         stream.load_state_dict(data[name])
     if "task" in local and hasattr(task, "load_state_dict"):
         task.load_state_dict(local["task"])
+    if window is not None and "log_window" in local:  # absent from checkpoints before it was kept
+        window.load_state_dict(local["log_window"])
     set_rng_state(local["rng"])  # last: the replay above may draw from the global RNG
 
 

@@ -25,7 +25,7 @@ from nasflow.errors import CheckpointError, NasflowError
 from nasflow.space.graph import Graph, build_graph
 from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from nasflow.space.load import load_space
-from nasflow.runs.loop import (BatchStream, StopFlag, check_batch_splits, gather_rank_states, open_run, rank_state, record_run, restore_rank_state, run_device)
+from nasflow.runs.loop import (BatchStream, LogWindow, StopFlag, check_batch_splits, gather_rank_states, open_run, rank_state, record_run, restore_rank_state, run_device)
 from nasflow.search.regularizers import make_regularizer
 from nasflow.search.run_dir import RunDir
 from nasflow.space.schema import Space
@@ -146,11 +146,12 @@ class _Search:
         self.valid = BatchStream(task, "valid", config.batch_size, config.seed, self.device, ctx)
         self.streams = {"train": self.train, "valid": self.valid}
         self.step = 0
+        self.window = LogWindow()  # the steps since the last metrics record (checkpointed)
         self.saved_step = -1  # the step the last checkpoint written or read holds
 
     # --- state ------------------------------------------------------------------------------
     def save(self) -> None:
-        state = gather_rank_states(rank_state(self.streams, self.task), self.ctx)
+        state = gather_rank_states(rank_state(self.streams, self.task, self.window), self.ctx)
         self.saved_step = self.step
         if state is None:  # not rank 0
             return
@@ -172,7 +173,7 @@ class _Search:
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint '{self.run_dir.checkpoint_path}' does not fit this "
                                   f"run's supernet: {exc}") from None
-        restore_rank_state(state, self.streams, self.task, self.ctx)
+        restore_rank_state(state, self.streams, self.task, self.ctx, self.window)
         self.step = self.saved_step = int(state["step"])
 
     def genotype(self) -> Genotype:
@@ -193,28 +194,24 @@ class _Search:
         cfg = self.config
         if self.reporter:
             self.reporter.start(self.step, cfg.steps, cfg.warmup)
-        sums: dict[str, float] = {}
-        count, tick = 0, time.perf_counter()
+        if not self.window.count:  # a fresh window (a resumed one keeps its time): steps/s from here
+            self.window.tick = time.perf_counter()
         try:
             stop_signals = (signal.SIGINT, signal.SIGTERM) if self.ctx.enabled else (signal.SIGINT,)
             with StopFlag(stop_signals) as stop:
                 while self.step < cfg.steps and not self.stopping(stop) and self.step != stop_at:
                     logs = self.one_step()
                     self.step += 1
-                    for k, v in logs.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    count += 1
+                    self.window.add(logs)
                     geno = None
                     if self.step in cfg.snapshot_steps:
                         geno = self.genotype()
                         if main:
                             self.run_dir.save_snapshot(self.step, self.model.arch_state_dict(), geno)
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                        now = time.perf_counter()
+                        means, rate = self.window.take()
                         # Each rank's losses are on its share: log the mean over ranks.
-                        losses = mean_scalars({k: v / count for k, v in sums.items()}, self.ctx)
-                        geno = self.log(losses, count / max(now - tick, 1e-9))
-                        sums, count, tick = {}, 0, now
+                        geno = self.log(mean_scalars(means, self.ctx), rate)
                     if self.step % cfg.checkpoint_every == 0:
                         self.save()
                     if self.reporter:

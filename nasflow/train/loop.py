@@ -25,7 +25,7 @@ from nasflow.errors import CheckpointError, NasflowError
 from nasflow.space.graph import Graph, build_graph
 from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from nasflow.space.load import load_space
-from nasflow.runs.loop import (BatchStream, StopFlag, check_batch_splits, gather_rank_states, open_run, rank_state, record_run, restore_rank_state, run_device)
+from nasflow.runs.loop import (BatchStream, LogWindow, StopFlag, check_batch_splits, gather_rank_states, open_run, rank_state, record_run, restore_rank_state, run_device)
 from nasflow.runs.modeldir import save_model
 from nasflow.runs.tensorboard import TensorBoardLog, open_tensorboard
 from nasflow.space.schema import Space
@@ -139,13 +139,14 @@ class _Train:
         self.train = BatchStream(task, "train", config.batch_size, config.seed, self.device, ctx)
         self.streams = {"train": self.train}
         self.step = 0
+        self.window = LogWindow()  # the steps since the last metrics record (checkpointed)
         self.saved_step = -1  # the step the last checkpoint written or read holds
         self.valid: dict[str, float] = {}  # the last validation (rank 0's, on every rank)
         self.best: dict[str, Any] | None = None
 
     # --- state ------------------------------------------------------------------------------
     def save(self) -> None:
-        state = gather_rank_states(rank_state(self.streams, self.task), self.ctx)
+        state = gather_rank_states(rank_state(self.streams, self.task, self.window), self.ctx)
         self.saved_step = self.step
         if state is None:  # not rank 0
             return
@@ -164,7 +165,7 @@ class _Train:
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint '{self.run_dir.checkpoint_path}' does not fit this "
                                   f"run's architecture: {exc}") from None
-        restore_rank_state(state, self.streams, self.task, self.ctx)
+        restore_rank_state(state, self.streams, self.task, self.ctx, self.window)
         self.step = self.saved_step = int(state["step"])
         self.best, self.valid, self.init_meta = state["best"], state["valid"], state.get("init")
 
@@ -180,26 +181,22 @@ class _Train:
             run_dir.truncate_metrics(self.step)
         if self.reporter:
             self.reporter.start(self.step, cfg.steps)
-        sums: dict[str, float] = {}
-        count, tick = 0, time.perf_counter()
+        if not self.window.count:  # a fresh window (a resumed one keeps its time): steps/s from here
+            self.window.tick = time.perf_counter()
         try:
             with StopFlag() as stop:
                 # any_rank: Ctrl-C may reach only some processes; all stop after the same step.
                 while self.step < cfg.steps and not any_rank(stop.requested, self.ctx) and self.step != stop_at:
                     logs = self.one_step()
                     self.step += 1
-                    for k, v in logs.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    count += 1
+                    self.window.add(logs)
                     valid = None
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                        now = time.perf_counter()
-                        self.log({k: v / count for k, v in sums.items()}, count / max(now - tick, 1e-9))
-                        sums, count, tick = {}, 0, now
+                        self.log(*self.window.take())
                     if self.step % cfg.validate_every == 0 or self.step == cfg.steps:
                         began = time.perf_counter()
                         valid = self.validate()
-                        tick += time.perf_counter() - began  # steps/s counts training only
+                        self.window.exclude(time.perf_counter() - began)  # steps/s counts training only
                     if self.step % cfg.checkpoint_every == 0:
                         self.save()
                     if self.reporter:
