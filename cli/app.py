@@ -5,16 +5,17 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from nasflow.runs import distributed
-from nasflow.runs.distributed import DistContext
 from nasflow.errors import NasflowError, NasflowWarning
 from nasflow.registry import UnknownNameError
+
+if TYPE_CHECKING:  # torch: imported by the commands that run, not by --help
+    from nasflow.runs.distributed import DistContext
 
 app = typer.Typer(
     help="nasflow: declarative differentiable neural architecture search.",
@@ -83,6 +84,8 @@ def on_ranks(device: str, out: Path, run_in: Callable[[Path, DistContext], R]) -
     """Run `run_in(out, ctx)` in the torchrun job if there is one (joined here: gloo on CPU,
     nccl on GPUs), else alone. Rank 0 gets the result to report; the other ranks None, or
     exit 130 when the run was stopped early, as rank 0 does after reporting."""
+    from nasflow.runs import distributed
+
     ctx = distributed.setup(device)
     try:
         out = distributed.broadcast_object(out, ctx)  # rank 0's default name, not each rank's clock

@@ -4,21 +4,50 @@ Each group of commands lives in its own module and adds itself to the shared `ap
 Installed packages add theirs through the `nasflow.commands` entry-point group: each entry
 point is a function `register(app: typer.Typer)` (the SR task's `import` and `upscale`:
 nasflow.spaces.dlsr.cli).
+
+The command modules import torch, so they are imported when `app` is first asked for (or a
+command runs), not by `nasflow --help` / `--version` (cli/fast_help.py answers those).
 """
 from __future__ import annotations
 
-from . import bench_cmds, eval_cmds, export_cmds, profile_cmds, search_cmds, space_cmds, train_cmds, report_cmds  # noqa: F401  (they register commands)
-from . import strategy_cmds  # noqa: F401
-from . import draw_cmds, plot_cmds, sweep_cmds  # noqa: F401  (issue 14; matplotlib is imported only when a figure is drawn)
-from .app import app, run
-from .plugins import register_plugin_commands
+import sys
+from typing import Any
 
-register_plugin_commands(app)
+__all__ = ["app", "main", "run"]
+_loaded = False
 
-__all__ = ["app", "main"]
+
+def _load_commands() -> None:
+    global _loaded
+    if _loaded:
+        return
+    from . import bench_cmds, eval_cmds, export_cmds, profile_cmds, search_cmds, space_cmds, train_cmds, report_cmds  # noqa: F401  (they register commands)
+    from . import strategy_cmds  # noqa: F401
+    from . import draw_cmds, plot_cmds, sweep_cmds  # noqa: F401  (issue 14; matplotlib is imported only when a figure is drawn)
+    from .app import app
+    from .plugins import register_plugin_commands
+
+    register_plugin_commands(app)
+    _loaded = True
+
+
+def __getattr__(name: str) -> Any:  # `from nasflow.cli.main import app`: the app with every command
+    if name in ("app", "run"):
+        _load_commands()
+        from . import app as app_module
+
+        return getattr(app_module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
+    from .fast_help import answer
+
+    if answer(sys.argv[1:]):
+        return
+    _load_commands()
+    from .app import run
+
     run()
 
 

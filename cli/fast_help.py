@@ -1,0 +1,70 @@
+"""`nasflow --help` and `nasflow --version` without importing the command modules: they
+import torch (~1.3 s), which neither answer needs. The version comes from the package
+metadata; the command list from the command modules' source, read with `ast`: each
+`@app.command(...)` function's name and docstring, in the order a real import registers
+them, as placeholders on the same app, so typer prints the same help. Plugin commands
+(the `nasflow.commands` entry points) are registered for real: they import nothing heavy.
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _commands_in(module: str, seen: set[str]) -> list[tuple[str, str]]:
+    """(command name, docstring) of `module` (a cli/ module name), after those of the cli/
+    modules it imports first, as Python's import order registers them."""
+    if module in seen:
+        return []
+    seen.add(module)
+    return _commands_of(ast.parse((HERE / f"{module}.py").read_text()).body, seen)
+
+
+def _commands_of(body: list[ast.stmt], seen: set[str]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for node in body:  # in order: imports run before the definitions below them
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found += _commands_in(node.module, seen)
+            else:  # from . import a, b
+                found += [c for alias in node.names if (HERE / f"{alias.name}.py").is_file()
+                          for c in _commands_in(alias.name, seen)]
+        elif isinstance(node, ast.FunctionDef):
+            for deco in node.decorator_list:
+                if isinstance(deco, ast.Call) and isinstance(deco.func, ast.Attribute) \
+                        and deco.func.attr == "command" and isinstance(deco.func.value, ast.Name) \
+                        and deco.func.value.id == "app":
+                    name = deco.args[0].value if deco.args and isinstance(deco.args[0], ast.Constant) \
+                        else node.name.replace("_", "-")
+                    found.append((str(name), ast.get_docstring(node) or ""))
+    return found
+
+
+def core_commands() -> list[tuple[str, str]]:
+    """(name, docstring) of every command main._load_commands's imports register, in order."""
+    tree = ast.parse((HERE / "main.py").read_text())
+    (load,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_load_commands"]
+    return _commands_of(load.body, {"main"})
+
+
+def answer(argv: list[str]) -> bool:
+    """Answer `--version` or the top-level `--help` (also: no arguments) here; False when the
+    commands are needed."""
+    if argv == ["--version"]:
+        from importlib.metadata import version
+
+        print(f"nasflow {version('nasflow')}")
+        return True
+    if argv not in ([], ["--help"]):
+        return False
+    from .app import app, run
+    from .plugins import register_plugin_commands
+
+    for name, doc in core_commands():
+        app.command(name, help=inspect.cleandoc(doc) or None)(lambda: None)
+    register_plugin_commands(app)
+    run(["--help"])
+    return True
