@@ -96,7 +96,10 @@ def upscale(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model directory (nasflow import / train).")],
     inputs: Annotated[list[Path], typer.Argument(metavar="IN...", help="Image files or folders of images.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (or an image file for one input).")],
-    tile: Annotated[int, typer.Option(min=1, help="LR tile side in pixels; bounds memory for any image size.")] = 256,
+    tile: Annotated[Optional[int], typer.Option(min=1, help="LR tile side in pixels. Default: the largest "
+                                                "whose activations fit --tile-memory.")] = None,
+    tile_memory: Annotated[int, typer.Option(min=16, help="MiB of activations one tile may take (every node's "
+                                             "output counted): picks the tile size.")] = 1024,
     overlap: Annotated[int, typer.Option(min=0, help="LR pixels each tile reads beyond the part it writes.")] = 32,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ... Default: cuda if available.")] = None,
     backend: Annotated[Optional[str], typer.Option(
@@ -111,9 +114,11 @@ def upscale(
     from nasflow.deploy.predictor import default_backend
 
     from .data import load_rgb
-    from .tiling import model_predictor, upscale_file
+    from .tiling import model_predictor, tile_for_memory, upscale_file
 
     model, _, dev, scale = load_sr_model(model_dir, device)
+    if tile is None:  # larger tiles recompute less overlap: as large as the memory allows
+        tile = tile_for_memory(model.graph, tile_memory << 20, overlap)
     pairs = collect_inputs(inputs, out)
     predict = model_predictor(model, backend or default_backend(dev), dtype)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

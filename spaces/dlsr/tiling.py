@@ -24,6 +24,7 @@ levels at overlap 32).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,11 +33,12 @@ import torch
 from torch import Tensor, nn
 
 from nasflow.errors import NasflowError
+from nasflow.space.graph import Graph
 
 from .images import save_rgb, to_image, to_tensor
 from .png_stream import PngStream
 
-__all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "Predict", "model_predictor", "tile_spans", "upscale_bands",
+__all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "DEFAULT_TILE_MEMORY", "Predict", "tile_for_memory", "model_predictor", "tile_spans", "upscale_bands",
            "upscale_file", "upscale_image", "upscale_tiled"]
 
 Predict = Callable[[Tensor], Tensor]
@@ -45,6 +47,20 @@ DEFAULT_OVERLAP = 32  # LR pixels; measured (module docstring): 16 is as good, 8
 # Tile origins fall on multiples of this many LR pixels: ESA's stride-2 conv and stride-3
 # max-pool then see the same sampling grid as on the whole image.
 DEFAULT_ALIGN = 6
+
+
+DEFAULT_TILE_MEMORY = 1 << 30  # bytes of activations a tile may take: 1 GiB gives DLSR (C48) its 256 px
+
+
+def tile_for_memory(graph: Graph, budget: int = DEFAULT_TILE_MEMORY, overlap: int = DEFAULT_OVERLAP,
+                    align: int = DEFAULT_ALIGN) -> int:
+    """The largest LR tile side whose activations fit in `budget` bytes, counting every node's
+    float32 output once at its resolution: an upper bound, as the backends free (onnxruntime:
+    reuse) most of them as they go. Larger tiles recompute less overlap: at overlap 32 a
+    256 px tile computes 1.9x the image's pixels, a 666 px one 1.2x. At least the smallest
+    tile the overlap leaves room in."""
+    per_pixel = 4 * sum(node.c_out * float(node.size) ** 2 for node in graph.nodes.values())
+    return max(math.isqrt(int(budget // max(per_pixel, 1.0))), 2 * overlap + align)
 
 
 def model_predictor(model: nn.Module, backend: str = "eager", dtype: str = "fp32") -> Predict:

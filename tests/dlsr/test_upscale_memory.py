@@ -88,3 +88,19 @@ def test_upscale_peak_memory_is_a_constant_above_the_base(tiny, tmp_path) -> Non
     assert measured["grown"] < out_bytes + 96 * MiB, measured
     with Image.open(tmp_path / "out.png") as img:
         assert img.size == (2 * w, 2 * h)
+
+
+def test_tile_size_is_the_largest_that_fits_the_memory_budget() -> None:
+    from nasflow.spaces.dlsr.tiling import tile_for_memory
+
+    for name, channels in (("dlsr.yaml", 48), ("dlsr-s.yaml", 7)):
+        graph = build_graph(load_space(DLSR / name, {"channels": channels}))
+        per_pixel = 4 * sum(n.c_out * float(n.size) ** 2 for n in graph.nodes.values())
+        for budget in (256 * MiB, 1 << 30):
+            tile = tile_for_memory(graph, budget)
+            assert per_pixel * tile ** 2 <= budget < per_pixel * (tile + 1) ** 2
+    big = build_graph(load_space(DLSR / "dlsr.yaml", {"channels": 48}))
+    small = build_graph(load_space(DLSR / "dlsr-s.yaml", {"channels": 7}))
+    # the default budget keeps DLSR's measured-safe 256-pixel tile and gives a small model larger ones
+    assert 250 <= tile_for_memory(big) <= 256 < tile_for_memory(small)
+    assert tile_for_memory(big, 1) == 2 * 32 + 6  # never below what the overlap needs
