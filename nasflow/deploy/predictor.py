@@ -12,6 +12,9 @@ Backends, all fp32 by default and equal to the plain path up to float rounding:
 - "onnx":    the model exported to ONNX (cached on disk, keyed by architecture and weights)
              and run by onnxruntime, whose graph optimiser fuses conv + activation and runs
              convolutions in a blocked layout.
+- "openvino": the same ONNX file run by OpenVINO's CPU plugin (optional: pip install
+             openvino), precision hint f32, checked against PyTorch when built
+             (nasflow/deploy/openvino_backend.py).
 `dtype="bf16"` (eager and compile only) runs the model in bfloat16: faster where the CPU has
 bf16 instructions, not exact (bench/speed.py reports the PSNR change).
 """
@@ -30,7 +33,7 @@ from torch import Tensor, nn
 from nasflow.errors import NasflowError
 from nasflow.tasks.contract import Task, task_class_for
 
-BACKENDS = ("plain", "eager", "compile", "onnx")
+BACKENDS = ("plain", "eager", "compile", "onnx", "openvino")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -80,12 +83,12 @@ class Predictor:
             raise NasflowError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
         if dtype not in DTYPES:
             raise NasflowError(f"unknown dtype '{dtype}'; choose fp32 or bf16")
-        if dtype == "bf16" and backend in ("plain", "onnx"):
+        if dtype == "bf16" and backend in ("plain", "onnx", "openvino"):
             raise NasflowError(f"dtype bf16 runs with the eager or compile backend, not '{backend}'")
         self.backend, self.dtype = backend, dtype
         self.device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        if backend == "onnx" and self.device.type != "cpu":
-            raise NasflowError(f"the onnx backend runs on the CPU; the model is on {self.device}")
+        if backend in ("onnx", "openvino") and self.device.type != "cpu":
+            raise NasflowError(f"the {backend} backend runs on the CPU; the model is on {self.device}")
         self.onnx_path: Path | None = None
         graph = getattr(model, "graph", None)
         # The task says what an input looks like (for the ONNX export); default: the model's.
@@ -107,6 +110,8 @@ class Predictor:
                threads: int | None) -> Callable[[Tensor], Tensor]:
         if self.backend == "onnx":
             return self._onnx(model, Path(cache_dir) if cache_dir else default_cache_dir(), threads)
+        if self.backend == "openvino":
+            return self._openvino(model, Path(cache_dir) if cache_dir else default_cache_dir(), threads)
         dtype = DTYPES[self.dtype]
         net = copy.deepcopy(model).to(dtype=dtype)
         if self.backend == "plain":
@@ -131,7 +136,21 @@ class Predictor:
         return run
 
     def _onnx(self, model: nn.Module, cache_dir: Path, threads: int | None) -> Callable[[Tensor], Tensor]:
-        from nasflow.deploy.onnx import export_onnx, run_session, session
+        from nasflow.deploy.onnx import run_session, session
+
+        path = self._exported(model, cache_dir)
+        sess = session(path, threads)
+        return lambda x: run_session(sess, x).to(x.device)
+
+    def _openvino(self, model: nn.Module, cache_dir: Path, threads: int | None) -> Callable[[Tensor], Tensor]:
+        from nasflow.deploy.openvino_backend import check_openvino, runner
+
+        path = self._exported(model, cache_dir)
+        check_openvino(model, path, threads=threads)  # the exactness check the onnx export gets
+        return runner(path, threads)
+
+    def _exported(self, model: nn.Module, cache_dir: Path) -> Path:
+        from nasflow.deploy.onnx import export_onnx
 
         path = cache_dir / f"{model_key(model)}.onnx"
         if not path.is_file():
@@ -141,8 +160,7 @@ class Predictor:
                 raise NasflowError(f"cannot write the ONNX cache in {cache_dir} ({exc}): set "
                                    "NASFLOW_CACHE to a writable folder") from None
         self.onnx_path = path
-        sess = session(path, threads)
-        return lambda x: run_session(sess, x).to(x.device)
+        return path
 
 
 def _import_mkldnn_quietly() -> None:

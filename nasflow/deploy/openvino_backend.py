@@ -1,0 +1,97 @@
+"""OpenVINO as an inference backend (optional: pip install openvino): the ONNX file that
+nasflow exports, compiled by OpenVINO's CPU plugin.
+
+    compiled = compile_model("dlsr.onnx", threads=2)     # f32, LATENCY hint
+    diff = check_openvino(model, "dlsr.onnx")            # max |OpenVINO - PyTorch|
+
+The precision hint is set to f32 explicitly: the CPU plugin's default on CPUs with bf16
+instructions (Zen4, Sapphire Rapids) is bf16, which is not exact. The model is compiled for
+each input shape it sees (static shapes run faster than dynamic ones on the CPU plugin).
+"""
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from nasflow.deploy.onnx import DEFAULT_TOLERANCE, INPUT, _channels
+from nasflow.errors import NasflowError
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _require_openvino():  # -> the openvino module
+    try:
+        import openvino
+    except ImportError:
+        raise NasflowError("the openvino backend needs OpenVINO: pip install openvino "
+                           "(or pip install 'nasflow[openvino]')") from None
+    return openvino
+
+
+def properties(threads: int | None = None) -> dict[str, str]:
+    """f32 precision (never the plugin's bf16 default), LATENCY hint, `threads` (default torch's)."""
+    return {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": str(threads or torch.get_num_threads())}
+
+
+def compile_model(path: str | os.PathLike[str], threads: int | None = None,
+                  shapes: dict[str, list[int]] | None = None):  # -> openvino.CompiledModel
+    """The ONNX file compiled for the CPU, reshaped to `shapes` (input name -> shape) if given."""
+    ov = _require_openvino()
+    core = ov.Core()
+    try:
+        model = core.read_model(str(path))
+        if shapes:
+            model.reshape(shapes)
+        return core.compile_model(model, "CPU", properties(threads))
+    except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
+        raise NasflowError(f"OpenVINO cannot compile '{path}': {exc}") from None
+
+
+def runner(path: str | os.PathLike[str], threads: int | None = None) -> Callable[[Tensor], Tensor]:
+    """A callable N x C x H x W -> output, compiling `path` once per input shape."""
+    compiled: dict[tuple[int, ...], object] = {}
+
+    def run(x: Tensor) -> Tensor:
+        shape = tuple(x.shape)
+        if shape not in compiled:
+            model = compile_model(path, threads, {INPUT: list(shape)})
+            compiled[shape] = model.create_infer_request()
+        request = compiled[shape]
+        data = np.ascontiguousarray(x.detach().float().cpu().numpy())
+        out = request.infer({0: data})  # type: ignore[attr-defined]
+        return torch.from_numpy(np.array(next(iter(out.values())))).to(x.device)
+
+    return run
+
+
+def check_openvino(model: nn.Module, path: str | os.PathLike[str], size: tuple[int, int] = (48, 64),
+                   tolerance: float = DEFAULT_TOLERANCE, seed: int = 0, threads: int | None = None) -> float:
+    """Max |OpenVINO - PyTorch| on a random input of `size` (h, w) in 0..255, as check_onnx;
+    NasflowError when above `tolerance` (a bf16 precision would be caught here)."""
+    channels = _channels(model)
+    x = torch.rand(1, channels, *size, generator=torch.Generator().manual_seed(seed)) * 255
+    plain = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
+    with torch.inference_mode():
+        want = plain(x)
+    got = runner(Path(path), threads)(x)
+    if got.shape != want.shape:
+        raise NasflowError(f"OpenVINO gives shape {tuple(got.shape)} for a {size[0]}x{size[1]} input, "
+                           f"PyTorch {tuple(want.shape)}: the export of '{path}' is wrong")
+    diff = float((got - want).abs().max())
+    if not diff <= tolerance:
+        raise NasflowError(f"OpenVINO does not reproduce the PyTorch output of '{path}': max abs "
+                           f"difference {diff:.3g} > tolerance {tolerance:g}")
+    return diff
