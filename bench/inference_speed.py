@@ -65,8 +65,12 @@ def run(scale: int, channels: int, reps: int, backends: list[tuple[str, str]]) -
     predictors, rows, ref = [], [], None
     for backend, dtype in [("plain", "fp32"), *backends]:
         try:
+            if backend == "auto":  # what nasflow eval picks on this machine (timed once, cached)
+                from nasflow.hardware.auto import choose_backend
+
+                backend = f"auto={choose_backend(model).value}"
             start = time.perf_counter()
-            p = Predictor(model, backend, dtype)
+            p = Predictor(model, backend.removeprefix("auto="), dtype)
             y = p(x)  # warm-up: compiles, exports (or loads the cached ONNX), primes caches
             setup = time.perf_counter() - start
         except Exception as exc:  # an optional backend that cannot run here (no compiler, ...)

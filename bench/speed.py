@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--malloc", choices=["kept", "default"], default="kept",
                         help="kept: nasflow's keep_freed_memory (levers.py) for every configuration, "
                              "plain included; default: glibc's own thresholds")
-    parser.add_argument("--backends", default="eager,compile,onnx,openvino,eager-bf16",
+    parser.add_argument("--backends", default="eager,compile,onnx,openvino,auto,eager-bf16",
                         help="inference backends beside plain, BACKEND or BACKEND-bf16, comma-separated")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)

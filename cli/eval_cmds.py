@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from nasflow.errors import NasflowError
+from nasflow.hardware import BACKEND_HELP
 
 from .app import app, console
 from .search_cmds import parse_options
@@ -51,9 +52,7 @@ def eval_(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model directory (nasflow train / import).")],
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ... Default: cuda if available.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
-    backend: Annotated[Optional[str], typer.Option(
-        help="plain, eager, compile or onnx (nasflow.deploy.predictor). Default: the fastest exact one "
-             "(onnx on the CPU when onnxruntime is installed, else eager).")] = None,
+    backend: Annotated[Optional[str], typer.Option(help=BACKEND_HELP)] = None,
     dtype: Annotated[str, typer.Option(help="fp32, or bf16 (eager / compile; not exact).")] = "fp32",
     task_opt: Annotated[Optional[list[str]], typer.Option(
         "--task-opt", help="Change a task option the model was trained with: key=value.")] = None,
@@ -68,6 +67,8 @@ def eval_(
     fields = model_task_class(model_dir).eval_options.model_fields
     lists = {k for k, f in fields.items() if get_origin(f.annotation) is list}
     extra = parse_extra_options(list(ctx.args), lists)
+    if backend in (None, "auto") and dtype == "fp32":
+        backend = _auto_backend(model_dir, device, quiet=as_json)
     status = console.status(f"evaluating {model_dir}", spinner="dots") if not as_json else None
     if status is not None:
         status.start()
@@ -90,6 +91,18 @@ def eval_(
     size = f"{w}x{h} output" if (h, w) != (1, 1) else "one sample"
     console.print(f"{name} ({type(result.task).name}): {result.params:,} params, {result.madds / 1e9:.4g}G "
                   f"Multi-Adds for {size}; {result.backend} {result.dtype}")
+
+
+def _auto_backend(model_dir: Path, device: str | None, quiet: bool) -> str:
+    """The fastest exact backend on this machine for this model (timed once, cached)."""
+    import torch
+
+    from nasflow.hardware.auto import pick_backend
+    from nasflow.runs.modeldir import load_model
+
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(model_dir, map_location=dev)[0]
+    return pick_backend(model, dev, None, report=None if quiet else lambda text: console.print(text, highlight=False))
 
 
 def _metrics_table(metrics: dict[str, float]) -> Table:

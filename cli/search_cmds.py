@@ -132,6 +132,10 @@ def search(
              "their update); one forward/backward fewer per step (default off). Short for "
              "--strategy-opt reuse_forward=true.")] = None,
     amp: Annotated[Optional[str], typer.Option(help="none or bf16 autocast (default none; not exact).")] = None,
+    levers: Annotated[str, typer.Option(help=(
+        "auto: time the exact speed levers (fused or plain mixed ops, channels-last or NCHW) on "
+        "this machine once and use the fastest (cached; recorded in the run's config); given: "
+        "--fuse / --channels-last as set. Inexact levers (--amp bf16, --reuse-forward) only when asked."))] = "auto",
     preset: Annotated[Optional[str], typer.Option(
         help="The task's named settings, e.g. quick or paper; flags override them. Default: the "
              "task's quick preset if it has one; none: no preset.")] = None,
@@ -192,6 +196,10 @@ def search(
         config = SearchConfig.build(changes, SEARCH_FLAGS)
         given_space = None
         out = out or Path("runs") / f"{space.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not resume and levers == "auto" and fuse is None and channels_last is None:
+        config = _auto_levers(config, given_space or load_space(space, config.overrides))
+    elif levers not in ("auto", "given"):
+        raise NasflowError(f"--levers must be auto or given, not '{levers}'")
     if seeds is not None:
         if seed is not None:
             raise NasflowError("give --seed for one search or --seeds for several, not both")
@@ -219,6 +227,25 @@ def search(
         console.print(f"[yellow]stopped at step {result.step} of {config.steps}[/]; checkpoint saved. "
                       f"Continue with: nasflow search --resume --out {result.run_dir}")
         raise typer.Exit(130)
+
+
+def _auto_levers(config: SearchConfig, space: Any) -> SearchConfig:
+    """`--levers auto`: the fastest exact levers on this machine, recorded in the config."""
+    from nasflow.hardware.auto import bf16_warning, choose_search_levers
+    from nasflow.tasks.contract import make_task
+
+    warning = bf16_warning(config)
+    if warning:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if distributed.launched_by_torchrun():
+        return config  # every rank must agree: the given levers, no timing
+    with console.status("levers auto: timing the exact configurations on this machine (once)"):
+        choice = choose_search_levers(config, space, make_task(config.task, config.task_options, space))
+    shown = ", ".join(f"{k} {v:.3f} s/step" for k, v in choice.timings.items())
+    console.print(f"levers auto ({choice.source}): fuse={choice.value['fuse']}, "
+                  f"channels_last={choice.value['channels_last']}" + (f" [dim]({shown})[/]" if shown else ""),
+                  highlight=False)
+    return config.model_copy(update={**choice.value, "levers": "auto"})
 
 
 def _search_seeds(config: SearchConfig, out: Path | None, seeds: list[int], space: Any, resume: bool,

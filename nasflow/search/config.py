@@ -87,6 +87,10 @@ class SearchConfig(RunConfig):
     # Speed levers (nasflow/levers.py, bench/speed.py). channels_last None: on for the CPU.
     channels_last: bool | None = None
     amp: Literal["none", "bf16"] = "none"  # bf16 autocast of the forward: faster, not exact
+    # "auto": fuse and channels_last above were chosen for this machine by timing the exact
+    # configurations (nasflow/hardware/auto.py, `nasflow search --levers auto`) and are
+    # recorded here, so a resumed run reuses them; "given": as set.
+    levers: Literal["auto", "given"] = "given"
     device: str = "auto"  # "auto": cuda when there is one
     # what is kept
     snapshot_steps: list[int] = [50_000, 100_000, 150_000]

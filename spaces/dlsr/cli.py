@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from nasflow.errors import NasflowError
+from nasflow.hardware import BACKEND_HELP
 
 if TYPE_CHECKING:
     import torch
@@ -102,16 +103,14 @@ def upscale(
                                              "output counted): picks the tile size.")] = 1024,
     overlap: Annotated[int, typer.Option(min=0, help="LR pixels each tile reads beyond the part it writes.")] = 32,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ... Default: cuda if available.")] = None,
-    backend: Annotated[Optional[str], typer.Option(
-        help="plain, eager, compile or onnx (nasflow.deploy.predictor). Default: the fastest exact one "
-             "(onnx on the CPU when onnxruntime is installed, else eager).")] = None,
+    backend: Annotated[Optional[str], typer.Option(help=BACKEND_HELP)] = None,
     dtype: Annotated[str, typer.Option(help="fp32, or bf16 (eager / compile; not exact).")] = "fp32",
 ) -> None:
     """Super-resolve images with a model, tiled with overlap (same result as untiled to
     within 0.01 dB); writes PNG files."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from nasflow.deploy.predictor import default_backend
+    from nasflow.hardware.auto import pick_backend
 
     from .data import load_rgb
     from .tiling import model_predictor, tile_for_memory, upscale_file
@@ -120,7 +119,8 @@ def upscale(
     if tile is None:  # larger tiles recompute less overlap: as large as the memory allows
         tile = tile_for_memory(model.graph, tile_memory << 20, overlap)
     pairs = collect_inputs(inputs, out)
-    predict = model_predictor(model, backend or default_backend(dev), dtype)
+    predict = model_predictor(model, pick_backend(model, dev, backend, dtype, (tile + 2 * overlap,) * 2,
+                                                  report=lambda text: console.print(text, highlight=False)), dtype)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         job = bar.add_task(f"upscaling x{scale}", total=len(pairs))
