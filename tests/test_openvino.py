@@ -2,6 +2,9 @@
 plugin's bf16 default), one compile per input size, the exactness check, and profiling with it."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +16,7 @@ from nasflow.deploy.onnx import export_onnx
 from nasflow.deploy.openvino_backend import check_openvino, openvino_available, properties
 from nasflow.deploy.predictor import Predictor
 from nasflow.errors import NasflowError
-from nasflow.hardware.profile import profile_space
-from nasflow.hardware.timing import Runner
+from nasflow.search.latency_table import LatencyTable
 from nasflow.space.graph import build_graph
 from nasflow.space.load import load_space
 
@@ -62,8 +64,21 @@ def test_bad_options(small):
         Predictor(small, "openvino", dtype="bf16")
 
 
-def test_profile_with_openvino():
-    graph = build_graph(python_space())
-    table = profile_space(graph, (8, 8), Runner("openvino"), warmup=0, reps=1)
-    assert table.machine.backend == "openvino"
+def test_predictor_keeps_openvino_out_of_this_process(small, tmp_path):
+    # Once OpenVINO's runtime is loaded, fork() (DataLoader workers) hangs or crashes: the
+    # Predictor runs it in a worker process, so this process never loads it.
+    Predictor(small, "openvino", cache_dir=tmp_path)(_x())
+    assert "openvino" not in sys.modules
+
+
+def test_profile_with_openvino(tmp_path):
+    # `nasflow profile --backend openvino` times in its own process (a CLI run): here a subprocess.
+    space = tmp_path / "toy.yaml"
+    python_space().to_yaml(space)
+    done = subprocess.run([sys.executable, "-m", "nasflow.cli.main", "profile", str(space), "--backend", "openvino",
+                           "--size", "16x16", "--warmup", "0", "--reps", "1", "--threads", "1", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = LatencyTable.model_validate(json.loads(done.stdout)["table"])
+    assert table.machine.backend == "openvino" and table.space == "toy"
     assert all(t.ms > 0 for e in table.nodes.values() for t in ([e.timing] if e.timing else list(e.options.values())))

@@ -7,6 +7,12 @@ nasflow exports, compiled by OpenVINO's CPU plugin.
 The precision hint is set to f32 explicitly: the CPU plugin's default on CPUs with bf16
 instructions (Zen4, Sapphire Rapids) is bf16, which is not exact. The model is compiled for
 each input shape it sees (static shapes run faster than dynamic ones on the CPU plugin).
+
+The Predictor runs OpenVINO in a worker process of its own (`worker_runner`): once OpenVINO's
+runtime (TBB) is loaded, a fork() of the process is no longer safe (a DataLoader worker
+forked after it hung in torch's first matmul, or crashed in the dynamic loader), and nasflow
+forks DataLoader workers. The worker is spawned, not forked; an image crosses the pipe in
+milliseconds, against a second or more of inference for DLSR at 720p.
 """
 from __future__ import annotations
 
@@ -24,11 +30,10 @@ from nasflow.errors import NasflowError
 
 
 def openvino_available() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Installed? Found without importing it: loading its runtime makes fork() unsafe here."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 def _require_openvino():  # -> the openvino module
@@ -77,6 +82,81 @@ def runner(path: str | os.PathLike[str], threads: int | None = None) -> Callable
     return run
 
 
+def _serve(path: str, threads: int) -> None:
+    """The worker's loop (python -m nasflow.deploy.openvino_backend PATH THREADS): pickled
+    arrays in on stdin, ("ok", output) or ("error", text) out on stdout, until None."""
+    import pickle
+    import sys
+
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # anything printed goes to stderr, never into the pipe
+    run = runner(path, threads)
+    while True:
+        try:
+            data = pickle.load(inp)
+        except EOFError:  # the calling process ended without saying so
+            return
+        if data is None:
+            return
+        try:
+            reply = ("ok", run(torch.from_numpy(data)).numpy())
+        except Exception as exc:  # reported in the calling process, as one clear error
+            reply = ("error", str(exc))
+        pickle.dump(reply, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+
+class worker_runner:
+    """A callable like `runner`, running OpenVINO in a worker process of its own (a fresh
+    interpreter: neither forked nor multiprocessing's spawn, which re-imports __main__)."""
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
+        import subprocess
+        import sys
+
+        if not openvino_available():
+            _require_openvino()  # raises the clear error
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "nasflow.deploy.openvino_backend", str(path), str(threads or torch.get_num_threads())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        import pickle
+
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        try:
+            pickle.dump(np.ascontiguousarray(x.detach().float().cpu().numpy()), self._proc.stdin,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+            self._proc.stdin.flush()
+            status, out = pickle.load(self._proc.stdout)
+        except (EOFError, BrokenPipeError, ConnectionResetError, pickle.UnpicklingError):
+            raise NasflowError("the OpenVINO worker process died (see its message above); run with "
+                               "--backend onnx or eager") from None
+        if status != "ok":
+            raise NasflowError(f"OpenVINO failed: {out}")
+        return torch.from_numpy(out).to(x.device)
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            try:
+                import pickle
+
+                pickle.dump(None, self._proc.stdin)
+                self._proc.stdin.close()
+            except (BrokenPipeError, OSError, ValueError):
+                pass
+            try:
+                self._proc.wait(timeout=5)
+            except Exception:
+                self._proc.kill()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 def check_openvino(model: nn.Module, path: str | os.PathLike[str], size: tuple[int, int] = (48, 64),
                    tolerance: float = DEFAULT_TOLERANCE, seed: int = 0, threads: int | None = None) -> float:
     """Max |OpenVINO - PyTorch| on a random input of `size` (h, w) in 0..255, as check_onnx;
@@ -86,7 +166,11 @@ def check_openvino(model: nn.Module, path: str | os.PathLike[str], size: tuple[i
     plain = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
     with torch.inference_mode():
         want = plain(x)
-    got = runner(Path(path), threads)(x)
+    run = worker_runner(Path(path), threads)
+    try:
+        got = run(x)
+    finally:
+        run.close()
     if got.shape != want.shape:
         raise NasflowError(f"OpenVINO gives shape {tuple(got.shape)} for a {size[0]}x{size[1]} input, "
                            f"PyTorch {tuple(want.shape)}: the export of '{path}' is wrong")
@@ -95,3 +179,9 @@ def check_openvino(model: nn.Module, path: str | os.PathLike[str], size: tuple[i
         raise NasflowError(f"OpenVINO does not reproduce the PyTorch output of '{path}': max abs "
                            f"difference {diff:.3g} > tolerance {tolerance:g}")
     return diff
+
+
+if __name__ == "__main__":
+    import sys
+
+    _serve(sys.argv[1], int(sys.argv[2]))

@@ -143,11 +143,11 @@ class Predictor:
         return lambda x: run_session(sess, x).to(x.device)
 
     def _openvino(self, model: nn.Module, cache_dir: Path, threads: int | None) -> Callable[[Tensor], Tensor]:
-        from nasflow.deploy.openvino_backend import check_openvino, runner
+        from nasflow.deploy.openvino_backend import check_openvino, worker_runner
 
         path = self._exported(model, cache_dir)
         check_openvino(model, path, threads=threads)  # the exactness check the onnx export gets
-        return runner(path, threads)
+        return worker_runner(path, threads)  # its own process: OpenVINO makes fork() unsafe
 
     def _exported(self, model: nn.Module, cache_dir: Path) -> Path:
         from nasflow.deploy.onnx import export_onnx
