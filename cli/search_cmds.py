@@ -135,7 +135,7 @@ def search(
     levers: Annotated[str, typer.Option(help=(
         "auto: time the exact speed levers (fused or plain mixed ops, channels-last or NCHW) on "
         "this machine once and use the fastest (cached; recorded in the run's config); given: "
-        "--fuse / --channels-last as set. Inexact levers (--amp bf16, --reuse-forward) only when asked."))] = "auto",
+        "--fuse / --channels-last as set. Inexact levers (--amp bf16, MiLeNAS reuse_forward) only when asked."))] = "auto",
     preset: Annotated[Optional[str], typer.Option(
         help="The task's named settings, e.g. quick or paper; flags override them. Default: the "
              "task's quick preset if it has one; none: no preset.")] = None,

@@ -17,6 +17,7 @@ from nasflow.deploy.openvino_backend import check_openvino, openvino_available, 
 from nasflow.deploy.predictor import Predictor
 from nasflow.errors import NasflowError
 from nasflow.search.latency_table import LatencyTable
+from nasflow.tasks.contract import task_class_for
 from nasflow.space.graph import build_graph
 from nasflow.space.load import load_space
 
@@ -52,11 +53,12 @@ def test_openvino_equals_plain(small, tmp_path):
 
 
 def test_exactness_check_catches_a_wrong_graph(small, tmp_path):
-    path = export_onnx(small, tmp_path / "m.onnx")
-    assert check_openvino(small, path) < 1e-2
+    task = task_class_for(small.graph.space)  # SR: images, dynamic H and W
+    path = export_onnx(small, tmp_path / "m.onnx", task)
+    assert check_openvino(small, path, task, size=(40, 52)) < 1e-2
     other = compile_graph(small.graph).eval()  # other weights: the file does not compute it
     with pytest.raises(NasflowError, match="OpenVINO does not reproduce"):
-        check_openvino(other, path)
+        check_openvino(other, path, task)
 
 
 def test_bad_options(small):

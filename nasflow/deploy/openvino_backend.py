@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nasflow.deploy.onnx import DEFAULT_TOLERANCE, INPUT, _channels
+from nasflow.deploy.onnx import DEFAULT_TOLERANCE, _channels
+from nasflow.tasks.contract import Task
 from nasflow.errors import NasflowError
 
 
@@ -52,28 +53,27 @@ def properties(threads: int | None = None) -> dict[str, str]:
 
 
 def compile_model(path: str | os.PathLike[str], threads: int | None = None,
-                  shapes: dict[str, list[int]] | None = None):  # -> openvino.CompiledModel
-    """The ONNX file compiled for the CPU, reshaped to `shapes` (input name -> shape) if given."""
+                  shapes: list[list[int]] | None = None):  # -> openvino.CompiledModel
+    """The ONNX file compiled for the CPU, its inputs reshaped to `shapes` (in order) if given."""
     ov = _require_openvino()
     core = ov.Core()
     try:
         model = core.read_model(str(path))
         if shapes:
-            model.reshape(shapes)
+            model.reshape({port.get_any_name(): shape for port, shape in zip(model.inputs, shapes)})
         return core.compile_model(model, "CPU", properties(threads))
     except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
         raise NasflowError(f"OpenVINO cannot compile '{path}': {exc}") from None
 
 
 def runner(path: str | os.PathLike[str], threads: int | None = None) -> Callable[[Tensor], Tensor]:
-    """A callable N x C x H x W -> output, compiling `path` once per input shape."""
+    """A callable N x C x ... -> output, compiling `path` once per input shape, in this process."""
     compiled: dict[tuple[int, ...], object] = {}
 
     def run(x: Tensor) -> Tensor:
         shape = tuple(x.shape)
         if shape not in compiled:
-            model = compile_model(path, threads, {INPUT: list(shape)})
-            compiled[shape] = model.create_infer_request()
+            compiled[shape] = compile_model(path, threads, [list(shape)]).create_infer_request()
         request = compiled[shape]
         data = np.ascontiguousarray(x.detach().float().cpu().numpy())
         out = request.infer({0: data})  # type: ignore[attr-defined]
@@ -157,12 +157,14 @@ class worker_runner:
             pass
 
 
-def check_openvino(model: nn.Module, path: str | os.PathLike[str], size: tuple[int, int] = (48, 64),
-                   tolerance: float = DEFAULT_TOLERANCE, seed: int = 0, threads: int | None = None) -> float:
-    """Max |OpenVINO - PyTorch| on a random input of `size` (h, w) in 0..255, as check_onnx;
-    NasflowError when above `tolerance` (a bf16 precision would be caught here)."""
+def check_openvino(model: nn.Module, path: str | os.PathLike[str], task: type[Task] | Task = Task, *,
+                   size: tuple[int, ...] | None = None, tolerance: float = DEFAULT_TOLERANCE, seed: int = 0,
+                   threads: int | None = None) -> float:
+    """Max |OpenVINO - PyTorch| on the task's sample input, as check_onnx; NasflowError when
+    above `tolerance` (a bf16 precision would be caught here)."""
     channels = _channels(model)
-    x = torch.rand(1, channels, *size, generator=torch.Generator().manual_seed(seed)) * 255
+    size = task.check_size if size is None else tuple(size)
+    x = task.sample_input(channels, size, torch.Generator().manual_seed(seed), batch=2)
     plain = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
     with torch.inference_mode():
         want = plain(x)

@@ -146,7 +146,7 @@ class Predictor:
         from nasflow.deploy.openvino_backend import check_openvino, worker_runner
 
         path = self._exported(model, cache_dir)
-        check_openvino(model, path, threads=threads)  # the exactness check the onnx export gets
+        check_openvino(model, path, self.task, threads=threads)  # the exactness check the onnx export gets
         return worker_runner(path, threads)  # its own process: OpenVINO makes fork() unsafe
 
     def _exported(self, model: nn.Module, cache_dir: Path) -> Path:

@@ -149,7 +149,7 @@ def choose_search_levers(config: SearchConfig, space: Space, task: Task, steps: 
         return Choice(dict(GPU_LEVERS), "hardware")
     what = {"space": space.with_params(config.overrides).to_yaml() if config.overrides else space.to_yaml(),
             **{k: v for k, v in config.to_json().items()
-               if k in ("strategy", "batch_size", "task", "task_options", "amp", "reuse_forward", "regularizer")}}
+               if k in ("strategy", "strategy_options", "batch_size", "task", "task_options", "amp", "regularizer")}}
     key = _key("search-levers", "cpu", what)
     cached = _read_cache().get(key) if use_cache else None
     if cached is not None:

@@ -116,7 +116,7 @@ def _onnxruntime(path: Path, inputs: list[Tensor]) -> Callable[[], object]:
 def _openvino(path: Path, inputs: list[Tensor]) -> Callable[[], object]:
     from nasflow.deploy.openvino_backend import compile_model
 
-    compiled = compile_model(path, shapes={f"x{i}": list(x.shape) for i, x in enumerate(inputs)})
+    compiled = compile_model(path, shapes=[list(x.shape) for x in inputs])
     request = compiled.create_infer_request()
     feeds = _feeds(inputs)
     return lambda: request.infer(feeds)
