@@ -43,7 +43,7 @@ from nasflow.search.config import SearchConfig
 from nasflow.search.latency_table import cpu_name
 from nasflow.search.loop import run_search
 from nasflow.space.schema import Space
-from nasflow.tasks.contract import Task
+from nasflow.tasks.contract import Task, task_class_for
 
 EXACT_LEVERS: list[dict[str, bool]] = [
     {"fuse": True, "channels_last": True},
@@ -183,12 +183,15 @@ def choose_backend(model: nn.Module, device: str = "cpu", size: tuple[int, int] 
     graph = getattr(model, "graph", None)
     if graph is None or len(graph.inputs) != 1:
         raise NasflowError("the automatic backend choice takes a built model with one input")
-    what = {"arch": graph.space.to_yaml(), "size": size, "backends": backends}
+    what = {"arch": graph.space.to_yaml(), "size": size, "backends": backends, "task": graph.space.task}
     key = _key("inference-backend", device, what)
     cached = _read_cache().get(key) if use_cache else None
     if cached is not None and cached.get("backend") in backends:
         return Choice(cached["backend"], "cache", cached.get("timings", {}))
-    x = torch.rand(1, graph.nodes[graph.inputs[0]].c_out, *size) * 255
+    # The task says what an input looks like: images at `size` (h, w), else its check size.
+    task = task_class_for(graph.space)
+    dims = size if len(task.check_size) == 2 else task.check_size
+    x = task.sample_input(graph.nodes[graph.inputs[0]].c_out, tuple(dims), torch.Generator().manual_seed(0))
     # The predictors' ONNX cache is the default one: the Predictor built after this reuses the export.
     predictors = {b: Predictor(model, b) for b in backends}
     for p in predictors.values():
