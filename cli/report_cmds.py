@@ -55,6 +55,8 @@ def report(
     size: Annotated[Optional[str], typer.Option(
         help="Output size WIDTHxHEIGHT Multi-Adds are counted for (default: the task's, SR: 1280x720).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    latency_table: Annotated[Optional[Path], typer.Option(help="With --pareto: a latency panel, each derived "
+        "architecture's latency predicted by this table (default: the table each run searched with, if any).")] = None,
     pareto: Annotated[Optional[Path], typer.Option(
         help="Also draw the metric against params and Multi-Adds, the Pareto front marked, into this PNG "
              "(the paper's points too on the DLSR space; pip install 'nasflow\\[plot]').")] = None,
@@ -68,7 +70,7 @@ def report(
         raise NasflowError(f"--size: {exc}") from None
     result = build_report(expand_runs(runs), models, metric=metric, confidence=confidence, size=hw)
     if pareto is not None:
-        drawn = _draw_pareto(result, pareto)
+        drawn = _draw_pareto(result, pareto, latency_table)
         if not as_json:
             console.print(f"Pareto plot: [bold]{drawn}[/]", highlight=False, soft_wrap=True)
     if as_json:
@@ -77,7 +79,8 @@ def report(
     console.print(report_table(result, f"{len(result.runs)} search run(s)"))
 
 
-def _draw_pareto(result: Report, out: Path) -> Path:
+def _draw_pareto(result: Report, out: Path, latency_table: Path | None) -> Path:
+    from nasflow.search.latency_table import load_table
     from nasflow.search.run_dir import RunDir
     from nasflow.spaces.dlsr.paper import reference_points
     from nasflow.tasks.contract import task_class_for
@@ -88,5 +91,6 @@ def _draw_pareto(result: Report, out: Path) -> Path:
     run = RunDir.open(result.runs[0].run)
     space, size = run.space(), result.runs[0].output_size  # the size the rows' Multi-Adds are for
     higher = task_class_for(space, run.config().task).metric(result.metric).higher_is_better
-    refs = reference_points(space, size) if result.metric == "psnr" else []
-    return write_pareto(result, out, refs, size, higher)
+    table = load_table(latency_table) if latency_table is not None else None
+    refs = reference_points(space, size, table) if result.metric == "psnr" else []
+    return write_pareto(result, out, refs, size, higher, table)

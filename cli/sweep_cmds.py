@@ -11,7 +11,7 @@ from nasflow.runs import distributed
 from nasflow.search.config import SearchConfig
 from nasflow.search.multiseed import SeedOutcome
 from nasflow.search.report import build_report
-from nasflow.search.sweep import gamma_dir, parse_values, run_sweep
+from nasflow.search.sweep import budget_values, gamma_values, parse_values, run_sweep
 from nasflow.search.run_dir import RunDir
 from nasflow.space.load import load_space
 from nasflow.tasks.presets import apply_preset, exclusive_options, preset_section
@@ -25,8 +25,11 @@ from .search_view import RichReporter
 @app.command()
 def sweep(
     space: Annotated[Path, typer.Argument(help="The space file to search.")],
-    gamma: Annotated[str, typer.Option(help="The regularizer weights, one search each: 0,0.1,0.2,0.5.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The sweep's folder: OUT/gamma-G per value.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The sweep's folder: OUT/gamma-G or OUT/budget-... per value.")],
+    gamma: Annotated[Optional[str], typer.Option(help="The regularizer weights, one search each: 0,0.1,0.2,0.5.")] = None,
+    budget: Annotated[Optional[str], typer.Option(
+        help="Budgets, one search each: params=100k,params=300k or latency=20ms,latency=40ms (with --latency-table).")] = None,
+    latency_table: Annotated[Optional[Path], typer.Option(help="nasflow profile's table, for latency budgets.")] = None,
     parallel: Annotated[Optional[int], typer.Option(
         help="Searches at a time (default: one per GPU, else one per 8 CPU cores).")] = None,
     preset: Annotated[Optional[str], typer.Option(help="The task's named settings (default: its quick one).")] = None,
@@ -42,23 +45,26 @@ def sweep(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the sweep in --out where it stopped.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """One search per gamma into OUT/gamma-G, then a table of what each found. Retrain each
-    OUT/gamma-G/derived/arch.yaml into OUT/gamma-G/retrained and `nasflow report OUT --pareto
-    pareto.png` draws quality against params and Multi-Adds."""
+    """One search per gamma (OUT/gamma-G) or per budget (OUT/budget-...), then a table of what
+    each found. Retrain each OUT/*/derived/arch.yaml into OUT/*/retrained and `nasflow report
+    OUT --pareto pareto.png` draws quality against params, Multi-Adds and latency."""
     if distributed.launched_by_torchrun():
         raise NasflowError("a sweep starts its own processes (--parallel); run it without torchrun")
-    gammas = parse_values(gamma)
-    if regularizer in ("none", ""):
+    if (gamma is None) == (budget is None):
+        raise NasflowError("give the values to sweep: --gamma 0,0.1,0.2,0.5 or --budget params=100k,params=300k (one of them)")
+    values = gamma_values(parse_values(gamma)) if gamma is not None else budget_values(budget or "")
+    if regularizer in ("none", "") and gamma is not None:
         raise NasflowError("a gamma sweep needs a cost regularizer: --regularizer params or madds")
     if resume:
-        started = [gamma_dir(out, g) for g in gammas if (gamma_dir(out, g) / "config.json").is_file()]
+        started = [out / v.name for v in values if (out / v.name / "config.json").is_file()]
         if not started:
-            raise NasflowError(f"--resume: '{out}' holds no gamma-G run of these values; start the sweep without --resume")
+            raise NasflowError(f"--resume: '{out}' holds no run of these values; start the sweep without --resume")
         config = RunDir.open(started[0]).config()
     else:
         given: dict[str, Any] = {
             "strategy": strategy, "steps": steps, "warmup": warmup, "batch_size": batch, "seed": seed,
             "device": device, "regularizer": regularizer, "space": str(space),
+            "latency_table": str(latency_table) if latency_table is not None else None,
             "overrides": parse_sets(set_) if set_ else None,
             "task_options": parse_options(task_opt) if task_opt else None,
         }
@@ -71,17 +77,18 @@ def sweep(
 
     def done(o: SeedOutcome) -> None:
         state = f"[red]failed: {o.error}[/]" if o.error else "done" if o.finished else f"[yellow]stopped at {o.step}[/]"
-        console.print(f"gamma {gammas[o.index]:g}: {state} ({o.run_dir})", highlight=False)
+        console.print(f"{values[o.index].label}: {state} ({o.run_dir})", highlight=False)
 
     reporter = None if quiet else (lambda _: RichReporter(console))
-    results = run_sweep(config, out, gammas, resume=resume, parallel=parallel, reporter=reporter, on_done=done)
+    results = run_sweep(config, out, values, resume=resume, parallel=parallel, reporter=reporter, on_done=done)
     searched = [o.run_dir for _, o in results if o.error is None and o.step > 0]
     if searched:
         console.print(report_table(build_report(searched), f"{len(searched)} searches in {out}"))
     failed = [(g, o) for g, o in results if o.error]
     if failed:
-        raise NasflowError(f"{len(failed)} of {len(gammas)} searches failed: "
-                           + "; ".join(f"gamma {g:g}: {o.error}" for g, o in failed))
-    if any(not o.finished for _, o in results) or len(results) < len(gammas):
-        console.print(f"[yellow]stopped[/]; continue with: nasflow sweep {space} --gamma {gamma} --resume --out {out}")
+        raise NasflowError(f"{len(failed)} of {len(values)} searches failed: "
+                           + "; ".join(f"{v.label}: {o.error}" for v, o in failed))
+    if any(not o.finished for _, o in results) or len(results) < len(values):
+        given = f"--gamma {gamma}" if gamma is not None else f"--budget {budget}"
+        console.print(f"[yellow]stopped[/]; continue with: nasflow sweep {space} {given} --resume --out {out}")
         raise typer.Exit(130)

@@ -13,7 +13,10 @@ from nasflow.errors import NasflowError
 from nasflow.search.derive_run import derive_run
 from nasflow.search.report import build_report, expand_runs
 from nasflow.search.run_dir import RunDir
-from nasflow.search.sweep import gamma_dir, parse_values, run_sweep
+from nasflow.derive.genotype import derive_space
+from nasflow.hardware.profile import profile_space
+from nasflow.search.sweep import budget_values, gamma_dir, gamma_values, parse_values, run_sweep
+from nasflow.space.graph import build_graph
 from nasflow.space.load import load_space
 from nasflow.spaces.dlsr.paper import reference_points
 from nasflow.train.config import TrainConfig
@@ -40,8 +43,8 @@ def test_values_parse_and_fail_clearly():
 
 def test_sweep_retrain_and_pareto(tmp_path):
     config = fast_config(regularizer="params", task=register_task())
-    results = run_sweep(config, tmp_path / "sweep", [0.0, 5.0], space=planted_space(), parallel=1)
-    assert [(g, o.error, o.finished) for g, o in results] == [(0.0, None, True), (5.0, None, True)]
+    results = run_sweep(config, tmp_path / "sweep", gamma_values([0.0, 5.0]), space=planted_space(), parallel=1)
+    assert [(v.name, o.error, o.finished) for v, o in results] == [("gamma-0", None, True), ("gamma-5", None, True)]
     assert [RunDir(gamma_dir(tmp_path / "sweep", g)).config().gamma for g in (0, 5)] == [0.0, 5.0]
     picks = {g: derive_run(gamma_dir(tmp_path / "sweep", g)).genotype.choices["m"] for g in (0, 5)}
     assert picks == {0.0: "conv_5x5", 5.0: "conv_1x1"}  # the cost term moved the search
@@ -61,6 +64,15 @@ def test_sweep_retrain_and_pareto(tmp_path):
     ringed = fig.axes[0].collections[1].get_offsets().tolist()  # the front, lower mse better
     assert ringed == [[points[i].params / 1e3, points[i].quality] for i in pareto_front(points, "params", False)]
     path = write_pareto(report, tmp_path / "pareto.png", higher=False)
+    # A latency table adds a panel: each run's derived architecture as the table predicts it.
+    table = profile_space(build_graph(planted_space()), (6, 10), warmup=0, reps=2)
+    timed = report_points(report, table)
+    for p, r in zip(timed, report.runs):
+        want = table.predict(build_graph(derive_space(RunDir(r.run).space(), r.genotype)))[0]
+        assert p.latency == want > 0
+    fig = pareto_figure(timed, [], "mse", (720, 1280), higher=False)
+    assert len(fig.axes) == 3 and fig.axes[2].collections[0].get_offsets().tolist() == [[p.latency, p.quality] for p in timed]
+    assert len(pareto_figure(points, [], "mse", (720, 1280), higher=False).axes) == 2  # no table: no latency
     with Image.open(path) as img:
         assert img.format == "PNG" and img.size[0] > 800
     assert reference_points(RunDir(runs[0]).space()) == []  # not the DLSR space: no paper points
@@ -69,6 +81,22 @@ def test_sweep_retrain_and_pareto(tmp_path):
     with pytest.raises(SystemExit) as exc:
         run(["report", str(tmp_path / "sweep"), "--metric", "mse", "--pareto", str(tmp_path / "cli.png")])
     assert exc.value.code == 0 and (tmp_path / "cli.png").is_file()
+
+
+def test_budget_sweep_keeps_the_tight_budget(tmp_path):
+    values = budget_values("params=10k, params=60")
+    assert [v.name for v in values] == ["budget-params-10k", "budget-params-60"]
+    config = fast_config(regularizer="params", gamma=1.0, task=register_task())
+    results = run_sweep(config, tmp_path / "b", values, space=planted_space(), parallel=1)
+    assert [o.error for _, o in results] == [None, None]
+    runs = expand_runs([tmp_path / "b"])
+    assert [r.name for r in runs] == ["budget-params-60", "budget-params-10k"]  # by limit
+    assert [RunDir(r).config().budget for r in runs] == ["params=60", "params=10k"]
+    derived = [derive_run(r) for r in runs]
+    assert derived[0].params <= 60 < derived[1].params  # the tight budget held, the loose one let conv_5x5 in
+    for bad in ("", "params", "speed=3", "params=1k,params=1000"):
+        with pytest.raises(NasflowError):
+            budget_values(bad)
 
 
 def test_paper_points_on_the_dlsr_space():
@@ -99,3 +127,11 @@ def test_cli_sweep_and_report_pareto(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         run(["sweep", str(space), "--gamma", "0,2", "--out", str(tmp_path / "t"), "--regularizer", "none"])
     assert exc.value.code == 2 and "needs a cost regularizer" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        run(["sweep", str(space), "--out", str(tmp_path / "t")])
+    assert exc.value.code == 2 and "--gamma 0,0.1,0.2,0.5 or --budget" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        run(["sweep", str(space), "--budget", "params=60,params=10k", "--out", str(tmp_path / "u"), "--steps", "4",
+             "--warmup", "1", "--batch", "4", "--device", "cpu", "--parallel", "1", "-q"])
+    assert exc.value.code == 0 and "budget params=60: done" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "u").iterdir()) == ["budget-params-10k", "budget-params-60"]

@@ -152,19 +152,31 @@ def build_report(runs: list[str | Path], models: list[str | Path] | None = None,
     return Report(rows, metric, mean_ci(values, confidence) if len(values) >= 2 else None)
 
 
-def _sweep_order(d: Path) -> tuple[float, str]:
+def _sweep_order(d: Path) -> tuple[str, float, str]:
+    """seed-N and gamma-G by their number; budget-METRIC-LIMIT by metric, then limit."""
+    kind, _, value = d.name.partition("-")
+    if kind == "budget":
+        from nasflow.search.budget import Budget
+
+        try:
+            b = Budget.parse(value.replace("-", "=", 1))
+            return f"budget {b.metric}", b.limit, d.name
+        except NasflowError:
+            return kind, float("inf"), d.name
     try:
-        return float(d.name.partition("-")[2]), d.name
+        return kind, float(value), d.name
     except ValueError:
-        return float("inf"), d.name
+        return kind, float("inf"), d.name
 
 
 def expand_runs(paths: list[str | Path]) -> list[Path]:
     """Run directories as given, a multi-seed directory (OUT/seed-*) standing for its seeds
-    and a sweep's (OUT/gamma-*, search/sweep.py) for its runs, in the order of their values."""
+    and a sweep's (OUT/gamma-*, OUT/budget-*: search/sweep.py) for its runs, in the order of
+    their values."""
     out: list[Path] = []
     for p in map(Path, paths):
-        runs = sorted((d for d in (*p.glob("seed-*"), *p.glob("gamma-*")) if (d / "config.json").is_file()),
+        runs = sorted((d for d in (*p.glob("seed-*"), *p.glob("gamma-*"), *p.glob("budget-*"))
+                       if (d / "config.json").is_file()),
                       key=_sweep_order)
         out.extend(runs if runs and not (p / "config.json").is_file() else [p])
     return out

@@ -1,23 +1,37 @@
-"""A sweep: one search per value of the cost regularizer's weight gamma, for a Pareto front.
+"""A sweep: one search per value of the cost term, for a Pareto front.
 
-    OUT/gamma-0/   OUT/gamma-0.1/   ...   each a search run directory, its config's gamma set
+    nasflow sweep SPACE --gamma 0,0.1,0.2,0.5     OUT/gamma-0/  OUT/gamma-0.1/ ...  (config.gamma)
+    nasflow sweep SPACE --budget params=100k,params=300k
+                                                  OUT/budget-params-100k/ ...        (config.budget)
 
-The searches are independent and run as a --seeds set does (multiseed.run_searches: one
-process per GPU, or per CPU_CORES_PER_SEARCH cores). Retrain each derived architecture into
-RUN/retrained and `nasflow report OUT --pareto FILE.png` draws quality against cost.
+Each folder is a search run directory. The searches are independent and run as a --seeds set
+does (multiseed.run_searches: one process per GPU, or per CPU_CORES_PER_SEARCH cores).
+Retrain each derived architecture into RUN/retrained and `nasflow report OUT --pareto
+FILE.png` draws quality against cost.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nasflow.errors import NasflowError
+from nasflow.search.budget import Budget
 from nasflow.search.config import SearchConfig
 from nasflow.search.multiseed import SeedOutcome, run_searches
 from nasflow.space.schema import Space
 
 GAMMA_DIR = "gamma-{value:g}"
+
+
+@dataclass(frozen=True)
+class SweepValue:
+    """One search of a sweep: its folder name, how messages call it, the config fields it sets."""
+
+    name: str
+    label: str
+    update: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 def gamma_dir(out: str | Path, gamma: float) -> Path:
@@ -37,16 +51,31 @@ def parse_values(text: str, name: str = "--gamma") -> list[float]:
     return values
 
 
-def run_sweep(config: SearchConfig, out: str | Path, gammas: list[float], *, space: Space | None = None,
+def gamma_values(gammas: list[float]) -> list[SweepValue]:
+    return [SweepValue(GAMMA_DIR.format(value=g), f"gamma {g:g}", {"gamma": g}) for g in gammas]
+
+
+def budget_values(text: str) -> list[SweepValue]:
+    """'params=100k,params=300k' -> one value per budget (search/budget.py's format)."""
+    budgets = [Budget.parse(t) for t in text.split(",") if t.strip()]
+    if not budgets:
+        raise NasflowError(f"--budget '{text}' must be budgets separated by commas, e.g. --budget params=100k,params=300k")
+    values = [SweepValue(f"budget-{b.metric}-{b.format(b.limit)}", f"budget {b}", {"budget": str(b)}) for b in budgets]
+    if len({v.name for v in values}) != len(values):
+        raise NasflowError(f"--budget '{text}' must name each budget once")
+    return values
+
+
+def run_sweep(config: SearchConfig, out: str | Path, values: list[SweepValue], *, space: Space | None = None,
               resume: bool = False, parallel: int | None = None, reporter: Callable[[int], Any] | None = None,
-              on_done: Callable[[SeedOutcome], None] | None = None) -> list[tuple[float, SeedOutcome]]:
-    """Search once per gamma (config.gamma replaced) into OUT/gamma-G; (gamma, outcome) in order."""
-    if not gammas:
-        raise NasflowError("no values to sweep: give --gamma, e.g. --gamma 0,0.1,0.2,0.5")
-    if config.regularizer is None:
+              on_done: Callable[[SeedOutcome], None] | None = None) -> list[tuple[SweepValue, SeedOutcome]]:
+    """One search per value (its fields set in `config`) into OUT/<value's name>; in order."""
+    if not values:
+        raise NasflowError("no values to sweep: give --gamma 0,0.1,0.2,0.5 or --budget params=100k,params=300k")
+    if config.regularizer is None and any("gamma" in v.update for v in values):
         raise NasflowError("a gamma sweep needs a cost regularizer (--regularizer params, madds, ...): "
                            "without one gamma changes nothing")
-    configs = [config.model_copy(update={"gamma": g}) for g in gammas]
-    outcomes = run_searches(configs, [gamma_dir(out, g) for g in gammas], space=space, resume=resume,
+    configs = [SearchConfig.build({**config.to_json(), **v.update}) for v in values]
+    outcomes = run_searches(configs, [Path(out) / v.name for v in values], space=space, resume=resume,
                             parallel=parallel, reporter=reporter, on_done=on_done)
-    return [(gammas[o.index], o) for o in outcomes]
+    return [(values[o.index], o) for o in outcomes]
