@@ -1,6 +1,6 @@
 """What the search loop and the training loop share: opening or claiming the run directory,
 the batch-size check, the device, each rank's checkpointed state, batch streams that resume
-exactly, and Ctrl-C.
+exactly, and Ctrl-C / SIGTERM. The loop itself is nasflow.runs.run_loop.RunLoop.
 
     space = open_run(TrainRunDir, run_dir, config, resume, ctx, lambda: ..., given=arch is not None)
     ...   # build the loop: a bad config or space fails here, before any file is written
@@ -224,15 +224,19 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
 
 
 # --- Ctrl-C -----------------------------------------------------------------------------------
-class StopFlag:
-    """The first Ctrl-C asks the loop to stop after the current step (and save); a second
-    one interrupts at once. Only the main thread can install signal handlers.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    Under torchrun SIGTERM counts too: torchrun answers a Ctrl-C by sending its workers
-    SIGTERM (and SIGKILL 30 s later), which would otherwise end them before they save.
+
+class StopFlag:
+    """The first Ctrl-C or SIGTERM asks the loop to stop after the current step (and save); a
+    second one interrupts at once. Only the main thread can install signal handlers.
+
+    SIGTERM counts as Ctrl-C: torchrun answers a Ctrl-C by sending its workers SIGTERM (and
+    SIGKILL 30 s later), and batch schedulers send it before they kill a job; either would
+    otherwise end the run before it saves.
     """
 
-    def __init__(self, signals: tuple[signal.Signals, ...] = (signal.SIGINT,)) -> None:
+    def __init__(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> None:
         self.requested = False
         self.signals = signals
         self._previous: dict[int, Any] = {}

@@ -3,29 +3,32 @@ genotype snapshots, checkpoints and exact resume.
 
     result = run_search(SearchConfig(space="space.yaml", steps=1000, warmup=100), "runs/a")
 
-The loop owns the order of things; a Strategy owns one step; the task owns data and loss;
-RunDir owns the files. A run is repeatable from its seed, and a resumed run continues from
+The run loop it shares with training (nasflow.runs.run_loop.RunLoop) owns the order of
+things: logging windows, checkpoints, Ctrl-C / SIGTERM and exact resume; this module adds the
+search's step and state; a Strategy owns one step; the task owns data and loss; RunDir owns
+the files. A run is repeatable from its seed, and a resumed run continues from
 its checkpoint exactly as if it had not stopped (RNG and data streams included).
 """
 from __future__ import annotations
 
 import math
-import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from torch import Tensor
 
 from nasflow.runs.checkpoint import seed_everything
-from nasflow.runs.tensorboard import TensorBoardLog, open_tensorboard
 from nasflow.search.config import SearchConfig
 from nasflow.derive.genotype import Genotype, genotype_from_arch
-from nasflow.runs.distributed import DistContext, any_rank, broadcast_, current, mean_scalars, on_main, wrap
+from nasflow.runs.distributed import DistContext, broadcast_, current, on_main, wrap
 from nasflow.errors import CheckpointError, NasflowError
 from nasflow.space.graph import Graph, build_graph
 from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from nasflow.space.load import load_space
-from nasflow.runs.loop import (BatchStream, LogWindow, StopFlag, check_batch_splits, gather_rank_states, open_run, rank_state, record_run, restore_rank_state, run_device)
+from nasflow.runs.loop import BatchStream, check_batch_splits, open_run, record_run, run_device
+from nasflow.runs.run_loop import RecordSink, RunLoop
+from nasflow.runs.tensorboard import open_tensorboard
 from nasflow.search.regularizers import make_regularizer
 from nasflow.search.run_dir import RunDir
 from nasflow.space.schema import Space
@@ -82,7 +85,7 @@ def run_search(config: SearchConfig, run_dir: str | Path, *, space: Space | None
     # Built before any file is written, so a bad strategy or space leaves no run behind.
     search = _Search(config, searched, task, reporter if ctx.is_main else None, ctx)
     record_run(RunDir, run_dir, config, searched, resume, ctx)
-    return search.run(RunDir(run_dir), resume, stop_at)
+    return search.run_search(RunDir(run_dir), resume, stop_at)
 
 
 def strategy_class(config: SearchConfig) -> type[Strategy]:
@@ -109,13 +112,15 @@ def entropy(p: list[float]) -> float:
     return -sum(x * math.log(x) for x in p if x > 0)
 
 
-class _Search:
+class _Search(RunLoop):
+    """The search as a RunLoop: its step (the strategy's, after warm-up steps on the weights),
+    its state (weights, arch, optimizers, the strategy's own), the step-0 record, snapshots."""
+
     run_dir: RunDir  # set by run(): the run directory is created once the search is built
-    tensorboard: TensorBoardLog | None = None  # rank 0 of a --tensorboard run, set by run()
 
     def __init__(self, config: SearchConfig, space: Space, task: Task, reporter: Reporter | None,
                  ctx: DistContext) -> None:
-        self.config, self.task, self.reporter, self.ctx = config, task, reporter, ctx
+        self.config = config
         self.device = run_device(config.device, ctx)
         self.graph = build_graph(space)
         if not self.graph.decisions:
@@ -144,25 +149,18 @@ class _Search:
             self.strategy.distribute(ddp, ctx)
         self.train = BatchStream(task, "train", config.batch_size, config.seed, self.device, ctx)
         self.valid = BatchStream(task, "valid", config.batch_size, config.seed, self.device, ctx)
-        self.streams = {"train": self.train, "valid": self.valid}
-        self.step = 0
-        self.window = LogWindow()  # the steps since the last metrics record (checkpointed)
-        self.saved_step = -1  # the step the last checkpoint written or read holds
+        super().__init__(ctx=ctx, task=task, streams={"train": self.train, "valid": self.valid},
+                         total=config.steps, log_every=config.log_every,
+                         checkpoint_every=config.checkpoint_every, reporter=reporter)
 
     # --- state ------------------------------------------------------------------------------
-    def save(self) -> None:
-        state = gather_rank_states(rank_state(self.streams, self.task, self.window), self.ctx)
-        self.saved_step = self.step
-        if state is None:  # not rank 0
-            return
-        tensors = to_checkpoint(self.model.state_dict())
-        state.update(step=self.step, optim_weights=self.w_opt.state_dict(), strategy=self.strategy.state_dict())
+    def checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        state: dict[str, Any] = {"optim_weights": self.w_opt.state_dict(), "strategy": self.strategy.state_dict()}
         if self.a_opt is not None:
             state["optim_arch"] = self.a_opt.state_dict()
-        self.run_dir.save_checkpoint(tensors, state)
+        return to_checkpoint(self.model.state_dict()), state
 
-    def load(self) -> None:
-        tensors, state = on_main(self.run_dir.load_checkpoint, self.ctx)
+    def restore(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
         weights, arch = from_checkpoint(tensors)
         try:
             self.model.load_state_dict({**weights, **arch}, strict=True)
@@ -173,68 +171,40 @@ class _Search:
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint '{self.run_dir.checkpoint_path}' does not fit this "
                                   f"run's supernet: {exc}") from None
-        restore_rank_state(state, self.streams, self.task, self.ctx, self.window)
-        self.step = self.saved_step = int(state["step"])
 
     def genotype(self) -> Genotype:
         return genotype_from_arch(self.graph, {label: self.model.arch.logits(label) for label in self.graph.decisions},
                                   rule=self.rule)
 
     # --- running ----------------------------------------------------------------------------
-    def run(self, run_dir: RunDir, resume: bool, stop_at: int | None) -> SearchResult:
-        self.run_dir = run_dir
-        main = self.ctx.is_main
-        self.tensorboard = open_tensorboard(self.config.tensorboard and main, run_dir.path, self.graph)
-        if resume and on_main(self.run_dir.has_checkpoint, self.ctx):
-            self.load()
-        if resume and main:  # records a killed run wrote after its last checkpoint come again
-            self.run_dir.truncate_metrics(self.step)
-        if not on_main(lambda: bool(self.run_dir.read_metrics()), self.ctx):
-            self.log({}, 0.0)  # step 0: where alpha and beta start
-        cfg = self.config
-        if self.reporter:
-            self.reporter.start(self.step, cfg.steps, cfg.warmup)
-        if not self.window.count:  # a fresh window (a resumed one keeps its time): steps/s from here
-            self.window.tick = time.perf_counter()
-        try:
-            stop_signals = (signal.SIGINT, signal.SIGTERM) if self.ctx.enabled else (signal.SIGINT,)
-            with StopFlag(stop_signals) as stop:
-                while self.step < cfg.steps and not self.stopping(stop) and self.step != stop_at:
-                    logs = self.one_step()
-                    self.step += 1
-                    self.window.add(logs)
-                    geno = None
-                    if self.step in cfg.snapshot_steps:
-                        geno = self.genotype()
-                        if main:
-                            self.run_dir.save_snapshot(self.step, self.model.arch_state_dict(), geno)
-                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                        means, rate = self.window.take()
-                        # Each rank's losses are on its share: log the mean over ranks.
-                        geno = self.log(mean_scalars(means, self.ctx), rate)
-                    if self.step % cfg.checkpoint_every == 0:
-                        self.save()
-                    if self.reporter:
-                        self.reporter.update(self.step, logs, geno)
-                if self.saved_step != self.step:
-                    self.save()  # where it stopped: the end, Ctrl-C or stop_at
-        finally:
-            if self.reporter:
-                self.reporter.stop()
-            if self.tensorboard is not None:
-                self.tensorboard.close()
+    def run_search(self, run_dir: RunDir, resume: bool, stop_at: int | None) -> SearchResult:
+        finished = self.run(run_dir, resume, stop_at)
         # Read on rank 0 once every file is written: every rank returns after that.
         initial = on_main(self.initial_softmax, self.ctx)
-        return SearchResult(self.run_dir.path, self.step, self.step >= cfg.steps, self.genotype(),
+        return SearchResult(self.run_dir.path, self.step, finished, self.genotype(),
                             softmax_table(self.model), initial, self.graph)
 
     def initial_softmax(self) -> dict[str, list[float]]:
         first = self.run_dir.read_metrics()
         return first[0]["softmax"] if first else {}
 
-    def stopping(self, stop: StopFlag) -> bool:
-        """Ctrl-C may reach some ranks only, or at different steps: all stop when one asks."""
-        return any_rank(stop.requested, self.ctx)
+    def open_sinks(self) -> list[RecordSink]:
+        tensorboard = open_tensorboard(self.config.tensorboard, self.run_dir.path, self.graph)
+        return [tensorboard] if tensorboard is not None else []
+
+    def begin(self) -> None:
+        if not on_main(lambda: bool(self.run_dir.read_metrics()), self.ctx):
+            self.log({}, 0.0)  # step 0: where alpha and beta start
+
+    def report_start(self) -> None:
+        assert self.reporter is not None
+        self.reporter.start(self.step, self.total, self.config.warmup)  # type: ignore[attr-defined]
+
+    def after_step(self) -> None:
+        if self.step in self.config.snapshot_steps:
+            self.news = self.genotype()
+            if self.ctx.is_main:
+                self.run_dir.save_snapshot(self.step, self.model.arch_state_dict(), self.news)
 
     def one_step(self) -> dict[str, float]:
         self.strategy.on_step(self.step, self.config.steps)
@@ -243,12 +213,12 @@ class _Search:
             return self.strategy.weights_step(self.model, train)
         return self.strategy.step(self.model, train, self.valid.next())
 
-    def log(self, losses: dict[str, float], steps_per_s: float) -> Genotype:
+    def log(self, losses: dict[str, float], steps_per_s: float) -> None:
         soft = softmax_table(self.model)
-        geno = self.genotype()
+        self.news = geno = self.genotype()
         if not self.ctx.is_main:
-            return geno
-        record = {
+            return
+        self.record({
             "step": self.step,
             "phase": "start" if self.step == 0 else "warmup" if self.step <= self.config.warmup else "search",
             "steps_per_s": round(steps_per_s, 3),
@@ -256,11 +226,7 @@ class _Search:
             "softmax": soft,
             "entropy": {label: entropy(p) for label, p in soft.items()},
             "genotype": geno.to_json(),
-        }
-        self.run_dir.append_metrics(record)
-        if self.tensorboard is not None:
-            self.tensorboard.write(record)
-        return geno
+        })
 
 
 __all__ = ["Reporter", "SearchConfig", "SearchResult", "make_task", "run_search"]

@@ -3,15 +3,14 @@ or from another model's weights, with validation, checkpoints and exact resume.
 
     result = run_train(TrainConfig(arch="runs/a/derived/arch.yaml", steps=1000), "runs/a-train")
 
-The loop owns the order of things; the task owns data, loss and validation; TrainRunDir
-owns the files. It shares the search loop's pieces (counted data streams, Ctrl-C flag,
-device choice, checkpoint files), so a resumed run continues exactly as if it had not
-stopped. Under torchrun each process trains on its share of every global batch through
-DDP; rank 0 alone validates and writes.
+The run loop it shares with the search (nasflow.runs.run_loop.RunLoop) owns the order of
+things: logging windows, checkpoints, Ctrl-C / SIGTERM and exact resume; this module adds the
+training step and state; the task owns data, loss and validation; TrainRunDir owns the
+files. Under torchrun each process trains on its share of every global batch through DDP;
+rank 0 alone validates and writes.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,14 +19,15 @@ import torch
 
 from nasflow.runs.checkpoint import rng_state, seed_everything, set_rng_state
 from nasflow.accel.depthwise import use_fast_depthwise
-from nasflow.runs.distributed import DistContext, any_rank, current, mean_scalars, on_main, wrap
+from nasflow.runs.distributed import DistContext, current, on_main, wrap
 from nasflow.errors import CheckpointError, NasflowError
 from nasflow.space.graph import Graph, build_graph
 from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from nasflow.space.load import load_space
-from nasflow.runs.loop import (BatchStream, LogWindow, StopFlag, check_batch_splits, gather_rank_states, open_run, rank_state, record_run, restore_rank_state, run_device)
+from nasflow.runs.loop import BatchStream, check_batch_splits, open_run, record_run, run_device
+from nasflow.runs.run_loop import RecordSink, RunLoop
+from nasflow.runs.tensorboard import open_tensorboard
 from nasflow.runs.modeldir import save_model
-from nasflow.runs.tensorboard import TensorBoardLog, open_tensorboard
 from nasflow.space.schema import Space
 from nasflow.compile.state import from_checkpoint, to_checkpoint
 from nasflow.compile.supernet import Supernet, compile_graph
@@ -88,7 +88,7 @@ def run_train(config: TrainConfig, run_dir: str | Path, *, arch: Space | None = 
     # Built before any file is written, so a bad arch, task or --init-from leaves no run behind.
     loop = _Train(config, graph, task, ctx, reporter if ctx.is_main else None, warm=not restart)
     record_run(TrainRunDir, run_dir, config, space, resume, ctx)
-    return loop.run(TrainRunDir(run_dir), restart, stop_at)
+    return loop.run_train(TrainRunDir(run_dir), resume, stop_at)
 
 
 # --- the pieces run_train checks and builds -------------------------------------------------
@@ -113,13 +113,15 @@ def check_no_choices(graph: Graph) -> None:
 
 
 # --- the loop -------------------------------------------------------------------------------
-class _Train:
+class _Train(RunLoop):
+    """Training as a RunLoop: its step (one Adam step through DDP), its state (weights,
+    optimizer, schedule, best model, last validation) and its validation after the steps."""
+
     run_dir: TrainRunDir  # set by run(): the run directory is created once the loop is built
-    tensorboard: TensorBoardLog | None = None  # rank 0 of a --tensorboard run, set by run()
 
     def __init__(self, config: TrainConfig, graph: Graph, task: Task, ctx: DistContext,
                  reporter: TrainReporter | None, warm: bool = True) -> None:
-        self.config, self.graph, self.task, self.ctx, self.reporter = config, graph, task, ctx, reporter
+        self.config, self.graph = config, graph
         self.device = run_device(config.device, ctx)
         seed_everything(config.seed)
         self.model: Supernet = compile_graph(graph).to(self.device)
@@ -137,26 +139,19 @@ class _Train:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=config.lr_halve_every, gamma=0.5)
         self.train = BatchStream(task, "train", config.batch_size, config.seed, self.device, ctx)
-        self.streams = {"train": self.train}
-        self.step = 0
-        self.window = LogWindow()  # the steps since the last metrics record (checkpointed)
-        self.saved_step = -1  # the step the last checkpoint written or read holds
+        super().__init__(ctx=ctx, task=task, streams={"train": self.train}, total=config.steps,
+                         log_every=config.log_every, checkpoint_every=config.checkpoint_every,
+                         reporter=reporter)
         self.valid: dict[str, float] = {}  # the last validation (rank 0's, on every rank)
         self.best: dict[str, Any] | None = None
 
     # --- state ------------------------------------------------------------------------------
-    def save(self) -> None:
-        state = gather_rank_states(rank_state(self.streams, self.task, self.window), self.ctx)
-        self.saved_step = self.step
-        if state is None:  # not rank 0
-            return
-        tensors = to_checkpoint(self.model.state_dict())
-        state.update(step=self.step, optim=self.opt.state_dict(), sched=self.sched.state_dict(),
-                     best=self.best, valid=self.valid, init=self.init_meta)
-        self.run_dir.save_checkpoint(tensors, state)
+    def checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return to_checkpoint(self.model.state_dict()), {
+            "optim": self.opt.state_dict(), "sched": self.sched.state_dict(), "best": self.best,
+            "valid": self.valid, "init": self.init_meta}
 
-    def load(self) -> None:
-        tensors, state = on_main(self.run_dir.load_checkpoint, self.ctx)
+    def restore(self, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
         weights = from_checkpoint(tensors)[0]
         try:
             self.model.load_state_dict(weights, strict=True)
@@ -165,56 +160,25 @@ class _Train:
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint '{self.run_dir.checkpoint_path}' does not fit this "
                                   f"run's architecture: {exc}") from None
-        restore_rank_state(state, self.streams, self.task, self.ctx, self.window)
-        self.step = self.saved_step = int(state["step"])
         self.best, self.valid, self.init_meta = state["best"], state["valid"], state.get("init")
 
     # --- running ----------------------------------------------------------------------------
-    def run(self, run_dir: TrainRunDir, restart: bool, stop_at: int | None) -> TrainResult:
-        """`restart`: continue from the run's checkpoint."""
-        self.run_dir = run_dir
-        main, cfg = self.ctx.is_main, self.config
-        self.tensorboard = open_tensorboard(cfg.tensorboard and main, run_dir.path)
-        if restart:
-            self.load()
-        if main and run_dir.metrics_path.exists():  # records a killed run wrote after its last checkpoint come again
-            run_dir.truncate_metrics(self.step)
-        if self.reporter:
-            self.reporter.start(self.step, cfg.steps)
-        if not self.window.count:  # a fresh window (a resumed one keeps its time): steps/s from here
-            self.window.tick = time.perf_counter()
-        try:
-            with StopFlag() as stop:
-                # any_rank: Ctrl-C may reach only some processes; all stop after the same step.
-                while self.step < cfg.steps and not any_rank(stop.requested, self.ctx) and self.step != stop_at:
-                    logs = self.one_step()
-                    self.step += 1
-                    self.window.add(logs)
-                    valid = None
-                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                        self.log(*self.window.take())
-                    if self.step % cfg.validate_every == 0 or self.step == cfg.steps:
-                        began = time.perf_counter()
-                        valid = self.validate()
-                        self.window.exclude(time.perf_counter() - began)  # steps/s counts training only
-                    if self.step % cfg.checkpoint_every == 0:
-                        self.save()
-                    if self.reporter:
-                        self.reporter.update(self.step, logs, valid)
-                if self.saved_step != self.step:  # the same on every rank: save() is a collective
-                    self.save()  # where it stopped: the end, Ctrl-C or stop_at
-        finally:
-            if self.reporter:
-                self.reporter.stop()
-            if self.tensorboard is not None:
-                self.tensorboard.close()
-        finished = self.step >= cfg.steps
+    def run_train(self, run_dir: TrainRunDir, resume: bool, stop_at: int | None) -> TrainResult:
+        finished = self.run(run_dir, resume, stop_at)
         if finished:
             on_main(lambda: self.write_model(run_dir.model_path, {"weights": "final"}), self.ctx)
         return TrainResult(
             run_dir.path, self.step, finished, run_dir.model_path if finished else None,
             run_dir.best_path if self.best is not None else None, dict(self.valid), self.best,
             sum(p.numel() for p in self.model.parameters()), self.graph.space, self.init)
+
+    def open_sinks(self) -> list[RecordSink]:
+        tensorboard = open_tensorboard(self.config.tensorboard, self.run_dir.path)
+        return [tensorboard] if tensorboard is not None else []
+
+    def after_step(self) -> None:
+        if self.step % self.config.validate_every == 0 or self.step == self.total:
+            self.news = self.validate()
 
     def one_step(self) -> dict[str, float]:
         batch = self.train.next()
@@ -226,15 +190,8 @@ class _Train:
         return {"train/loss": float(loss.detach()), **{f"train/{k}": float(v) for k, v in terms.items()}}
 
     def log(self, losses: dict[str, float], steps_per_s: float) -> None:
-        losses = mean_scalars(losses, self.ctx)  # each rank's are on its share: log the mean
-        if self.ctx.is_main:
-            self.record({"step": self.step, "lr": self.opt.param_groups[0]["lr"],
-                         "steps_per_s": round(steps_per_s, 3), "losses": losses})
-
-    def record(self, record: dict[str, Any]) -> None:
-        self.run_dir.append_metrics(record)
-        if self.tensorboard is not None:
-            self.tensorboard.write(record)
+        self.record({"step": self.step, "lr": self.opt.param_groups[0]["lr"],
+                     "steps_per_s": round(steps_per_s, 3), "losses": losses})
 
     def validate(self) -> dict[str, float]:
         """The task's evaluate() on rank 0 while the others wait (an error there stops every
