@@ -87,6 +87,12 @@ def on_ranks(device: str, out: Path, run_in: Callable[[Path, DistContext], R]) -
     from nasflow.runs import distributed
 
     ctx = distributed.setup(device)
+    if not ctx.enabled and distributed.resolve_device(device).type == "cpu":
+        from nasflow.runs.threads import choose_threads
+
+        chosen = choose_threads()  # one thread per idle core, unless the user chose
+        if chosen is not None:
+            err_console.print(f"threads: {chosen[0]} ({chosen[1]})", highlight=False)
     try:
         out = distributed.broadcast_object(out, ctx)  # rank 0's default name, not each rank's clock
         result = run_in(out, ctx)
