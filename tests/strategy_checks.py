@@ -16,13 +16,13 @@ PLANTED_OP, PLANTED_EDGES = "conv_5x5", ("u2", "u4")
 assert CANDIDATES.index(PLANTED_OP) > 0 and len(CANDIDATES) >= 4
 
 
-def recoveries(tmp: Path, strategy: str, seeds: range = range(5), **changes: Any) -> list[tuple[str, list[str]]]:
+def recoveries(tmp: Path, strategy: str, seeds: range = range(5), channels: int = 4, **changes: Any) -> list[tuple[str, list[str]]]:
     """(derived op, derived edges) of one search per seed on the planted task."""
     found = []
     for seed in seeds:
         config = fast_config(strategy=strategy, seed=seed, checkpoint_every=1000, **changes)
-        result = run_search(config, tmp / f"{strategy}-{seed}", space=planted_space(),
-                            task=PlantedTask(op=PLANTED_OP, edges=PLANTED_EDGES))
+        result = run_search(config, tmp / f"{strategy}-{seed}", space=planted_space(channels),
+                            task=PlantedTask(op=PLANTED_OP, edges=PLANTED_EDGES, channels=channels))
         found.append((result.genotype.choices["m"], sorted(result.genotype.edges["e"])))
     return found
 
