@@ -42,6 +42,12 @@ class Registry(Generic[T]):
         register.__doc__ = f"Register a {self.kind} under a name: `@register_...(\"name\")`."
         return register
 
+    def remove(self, name: str) -> T:
+        """Take a name out again (a plug-in unloaded, a test cleaning up after itself)."""
+        if name not in self._items:
+            raise UnknownNameError(self.unknown_message(name))
+        return self._items.pop(name)
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

@@ -14,11 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nasflow.compile.mixed_ops import MixedOp, activation, build_op, get_mixed_op
+from nasflow.compile.kinds import Combine, CompiledKind, DenseEdge, FixedOp, compiled_kind
+from nasflow.compile.mixed_ops import MixedOp, get_mixed_op
 from nasflow.compile.relaxation import Relaxation, active_candidates
 from nasflow.compile.state import arch_key, is_arch, split_state
 from nasflow.errors import NasflowError, SpaceError
 from nasflow.space.graph import Decision, GNode, Graph
+
+__all__ = ["ArchParameters", "Combine", "DenseEdge", "FixedOp", "Supernet", "compile_graph"]
 
 
 class ArchParameters(nn.Module):
@@ -38,53 +41,6 @@ class ArchParameters(nn.Module):
 
     def softmax(self) -> dict[str, Tensor]:
         return {label: F.softmax(self.logits(label), dim=-1) for label in self.decisions}
-
-
-class FixedOp(nn.Module):
-    def __init__(self, g: GNode) -> None:
-        super().__init__()
-        self.op = build_op(g.op, g.c_in[0], g.c_out, g.args)
-        self.act = activation(g.act)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.op(x))
-
-
-class DenseEdge(nn.Module):
-    """Candidate inputs weighted by softmax(beta), merged (concat or sum), then an op."""
-
-    def __init__(self, g: GNode) -> None:
-        super().__init__()
-        self.merge = g.merge
-        self.op = build_op(g.op, g.merge_in, g.c_out, g.args) if g.op else nn.Identity()
-        self.act = activation(g.act)
-
-    def forward(self, xs: list[Tensor], weights: Tensor | None) -> Tensor:
-        if weights is not None:
-            xs = [w * x for w, x in zip(weights, xs)]
-        merged = torch.cat(xs, dim=1) if self.merge == "concat" else sum(xs)
-        return self.act(self.op(merged))
-
-
-class Combine(nn.Module):
-    def __init__(self, g: GNode) -> None:
-        super().__init__()
-        self.kind = g.merge
-        self.act = activation(g.act)
-
-    def forward(self, xs: list[Tensor]) -> Tensor:
-        if self.kind == "concat":
-            out = torch.cat(xs, dim=1)
-        else:
-            out = xs[0]
-            for x in xs[1:]:
-                out = out + x if self.kind == "add" else out * x
-        return self.act(out)
-
-
-_NODE_MODULES: dict[str, type[nn.Module]] = {
-    "op": FixedOp, "choice": MixedOp, "dense": DenseEdge, "combine": Combine,
-}
 
 
 class Supernet(nn.Module):
@@ -109,14 +65,16 @@ class Supernet(nn.Module):
         self.mixed_op = mixed_op
         self.relaxation: Relaxation = Relaxation()
         self.arch = ArchParameters(graph.decisions)
-        self._steps: list[tuple[GNode, nn.Module]] = []
-        modules = {**_NODE_MODULES, "choice": get_mixed_op(mixed_op) if graph.decisions else MixedOp}
+        # Each node's module, built and run by its kind (nasflow.compile.kinds).
+        self._steps: list[tuple[GNode, nn.Module, CompiledKind]] = []
+        mixed = get_mixed_op(mixed_op) if graph.decisions else MixedOp
         for g in graph.nodes.values():
             if g.kind == "input":
                 continue
-            module = modules[g.kind](g)
+            kind = compiled_kind(g.kind)
+            module = kind.build(g, mixed)
             self._place(g.name, module)
-            self._steps.append((g, module))
+            self._steps.append((g, module, kind))
 
     def _place(self, path: str, module: nn.Module) -> None:
         parent: nn.Module = self
@@ -165,15 +123,8 @@ class Supernet(nn.Module):
         # A sparse relaxation's zero weights name candidates that need not run at all.
         active = ({label: active_candidates(w) for label, w in weights.items()}
                   if self.relaxation.sparse else {})
-        for g, module in self._steps:
-            if g.kind == "op":
-                values[g.name] = module(values[g.inputs[0]])
-            elif g.kind == "choice":
-                values[g.name] = module(values[g.inputs[0]], weights[g.label], active.get(g.label))
-            elif g.kind == "dense":
-                values[g.name] = module([values[i] for i in g.inputs], weights.get(g.label) if g.label else None)
-            else:
-                values[g.name] = module([values[i] for i in g.inputs])
+        for g, module, kind in self._steps:
+            values[g.name] = kind.run(module, g, values, weights, active)
         return values[self.graph.output]
 
     def _check_inputs(self, values: dict[str, Tensor]) -> None:

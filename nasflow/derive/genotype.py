@@ -8,39 +8,19 @@ node cut to its k inputs: a space file with no choices, which the same compiler 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import networkx as nx
-import torch
 from torch import Tensor
 
+from nasflow.derive.kinds import derived_kind
+from nasflow.derive.record import Genotype
 from nasflow.derive.rule import DerivationRule
 from nasflow.errors import NasflowError
 from nasflow.space.graph import Graph, build_graph
-from nasflow.space.schema import Block, BlockNode, ChoiceNode, DenseNode, Node, OpNode, Space
+from nasflow.space.kinds import kind_of_data
+from nasflow.space.schema import Block, BlockNode, Node, Space
 
-
-@dataclass
-class Genotype:
-    choices: dict[str, str] = field(default_factory=dict)  # alpha label -> op
-    edges: dict[str, list[str]] = field(default_factory=dict)  # beta label -> inputs kept
-
-    def to_json(self) -> dict[str, Any]:
-        return {"choices": self.choices, "edges": self.edges}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Genotype:
-        return cls(dict(data.get("choices", {})), {k: list(v) for k, v in data.get("edges", {}).items()})
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
-
-    def __str__(self) -> str:
-        parts = [f"{k}={v}" for k, v in self.choices.items()]
-        parts += [f"{k}<-({','.join(v)})" for k, v in self.edges.items()]
-        return " ".join(parts)
+__all__ = ["Genotype", "derive_space", "genotype_from_arch", "inherit_weights"]
 
 
 def genotype_from_arch(graph: Graph, logits: dict[str, Tensor], topk: int | None = None,
@@ -119,16 +99,10 @@ class _Deriver:
         out: dict[str, Node] = {}
         for name, node in nodes.items():
             path = prefix + name
-            if isinstance(node, ChoiceNode):
-                op = self._pick(self.geno.choices, node.label or path, "choice")
-                out[name] = OpNode(op=op, input=node.input, out=node.out, args=node.args, act=node.act)
-            elif isinstance(node, DenseNode) and (node.topk < len(node.dense) or node.label is not None):
-                kept = self._pick(self.geno.edges, node.label or path, "dense")
-                out[name] = node.model_copy(update={"dense": list(kept), "topk": len(kept), "label": None})
-            elif isinstance(node, BlockNode):
+            if isinstance(node, BlockNode):
                 out[name] = node.model_copy(update={"block": self._specialise(node.block, path + ".")})
-            else:
-                out[name] = node
+            else:  # each kind derives its own nodes (nasflow.derive.kinds)
+                out[name] = derived_kind(kind_of_data(node)).derive(node, path, self.geno)
         return out
 
     def _specialise(self, block: str, prefix: str) -> str:
@@ -146,17 +120,12 @@ class _Deriver:
         self.blocks[name] = derived
         return name
 
-    @staticmethod
-    def _pick(table: dict[str, Any], label: str, what: str) -> Any:
-        if label not in table:
-            raise NasflowError(f"the genotype has no entry for {what} '{label}'; it is from another space")
-        return table[label]
-
 
 def inherit_weights(supernet_graph: Graph, supernet_state: dict[str, Tensor],
                     derived_graph: Graph, derived_state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Weights for a derived model taken from its supernet: the chosen candidate of each
-    choice, and the kept inputs' slices of each dense node's merge op.
+    choice, and the kept inputs' slices of each dense node's merge op (each node's kind
+    says how, nasflow.derive.kinds; other kinds keep their weights as they are).
 
     With one-hot alpha (and top-1 one-hot beta) the derived model then computes exactly
     what the supernet computes; it is also a warm start for retraining.
@@ -167,14 +136,7 @@ def inherit_weights(supernet_graph: Graph, supernet_state: dict[str, Tensor],
         g_new, g_old = derived_graph.nodes[node], supernet_graph.nodes.get(node)
         if g_old is None:
             raise NasflowError(f"'{key}': node '{node}' is not in the supernet")
-        if g_old.kind == "choice":
-            src = supernet_state[f"{node}.ops.{g_new.op}.{rest.removeprefix('op.')}"]
-        elif g_old.kind == "dense" and g_old.merge == "concat" and rest == "op.weight" and g_new.inputs != g_old.inputs:
-            c = g_old.c_in[0]
-            chunks = supernet_state[key].split(c, dim=1)
-            src = torch.cat([chunks[g_old.inputs.index(i)] for i in g_new.inputs], dim=1)
-        else:
-            src = supernet_state[key]
+        src = derived_kind(g_old.kind).inherit(key, rest, g_old, g_new, supernet_state)
         if src.shape != target.shape:
             raise NasflowError(f"'{key}': supernet weight has shape {tuple(src.shape)}, derived "
                                f"model needs {tuple(target.shape)}")

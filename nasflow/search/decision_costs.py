@@ -23,7 +23,7 @@ from torch import Tensor
 
 from nasflow.derive.genotype import Genotype
 from nasflow.errors import NasflowError
-from nasflow.space.cost import op_cost
+from nasflow.space.cost import op_cost, ops_of
 from nasflow.space.graph import GNode, Graph
 
 METRICS = ("params", "madds", "latency")
@@ -107,7 +107,7 @@ def split_by_decision(graph: Graph, metric: str,
 
 def decision_of(graph: Graph, g: GNode) -> str | None:
     """The decision label a node reads, if any (a dense node keeping all inputs reads none)."""
-    if g.kind in ("choice", "dense") and g.label is not None and g.label in graph.decisions:
+    if g.label is not None and g.label in graph.decisions:  # only decision kinds set a label
         return g.label
     return None
 
@@ -129,8 +129,4 @@ def _ops(graph: Graph, node: GNode, input_size: tuple[int, int]) -> list[tuple[s
     """(op, input channels, h x w) of what a node without a decision runs, for the cost model."""
     src = graph.nodes[node.inputs[0]].size
     size = (int(input_size[0] * src), int(input_size[1] * src))
-    if node.kind == "op":
-        return [(node.op, node.c_in[0], size)]
-    if node.kind == "dense" and node.op is not None:
-        return [(node.op, node.merge_in, size)]
-    return []
+    return [(op, c_in, size) for op, c_in in ops_of(node)]

@@ -1,4 +1,12 @@
 """The space language: the pydantic schema of a space file, YAML with a line map for errors,
-integer expressions, and the graph a space expands to (blocks inlined, channels and sizes
-inferred, everything validated) plus its cost. Reads the op registry; knows no torch modules.
+integer expressions, node kinds (kinds: the NodeKind classes and their registry; the builtin
+kinds' space side in builtin_kinds), and the graph a space expands to (blocks inlined,
+channels and sizes inferred by each node's kind, everything validated) plus its cost.
+Reads the op registry; knows no torch modules.
+
+A node kind has three halves, one per stage, registered by the kind's name: its space side
+here (schema, expand, infer, cost ops), its compile side in nasflow.compile.kinds, its derive
+side in nasflow.derive.kinds. Split so because this package may not import the compiler or
+the deriver (imports go down the pipeline) and validating a space needs no torch: the
+stages own their registries, as the compiler owns MIXED_OPS that accel registers into.
 """

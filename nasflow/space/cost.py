@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from nasflow.space.graph import GNode, Graph
 from nasflow.ops.registry import OPS
+from nasflow.space.graph import GNode, Graph
+from nasflow.space.kinds import kind
 
 
 @dataclass
@@ -64,22 +65,19 @@ def graph_cost(graph: Graph, input_size: tuple[int, int]) -> CostReport:
         if g.kind == "input":
             continue
         h, w = _scaled(input_size, graph.nodes[g.inputs[0]].size)
-        for op, c_in in _ops_of(g):
+        ops = ops_of(g)
+        for op, c_in in ops:
             params, madds = op_cost(op, c_in, g.c_out, g.args, h, w)
             report.rows.append(CostRow(g.name, g.kind, op, params, madds, (h, w)))
-        if g.kind == "combine" or (g.kind == "dense" and g.op is None):
+        if not ops:  # a parameter-free node still has its row
             report.rows.append(CostRow(g.name, g.kind, "", 0, 0, (h, w)))
     return report
 
 
-def _ops_of(g: GNode) -> list[tuple[str, int]]:
-    if g.kind == "op":
-        return [(g.op, g.c_in[0])]
-    if g.kind == "choice":
-        return [(c, g.c_in[0]) for c in g.candidates]
-    if g.kind == "dense" and g.op is not None:
-        return [(g.op, g.merge_in)]
-    return []
+def ops_of(g: GNode) -> list[tuple[str, int]]:
+    """(op, input channels) of what a node computes, as its kind lists them (a choice: every
+    candidate)."""
+    return kind(g.kind).cost_ops(g)
 
 
 def input_size_for_output(graph: Graph, output_size: tuple[int, int]) -> tuple[int, int]:

@@ -8,10 +8,8 @@ dotted names (`cell1.m1`); a reference to a block instance means its output node
 from __future__ import annotations
 
 import difflib
-import inspect
 import re
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
@@ -20,8 +18,12 @@ from nasflow.errors import SpaceError
 from nasflow.space.expr import ExprError, evaluate
 from nasflow.ops.registry import OPS, find_op, is_activation
 from nasflow.space.imports import SpaceImports, import_space_modules
-from nasflow.space.schema import Block, BlockNode, ChoiceNode, CombineNode, DenseNode, Node, OpNode, Space
+from nasflow.space.kinds import kind, kind_of_data
+from nasflow.space.node import GNode
+from nasflow.space.schema import Block, BlockNode, Node, Space
 from nasflow.space.yaml_io import Loc
+
+__all__ = ["Decision", "GNode", "Graph", "build_graph", "reserved_name"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -60,33 +62,6 @@ def reserved_name(name: str, top_level: bool) -> str | None:
     return None
 
 
-@dataclass
-class GNode:
-    """One node of the expanded graph, with everything the compiler and cost model need."""
-
-    name: str  # dotted instance path, e.g. "cell1.m1"
-    kind: str  # input | op | choice | dense | combine
-    inputs: list[str]  # expanded names of its inputs (for dense: all candidates)
-    loc: Loc  # where it is written in the space file
-    op: str | None = None  # op node: the op; dense node: the op after the merge
-    candidates: list[str] = field(default_factory=list)  # choice: ops; dense: inputs as written
-    args: dict[str, Any] = field(default_factory=dict)  # as written (evaluated), before defaults
-    act: str | None = None
-    label: str | None = None  # the arch decision this node reads (choice, dense)
-    topk: int = 1
-    merge: str = "concat"  # dense / combine kind
-    out: int | None = None  # declared out channels
-    c_in: list[int] = field(default_factory=list)
-    c_out: int = 0
-    size: Fraction = Fraction(1)  # spatial size relative to the space's inputs
-    never_derive: list[str] = field(default_factory=list)  # choice: candidates never derived
-
-    @property
-    def merge_in(self) -> int:
-        """Channels entering a dense node's op after the merge (all candidates)."""
-        return sum(self.c_in) if self.merge == "concat" else self.c_in[0]
-
-
 @dataclass(frozen=True)
 class Decision:
     """One architecture decision: a row of alpha (ops) or beta (inputs), maybe shared."""
@@ -120,6 +95,25 @@ def build_graph(space: Space, overrides: dict[str, int] | None = None, *,
     if overrides:
         space = space.with_params(overrides)
     return _Builder(space, check_unused).build()
+
+
+class _Scope:
+    """What a node kind sees of the builder while expanding one node (kinds.ExpandContext)."""
+
+    def __init__(self, builder: _Builder, path: str, loc: Loc, env: dict[str, int], res: Any) -> None:
+        self.builder, self.path, self.loc, self.env, self._res = builder, path, loc, env, res
+
+    def fail(self, loc: Loc, message: str) -> SpaceError:
+        return self.builder.fail(loc, message)
+
+    def resolve(self, ref: str, loc: Loc) -> str:
+        return self._res(ref, loc)
+
+    def op_args(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        return self.builder.op_args(op, args, self.env, self.loc, self.path)
+
+    def int(self, expr: int | str, loc: Loc, what: str) -> int:
+        return self.builder._int(expr, self.env, loc, what)
 
 
 class _Builder:
@@ -163,54 +157,13 @@ class _Builder:
             path = prefix + name
             res = lambda ref, field_loc, what=f"node '{path}'": self._resolve(  # noqa: E731
                 ref, nodes, prefix, ports, field_loc, what)
-            if isinstance(node, BlockNode):
+            node_kind = kind(kind_of_data(node))
+            if node_kind.inline:
                 self._expand_block(node, env, path, [res(r, (*nloc, "in")) for r in node.input_list],
                                    nloc, stack)
                 continue
-            g = GNode(path, "", [], nloc)
-            if isinstance(node, OpNode):
-                g.kind, g.op, g.inputs = "op", node.op, [res(node.input, (*nloc, "in"))]
-                g.args = self._op_args(node.op, node.args, env, nloc, path)
-            elif isinstance(node, ChoiceNode):
-                g.kind, g.inputs, g.candidates = "choice", [res(node.input, (*nloc, "in"))], list(node.choice)
-                if not node.choice:
-                    raise self.fail((*nloc, "choice"), f"choice node '{path}' has no candidates; list at least one op")
-                g.never_derive = list(node.never_derive)
-                unknown = [c for c in node.never_derive if c not in node.choice]
-                if unknown:
-                    raise self.fail((*nloc, "never_derive"), f"choice node '{path}': never_derive names "
-                                    f"{', '.join(unknown)}, not among its candidates ({', '.join(node.choice)})")
-                if set(node.choice) <= set(node.never_derive):
-                    raise self.fail((*nloc, "never_derive"), f"choice node '{path}': never_derive excludes "
-                                    "every candidate; leave at least one to derive")
-                if len(set(node.choice)) != len(node.choice):
-                    dup = next(c for c in node.choice if node.choice.count(c) > 1)
-                    raise self.fail((*nloc, "choice"), f"choice node '{path}' lists '{dup}' twice")
-                for cand in node.choice:
-                    g.args = self._op_args(cand, node.args, env, nloc, path)
-                g.label = node.label or path
-            elif isinstance(node, DenseNode):
-                g.kind, g.candidates, g.merge, g.op, g.topk = "dense", list(node.dense), node.merge, node.op, node.topk
-                if not node.dense:
-                    raise self.fail((*nloc, "dense"), f"dense node '{path}' has no candidate inputs")
-                if len(set(node.dense)) != len(node.dense):
-                    raise self.fail((*nloc, "dense"), f"dense node '{path}' lists an input twice")
-                g.inputs = [res(r, (*nloc, "dense", i)) for i, r in enumerate(node.dense)]
-                if not 1 <= node.topk <= len(node.dense):
-                    raise self.fail((*nloc, "topk"), f"dense node '{path}' has topk {node.topk} but "
-                                    f"{len(node.dense)} candidate input(s); use 1..{len(node.dense)}")
-                if node.op is not None:
-                    g.args = self._op_args(node.op, node.args, env, nloc, path)
-                elif node.args:
-                    raise self.fail((*nloc, "args"), f"dense node '{path}' has args but no op to give them to")
-                # A dense node is a decision when it drops inputs, or when labelled: keeping
-                # all of them, beta still weights them in the supernet and orders the concat.
-                g.label = (node.label or path) if node.topk < len(node.dense) or node.label else None
-            elif isinstance(node, CombineNode):
-                g.kind, g.merge = "combine", node.combine
-                if len(node.inputs) < 2:
-                    raise self.fail((*nloc, "in"), f"combine node '{path}' needs at least two inputs")
-                g.inputs = [res(r, (*nloc, "in", i)) for i, r in enumerate(node.inputs)]
+            g = GNode(path, node_kind.name, [], nloc)
+            node_kind.expand(node, g, _Scope(self, path, nloc, env, res))
             g.act = getattr(node, "act", None)
             if g.act is not None and not is_activation(g.act):
                 raise self.fail((*nloc, "act"), f"node '{path}': '{g.act}' is not an activation; "
@@ -280,7 +233,7 @@ class _Builder:
         raise self.fail(loc, f"{what} reads '{ref}', which is not defined "
                         + _suggest(ref, [*nodes, *ports]))
 
-    def _op_args(self, op: str, args: dict[str, Any], env: dict[str, int], loc: Loc, path: str) -> dict[str, Any]:
+    def op_args(self, op: str, args: dict[str, Any], env: dict[str, int], loc: Loc, path: str) -> dict[str, Any]:
         if not find_op(op):
             raise self.fail(loc, f"node '{path}': {OPS.unknown_message(op)}{self.imports.unknown_op_hint()}")
         spec = OPS.get(op)
@@ -344,95 +297,30 @@ class _Builder:
             detail = ", ".join(f"{s.name} at x{s.size}" for s in srcs)
             raise self.fail(g.loc, f"node '{g.name}' mixes inputs of different sizes ({detail})")
         g.size = srcs[0].size
-        if g.kind == "op":
-            g.c_out, g.size = self._op_out(g.op, g.c_in[0], g.out, g.args, g), g.size * _resize(g.op, g.args)
-        elif g.kind == "choice":
-            outs = {cand: self._op_out(cand, g.c_in[0], g.out, g.args, g) for cand in g.candidates}
-            if len(set(outs.values())) > 1:
-                raise self.fail(g.loc, f"choice node '{g.name}': candidates give different channels {outs}; set 'out'")
-            resizes = {c: _resize(c, g.args) for c in g.candidates}
-            if len(set(resizes.values())) > 1:
-                raise self.fail(g.loc, f"choice node '{g.name}': candidates change the size differently {resizes}")
-            g.c_out, g.size = next(iter(outs.values())), g.size * next(iter(resizes.values()))
-        elif g.kind == "dense":
-            if len(set(g.c_in)) > 1:
-                detail = ", ".join(f"{s.name}: {s.c_out}" for s in srcs)
-                raise self.fail(g.loc, f"dense node '{g.name}': candidate inputs must have equal channels ({detail})")
-            if g.op is not None:
-                g.c_out = self._op_out(g.op, g.merge_in, g.out, g.args, g)
-            else:
-                g.c_out = g.merge_in
-                if g.out is not None and g.out != g.c_out:
-                    raise self.fail(g.loc, f"dense node '{g.name}': out {g.out} but the merge gives {g.c_out}; add an op")
-                if g.merge == "concat" and g.label is not None and g.topk < len(g.inputs):
-                    raise self.fail(g.loc, f"dense node '{g.name}': concat of the top-{g.topk} of {len(g.inputs)} "
-                                    "inputs changes channels when derived; add an op (e.g. conv_1x1) after the merge")
-        elif g.kind == "combine":
-            if g.merge == "concat":
-                g.c_out = sum(g.c_in)
-            else:
-                if len(set(g.c_in)) > 1:
-                    detail = ", ".join(f"{s.name}: {s.c_out}" for s in srcs)
-                    raise self.fail(g.loc, f"combine node '{g.name}' ({g.merge}) needs equal channels ({detail})")
-                g.c_out = g.c_in[0]
-
-    def _op_out(self, op: str, c_in: int, out: int | None, args: dict[str, Any], g: GNode) -> int:
-        spec = OPS.get(op)
-        args = spec.bind(args)
-        if spec.out_channels is not None:
-            fixed = spec.out_channels(c_in, **_only(spec.out_channels, args))
-        elif spec.same_channels:
-            fixed = c_in
-        else:
-            fixed = None
-        if fixed is not None and out is not None and out != fixed:
-            raise self.fail(g.loc, f"node '{g.name}': op '{op}' gives {fixed} channels from {c_in}, "
-                            f"but out is {out}; remove 'out' or fix it")
-        c_out = fixed if fixed is not None else (out if out is not None else c_in)
-        problem = spec.check(c_in, c_out, **_only(spec.check, args))
-        if problem:
-            raise self.fail(g.loc, f"node '{g.name}': op '{op}' {problem}")
-        return c_out
+        kind(g.kind).infer(g, srcs, self)
 
     def _decisions(self, nodes: dict[str, GNode]) -> dict[str, Decision]:
         found: dict[str, Decision] = {}
         for g in nodes.values():
             if g.label is None:
                 continue
-            kind = "alpha" if g.kind == "choice" else "beta"
+            decision = kind(g.kind).decision
+            if decision is None:
+                raise self.fail(g.loc, f"node '{g.name}': a {g.kind} node reads no decision, so it takes no label")
             options, never = tuple(g.candidates), tuple(g.never_derive)
             prev = found.get(g.label)
             if prev is not None:
-                if (prev.kind, prev.options, prev.topk, prev.never_derive) != (kind, options, g.topk, never):
+                if (prev.kind, prev.options, prev.topk, prev.never_derive) != (decision, options, g.topk, never):
                     raise self.fail(g.loc, f"node '{g.name}' shares label '{g.label}' with '{prev.nodes[0]}' "
                                     "but not the same candidates; give it its own label")
-                found[g.label] = Decision(g.label, kind, options, g.topk, (*prev.nodes, g.name), never)
+                found[g.label] = Decision(g.label, decision, options, g.topk, (*prev.nodes, g.name), never)
             else:
-                found[g.label] = Decision(g.label, kind, options, g.topk, (g.name,), never)
+                found[g.label] = Decision(g.label, decision, options, g.topk, (g.name,), never)
         return found
 
 
-def _resize(op: str, args: dict[str, Any]) -> Fraction:
-    spec = OPS.get(op)
-    return spec.resize(**_only(spec.resize, spec.bind(args)))
-
-
 def _refs(node: Node) -> list[str]:
-    if isinstance(node, (OpNode, ChoiceNode)):
-        return [node.input]
-    if isinstance(node, DenseNode):
-        return list(node.dense)
-    if isinstance(node, CombineNode):
-        return list(node.inputs)
-    return node.input_list
-
-
-def _only(fn: Any, args: dict[str, Any]) -> dict[str, Any]:
-    """The subset of `args` that `fn` accepts (resize/out_channels take only what they need)."""
-    params = inspect.signature(fn).parameters
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        return args
-    return {k: v for k, v in args.items() if k in params}
+    return kind(kind_of_data(node)).refs(node)
 
 
 def _suggest(name: str, known: list[str]) -> str:

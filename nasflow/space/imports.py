@@ -9,6 +9,10 @@ scripts and shells). Then it is imported with those folders on sys.path for the 
 (never left there) and named to the user (a NasflowWarning). Untrusted, it is not imported; an
 op it would register is then one error naming the module and how to allow it
 (SpaceImports.unknown_op_hint).
+
+Space.from_data imports them before validating the nodes (a node kind a module registers
+must be known to read its nodes); build_graph imports them again for spaces built in Python
+(a module already imported is not run again).
 """
 from __future__ import annotations
 
@@ -19,9 +23,10 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from nasflow.errors import NasflowWarning, SpaceError
-from nasflow.space.schema import Space
+from nasflow.space.yaml_io import SourceMap
 
 ENV = "NASFLOW_TRUST_IMPORTS"
 HOW_TO_TRUST = f"run `nasflow --trust-imports ...` or set {ENV}=1 if you trust that code"
@@ -90,15 +95,27 @@ class SpaceImports:
                 f"it is code found beside the space file or in the current folder: {HOW_TO_TRUST}")
 
 
-def import_space_modules(space: Space) -> SpaceImports:
+class _WithImports(Protocol):  # a nasflow.space.schema.Space (which imports this module)
+    imports: list[str]
+
+    @property
+    def source(self) -> SourceMap: ...
+
+
+def import_space_modules(space: _WithImports) -> SpaceImports:
     """Import what may run of `space.imports` (see the module docstring); one SpaceError
     naming the file:line of a module that cannot be imported."""
+    return import_modules(space.imports, space.source)
+
+
+def import_modules(modules: list[str], source: SourceMap) -> SpaceImports:
+    """Import what may run of `modules`, a space's `imports:` read from `source`."""
     result = SpaceImports()
-    if not space.imports:
+    if not modules:
         return result
-    folders = [Path(space.source.file).resolve().parent] if space.source.file else []
+    folders = [Path(source.file).resolve().parent] if source.file else []
     folders += [p for p in [Path.cwd().resolve()] if p not in folders]
-    for i, module in enumerate(space.imports):
+    for i, module in enumerate(modules):
         local = _beside(module, folders)
         installed = _installed(module, folders)
         if not installed and local is not None and not trust_imports():
@@ -110,7 +127,7 @@ def import_space_modules(space: Space) -> SpaceImports:
             importlib.import_module(module)
         except ImportError as exc:
             raise SpaceError(f"cannot import module '{module}' ({exc}); put it beside the space file, in "
-                             "the current folder, or on PYTHONPATH", space.source.where(("imports", i))) from None
+                             "the current folder, or on PYTHONPATH", source.where(("imports", i))) from None
         finally:
             for folder in added:  # their other files stay out of every later import
                 sys.path.remove(folder)

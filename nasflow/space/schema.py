@@ -1,104 +1,51 @@
 """The space file: one pydantic schema, written in YAML or built in Python.
 
-A space is a typed graph of named nodes. Each node is one of
+A space is a typed graph of named nodes. Each node is of one registered node kind
+(nasflow.space.kinds), marked by the kind's key; the builtin kinds are
 - op:      a fixed op from the registry           `{op: conv_3x3, in: x, out: C, args: {bias: true}}`
 - choice:  candidate ops mixed by softmax(alpha)   `{choice: [conv_1x1, sep_conv_3x3], in: x, label: mrb1}`
 - dense:   candidate inputs weighted by softmax(beta), merged, top-k kept when deriving
            `{dense: [cell1, cell2], topk: 2, merge: concat, op: conv_1x1, out: C}`
 - combine: add / concat / mul of several inputs    `{combine: add, in: [a, b], act: lrelu}`
 - block:   an instance of a reusable cell          `{block: cell, in: stem, args: {C: channels}}`
-Channels and op arguments may be integer expressions over the space's (or block's) params.
-Unknown keys are rejected everywhere, so a misspelt key never passes silently.
+A node is validated by its kind's schema model: `Node` is the discriminated union of the
+registered kinds' models, rebuilt when a kind registers, so a kind from a space's `imports:`
+is known before its nodes are read. Channels and op arguments may be integer expressions over
+the space's (or block's) params. Unknown keys are rejected everywhere, so a misspelt key
+never passes silently.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError
 
+import nasflow.space.builtin_kinds  # noqa: F401  (registers the builtin kinds, in order)
 from nasflow.errors import SpaceError
+from nasflow.space.builtin_kinds import BlockNode, ChoiceNode, CombineNode, DenseNode, OpNode
+from nasflow.space.imports import SpaceImports, import_modules
+from nasflow.space.kinds import NODE_KINDS, ArgValue, Expr, kind_of_data, on_register
 from nasflow.space.yaml_io import SourceMap, dump_yaml, load_yaml
 
-Expr = Union[int, str]
-ArgValue = Union[bool, int, float, str]
+__all__ = ["ArgValue", "Block", "BlockNode", "ChoiceNode", "CombineNode", "DenseNode", "Expr", "Node",
+           "OpNode", "Space", "block", "choice", "combine", "dense", "op"]
 
 
-class _Node(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+def _keys_message() -> str:
+    names = NODE_KINDS.names()
+    listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+    return f"a node needs one of the keys {listed}"
 
 
-class OpNode(_Node):
-    op: str
-    input: str = Field(alias="in")
-    out: Expr | None = None
-    args: dict[str, ArgValue] = {}
-    act: str | None = None
+def node_union() -> Any:
+    """The type of a node: the registered kinds' schema models, told apart by their key."""
+    members = tuple(Annotated[NODE_KINDS.get(k).schema, Tag(k)] for k in NODE_KINDS)
+    return Annotated[Union[members], Discriminator(  # type: ignore[valid-type]
+        kind_of_data, custom_error_type="node_kind", custom_error_message=_keys_message())]
 
 
-class ChoiceNode(_Node):
-    choice: list[str]
-    input: str = Field(alias="in")
-    out: Expr | None = None
-    args: dict[str, ArgValue] = {}
-    act: str | None = None
-    label: str | None = None  # nodes with one label share one alpha
-    # Candidates searched over but never derived (as DARTS' `zero`); a strategy may override.
-    never_derive: list[str] = []
-
-
-class DenseNode(_Node):
-    dense: list[str]
-    topk: int = 1
-    merge: Literal["concat", "sum"] = "concat"
-    op: str | None = None  # applied after the merge, e.g. conv_1x1 back to C channels
-    out: Expr | None = None
-    args: dict[str, ArgValue] = {}
-    act: str | None = None
-    label: str | None = None
-
-
-class CombineNode(_Node):
-    combine: Literal["add", "concat", "mul"]
-    inputs: list[str] = Field(alias="in")
-    act: str | None = None
-
-
-class BlockNode(_Node):
-    block: str
-    inputs: str | list[str] = Field(alias="in")
-    args: dict[str, Expr] = {}
-
-    @property
-    def input_list(self) -> list[str]:
-        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
-
-
-def _node_kind(value: Any) -> str | None:
-    if isinstance(value, BaseModel):
-        return {OpNode: "op", ChoiceNode: "choice", DenseNode: "dense",
-                CombineNode: "combine", BlockNode: "block"}.get(type(value))
-    if isinstance(value, dict):
-        for key in ("choice", "dense", "combine", "block", "op"):
-            if key in value:
-                return key
-    return None
-
-
-Node = Annotated[
-    Union[
-        Annotated[OpNode, Tag("op")],
-        Annotated[ChoiceNode, Tag("choice")],
-        Annotated[DenseNode, Tag("dense")],
-        Annotated[CombineNode, Tag("combine")],
-        Annotated[BlockNode, Tag("block")],
-    ],
-    Discriminator(
-        _node_kind,
-        custom_error_type="node_kind",
-        custom_error_message="a node needs one of the keys op, choice, dense, combine or block",
-    ),
-]
+Node = node_union()
 
 
 class Block(BaseModel):
@@ -107,7 +54,7 @@ class Block(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     params: dict[str, Expr | None] = {}
     inputs: list[str]
-    nodes: dict[str, Node]
+    nodes: dict[str, Node]  # type: ignore[valid-type]
     output: str
 
 
@@ -122,7 +69,7 @@ class Space(BaseModel):
     params: dict[str, int] = {}
     inputs: dict[str, Expr]  # input name -> channels
     blocks: dict[str, Block] = {}
-    nodes: dict[str, Node]
+    nodes: dict[str, Node]  # type: ignore[valid-type]
     output: str
     meta: dict[str, Any] = {}  # provenance: what it was derived from, by whom
 
@@ -157,10 +104,15 @@ class Space(BaseModel):
         if not isinstance(data, dict):
             raise SpaceError("a space file must be a mapping with name, inputs, nodes, output",
                              source.where(()))
+        imports = data.get("imports")
+        found = SpaceImports()
+        if isinstance(imports, list) and all(isinstance(m, str) for m in imports):
+            found = import_modules(imports, source)  # they may register node kinds the nodes use
         try:
             space = cls.model_validate(data)
         except ValidationError as exc:
-            raise SpaceError(_explain(exc), source.where(_first_loc(exc))) from None
+            hint = found.unknown_op_hint() if exc.errors()[0]["type"] == "node_kind" else ""
+            raise SpaceError(_explain(exc) + hint, source.where(_first_loc(exc))) from None
         space._source = source
         return space
 
@@ -174,14 +126,23 @@ class Space(BaseModel):
         return text
 
 
-_TAGS = {"op", "choice", "dense", "combine", "block"}
+def _rebuild_node_union() -> None:
+    """A kind registered: nodes of it validate from now on (Block's, then Space's schema)."""
+    global Node
+    Node = node_union()
+    for model in (Block, Space):
+        model.model_fields["nodes"].annotation = dict[str, Node]  # type: ignore[valid-type]
+        model.model_rebuild(force=True)
+
+
+on_register(_rebuild_node_union)
 
 
 def _first_loc(exc: ValidationError) -> tuple[str | int, ...]:
     loc = exc.errors()[0]["loc"]
     # Drop the union tag pydantic inserts after a node's name, so the path matches the file.
     return tuple(p for i, p in enumerate(loc)
-                 if not (i >= 2 and loc[i - 2] == "nodes" and p in _TAGS))
+                 if not (i >= 2 and loc[i - 2] == "nodes" and p in NODE_KINDS))
 
 
 def _explain(exc: ValidationError) -> str:
