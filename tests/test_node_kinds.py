@@ -3,15 +3,17 @@ tests/kind_repeat.py defines `repeat` outside nasflow, and a space using it vali
 file:line errors), costs, compiles, searches a few steps on the planted task and derives."""
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 
 import pytest
 import torch
-from synthetic import CANDIDATES, PlantedTask, fast_config
+from synthetic import CANDIDATES, PlantedTask, fast_config, planted_space
 
 from nasflow.compile.kinds import COMPILED_KINDS
 from nasflow.compile.supernet import compile_graph
-from nasflow.derive.genotype import inherit_weights
+from nasflow.derive.genotype import Genotype, derive_space, inherit_weights
 from nasflow.derive.kinds import DERIVED_KINDS
 from nasflow.errors import NasflowError, SpaceError
 from nasflow.search.derive_run import derive_run
@@ -137,3 +139,22 @@ def test_a_kind_without_its_compile_side_says_so(tmp_path, repeat_kind):
             compile_graph(graph)
     finally:
         COMPILED_KINDS.add("repeat", compiled)
+
+
+def test_a_decision_kind_without_its_derive_side_says_so():
+    space = planted_space()
+    genotype = Genotype({"m": "conv_1x1"}, {"e": ["u1", "u2"]})
+    assert derive_space(space, genotype).nodes["m"].op == "conv_1x1"
+    derive_choice = DERIVED_KINDS.remove("choice")
+    try:
+        with pytest.raises(NasflowError, match=r"node 'm' is still a decision after deriving: node kind 'choice' "
+                                               r"has no derive side"):
+            derive_space(space, genotype)
+    finally:
+        DERIVED_KINDS.add("choice", derive_choice)
+
+
+def test_the_docs_example_is_the_tested_kind():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "space-language.md").read_text()
+    (block,) = re.findall(r"```python file=kind_repeat.py\n(.*?)```", doc, re.S)
+    assert block == (Path(__file__).parent / "kind_repeat.py").read_text()

@@ -62,6 +62,10 @@ def _prune(space: Space) -> Space:
     an unpicked dense candidate read is dropped too (the derived model does not take it);
     keyword calls that still pass it keep working, as the forward ignores unknown names."""
     graph = build_graph(space, check_unused=False)
+    for d in graph.decisions.values():  # a kind with a decision but no derive side left it
+        g = graph.nodes[d.nodes[0]]
+        raise NasflowError(f"node '{g.name}' is still a decision after deriving: node kind '{g.kind}' has "
+                           "no derive side; register one (@register_derived_kind, nasflow.derive.kinds)")
     reach = nx.ancestors(graph.dag, graph.output) | {graph.output}
     alive = {name.split(".")[0] for name in reach}
     kept = {n: node for n, node in space.nodes.items() if n in alive}
