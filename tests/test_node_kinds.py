@@ -20,7 +20,7 @@ from nasflow.search.derive_run import derive_run
 from nasflow.search.loop import run_search
 from nasflow.space.cost import graph_cost, op_cost
 from nasflow.space.graph import build_graph
-from nasflow.space.kinds import NODE_KINDS
+from nasflow.space.kinds import NODE_KINDS, unregister_node_kind
 from nasflow.space.schema import Space
 
 SPACE = """\
@@ -47,8 +47,11 @@ def repeat_kind():
     other tests see the builtin kinds only."""
     yield
     if "repeat" in NODE_KINDS:
-        sys.modules["kind_repeat"].unregister()
-    sys.modules.pop("kind_repeat", None)
+        unregister_node_kind("repeat")
+    if "repeat" in COMPILED_KINDS:
+        COMPILED_KINDS.remove("repeat")
+    for module in ("kind_repeat", "kind_beside_the_space"):
+        sys.modules.pop(module, None)
 
 
 def write(tmp_path, text: str = SPACE):
@@ -84,6 +87,19 @@ def test_without_the_kind_its_nodes_are_refused(tmp_path):
     with pytest.raises(SpaceError, match=r"space.yaml:6: nodes.r: a node needs one of the keys op, choice, "
                                          r"dense, combine or block$"):
         Space.from_yaml(write(tmp_path, text))
+
+
+def test_a_kind_beside_the_space_file_needs_trust(tmp_path, repeat_kind, monkeypatch):
+    (tmp_path / "kind_beside_the_space.py").write_text((Path(__file__).parent / "kind_repeat.py").read_text())
+    path = write(tmp_path, SPACE.replace("[kind_repeat]", "[kind_beside_the_space]"))
+    monkeypatch.delenv("NASFLOW_TRUST_IMPORTS", raising=False)
+    with pytest.raises(SpaceError, match=r"space.yaml:7: nodes.r: a node needs one of the keys .*the space imports "
+                                         r"'kind_beside_the_space' .* not imported .*--trust-imports"):
+        Space.from_yaml(path)
+    monkeypatch.setenv("NASFLOW_TRUST_IMPORTS", "1")
+    with pytest.warns(Warning, match="kind_beside_the_space"):
+        space = Space.from_yaml(path)
+    assert build_graph(space).nodes["r"].kind == "repeat"
 
 
 def test_new_kind_costs_its_ops(tmp_path, repeat_kind):
