@@ -25,16 +25,19 @@ _API: dict[str, str] = {
     "load_space": "nasflow.space.load", "load_graph": "nasflow.space.load",
     "build_graph": "nasflow.space.graph", "Graph": "nasflow.space.graph",
     "graph_cost": "nasflow.space.cost",
+    "NodeKind": "nasflow.space.kinds", "register_node_kind": "nasflow.space.kinds",
     # ops and the compiler
     "OPS": "nasflow.ops", "register_op": "nasflow.ops",
     "compile_graph": "nasflow.compile.supernet", "Supernet": "nasflow.compile.supernet",
     "register_mixed_op": "nasflow.compile.mixed_ops",
+    "CompiledKind": "nasflow.compile.kinds", "register_compiled_kind": "nasflow.compile.kinds",
     # tasks
     "Task": "nasflow.tasks.contract", "Metric": "nasflow.tasks.contract", "register_task": "nasflow.tasks.contract",
     "make_task": "nasflow.tasks.contract",
     # derivation
     "Genotype": "nasflow.derive.genotype", "genotype_from_arch": "nasflow.derive.genotype",
     "derive_space": "nasflow.derive.genotype",
+    "DerivedKind": "nasflow.derive.kinds", "register_derived_kind": "nasflow.derive.kinds",
     # search
     "SearchConfig": "nasflow.search.config", "run_search": "nasflow.search.loop",
     "derive_run": "nasflow.search.derive_run", "register_regularizer": "nasflow.search.regularizers",
