@@ -239,7 +239,10 @@ def _auto_levers(config: SearchConfig, space: Any) -> SearchConfig:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if distributed.launched_by_torchrun():
         return config  # every rank must agree: the given levers, no timing
-    with console.status("levers auto: timing the exact configurations on this machine (once)"):
+    from nasflow.hardware.auto import run_threads
+    from nasflow.hardware.timing import threads
+
+    with console.status("levers auto: timing the exact configurations on this machine (once)"), threads(run_threads()):
         choice = choose_search_levers(config, space, make_task(config.task, config.task_options, space))
     shown = ", ".join(f"{k} {v:.3f} s/step" for k, v in choice.timings.items())
     console.print(f"levers auto ({choice.source}): fuse={choice.value['fuse']}, "

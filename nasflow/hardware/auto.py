@@ -115,6 +115,17 @@ def bf16_warning(config: SearchConfig) -> str | None:
     return None
 
 
+def run_threads() -> int:
+    """The thread count a CPU run here will use (nasflow/runs/threads.py's choice, not yet
+    made: the CLI makes it when the run starts), so levers are timed as the run will run."""
+    from nasflow.runs.threads import USER_SETTINGS, available_cores, idle_cores
+
+    cores = available_cores()
+    if any(os.environ.get(name) for name in USER_SETTINGS) or torch.get_num_threads() != cores:
+        return torch.get_num_threads()
+    return idle_cores(cores)
+
+
 # --- search levers --------------------------------------------------------------------------------
 class _StepClock:
     """A search Reporter that notes when each step ends."""
