@@ -66,7 +66,7 @@ def test_dlsr_cells_are_six_clusters_and_the_file_is_a_png(tmp_path):
     with Image.open(path) as img:
         w, h = img.size
     assert 1000 < w < 5000 and 400 < h < 3000
-    svg, _, _ = draw(DLSR / "dlsr-s.yaml", tmp_path / "s.svg", engine="nasflow")
+    svg, _, _ = draw(yaml_space_file(tmp_path), tmp_path / "s.svg", engine="nasflow")  # small: fast
     assert "</svg>" in svg.read_text()
 
 
@@ -85,7 +85,7 @@ def test_bad_output_and_missing_graphviz_fail_clearly(tmp_path, monkeypatch):
     monkeypatch.setattr(draw_module, "_graphviz_layout", lambda graph: None)
     with pytest.raises(NasflowError, match="--layout graphviz needs graphviz"):
         draw(DLSR / "dlsr.yaml", tmp_path / "x.png", engine="graphviz")
-    path, placed, _ = draw(DLSR / "dlsr.yaml", tmp_path / "x.png")  # auto falls back
+    path, placed, _ = draw(yaml_space_file(tmp_path), tmp_path / "x.png")  # auto falls back
     assert placed.engine == "nasflow" and path.is_file()
 
 
@@ -93,6 +93,6 @@ def test_cli_draw(tmp_path, capsys):
     from nasflow.cli.main import run
 
     with pytest.raises(SystemExit) as exc:
-        run(["draw", str(DLSR / "dlsr-s.yaml"), "-o", str(tmp_path / "s.png"), "--layout", "nasflow"])
+        run(["draw", str(yaml_space_file(tmp_path)), "-o", str(tmp_path / "s.png"), "--layout", "nasflow"])
     assert exc.value.code == 0
-    assert "dlsr-s" in capsys.readouterr().out and (tmp_path / "s.png").is_file()
+    assert "toy-yaml (supernet, 3 decisions" in capsys.readouterr().out and (tmp_path / "s.png").is_file()
