@@ -15,7 +15,8 @@ def draw(
         help="A space or architecture file, a model directory or a run directory.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The picture to write: FILE.png or FILE.svg.")],
     layout: Annotated[str, typer.Option(
-        help="auto (graphviz's dot when installed, else nasflow's), graphviz or nasflow.")] = "auto",
+        help="auto (graphviz's dot for a space without blocks when installed, else nasflow's), graphviz "
+             "or nasflow.")] = "auto",
 ) -> None:
     """Draw an architecture (or a supernet, its decisions in red frames): nodes by op, edges
     by data flow with their channel counts, cells as clusters. Needs matplotlib:

@@ -96,3 +96,18 @@ def test_cli_draw(tmp_path, capsys):
         run(["draw", str(yaml_space_file(tmp_path)), "-o", str(tmp_path / "s.png"), "--layout", "nasflow"])
     assert exc.value.code == 0
     assert "toy-yaml (supernet, 3 decisions" in capsys.readouterr().out and (tmp_path / "s.png").is_file()
+
+
+def test_graphviz_layout_when_installed(tmp_path):
+    import shutil
+
+    if shutil.which("dot") is None:
+        pytest.skip("graphviz's dot is not installed (apt install graphviz); nasflow's own layout is used")
+    pytest.importorskip("pydot", reason="neither pygraphviz nor pydot is installed (pip install pydot)")
+    graph = build_graph(load_space(yaml_space_file(tmp_path)))
+    fig, placed = draw_figure(graph, engine="auto")  # no blocks: dot when installed
+    assert placed.engine == "graphviz" and set(placed.pos) == set(graph.nodes)
+    assert len(set(placed.pos.values())) == len(graph.nodes)
+    for name, g in graph.nodes.items():  # dot's ranks: data flows down
+        assert all(placed.pos[src][1] < placed.pos[name][1] for src in g.inputs)
+    assert draw_figure(build_graph(load_space(DLSR / "dlsr.yaml")))[1].engine == "nasflow"  # cells: ours
