@@ -16,7 +16,7 @@ from nasflow.search.loop import run_search
 from nasflow.search.run_dir import RunDir
 
 WORLD = 2
-SAMPLING = ["gdas"]
+SAMPLING = ["gdas", "drnas"]
 
 
 def config(strategy: str):
