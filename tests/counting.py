@@ -8,11 +8,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 def counted_madds(module: nn.Module, *inputs: Tensor) -> int:
     """torch's flop counter (2 flops per multiply-add) plus one add per output value of each
-    conv with a bias, which the flop counter leaves out."""
+    conv or linear layer with a bias, which the flop counter leaves out."""
     bias_adds = [0]
 
     def hook(m: nn.Module, _: object, out: Tensor) -> None:
-        if isinstance(m, nn.Conv2d) and m.bias is not None:
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
             bias_adds[0] += out.numel()
 
     handles = [m.register_forward_hook(hook) for m in module.modules()]

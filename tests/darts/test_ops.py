@@ -1,0 +1,57 @@
+"""The DARTS ops: declared costs equal what counting the built module gives, at stride 1
+and 2, with and without BatchNorm affine; sizes follow the stride."""
+from __future__ import annotations
+
+import pytest
+import torch
+from counting import counted_madds
+
+import nasflow.spaces.darts.ops  # noqa: F401  (registers the darts_* ops)
+from nasflow.ops.registry import OPS, get_op
+
+DARTS_OPS = [n for n in OPS.names() if n.startswith("darts_")]
+CASES = [(n, s, a) for n in DARTS_OPS for s in (1, 2) for a in (True, False)
+         if (s == 1 or "stride" in get_op(n).args) and (a or "affine" in get_op(n).args)]
+
+
+def test_the_literature_ops_are_there():
+    for name in ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
+                 "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"):
+        assert f"darts_{name}" in DARTS_OPS
+
+
+@pytest.mark.parametrize("name, stride, affine", CASES)
+@pytest.mark.parametrize("size", [(16, 12), (15, 9)])
+def test_declared_cost_equals_counted(name, stride, affine, size):
+    spec = get_op(name)
+    args = spec.bind({k: v for k, v in (("stride", stride), ("affine", affine)) if k in spec.args})
+    if "bn" in spec.args:
+        args["bn"] = True
+    c_in = 12
+    c_out = c_in if spec.same_channels else 10
+    module = spec.factory(c_in, c_out, **args)
+    assert spec.params(c_in, c_out, **args) == sum(p.numel() for p in module.parameters())
+    x = torch.randn(1, c_in, *size)  # costs are per sample
+    assert counted_madds(module, x) == spec.madds(c_in, c_out, *size, **args)
+    y = module(x)
+    assert y.shape[1] == c_out
+    if name != "darts_classifier":
+        resize = spec.resize(**{k: v for k, v in args.items() if k == "stride"})
+        if name == "darts_factorized_reduce":
+            resize = spec.resize()
+        assert y.shape[2:] == tuple((n - 1) // int(1 / resize) + 1 for n in size)
+
+
+def test_search_time_bn_has_no_parameters():
+    assert get_op("darts_max_pool_3x3").params(8, 8, bn=True, affine=False) == 0
+    assert get_op("darts_max_pool_3x3").params(8, 8, bn=True, affine=True) == 16
+    assert get_op("darts_sep_conv_3x3").params(8, 8, affine=False) == 2 * (8 * 9 + 64)
+
+
+def test_factorized_reduce_matches_the_halves_on_even_sizes():
+    spec = get_op("darts_factorized_reduce")
+    m = spec.factory(4, 6, affine=False).eval()
+    x = torch.randn(1, 4, 8, 8)
+    r = torch.relu(x)
+    want = torch.cat([m.conv_1(r), m.conv_2(r[:, :, 1:, 1:])], dim=1)
+    assert torch.allclose(m(x), m.bn(want))
