@@ -41,7 +41,15 @@ def get_mixed_op(name: str) -> type[nn.Module]:
 
 def build_op(name: str, c_in: int, c_out: int, args: dict) -> nn.Module:
     spec = OPS.get(name)
-    return spec.factory(c_in, c_out, **spec.bind(args))
+    module = spec.factory(c_in, c_out, **spec.bind(args))
+    if not spec.declared_params:
+        # Registered without a cost: the cost table, regularizers and reports would count 0.
+        found = sum(p.numel() for p in module.parameters())
+        if found:
+            raise NasflowError(f"op '{name}' was registered without a cost, but its module has {found:,} "
+                               "parameters; give register_op its params= and madds= (or madds_per_pixel=) "
+                               "so costs and regularizers count it")
+    return module
 
 
 def activation(name: str | None) -> nn.Module:

@@ -37,6 +37,9 @@ class OpSpec:
     # ("conv", k), ("sep", k) or ("dil", k); None runs it on its own.
     family: tuple[str, int] | None = None
     doc: str = ""
+    # False when registered without `params`: such an op is taken to be parameter-free, and
+    # building one whose module has parameters is an error (nasflow.compile.mixed_ops.build_op).
+    declared_params: bool = True
 
     def bind(self, args: dict[str, Any]) -> dict[str, Any]:
         return {**self.args, **args}
@@ -57,7 +60,8 @@ def register_op(
 
     Its accepted args and their defaults are read from the factory's signature. Give the
     cost either as `madds(c_in, c_out, h, w, **args)` or, for ops that keep the size, as
-    `madds_per_pixel(c_in, c_out, **args)`; parameter-free ops may omit both.
+    `madds_per_pixel(c_in, c_out, **args)`; parameter-free ops may omit both (an op
+    without `params` whose module turns out to have parameters is refused when built).
     """
 
     def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -70,7 +74,8 @@ def register_op(
         else:
             cost = lambda *_, **__: 0  # noqa: E731
         OPS.add(name, OpSpec(name, factory, params or (lambda *_, **__: 0), cost, args,
-                             doc=(factory.__doc__ or "").strip().split("\n")[0], **spec))
+                             doc=(factory.__doc__ or "").strip().split("\n")[0],
+                             declared_params=params is not None, **spec))
         return factory
 
     return decorator

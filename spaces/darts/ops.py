@@ -184,22 +184,22 @@ def darts_none(c_in: int, c_out: int, stride: int = 1, affine: bool = True) -> n
     return Zero(stride)
 
 
-def _pool_params(c_in: int, c_out: int, stride: int = 1, bn: bool = False, affine: bool = True) -> int:
-    return _bn(c_in, affine) if bn else 0
-
-
 def _make_pool(kind: str) -> Callable[..., nn.Module]:
-    def factory(c_in: int, c_out: int, stride: int = 1, bn: bool = False, affine: bool = True) -> nn.Module:
+    # DARTS' search network follows each pooling candidate with a BatchNorm without affine;
+    # its evaluation network has none. `affine: false` is the search setting of every op
+    # here, so it also adds that BatchNorm (no parameters); `affine: true` has none.
+    def factory(c_in: int, c_out: int, stride: int = 1, affine: bool = True) -> nn.Module:
         pool: nn.Module = (nn.MaxPool2d(3, stride, padding=1) if kind == "max"
                            else nn.AvgPool2d(3, stride, padding=1, count_include_pad=False))
-        return nn.Sequential(pool, nn.BatchNorm2d(c_in, affine=affine)) if bn else pool
+        return pool if affine else nn.Sequential(pool, nn.BatchNorm2d(c_in, affine=False))
 
-    factory.__doc__ = f"{kind} pooling 3x3 (`bn`: followed by BatchNorm, as in DARTS' search network)"
+    factory.__doc__ = (f"{kind} pooling 3x3; with affine false (the search setting) followed by "
+                       "BatchNorm without affine, as DARTS' search network")
     return factory
 
 
 for _kind in ("max", "avg"):
-    register_op(f"darts_{_kind}_pool_3x3", params=_pool_params, resize=_resize, check=_same,
+    register_op(f"darts_{_kind}_pool_3x3", resize=_resize, check=_same,
                 same_channels=True)(_make_pool(_kind))
 
 

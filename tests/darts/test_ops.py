@@ -25,8 +25,6 @@ def test_the_literature_ops_are_there():
 def test_declared_cost_equals_counted(name, stride, affine, size):
     spec = get_op(name)
     args = spec.bind({k: v for k, v in (("stride", stride), ("affine", affine)) if k in spec.args})
-    if "bn" in spec.args:
-        args["bn"] = True
     c_in = 12
     c_out = c_in if spec.same_channels else 10
     module = spec.factory(c_in, c_out, **args)
@@ -43,8 +41,9 @@ def test_declared_cost_equals_counted(name, stride, affine, size):
 
 
 def test_search_time_bn_has_no_parameters():
-    assert get_op("darts_max_pool_3x3").params(8, 8, bn=True, affine=False) == 0
-    assert get_op("darts_max_pool_3x3").params(8, 8, bn=True, affine=True) == 16
+    search, final = (get_op("darts_max_pool_3x3").factory(8, 8, affine=a) for a in (False, True))
+    assert isinstance(search[1], torch.nn.BatchNorm2d) and not search[1].affine  # DARTS' search pools
+    assert isinstance(final, torch.nn.MaxPool2d)  # DARTS' evaluation pools: no BatchNorm
     assert get_op("darts_sep_conv_3x3").params(8, 8, affine=False) == 2 * (8 * 9 + 64)
 
 
@@ -55,3 +54,22 @@ def test_factorized_reduce_matches_the_halves_on_even_sizes():
     r = torch.relu(x)
     want = torch.cat([m.conv_1(r), m.conv_2(r[:, :, 1:, 1:])], dim=1)
     assert torch.allclose(m(x), m.bn(want))
+
+
+def test_an_op_with_parameters_but_no_declared_cost_is_refused():
+    from nasflow.compile.supernet import compile_graph
+    from nasflow.errors import NasflowError
+    from nasflow.ops.registry import register_op
+    from nasflow.space.graph import build_graph
+    from nasflow.space.schema import Space, op
+
+    name = "test_costless_conv"
+    if name not in OPS:
+        @register_op(name)
+        def costless(c_in: int, c_out: int) -> torch.nn.Module:
+            """a conv registered without its cost"""
+            return torch.nn.Conv2d(c_in, c_out, 1)
+
+    space = Space(name="t", inputs={"x": 3}, nodes={"a": op(name, "x", out=4)}, output="a")
+    with pytest.raises(NasflowError, match=f"op '{name}' was registered without a cost, but its module has 16 parameters"):
+        compile_graph(build_graph(space))
