@@ -295,14 +295,15 @@ def derive(
     size: Annotated[Optional[str], typer.Option(
         help="Output size WIDTHxHEIGHT Multi-Adds are counted for (default: the task's, SR: 1280x720).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set",
-        help="Override a space param (space file only).")] = None,
+        help="Override a param of the derived architecture: --set C=36 rebuilds the searched cells wider.")] = None,
 ) -> None:
     """Derive the architecture a search found: writes OUT/arch.yaml and OUT/genotype.json."""
     hw = _size(size)
     if source.is_dir():
-        if arch is not None or set_:
-            raise NasflowError("--arch and --set are for a space file; a run directory has its own")
-        derived = derive_run(source, step=step, topk=topk_edges, out=out, size=hw)
+        if arch is not None:
+            raise NasflowError("--arch is for a space file; a run directory has its own")
+        # --set on a run: the searched cells rebuilt at another size (--set C=36)
+        derived = derive_run(source, step=step, topk=topk_edges, out=out, size=hw, overrides=parse_sets(set_))
     else:
         if arch is None:
             raise NasflowError(f"'{source}' is not a run directory; to derive from a space file, "

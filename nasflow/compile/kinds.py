@@ -118,7 +118,8 @@ class CompiledDense(CompiledKind):
 
     def run(self, module: nn.Module, g: GNode, values: Values, weights: Values,
             active: dict[str, list[int]]) -> Tensor:
-        return module([values[i] for i in g.inputs], weights.get(g.label) if g.label else None)
+        use_beta = g.label is not None and g.extra.get("rank", "beta") != "alpha"  # alpha: DARTS' plain sum
+        return module([values[i] for i in g.inputs], weights.get(g.label) if use_beta else None)
 
 
 @register_compiled_kind("combine")

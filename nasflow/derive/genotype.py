@@ -16,8 +16,8 @@ from nasflow.derive.kinds import derived_kind
 from nasflow.derive.record import Genotype
 from nasflow.derive.rule import DerivationRule
 from nasflow.errors import NasflowError
-from nasflow.space.graph import Graph, build_graph
-from nasflow.space.kinds import kind_of_data
+from nasflow.space.graph import Decision, Graph, build_graph
+from nasflow.space.kinds import kind, kind_of_data
 from nasflow.space.schema import Block, BlockNode, Node, Space
 
 __all__ = ["Genotype", "derive_space", "genotype_from_arch", "inherit_weights"]
@@ -47,8 +47,25 @@ def genotype_from_arch(graph: Graph, logits: dict[str, Tensor], topk: int | None
             if not 1 <= k <= len(d.options):
                 raise NasflowError(f"topk {k} does not fit dense node '{label}' with "
                                    f"{len(d.options)} candidate inputs; use 1..{len(d.options)}")
-            geno.edges[label] = rule.pick(d, row, k)
+            scores = rule.input_scores(d, row, _edge_strengths(graph, d, logits, rule))
+            geno.edges[label] = rule.pick(d, row, k, scores)
     return geno
+
+
+def _edge_strengths(graph: Graph, d: Decision, logits: dict[str, Tensor],
+                    rule: DerivationRule) -> list[float | None]:
+    """Per input of beta decision `d` (at its first node): the rule's edge strength of the
+    choice node that input is, None for an input that is no choice node."""
+    if (rule.input_rank or d.rank) == "beta":
+        return [None] * len(d.options)
+    out: list[float | None] = []
+    for src in graph.nodes[d.nodes[0]].inputs:
+        g = graph.nodes[src]
+        if g.kind != "choice" or g.label not in logits:
+            out.append(None)
+        else:
+            out.append(rule.edge_strength(graph.decisions[g.label], logits[g.label]))
+    return out
 
 
 def derive_space(space: Space, genotype: Genotype, name: str | None = None) -> Space:
@@ -57,33 +74,65 @@ def derive_space(space: Space, genotype: Genotype, name: str | None = None) -> S
 
 
 def _prune(space: Space) -> Space:
-    """Drop top-level nodes (and block instances) that no longer reach the output: inputs a
-    dense node did not keep, as DARTS drops unused cells' branches. A space input that only
-    an unpicked dense candidate read is dropped too (the derived model does not take it);
-    keyword calls that still pass it keep working, as the forward ignores unknown names."""
+    """Drop the nodes that no longer reach the output, until none is left: inputs a dense
+    node did not keep and what only they read, at the top level and inside cells (DARTS'
+    edges not among a node's top 2), and a cell's input that none of its kept nodes reads
+    (with what fed it). A space input that only an unpicked dense candidate read is dropped
+    too (the derived model does not take it); keyword calls that still pass it keep
+    working, as the forward ignores unknown names."""
+    while True:
+        pruned = _prune_once(space)
+        if pruned.to_data() == space.to_data():
+            return pruned
+        space = pruned
+
+
+def _prune_once(space: Space) -> Space:
     graph = build_graph(space, check_unused=False)
     for d in graph.decisions.values():  # a kind with a decision but no derive side left it
         g = graph.nodes[d.nodes[0]]
         raise NasflowError(f"node '{g.name}' is still a decision after deriving: node kind '{g.kind}' has "
                            "no derive side; register one (@register_derived_kind, nasflow.derive.kinds)")
-    reach = nx.ancestors(graph.dag, graph.output) | {graph.output}
-    alive = {name.split(".")[0] for name in reach}
+    alive: set[str] = set()  # every reached expanded name and each of its dotted prefixes
+    for name in nx.ancestors(graph.dag, graph.output) | {graph.output}:
+        parts = name.split(".")
+        alive.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    prefixes: dict[str, list[str]] = {}  # block -> the dotted prefixes of its instances
+
+    def walk(nodes: dict[str, Node], prefix: str) -> None:
+        for n, node in nodes.items():
+            if isinstance(node, BlockNode) and prefix + n in alive:
+                prefixes.setdefault(node.block, []).append(f"{prefix}{n}.")
+                walk(space.blocks[node.block].nodes, f"{prefix}{n}.")
+
     kept = {n: node for n, node in space.nodes.items() if n in alive}
+    walk(kept, "")
+    blocks: dict[str, Block] = {}
+    dropped_ports: dict[str, list[int]] = {}
+    for b, blk in space.blocks.items():
+        if b not in prefixes:
+            continue
+        nodes = {m: node for m, node in blk.nodes.items() if any(p + m in alive for p in prefixes[b])}
+        refs = {r for node in nodes.values() for r in kind(kind_of_data(node)).refs(node)} | {blk.output}
+        dropped_ports[b] = [i for i, port in enumerate(blk.inputs) if port not in refs]
+        blocks[b] = blk.model_copy(update={"nodes": nodes, "inputs": [
+            port for i, port in enumerate(blk.inputs) if i not in dropped_ports[b]]})
+    kept = _drop_instance_inputs(kept, dropped_ports)
+    blocks = {b: blk.model_copy(update={"nodes": _drop_instance_inputs(blk.nodes, dropped_ports)})
+              for b, blk in blocks.items()}
     inputs = {n: c for n, c in space.inputs.items() if n in alive}
-    used_blocks = {b for b in _blocks_used(space, kept)}
-    blocks = {b: blk for b, blk in space.blocks.items() if b in used_blocks}
     return space.model_copy(update={"nodes": kept, "blocks": blocks, "inputs": inputs})
 
 
-def _blocks_used(space: Space, nodes: dict[str, Node]) -> set[str]:
-    found: set[str] = set()
-    stack = [n.block for n in nodes.values() if isinstance(n, BlockNode)]
-    while stack:
-        b = stack.pop()
-        if b not in found:
-            found.add(b)
-            stack += [n.block for n in space.blocks[b].nodes.values() if isinstance(n, BlockNode)]
-    return found
+def _drop_instance_inputs(nodes: dict[str, Node], dropped: dict[str, list[int]]) -> dict[str, Node]:
+    """Block instances without the inputs their (pruned) block no longer takes."""
+    out: dict[str, Node] = {}
+    for n, node in nodes.items():
+        if isinstance(node, BlockNode) and dropped.get(node.block):
+            node = node.model_copy(update={"inputs": [
+                r for i, r in enumerate(node.input_list) if i not in dropped[node.block]]})
+        out[n] = node
+    return out
 
 
 class _Deriver:

@@ -53,13 +53,23 @@ def pick(table: dict[str, Any], label: str, what: str) -> Any:
     return table[label]
 
 
+@register_derived_kind("op")
+class DerivedOp(DerivedKind):
+    """An op node takes its `final_args` (the settings after the search)."""
+
+    def derive(self, node: OpNode, path: str, genotype: Genotype) -> OpNode:
+        if not node.final_args:
+            return node
+        return node.model_copy(update={"args": {**node.args, **node.final_args}, "final_args": {}})
+
+
 @register_derived_kind("choice")
 class DerivedChoice(DerivedKind):
     """A choice becomes an op node of its picked candidate, which keeps that candidate's weights."""
 
     def derive(self, node: ChoiceNode, path: str, genotype: Genotype) -> OpNode:
         op = pick(genotype.choices, node.label or path, "choice")
-        return OpNode(op=op, input=node.input, out=node.out, args=node.args, act=node.act)
+        return OpNode(op=op, input=node.input, out=node.out, args={**node.args, **node.final_args}, act=node.act)
 
     def inherit(self, key: str, rest: str, old: GNode, new: GNode, supernet: dict[str, Tensor]) -> Tensor:
         return supernet[f"{old.name}.ops.{new.op}.{rest.removeprefix('op.')}"]
@@ -73,7 +83,7 @@ class DerivedDense(DerivedKind):
         if node.topk == len(node.dense) and node.label is None:
             return node  # keeps every input: no decision
         kept = pick(genotype.edges, node.label or path, "dense")
-        return node.model_copy(update={"dense": list(kept), "topk": len(kept), "label": None})
+        return node.model_copy(update={"dense": list(kept), "topk": len(kept), "label": None, "rank": "beta"})
 
     def inherit(self, key: str, rest: str, old: GNode, new: GNode, supernet: dict[str, Tensor]) -> Tensor:
         if old.merge == "concat" and rest == "op.weight" and new.inputs != old.inputs:

@@ -6,6 +6,11 @@ option) with every option eligible but those the space marks `never_derive` (a p
 the space, as DARTS' `zero`): DARTS' and MiLeNAS's rule. A strategy sets its own
 (e.g. DARTS' "never derive `zero`", or ranking by a Dirichlet's mean) through
 `Strategy.derivation_rule()`; `derive` and the search loop's genotypes use it.
+
+A node's inputs (a beta decision) rank as its dense node's `rank` says: by beta (the
+default), by the strongest derivable alpha of the choice node each input is (DARTS: the
+edge's best op that is not `none`), or by their product (softmax weights). A rule's
+`input_rank` (not None) overrides the space's.
 """
 from __future__ import annotations
 
@@ -16,8 +21,13 @@ from nasflow.errors import NasflowError
 from nasflow.space.graph import Decision
 
 
+RANKS = ("beta", "alpha", "beta_alpha")
+
+
 class DerivationRule:
     """Rank by the logits; every option eligible but the space's `never_derive` ones."""
+
+    input_rank: str | None = None  # None: as the space's dense node says (Decision.rank)
 
     def eligible(self, decision: Decision, option: str) -> bool:
         """Whether `option` (a candidate op of an alpha, an input of a beta) may be derived;
@@ -29,9 +39,33 @@ class DerivationRule:
         gives the same choice; a strategy may rank by something else)."""
         return logits
 
-    def pick(self, decision: Decision, logits: Tensor, k: int) -> list[str]:
-        """The k best eligible options, best first (a stable order: ties go to the earlier)."""
-        scores = self.scores(decision, logits.detach().float().cpu())
+    def edge_strength(self, decision: Decision, logits: Tensor) -> float:
+        """How strong an edge (a choice node feeding a dense node) is: the largest softmax
+        weight among its derivable candidates (DARTS ranks a node's edges so, `none` left out)."""
+        weights = torch.softmax(logits.detach().float().cpu(), dim=-1)
+        return max(float(weights[i]) for i, o in enumerate(decision.options) if self.eligible(decision, o))
+
+    def input_scores(self, decision: Decision, logits: Tensor, edges: list[float | None]) -> Tensor:
+        """Scores of a beta decision's inputs: `edges[i]` is the edge_strength of input i
+        (None when that input is not a choice node). Ranked as `input_rank`, else the space's."""
+        rank = self.input_rank or decision.rank
+        if rank not in RANKS:
+            raise NasflowError(f"derivation rule ranks inputs by '{rank}'; use one of {', '.join(RANKS)}")
+        if rank == "beta":
+            return self.scores(decision, logits)
+        missing = [decision.options[i] for i, e in enumerate(edges) if e is None]
+        if missing:
+            raise NasflowError(f"decision '{decision.label}' ranks its inputs by alpha, but input(s) "
+                               f"{', '.join(missing)} are not choice nodes; rank them by beta")
+        strength = torch.tensor([float(e) for e in edges])  # type: ignore[arg-type]
+        if rank == "alpha":
+            return strength
+        return torch.softmax(logits.detach().float().cpu(), dim=-1) * strength
+
+    def pick(self, decision: Decision, logits: Tensor, k: int, scores: Tensor | None = None) -> list[str]:
+        """The k best eligible options, best first (a stable order: ties go to the earlier);
+        `scores` (one per option) replaces the logits' ranking."""
+        scores = self.scores(decision, logits.detach().float().cpu()) if scores is None else scores
         allowed = [i for i, o in enumerate(decision.options) if self.eligible(decision, o)]
         if len(allowed) < k:
             raise NasflowError(f"decision '{decision.label}' has {len(allowed)} eligible option(s) "

@@ -50,15 +50,17 @@ def derivation_rule_of(config: SearchConfig) -> DerivationRule:
 
 def derive_run(run_dir: str | Path, *, step: int | None = None, topk: int | None = None,
                out: str | Path | None = None, size: tuple[int, int] | None = None,
-               rule: DerivationRule | None = None) -> Derived:
+               rule: DerivationRule | None = None, overrides: dict[str, int] | None = None) -> Derived:
     """From the run's latest checkpoint, or its snapshot at `step`; `topk` overrides every
     dense node's k; `size` is the output (h, w) Multi-Adds are counted at (default: the
-    task's cost_size); `rule` defaults to the derivation rule of the run's strategy."""
+    task's cost_size); `rule` defaults to the derivation rule of the run's strategy;
+    `overrides` sets params of the derived architecture (the searched cells rebuilt at
+    evaluation width: {"C": 36}), the genotype being read at the search's."""
     run = RunDir.open(run_dir)
     arch, found_step = run.load_arch(step)
     rule = rule if rule is not None else derivation_rule_of(run.config())
     default = run.path / ("derived" if step is None else f"derived_step_{step}")
-    return _derive(run.space(), arch, found_step, topk, Path(out) if out else default, size, rule)
+    return _derive(run.space(), arch, found_step, topk, Path(out) if out else default, size, rule, overrides)
 
 
 def derive_from_arch(space_path: str | Path, arch_path: str | Path, *, overrides: dict[str, int] | None = None,
@@ -75,11 +77,13 @@ def derive_from_arch(space_path: str | Path, arch_path: str | Path, *, overrides
 
 
 def _derive(space: Space, arch: dict[str, Tensor], step: int | None, topk: int | None,
-            out: Path, size: tuple[int, int] | None, rule: DerivationRule | None) -> Derived:
+            out: Path, size: tuple[int, int] | None, rule: DerivationRule | None,
+            overrides: dict[str, int] | None = None) -> Derived:
     graph = build_graph(space)
     if graph.is_derived:
         raise NasflowError(f"space '{space.name}' has no choices left: it is already an architecture")
-    result = derive_genotype(space, genotype_from_arch(graph, arch_logits(graph, arch), topk, rule), size)
+    genotype = genotype_from_arch(graph, arch_logits(graph, arch), topk, rule)
+    result = derive_genotype(space.with_params(overrides) if overrides else space, genotype, size)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / ARCH_FILE, result.space.to_yaml())
     write_text_atomic(out / GENOTYPE_FILE, json.dumps(result.genotype.to_json(), indent=2) + "\n")

@@ -25,6 +25,8 @@ class OpNode(NodeModel):
     out: Expr | None = None
     args: dict[str, ArgValue] = {}
     act: str | None = None
+    # Args that replace `args` in the derived network (DARTS: BatchNorm affine only after search).
+    final_args: dict[str, ArgValue] = {}
 
 
 class ChoiceNode(NodeModel):
@@ -36,6 +38,7 @@ class ChoiceNode(NodeModel):
     label: str | None = None  # nodes with one label share one alpha
     # Candidates searched over but never derived (as DARTS' `zero`); a strategy may override.
     never_derive: list[str] = []
+    final_args: dict[str, ArgValue] = {}  # args of the derived op that differ from the search's
 
 
 class DenseNode(NodeModel):
@@ -47,6 +50,9 @@ class DenseNode(NodeModel):
     args: dict[str, ArgValue] = {}
     act: str | None = None
     label: str | None = None
+    # How derivation ranks the inputs: by beta, by the best derivable alpha of the choice
+    # node each input is (DARTS, whose nodes have no beta: then beta is not used), or both.
+    rank: Literal["beta", "alpha", "beta_alpha"] = "beta"
 
 
 class CombineNode(NodeModel):
@@ -81,6 +87,7 @@ class OpKind(NodeKind):
     def expand(self, node: OpNode, g: GNode, ctx: ExpandContext) -> None:
         g.op, g.inputs = node.op, [ctx.resolve(node.input, (*ctx.loc, "in"))]
         g.args = ctx.op_args(node.op, node.args)
+        ctx.op_args(node.op, node.final_args)  # checked: the derived op takes them
 
     def infer(self, g: GNode, srcs: list[GNode], ctx: InferContext) -> None:
         g.c_out, g.size = op_out(ctx, g, g.op, g.c_in[0]), g.size * resize(g.op, g.args)
@@ -115,6 +122,7 @@ class ChoiceKind(NodeKind):
             raise ctx.fail((*nloc, "choice"), f"choice node '{path}' lists '{dup}' twice")
         for cand in node.choice:
             g.args = ctx.op_args(cand, node.args)
+            ctx.op_args(cand, node.final_args)  # checked: whichever is derived takes them
         g.label = node.label or path
 
     def infer(self, g: GNode, srcs: list[GNode], ctx: InferContext) -> None:
@@ -141,6 +149,7 @@ class DenseKind(NodeKind):
     def expand(self, node: DenseNode, g: GNode, ctx: ExpandContext) -> None:
         path, nloc = ctx.path, ctx.loc
         g.candidates, g.merge, g.op, g.topk = list(node.dense), node.merge, node.op, node.topk
+        g.extra["rank"] = node.rank
         if not node.dense:
             raise ctx.fail((*nloc, "dense"), f"dense node '{path}' has no candidate inputs")
         if len(set(node.dense)) != len(node.dense):

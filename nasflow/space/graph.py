@@ -72,6 +72,7 @@ class Decision:
     topk: int
     nodes: tuple[str, ...]
     never_derive: tuple[str, ...] = ()  # options the space says are never derived
+    rank: str = "beta"  # beta: how its inputs rank ("beta", "alpha", "beta_alpha"; DenseNode.rank)
 
 
 @dataclass
@@ -307,15 +308,15 @@ class _Builder:
             decision = kind(g.kind).decision
             if decision is None:
                 raise self.fail(g.loc, f"node '{g.name}': a {g.kind} node reads no decision, so it takes no label")
-            options, never = tuple(g.candidates), tuple(g.never_derive)
+            options, never, rank = tuple(g.candidates), tuple(g.never_derive), g.extra.get("rank", "beta")
             prev = found.get(g.label)
             if prev is not None:
-                if (prev.kind, prev.options, prev.topk, prev.never_derive) != (decision, options, g.topk, never):
+                if (prev.kind, prev.options, prev.topk, prev.never_derive, prev.rank) != (decision, options, g.topk, never, rank):
                     raise self.fail(g.loc, f"node '{g.name}' shares label '{g.label}' with '{prev.nodes[0]}' "
                                     "but not the same candidates; give it its own label")
-                found[g.label] = Decision(g.label, decision, options, g.topk, (*prev.nodes, g.name), never)
+                found[g.label] = Decision(g.label, decision, options, g.topk, (*prev.nodes, g.name), never, rank)
             else:
-                found[g.label] = Decision(g.label, decision, options, g.topk, (g.name,), never)
+                found[g.label] = Decision(g.label, decision, options, g.topk, (g.name,), never, rank)
         return found
 
 

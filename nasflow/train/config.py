@@ -7,6 +7,7 @@ has no architecture parameters for it to act on.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -29,6 +30,12 @@ class TrainConfig(RunConfig):
     batch_size: int = Field(32, ge=1)  # the global batch: shared by the processes of a distributed run
     optim: AdamConfig = AdamConfig(weight_decay=0.0)
     lr_halve_every: int = Field(400_000, ge=1)  # step schedule: lr * 0.5 ** (step // lr_halve_every)
+    # A task's preset may ask for another optimizer and schedule (DARTS retrains with SGD,
+    # momentum 0.9, and a cosine schedule from optim.lr to 0 over `steps`); optim.lr and
+    # optim.weight_decay serve both optimizers, betas only Adam.
+    optimizer: Literal["adam", "sgd"] = "adam"
+    momentum: float = Field(0.9, ge=0)  # SGD's
+    schedule: Literal["step", "cosine"] = "step"
     seed: int = 0
     # Speed levers, as the search's (nasflow/levers.py). channels_last None: on for the CPU.
     channels_last: bool | None = None
@@ -50,6 +57,8 @@ class TrainConfig(RunConfig):
 
     def lr_at(self, step: int) -> float:
         """The learning rate of the step after `step` steps (what the schedule gives)."""
+        if self.schedule == "cosine":
+            return self.optim.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, self.steps) / self.steps))
         return self.optim.lr * 0.5 ** (step // self.lr_halve_every)
 
 
@@ -58,8 +67,8 @@ def preset_changes(preset: str, section: dict[str, Any]) -> dict[str, Any]:
     documents them: `lr` is the Adam learning rate, `gamma` must be 0)."""
     out: dict[str, Any] = {}
     for key, value in section.items():
-        if key == "lr":
-            out["optim"] = {**AdamConfig(weight_decay=0.0).model_dump(), "lr": value}
+        if key in ("lr", "weight_decay"):
+            out["optim"] = {**AdamConfig(weight_decay=0.0).model_dump(), **out.get("optim", {}), key: value}
         elif key == "gamma":
             if value:  # a derived architecture has no arch params for a cost term to act on
                 raise NasflowError(f"preset '{preset}': train.gamma is {value}, but retraining has no "

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from torch import nn
 
 from nasflow.runs.checkpoint import rng_state, seed_everything, set_rng_state
 from nasflow.accel.depthwise import use_fast_depthwise
@@ -92,6 +93,20 @@ def run_train(config: TrainConfig, run_dir: str | Path, *, arch: Space | None = 
 
 
 # --- the pieces run_train checks and builds -------------------------------------------------
+def optimizer_and_schedule(config: TrainConfig, model: nn.Module) -> tuple[torch.optim.Optimizer, Any]:
+    """The config's optimizer (Adam, or SGD with momentum) and schedule (the lr halved every
+    lr_halve_every steps, or cosine to 0 over `steps`), stepped once per step."""
+    o = config.optim
+    if config.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=config.momentum,
+                                                     weight_decay=o.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    if config.schedule == "cosine":
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
+    return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_halve_every, gamma=0.5)
+
+
 def resolve_arch(config: TrainConfig, arch: Space | None) -> Space:
     if arch is None:
         if config.arch is None:
@@ -135,9 +150,7 @@ class _Train(RunLoop):
         self.model.train()
         self.ddp = wrap(self.model, ctx)  # DDP broadcasts rank 0's weights to every rank
         self.loss = wrap_loss(task.loss, channels_last=channels_last, amp=config.amp, device=self.device)
-        o = config.optim
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=config.lr_halve_every, gamma=0.5)
+        self.opt, self.sched = optimizer_and_schedule(config, self.model)
         self.train = BatchStream(task, "train", config.batch_size, config.seed, self.device, ctx)
         super().__init__(ctx=ctx, task=task, streams={"train": self.train}, total=config.steps,
                          log_every=config.log_every, checkpoint_every=config.checkpoint_every,

@@ -148,6 +148,8 @@ def search_space(C: int = 16, layers: int = 8, classes: int = 10, rank: str = "b
 
 def main(argv: list[str] | None = None) -> None:
     folder = Path((argv or sys.argv[1:] or [str(Path(__file__).parent)])[0])
+    search_space().to_yaml(folder / "space.yaml")
+    search_space(rank="alpha", name="darts_alpha").to_yaml(folder / "space-darts.yaml")
     for genotype in GENOTYPES:
         architecture(genotype).to_yaml(folder / f"{genotype}.yaml")
 

@@ -62,3 +62,10 @@ def test_reductions_sit_at_a_third_and_two_thirds():
 def test_width_is_a_param():
     small = build_graph(Space.from_yaml(DARTS_DIR / "darts_v2.yaml"), {"C": 8})
     assert 0 < graph_cost(small, (32, 32)).params < REFERENCE["darts_v2"] / 10
+
+
+def test_search_space_files_are_what_the_builder_writes():
+    from nasflow.spaces.darts.build import search_space
+
+    assert (DARTS_DIR / "space.yaml").read_text() == search_space().to_yaml()
+    assert (DARTS_DIR / "space-darts.yaml").read_text() == search_space(rank="alpha", name="darts_alpha").to_yaml()
