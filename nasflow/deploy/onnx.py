@@ -7,6 +7,8 @@ PyTorch output.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import copy
 import os
 import warnings
@@ -94,18 +96,29 @@ def check_onnx(model: nn.Module, path: str | os.PathLike[str], task: type[Task] 
     """Max |onnxruntime - PyTorch| on the task's sample input of `size` (the dims after N and
     C; default: the task's check_size) and batch 2; NasflowError when above `tolerance`. Batch
     and size differ from the export's, which tests the dynamic axes."""
+    return compare_to_pytorch(model, lambda x: run_session(session(path), x), "onnxruntime", path, task,
+                              size=size, tolerance=tolerance, seed=seed)
+
+
+def compare_to_pytorch(model: nn.Module, run: Callable[[Tensor], Tensor], runtime: str,
+                       path: str | os.PathLike[str], task: type[Task] | Task = Task, *,
+                       size: tuple[int, ...] | None = None, tolerance: float = DEFAULT_TOLERANCE,
+                       seed: int = 0) -> float:
+    """Max |run(x) - model(x)| on the task's sample input (batch 2, `size` or the task's
+    check_size), the model in plain fp32; NasflowError naming `runtime` when the shapes differ
+    or the difference is above `tolerance`. Every exported runtime is checked through here."""
     channels = _channels(model)
     size = task.check_size if size is None else tuple(size)
     x = task.sample_input(channels, size, torch.Generator().manual_seed(seed), batch=2)
     plain = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
     with torch.inference_mode():
         want = plain(x)
-    got = run_session(session(path), x)
+    got = run(x)
     if got.shape != want.shape:
-        raise NasflowError(f"onnxruntime gives shape {tuple(got.shape)} for a {tuple(x.shape)} input, "
+        raise NasflowError(f"{runtime} gives shape {tuple(got.shape)} for a {tuple(x.shape)} input, "
                            f"PyTorch {tuple(want.shape)}: the export of '{path}' is wrong")
     diff = float((got - want).abs().max())
     if not diff <= tolerance:
-        raise NasflowError(f"onnxruntime does not reproduce the PyTorch output of '{path}': max abs "
+        raise NasflowError(f"{runtime} does not reproduce the PyTorch output of '{path}': max abs "
                            f"difference {diff:.3g} > tolerance {tolerance:g}")
     return diff

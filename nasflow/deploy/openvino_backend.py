@@ -16,7 +16,6 @@ milliseconds, against a second or more of inference for DLSR at 720p.
 """
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nasflow.deploy.onnx import DEFAULT_TOLERANCE, _channels
+from nasflow.deploy.onnx import DEFAULT_TOLERANCE, compare_to_pytorch
 from nasflow.tasks.contract import Task
 from nasflow.errors import NasflowError
 
@@ -162,25 +161,11 @@ def check_openvino(model: nn.Module, path: str | os.PathLike[str], task: type[Ta
                    threads: int | None = None) -> float:
     """Max |OpenVINO - PyTorch| on the task's sample input, as check_onnx; NasflowError when
     above `tolerance` (a bf16 precision would be caught here)."""
-    channels = _channels(model)
-    size = task.check_size if size is None else tuple(size)
-    x = task.sample_input(channels, size, torch.Generator().manual_seed(seed), batch=2)
-    plain = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
-    with torch.inference_mode():
-        want = plain(x)
     run = worker_runner(Path(path), threads)
     try:
-        got = run(x)
+        return compare_to_pytorch(model, run, "OpenVINO", path, task, size=size, tolerance=tolerance, seed=seed)
     finally:
         run.close()
-    if got.shape != want.shape:
-        raise NasflowError(f"OpenVINO gives shape {tuple(got.shape)} for a {size[0]}x{size[1]} input, "
-                           f"PyTorch {tuple(want.shape)}: the export of '{path}' is wrong")
-    diff = float((got - want).abs().max())
-    if not diff <= tolerance:
-        raise NasflowError(f"OpenVINO does not reproduce the PyTorch output of '{path}': max abs "
-                           f"difference {diff:.3g} > tolerance {tolerance:g}")
-    return diff
 
 
 if __name__ == "__main__":
