@@ -1,13 +1,8 @@
 """The space file: one pydantic schema, written in YAML or built in Python.
 
 A space is a typed graph of named nodes. Each node is of one registered node kind
-(nasflow.space.kinds), marked by the kind's key; the builtin kinds are
-- op:      a fixed op from the registry           `{op: conv_3x3, in: x, out: C, args: {bias: true}}`
-- choice:  candidate ops mixed by softmax(alpha)   `{choice: [conv_1x1, sep_conv_3x3], in: x, label: mrb1}`
-- dense:   candidate inputs weighted by softmax(beta), merged, top-k kept when deriving
-           `{dense: [cell1, cell2], topk: 2, merge: concat, op: conv_1x1, out: C}`
-- combine: add / concat / mul of several inputs    `{combine: add, in: [a, b], act: lrelu}`
-- block:   an instance of a reusable cell          `{block: cell, in: stem, args: {C: channels}}`
+(nasflow.space.kinds), marked by the kind's key: op, choice, dense, combine and block are
+built in (nasflow.space.builtin_kinds lists each with an example).
 A node is validated by its kind's schema model: `Node` is the discriminated union of the
 registered kinds' models, rebuilt when a kind registers, so a kind from a space's `imports:`
 is known before its nodes are read. Channels and op arguments may be integer expressions over
