@@ -78,14 +78,14 @@ def test_new_kind_validates_with_file_line_errors(tmp_path, repeat_kind):
         build_graph(Space.from_yaml(write(tmp_path, SPACE.replace("times: 3", "times: 0"))))
     with pytest.raises(SpaceError, match=r"space.yaml:7: repeat node 'r': 'conv_1x1' must keep channels"):
         build_graph(Space.from_yaml(write(tmp_path, SPACE.replace("conv_3x3, times: 3", "conv_1x1, out: 8"))))
-    with pytest.raises(SpaceError, match=r"a node needs one of the keys op, choice, dense, combine, block or repeat"):
+    with pytest.raises(SpaceError, match=r"a node needs one of the keys op, choice, dense, combine, block, stack or repeat"):
         Space.from_yaml(write(tmp_path, SPACE.replace("{repeat: conv_3x3", "{repeats: conv_3x3")))
 
 
 def test_without_the_kind_its_nodes_are_refused(tmp_path):
     text = SPACE.replace("imports: [kind_repeat]\n", "")
     with pytest.raises(SpaceError, match=r"space.yaml:6: nodes.r: a node needs one of the keys op, choice, "
-                                         r"dense, combine or block$"):
+                                         r"dense, combine, block or stack$"):
         Space.from_yaml(write(tmp_path, text))
 
 

@@ -29,7 +29,7 @@ def test_yaml_space_round_trips(tmp_path):
     ("name: t\ninputs: {x: 3}\nnodes:\n  a: {op: conv_1x1, in: x}\n  a: {op: conv_3x3, in: x}\noutput: a\n",
      r"space.yaml:5: duplicate key 'a' \(first defined on line 4\)"),
     ("name: t\ninputs: {x: 3}\nnodes:\n  a: {in: x}\noutput: a\n",
-     r"space.yaml:4: nodes.a: a node needs one of the keys op, choice, dense, combine or block"),
+     r"space.yaml:4: nodes.a: a node needs one of the keys op, choice, dense, combine, block or stack"),
     ("name: t\ninputs: {x: 3}\nnodes:\n  a: {op: conv_1x1, in: x\noutput: a\n", r"not valid YAML"),
     ("name: t\ninputs: {x: 3}\noutput: a\n", r"missing required key 'nodes'"),
     ("- just a list\n", r"must be a mapping"),

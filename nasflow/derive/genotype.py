@@ -4,10 +4,14 @@ The genotype is a plain record keyed by decision label: the argmax op of each al
 top-k inputs of each beta (in descending beta order, which is the concatenation order). The
 derived architecture is the same space with every choice replaced by its op and every dense
 node cut to its k inputs: a space file with no choices, which the same compiler builds.
+A stack stays a stack (its blocks derived), so the derived file keeps the params its count
+and arguments read (`layers`, `C`) and rebuilds at another depth; only a stack whose
+instances of one block derive differently (per-instance decisions) is pinned to its count.
 """
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import networkx as nx
 from torch import Tensor
@@ -16,9 +20,11 @@ from nasflow.derive.kinds import derived_kind
 from nasflow.derive.record import Genotype
 from nasflow.derive.rule import DerivationRule
 from nasflow.errors import NasflowError
+from nasflow.space.expr import ref_names
 from nasflow.space.graph import Decision, Graph, build_graph
 from nasflow.space.kinds import kind, kind_of_data
-from nasflow.space.schema import Block, BlockNode, Node, Space
+from nasflow.space.schema import Block, BlockNode, Node, Space, StackNode
+from nasflow.space.stack import block_names, instance_name
 
 __all__ = ["Genotype", "derive_space", "genotype_from_arch", "inherit_weights"]
 
@@ -98,30 +104,76 @@ def _prune_once(space: Space) -> Space:
         parts = name.split(".")
         alive.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
     prefixes: dict[str, list[str]] = {}  # block -> the dotted prefixes of its instances
+    stacked: list[list[str]] = []  # the blocks each kept stack may use
+
+    def is_alive(path: str, node: Node) -> bool:
+        if isinstance(node, StackNode):
+            return any(instance_name(path, k) in alive for k in range(len(graph.stacks.get(path, []))))
+        return path in alive
 
     def walk(nodes: dict[str, Node], prefix: str) -> None:
         for n, node in nodes.items():
             if isinstance(node, BlockNode) and prefix + n in alive:
                 prefixes.setdefault(node.block, []).append(f"{prefix}{n}.")
                 walk(space.blocks[node.block].nodes, f"{prefix}{n}.")
+            elif isinstance(node, StackNode) and is_alive(prefix + n, node):
+                stacked.append([b for b in block_names(node) if b in space.blocks])
+                for k, b in enumerate(graph.stacks[prefix + n]):
+                    inst = instance_name(prefix + n, k) + "."
+                    prefixes.setdefault(b, []).append(inst)
+                    walk(space.blocks[b].nodes, inst)
 
-    kept = {n: node for n, node in space.nodes.items() if n in alive}
+    kept = {n: node for n, node in space.nodes.items() if is_alive(n, node)}
     walk(kept, "")
     blocks: dict[str, Block] = {}
     dropped_ports: dict[str, list[int]] = {}
     for b, blk in space.blocks.items():
-        if b not in prefixes:
+        if b in prefixes:
+            nodes = {m: node for m, node in blk.nodes.items() if any(is_alive(p + m, node) for p in prefixes[b])}
+        elif any(b in bs for bs in stacked):  # a stack may use it at other params: kept, pruned on its own
+            nodes = {m: node for m, node in blk.nodes.items() if m in _reached_in_block(blk)}
+        else:
             continue
-        nodes = {m: node for m, node in blk.nodes.items() if any(p + m in alive for p in prefixes[b])}
-        refs = {r for node in nodes.values() for r in kind(kind_of_data(node)).refs(node)} | {blk.output}
+        refs = _names_read(nodes.values()) | {blk.output}
         dropped_ports[b] = [i for i, port in enumerate(blk.inputs) if port not in refs]
-        blocks[b] = blk.model_copy(update={"nodes": nodes, "inputs": [
-            port for i, port in enumerate(blk.inputs) if i not in dropped_ports[b]]})
+        blocks[b] = blk.model_copy(update={"nodes": nodes})
+    _agree_on_stack_ports(dropped_ports, stacked)
+    blocks = {b: blk.model_copy(update={"inputs": [port for i, port in enumerate(blk.inputs)
+                                                   if i not in dropped_ports[b]]}) for b, blk in blocks.items()}
     kept = _drop_instance_inputs(kept, dropped_ports)
     blocks = {b: blk.model_copy(update={"nodes": _drop_instance_inputs(blk.nodes, dropped_ports)})
               for b, blk in blocks.items()}
     inputs = {n: c for n, c in space.inputs.items() if n in alive}
     return space.model_copy(update={"nodes": kept, "blocks": blocks, "inputs": inputs})
+
+
+def _names_read(nodes: Any) -> set[str]:
+    return {name for node in nodes for r in kind(kind_of_data(node)).refs(node) for name in ref_names(r)}
+
+
+def _reached_in_block(blk: Block) -> set[str]:
+    """The nodes of a block its output reads, directly or not."""
+    seen: set[str] = set()
+    todo = [blk.output]
+    while todo:
+        n = todo.pop()
+        if n in blk.nodes and n not in seen:
+            seen.add(n)
+            todo += _names_read([blk.nodes[n]])
+    return seen
+
+
+def _agree_on_stack_ports(dropped: dict[str, list[int]], stacked: list[list[str]]) -> None:
+    """The blocks of one stack share its inputs: they drop only the inputs none of them
+    reads (the others keep an unused port, which a stacked block may have)."""
+    changed = True
+    while changed:
+        changed = False
+        for bs in stacked:
+            common = set.intersection(*(set(dropped[b]) for b in bs)) if bs else set()
+            for b in bs:
+                if set(dropped[b]) != common:
+                    dropped[b], changed = sorted(common), True
 
 
 def _drop_instance_inputs(nodes: dict[str, Node], dropped: dict[str, list[int]]) -> dict[str, Node]:
@@ -131,6 +183,11 @@ def _drop_instance_inputs(nodes: dict[str, Node], dropped: dict[str, list[int]])
         if isinstance(node, BlockNode) and dropped.get(node.block):
             node = node.model_copy(update={"inputs": [
                 r for i, r in enumerate(node.input_list) if i not in dropped[node.block]]})
+        elif isinstance(node, StackNode):
+            gone = next((dropped[b] for b in block_names(node) if b in dropped), [])
+            if gone:
+                node = node.model_copy(update={"inputs": [
+                    r for i, r in enumerate(node.input_list) if i not in gone]})
         out[n] = node
     return out
 
@@ -140,6 +197,7 @@ class _Deriver:
         self.space, self.geno = space, genotype
         self.blocks: dict[str, Block] = {}
         self.variants: dict[str, list[tuple[str, str]]] = {}
+        self.stacks = build_graph(space, check_unused=False).stacks if _has_stack(space) else {}
 
     def run(self, name: str | None) -> Space:
         nodes = self._nodes(self.space.nodes, "")
@@ -154,9 +212,33 @@ class _Deriver:
             path = prefix + name
             if isinstance(node, BlockNode):
                 out[name] = node.model_copy(update={"block": self._specialise(node.block, path + ".")})
+            elif isinstance(node, StackNode):
+                out[name] = self._stack(node, path)
             else:  # each kind derives its own nodes (nasflow.derive.kinds)
                 out[name] = derived_kind(kind_of_data(node)).derive(node, path, self.geno)
         return out
+
+    def _stack(self, node: StackNode, path: str) -> StackNode:
+        """The stack with its blocks derived. Instances of one block that derive alike (their
+        decisions shared by label) keep the stack as written, so it rebuilds at any count;
+        otherwise each instance names its own variant and the count is pinned."""
+        used = self.stacks.get(path, [])
+        picked = [self._specialise(b, instance_name(path, k) + ".") for k, b in enumerate(used)]
+        for b in block_names(node):  # blocks the stack uses only at other params
+            if b not in used and b in self.space.blocks and b not in self.blocks:
+                try:
+                    self._specialise(b, instance_name(path, len(used)) + ".")
+                except NasflowError:
+                    pass  # its decisions were never searched: it cannot be derived
+        if picked == used:
+            return node
+        groups: dict[str, list[int]] = {}
+        for k, b in enumerate(picked):
+            groups.setdefault(b, []).append(k)
+        *cases, (last, _) = groups.items()
+        chain = " else ".join(f"{b} if i == {ks[0]}" if len(ks) == 1 else f"{b} if i in ({', '.join(map(str, ks))})"
+                              for b, ks in cases)
+        return node.model_copy(update={"stack": len(picked), "block": f"{chain} else {last}" if cases else last})
 
     def _specialise(self, block: str, prefix: str) -> str:
         """A block whose choices resolve the same in every instance stays one block;
@@ -172,6 +254,11 @@ class _Deriver:
         seen.append((key, name))
         self.blocks[name] = derived
         return name
+
+
+def _has_stack(space: Space) -> bool:
+    nodes = [*space.nodes.values(), *(n for blk in space.blocks.values() for n in blk.nodes.values())]
+    return any(isinstance(n, StackNode) for n in nodes)
 
 
 def inherit_weights(supernet_graph: Graph, supernet_state: dict[str, Tensor],

@@ -6,6 +6,8 @@
            `{dense: [cell1, cell2], topk: 2, merge: concat, op: conv_1x1, out: C}`
 - combine: add / concat / mul of several inputs    `{combine: add, in: [a, b], act: lrelu}`
 - block:   an instance of a reusable cell          `{block: cell, in: stem, args: {C: channels}}`
+- stack:   `stack` instances of a block, i = 0, 1, ..., each choosing its block, inputs and
+           args by i (expressions): `{stack: layers, block: cell, in: "cell[i - 1] if i else stem"}`
 Registered in this order (the order of the "a node needs one of the keys" message).
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from nasflow.space.expr import ref_names
 from nasflow.space.kinds import (ArgValue, Expr, ExpandContext, InferContext, NodeKind, NodeModel, op_out,
                                  register_node_kind, resize)
 from nasflow.space.node import GNode
@@ -65,6 +68,25 @@ class BlockNode(NodeModel):
     block: str
     inputs: str | list[str] = Field(alias="in")
     args: dict[str, Expr] = {}
+
+    @property
+    def input_list(self) -> list[str]:
+        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+
+
+class StackNode(NodeModel):
+    """`stack` instances of a block, named `<node><i>` (cell0, cell1, ...); see
+    nasflow.space.stack. Each field but `stack` is read once per instance, with the index
+    `i` and the `let` values in scope."""
+
+    stack: Expr  # how many instances: an integer expression over the params in scope
+    let: dict[str, Expr] = {}  # named per-instance values, each over the params, i and the lets before it
+    # The block of each instance: a name, or an expression choosing one by i
+    # ("reduce if i in (r1, r2) else normal").
+    block: str
+    # Reference expressions: a node, an earlier instance (cell[i - 1]), or a choice between them.
+    inputs: str | list[str] = Field(alias="in")
+    args: dict[str, Expr] = {}  # the block's params: expressions over the params, i and let
 
     @property
     def input_list(self) -> list[str]:
@@ -212,3 +234,14 @@ class BlockKind(NodeKind):
 
     def refs(self, node: BlockNode) -> list[str]:
         return node.input_list
+
+
+@register_node_kind("stack")
+class StackKind(NodeKind):
+    """Inlined by the graph builder, one block instance per index (nasflow.space.stack)."""
+
+    schema = StackNode
+    inline = True
+
+    def refs(self, node: StackNode) -> list[str]:
+        return [name for r in node.input_list for name in ref_names(r)]

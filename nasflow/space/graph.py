@@ -3,24 +3,28 @@
 Everything that can be wrong with a space is found here, before any tensor exists: cycles,
 unknown ops or blocks, undefined or unused inputs, channel mismatches, empty choices, topk
 larger than the candidates, bad expressions, duplicate names. Block instances expand to
-dotted names (`cell1.m1`); a reference to a block instance means its output node.
+dotted names (`cell1.m1`); a reference to a block instance means its output node. A stack
+node `cell` expands to block instances cell0, cell1, ... (nasflow.space.stack); `cell[k]`
+reads instance k's output, `cell` the last one's.
 """
 from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
 from nasflow.errors import SpaceError
-from nasflow.space.expr import ExprError, evaluate
+from nasflow.space import stack as stacks
+from nasflow.space.expr import ExprError, evaluate, evaluate_ref, is_plain_name, ref_names
 from nasflow.ops.registry import OPS, find_op, is_activation
 from nasflow.space.imports import SpaceImports, import_space_modules
 from nasflow.space.kinds import kind, kind_of_data
 from nasflow.space.node import GNode
-from nasflow.space.schema import Block, BlockNode, Node, Space
+from nasflow.space.schema import Block, BlockNode, Node, Space, StackNode
 from nasflow.space.yaml_io import Loc
 
 __all__ = ["Decision", "GNode", "Graph", "build_graph", "reserved_name"]
@@ -83,6 +87,8 @@ class Graph:
     output: str
     decisions: dict[str, Decision]
     dag: nx.DiGraph
+    # Each stack node's expanded name -> the block of each of its instances, in order.
+    stacks: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def is_derived(self) -> bool:
@@ -123,6 +129,7 @@ class _Builder:
         self.check_unused = check_unused
         self.nodes: dict[str, GNode] = {}
         self.imports = SpaceImports()
+        self.stacks: dict[str, list[str]] = {}
 
     def fail(self, loc: Loc, message: str) -> SpaceError:
         return SpaceError(message, self.space.source.where(loc))
@@ -141,7 +148,7 @@ class _Builder:
             self.nodes[name] = GNode(name, "input", [], ("inputs", name), out=c, c_out=c)
             ports[name] = name
         self._expand_scope(s.nodes, env, "", ports, ("nodes",), stack=())
-        return self._finish(self._resolve(s.output, s.nodes, "", ports, ("output",), "the space's output"))
+        return self._finish(self._resolve(s.output, s.nodes, "", ports, ("output",), "the space's output", env))
 
     def _expand_scope(self, nodes: dict[str, Node], env: dict[str, int], prefix: str,
                       ports: dict[str, str], loc: Loc, stack: tuple[str, ...]) -> None:
@@ -153,15 +160,20 @@ class _Builder:
                                 f"attributes of the compiled model: rename it (e.g. '{name.strip('_')}_node')")
             if name in ports:
                 raise self.fail((*loc, name), f"node '{prefix}{name}' has the name of an input; rename it")
+            if isinstance(nodes[name], StackNode):
+                self._check_instance_names(name, nodes, env, prefix, ports, (*loc, name))
         for name, node in nodes.items():
             nloc = (*loc, name)
             path = prefix + name
             res = lambda ref, field_loc, what=f"node '{path}'": self._resolve(  # noqa: E731
-                ref, nodes, prefix, ports, field_loc, what)
+                ref, nodes, prefix, ports, field_loc, what, env)
             node_kind = kind(kind_of_data(node))
+            if isinstance(node, StackNode):
+                self._expand_stack(node, name, nodes, env, prefix, ports, nloc, stack)
+                continue
             if node_kind.inline:
-                self._expand_block(node, env, path, [res(r, (*nloc, "in")) for r in node.input_list],
-                                   nloc, stack)
+                self._expand_block(node.block, node.args, env, path,
+                                   [res(r, (*nloc, "in")) for r in node.input_list], nloc, stack)
                 continue
             g = GNode(path, node_kind.name, [], nloc)
             node_kind.expand(node, g, _Scope(self, path, nloc, env, res))
@@ -173,41 +185,116 @@ class _Builder:
             g.out = None if out is None else self._int(out, env, (*nloc, "out"), f"node '{path}'")
             self.nodes[path] = g
 
-    def _expand_block(self, node: BlockNode, env: dict[str, int], path: str, sources: list[str],
-                      loc: Loc, stack: tuple[str, ...]) -> None:
-        blk = self._block(node.block, (*loc, "block"), path)
-        if node.block in stack:
-            raise self.fail((*loc, "block"), f"block '{node.block}' uses itself (through {' -> '.join(stack)}); blocks cannot recurse")
+    def _expand_block(self, name: str, args: dict[str, Any], env: dict[str, int], path: str,
+                      sources: list[str], loc: Loc, stack: tuple[str, ...], check_ports: bool = True) -> None:
+        blk = self._block(name, (*loc, "block"), path)
+        if name in stack:
+            raise self.fail((*loc, "block"), f"block '{name}' uses itself (through {' -> '.join(stack)}); blocks cannot recurse")
         if len(sources) != len(blk.inputs):
-            raise self.fail((*loc, "in"), f"node '{path}': block '{node.block}' takes {len(blk.inputs)} "
+            raise self.fail((*loc, "in"), f"node '{path}': block '{name}' takes {len(blk.inputs)} "
                             f"input(s) ({', '.join(blk.inputs)}), got {len(sources)}")
-        unknown = sorted(set(node.args) - set(blk.params))
+        benv = self._block_env(name, args, env, path, loc)
+        ports = dict(zip(blk.inputs, sources))
+        bloc: Loc = ("blocks", name, "nodes")
+        self._expand_scope(blk.nodes, benv, path + ".", ports, bloc, (*stack, name))
+        if check_ports:
+            self._check_ports_used(name, blk)
+
+    def _block_env(self, name: str, args: dict[str, Any], env: dict[str, int], path: str, loc: Loc) -> dict[str, int]:
+        """The params an instance of block `name` sees: the space's, then the block's own
+        (from `args`, evaluated in the instance's scope `env`, or their defaults)."""
+        blk = self._block(name, (*loc, "block"), path)
+        unknown = sorted(set(args) - set(blk.params))
         if unknown:
-            raise self.fail((*loc, "args"), f"node '{path}': block '{node.block}' has no param '{unknown[0]}' "
+            raise self.fail((*loc, "args"), f"node '{path}': block '{name}' has no param '{unknown[0]}' "
                             + _suggest(unknown[0], list(blk.params)))
         benv = dict(self.space.params)  # blocks see the space's params, then their own
         for pname, default in blk.params.items():
-            if pname in node.args:
-                benv[pname] = self._int(node.args[pname], env, (*loc, "args", pname), f"node '{path}'")
+            if pname in args:
+                benv[pname] = self._int(args[pname], env, (*loc, "args", pname), f"node '{path}'")
             elif default is not None:
-                benv[pname] = self._int(default, benv, ("blocks", node.block, "params", pname), f"block '{node.block}'")
+                benv[pname] = self._int(default, benv, ("blocks", name, "params", pname), f"block '{name}'")
             else:
-                raise self.fail((*loc, "args"), f"node '{path}': block '{node.block}' needs param '{pname}'; "
+                raise self.fail((*loc, "args"), f"node '{path}': block '{name}' needs param '{pname}'; "
                                 f"add it under args")
-        ports = dict(zip(blk.inputs, sources))
-        bloc: Loc = ("blocks", node.block, "nodes")
-        self._expand_scope(blk.nodes, benv, path + ".", ports, bloc, (*stack, node.block))
-        self._check_ports_used(node.block, blk)
+        return benv
 
     def _check_ports_used(self, name: str, blk: Block) -> None:
-        refs: set[str] = set()
-        for n in blk.nodes.values():
-            refs.update(_refs(n))
-        refs.add(blk.output)
+        refs = _block_refs(blk)
         for port in blk.inputs:
             if port not in refs:
                 raise self.fail(("blocks", name, "inputs"), f"block '{name}': input '{port}' is never used; "
                                 "use it or remove it")
+
+    # --- stacks ------------------------------------------------------------------------
+    def _stack_call(self, fn: Any, loc: Loc, path: str, *args: Any) -> Any:
+        """A nasflow.space.stack function, its problems as one error at file:line."""
+        try:
+            return fn(*args)
+        except stacks.StackProblem as exc:
+            raise self.fail((*loc, *exc.where), f"stack node '{path}': {exc.message}") from None
+
+    def _instance(self, node: StackNode, i: int, env: dict[str, int], path: str, loc: Loc) -> tuple[str, dict[str, int]]:
+        """Instance i's block and scope."""
+        ienv = self._stack_call(stacks.instance_env, loc, path, node, env, i)
+        return self._stack_call(stacks.instance_block, loc, path, node, ienv), ienv
+
+    def _check_instance_names(self, name: str, nodes: dict[str, Node], env: dict[str, int], prefix: str,
+                              ports: dict[str, str], loc: Loc) -> None:
+        n = self._stack_call(stacks.count, loc, prefix + name, nodes[name], env)
+        for i in range(n):
+            inst = stacks.instance_name(name, i)
+            if inst in nodes or inst in ports:
+                raise self.fail(loc, f"stack node '{prefix}{name}' names its instance {i} '{prefix}{inst}', "
+                                f"which is also a {'node' if inst in nodes else 'input'}; rename one of them")
+            clash = reserved_name(inst, top_level=not prefix)
+            if clash is not None:
+                raise self.fail(loc, f"stack node '{prefix}{name}': instance '{inst}' is named like {clash}; rename the stack")
+
+    def _expand_stack(self, node: StackNode, name: str, nodes: dict[str, Node], env: dict[str, int],
+                      prefix: str, ports: dict[str, str], loc: Loc, stack: tuple[str, ...]) -> None:
+        path = prefix + name
+        n = self._stack_call(stacks.count, loc, path, node, env)
+        used: list[str] = []
+        for i in range(n):
+            block_name, ienv = self._instance(node, i, env, path, loc)
+            inst = prefix + stacks.instance_name(name, i)
+            sources = [self._stack_input(node, name, i, r, nodes, prefix, ports, (*loc, "in", j), env, ienv, path)
+                       for j, r in enumerate(node.input_list)]
+            self._expand_block(block_name, node.args, ienv, inst, sources, loc, stack, check_ports=False)
+            used.append(block_name)
+        self.stacks[path] = used
+        # A stacked block may leave an input unused (a derived cell that reads only its
+        # second input), as long as one of the blocks the stack may use reads each input.
+        may_use = list(dict.fromkeys([*used, *(b for b in stacks.block_names(node) if b in self.space.blocks)]))
+        for j, ref in enumerate(node.input_list):
+            if not any(j < len(self.space.blocks[b].inputs)
+                       and self.space.blocks[b].inputs[j] in _block_refs(self.space.blocks[b]) for b in may_use):
+                raise self.fail((*loc, "in", j), f"stack node '{path}': input {j} ({ref!r}) is read by none of "
+                                f"its blocks ({', '.join(may_use)}); remove it")
+
+    def _stack_input(self, node: StackNode, name: str, i: int, ref: str, nodes: dict[str, Node], prefix: str,
+                     ports: dict[str, str], loc: Loc, env: dict[str, int], ienv: dict[str, int], path: str) -> str:
+        """What instance i reads for one of its inputs: an earlier instance, or a node. The
+        reference is evaluated in the instance's scope `ienv`, what it names lives in `env`."""
+        target, index = self._parse_ref(ref, ienv, loc, f"stack node '{path}'")
+        if target == name:
+            if index is None:
+                raise self.fail(loc, f"stack node '{path}' reads itself; read an earlier instance, {name}[i - 1]")
+            if not 0 <= index < i:
+                have = f"0..{i - 1}" if i else "none yet"
+                raise self.fail(loc, f"stack node '{path}': instance {i} reads {name}[{index}]; an instance reads "
+                                f"only earlier ones ({have}): guard it, e.g. \"{name}[i - 1] if i >= 1 else stem\"")
+        return self._resolve_name(target, index, ref, nodes, prefix, ports, loc,
+                                  f"stack node '{path}' (instance {i})", env)
+
+    def _parse_ref(self, ref: str, env: dict[str, int], loc: Loc, what: str) -> tuple[str, int | None]:
+        if is_plain_name(ref):
+            return ref, None
+        try:
+            return evaluate_ref(ref, env)
+        except ExprError as exc:
+            raise self.fail(loc, f"{what}: {exc}") from None
 
     def _block(self, name: str, loc: Loc, path: str) -> Block:
         if name not in self.space.blocks:
@@ -215,24 +302,58 @@ class _Builder:
         return self.space.blocks[name]
 
     def _resolve(self, ref: str, nodes: dict[str, Node], prefix: str, ports: dict[str, str],
-                 loc: Loc, what: str) -> str:
-        """Expanded name a local reference points at (a block instance means its output)."""
-        if ref in nodes:
-            node = nodes[ref]
+                 loc: Loc, what: str, env: dict[str, int]) -> str:
+        """Expanded name a local reference points at (a block instance means its output,
+        a stack its last instance's, `cell[k]` instance k's); `env`: the scope's values."""
+        name, index = self._parse_ref(ref, env, loc, what)
+        return self._resolve_name(name, index, ref, nodes, prefix, ports, loc, what, env)
+
+    def _resolve_name(self, name: str, index: int | None, ref: str, nodes: dict[str, Node], prefix: str,
+                      ports: dict[str, str], loc: Loc, what: str, env: dict[str, int]) -> str:
+        if name in nodes:
+            node = nodes[name]
+            if isinstance(node, StackNode):
+                return self._resolve_instance(node, name, index, nodes, prefix, ports, loc, what, env)
+            if index is not None:
+                raise self.fail(loc, f"{what} reads {ref!r}, but '{name}' is no stack: only a stack's "
+                                f"instances are numbered; read it as '{name}'")
             if isinstance(node, BlockNode):
-                blk = self._block(node.block, loc, prefix + ref)
-                if blk.output in blk.inputs:
-                    return self._resolve(blk.output, {}, "", dict(zip(blk.inputs, [
-                        self._resolve(r, nodes, prefix, ports, loc, what) for r in node.input_list])), loc, what)
-                if blk.output not in blk.nodes:
-                    raise self.fail(("blocks", node.block, "output"), f"block '{node.block}': output "
-                                    f"'{blk.output}' is not one of its nodes " + _suggest(blk.output, list(blk.nodes)))
-                return self._resolve(blk.output, blk.nodes, f"{prefix}{ref}.", {}, loc, what)
-            return prefix + ref
-        if ref in ports:
-            return ports[ref]
-        raise self.fail(loc, f"{what} reads '{ref}', which is not defined "
-                        + _suggest(ref, [*nodes, *ports]))
+                sources = lambda: [self._resolve(r, nodes, prefix, ports, loc, what, env)  # noqa: E731
+                                   for r in node.input_list]
+                return self._block_output(node.block, node.args, env, prefix + name, sources, loc, what)
+            return prefix + name
+        if index is None and name in ports:
+            return ports[name]
+        said = f"'{ref}'" if ref == name else f"{ref!r}, but '{name}'"
+        raise self.fail(loc, f"{what} reads {said}, which is not defined " + _suggest(name, [*nodes, *ports]))
+
+    def _resolve_instance(self, node: StackNode, name: str, index: int | None, nodes: dict[str, Node],
+                          prefix: str, ports: dict[str, str], loc: Loc, what: str, env: dict[str, int]) -> str:
+        path = prefix + name
+        n = self._stack_call(stacks.count, loc, path, node, env)
+        k = n - 1 if index is None else index
+        if not 0 <= k < n:
+            raise self.fail(loc, f"{what} reads {name}[{index}], but stack '{path}' has instances 0..{n - 1} "
+                            f"(stack: {node.stack})")
+        block_name, ienv = self._instance(node, k, env, path, loc)
+        sources = lambda: [self._resolve(r, nodes, prefix, ports, loc, what, ienv)  # noqa: E731
+                           for r in node.input_list]
+        inst = prefix + stacks.instance_name(name, k)
+        return self._block_output(block_name, node.args, ienv, inst, sources, loc, what)
+
+    def _block_output(self, name: str, args: dict[str, Any], env: dict[str, int], path: str,
+                      sources: Callable[[], list[str]], loc: Loc, what: str) -> str:
+        """The expanded name of the output of block `name`'s instance at `path` (`sources`:
+        what the instance reads, needed only when the block passes an input through)."""
+        blk = self._block(name, loc, path)
+        if blk.output in blk.inputs:
+            return sources()[blk.inputs.index(blk.output)]
+        if blk.output not in blk.nodes:
+            raise self.fail(("blocks", name, "output"), f"block '{name}': output "
+                            f"'{blk.output}' is not one of its nodes " + _suggest(blk.output, list(blk.nodes)))
+        inner = blk.nodes[blk.output]
+        benv = self._block_env(name, args, env, path, loc) if isinstance(inner, (BlockNode, StackNode)) else {}
+        return self._resolve(blk.output, blk.nodes, f"{path}.", {}, loc, what, benv)
 
     def op_args(self, op: str, args: dict[str, Any], env: dict[str, int], loc: Loc, path: str) -> dict[str, Any]:
         if not find_op(op):
@@ -288,7 +409,8 @@ class _Builder:
         for g in ordered.values():
             if g.kind != "input":
                 self._infer(g, ordered)
-        return Graph(self.space, ordered, list(self.space.inputs), output, self._decisions(ordered), dag)
+        return Graph(self.space, ordered, list(self.space.inputs), output, self._decisions(ordered), dag,
+                     self.stacks)
 
     def _infer(self, g: GNode, nodes: dict[str, GNode]) -> None:
         srcs = [nodes[i] for i in g.inputs]
@@ -321,7 +443,13 @@ class _Builder:
 
 
 def _refs(node: Node) -> list[str]:
-    return kind(kind_of_data(node)).refs(node)
+    """The names a node may read (a reference expression counts each name it mentions)."""
+    return [name for r in kind(kind_of_data(node)).refs(node) for name in ref_names(r)]
+
+
+def _block_refs(blk: Block) -> set[str]:
+    """Every name a block's nodes and output read."""
+    return {r for n in blk.nodes.values() for r in _refs(n)} | {blk.output}
 
 
 def _suggest(name: str, known: list[str]) -> str:

@@ -1,8 +1,8 @@
 """The space file: one pydantic schema, written in YAML or built in Python.
 
 A space is a typed graph of named nodes. Each node is of one registered node kind
-(nasflow.space.kinds), marked by the kind's key: op, choice, dense, combine and block are
-built in (nasflow.space.builtin_kinds lists each with an example).
+(nasflow.space.kinds), marked by the kind's key: op, choice, dense, combine, block and stack
+are built in (nasflow.space.builtin_kinds lists each with an example).
 A node is validated by its kind's schema model: `Node` is the discriminated union of the
 registered kinds' models, rebuilt when a kind registers, so a kind from a space's `imports:`
 is known before its nodes are read. Channels and op arguments may be integer expressions over
@@ -18,13 +18,13 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError
 
 import nasflow.space.builtin_kinds  # noqa: F401  (registers the builtin kinds, in order)
 from nasflow.errors import SpaceError
-from nasflow.space.builtin_kinds import BlockNode, ChoiceNode, CombineNode, DenseNode, OpNode
+from nasflow.space.builtin_kinds import BlockNode, ChoiceNode, CombineNode, DenseNode, OpNode, StackNode
 from nasflow.space.imports import SpaceImports, import_modules
 from nasflow.space.kinds import NODE_KINDS, ArgValue, Expr, kind_of_data, on_register
 from nasflow.space.yaml_io import SourceMap, dump_yaml, load_yaml
 
 __all__ = ["ArgValue", "Block", "BlockNode", "ChoiceNode", "CombineNode", "DenseNode", "Expr", "Node",
-           "OpNode", "Space", "block", "choice", "combine", "dense", "op"]
+           "OpNode", "Space", "StackNode", "block", "choice", "combine", "dense", "op", "stack"]
 
 
 def _keys_message() -> str:
@@ -179,3 +179,9 @@ def combine(kind: Literal["add", "concat", "mul"], inputs: list[str], act: str |
 
 def block(name: str, inputs: str | list[str], **args: Expr) -> BlockNode:
     return BlockNode(block=name, inputs=inputs, args=args)
+
+
+def stack(count: Expr, block: str, inputs: str | list[str], let: dict[str, Expr] | None = None,
+          **args: Expr) -> StackNode:
+    """`count` instances of `block` (a name or an expression over i), see StackNode."""
+    return StackNode(stack=count, block=block, inputs=inputs, let=let or {}, args=args)

@@ -8,8 +8,9 @@ classifier. Each cell reads the two previous cells' outputs (s0, s1), preprocess
 C channels (a 1x1 ReLU-conv-BN; a FactorizedReduce for s0 after a reduction), builds 4
 intermediate nodes each the sum of two edges, and concatenates them (4*C channels). The
 cells at layers//3 and 2*layers//3 reduce: their edges from s0 and s1 run at stride 2, and
-C doubles. The space language has no repeat construct yet, so each cell is written out
-(the search space at 8 cells, the architectures at 20); `C` stays a param.
+C doubles. The cells are one stack node (`stack: layers`), so `C` and `layers` are params:
+one file gives the 8-cell search network and, derived with `--set layers=20 --set C=36`,
+the 20-cell evaluation network.
 """
 from __future__ import annotations
 
@@ -53,15 +54,18 @@ def _state(i: int) -> str:
     return ("p0", "p1")[i] if i < 2 else f"n{i}"
 
 
-def _preprocess(after_reduction: bool, search: bool) -> dict[str, Any]:
+def _cell(dag: str, after_reduction: bool, search: bool) -> dict[str, Any]:
+    """A cell: its two inputs preprocessed to C channels, then its DAG (block `dag`)."""
     affine = {"args": {"affine": False}, "final_args": {"affine": True}} if search else {}
     p0 = ({"op": "darts_factorized_reduce", "in": "s0", "out": "C", **affine} if after_reduction
           else {"op": "darts_relu_conv_bn", "in": "s0", "out": "C", **affine})
-    return {"p0": p0, "p1": {"op": "darts_relu_conv_bn", "in": "s1", "out": "C", **affine}}
+    return {"params": {"C": None}, "inputs": ["s0", "s1"], "output": "dag", "nodes": {
+        "p0": p0, "p1": {"op": "darts_relu_conv_bn", "in": "s1", "out": "C", **affine},
+        "dag": {"block": dag, "in": ["p0", "p1"]}}}
 
 
-def _cell_fixed(edges: list[Edge], reduction: bool, after_reduction: bool) -> dict[str, Any]:
-    nodes = _preprocess(after_reduction, search=False)
+def _dag_fixed(edges: list[Edge], reduction: bool) -> dict[str, Any]:
+    nodes: dict[str, Any] = {}
     for k in range(STEPS):
         names = []
         for e, (op, src) in enumerate(edges[2 * k:2 * k + 2]):
@@ -71,11 +75,11 @@ def _cell_fixed(edges: list[Edge], reduction: bool, after_reduction: bool) -> di
             names.append(name)
         nodes[f"n{k + 2}"] = {"combine": "add", "in": names}
     nodes["out"] = {"combine": "concat", "in": [f"n{k + 2}" for k in range(STEPS)]}
-    return {"params": {"C": None}, "inputs": ["s0", "s1"], "nodes": nodes, "output": "out"}
+    return {"inputs": ["p0", "p1"], "nodes": nodes, "output": "out"}
 
 
-def _cell_search(kind: str, reduction: bool, after_reduction: bool, rank: str) -> dict[str, Any]:
-    nodes = _preprocess(after_reduction, search=True)
+def _dag_search(kind: str, reduction: bool, rank: str) -> dict[str, Any]:
+    nodes: dict[str, Any] = {}
     for k in range(2, STEPS + 2):
         names = []
         for src in range(k):
@@ -88,62 +92,60 @@ def _cell_search(kind: str, reduction: bool, after_reduction: bool, rank: str) -
             names.append(f"e{k}_{src}")
         nodes[f"n{k}"] = {"dense": names, "topk": 2, "merge": "sum", "label": f"{kind}_n{k}", "rank": rank}
     nodes["out"] = {"combine": "concat", "in": [f"n{k}" for k in range(2, STEPS + 2)]}
-    return {"params": {"C": None}, "inputs": ["s0", "s1"], "nodes": nodes, "output": "out"}
+    return {"inputs": ["p0", "p1"], "nodes": nodes, "output": "out"}
 
 
-def reduction_layers(layers: int) -> tuple[int, int]:
-    return layers // 3, 2 * layers // 3
+# The chain of cells: instance i picks its block and width by where it sits (NetworkCIFAR:
+# reductions at layers // 3 and 2 * layers // 3, C doubling at each; the cell after a
+# reduction preprocesses s0 with a FactorizedReduce). Correct for any layers >= 1.
+CELLS: dict[str, Any] = {
+    "stack": "layers",  # cell0, cell1, ...: cell3.dag.e2_0 is an edge of the fourth cell
+    "let": {"r1": "layers // 3", "r2": "2 * layers // 3",
+            "red": "i in (r1, r2)",  # this cell reduces
+            "after": "i - 1 in (r1, r2)",  # the previous one did
+            "width": "2 ** ((i >= r1) + (i >= r2 and r2 > r1))"},
+    "block": "reduce_after_reduce if red and after else reduce if red else "
+             "normal_after_reduce if after else normal",
+    "in": ["cell[i - 2] if i >= 2 else stem", "cell[i - 1] if i >= 1 else stem"],
+    "args": {"C": "width * C"},
+}
+# The four kinds of cell: (its DAG, after a reduction), a DAG shared by two of them.
+CELL_KINDS = {"normal": ("normal_dag", False), "reduce": ("reduce_dag", False),
+              "normal_after_reduce": ("normal_dag", True), "reduce_after_reduce": ("reduce_dag", True)}
 
 
 def _network(name: str, description: str, C: int, layers: int, classes: int,
-             cell: Any) -> dict[str, Any]:
-    """The stem, the chain of cells (`cell(reduction, after_reduction)` -> block name) and the head."""
-    nodes: dict[str, Any] = {"stem": {"op": "darts_conv_bn", "in": "x", "out": "3 * C"}}
-    prev_prev, prev, mult, after = "stem", "stem", 1, False
-    for i in range(layers):
-        reduction = i in reduction_layers(layers)
-        if reduction:
-            mult *= 2
-        channels = "C" if mult == 1 else f"{mult} * C"
-        nodes[f"cell{i}"] = {"block": cell(reduction, after), "in": [prev_prev, prev], "args": {"C": channels}}
-        prev_prev, prev, after = prev, f"cell{i}", reduction
-    nodes["head"] = {"op": "darts_classifier", "in": prev, "out": "classes"}
+             dags: dict[str, dict[str, Any]], search: bool) -> dict[str, Any]:
+    """The stem, the stack of cells (`dags`: the normal and the reduction cell's DAG) and the head."""
+    nodes: dict[str, Any] = {"stem": {"op": "darts_conv_bn", "in": "x", "out": "3 * C"},
+                             "cell": CELLS,
+                             "head": {"op": "darts_classifier", "in": "cell", "out": "classes"}}
+    cells = {b: _cell(dag, after, search) for b, (dag, after) in CELL_KINDS.items()}
     return {"name": name, "description": description, "task": "classify", "imports": [OPS_MODULE],
-            "params": {"C": C, "classes": classes}, "inputs": {"x": 3}, "nodes": nodes, "output": "head"}
+            "params": {"C": C, "layers": layers, "classes": classes}, "inputs": {"x": 3},
+            "blocks": {**cells, **dags}, "nodes": nodes, "output": "head"}
 
 
 def architecture(genotype: str, C: int = 36, layers: int = 20, classes: int = 10) -> Space:
     """A published genotype as an architecture file (DARTS' NetworkCIFAR, no auxiliary head)."""
     cells = GENOTYPES[genotype]
-    blocks: dict[str, Any] = {}
-
-    def cell(reduction: bool, after: bool) -> str:
-        name = ("reduce" if reduction else "normal") + ("_after_reduce" if after else "")
-        blocks.setdefault(name, _cell_fixed(cells["reduce" if reduction else "normal"], reduction, after))
-        return name
-
-    data = _network(genotype, f"The published {genotype} cells at C={C}, {layers} layers (NetworkCIFAR).",
-                    C, layers, classes, cell)
-    return Space.from_data({**data, "blocks": blocks})
+    dags = {"normal_dag": _dag_fixed(cells["normal"], False), "reduce_dag": _dag_fixed(cells["reduce"], True)}
+    return Space.from_data(_network(
+        genotype, f"The published {genotype} cells (NetworkCIFAR); C={C}, {layers} cells by default.",
+        C, layers, classes, dags, search=False))
 
 
 def search_space(C: int = 16, layers: int = 8, classes: int = 10, rank: str = "beta",
                  name: str = "darts") -> Space:
     """The search network: every edge a choice over the 8 DARTS ops (alpha shared by the
     cells of a type), every intermediate node the top-2 of its edges, ranked by `rank`."""
-    blocks: dict[str, Any] = {}
-
-    def cell(reduction: bool, after: bool) -> str:
-        kind = "reduce" if reduction else "normal"
-        name_ = kind + ("_after_reduce" if after else "")
-        blocks.setdefault(name_, _cell_search(kind, reduction, after, rank))
-        return name_
-
     how = {"beta": "PC-DARTS: a node's edges weighted by beta, the top-2 by beta",
            "alpha": "DARTS: a node's edges summed, the top-2 by their strongest non-none alpha",
            "beta_alpha": "the top-2 by beta x the strongest non-none alpha"}[rank]
-    data = _network(name, f"DARTS cell search space ({how}); C={C}, {layers} cells.", C, layers, classes, cell)
-    return Space.from_data({**data, "blocks": blocks})
+    dags = {"normal_dag": _dag_search("normal", False, rank), "reduce_dag": _dag_search("reduce", True, rank)}
+    return Space.from_data(_network(
+        name, f"DARTS cell search space ({how}); C={C}, {layers} cells by default.", C, layers, classes,
+        dags, search=True))
 
 
 def main(argv: list[str] | None = None) -> None:

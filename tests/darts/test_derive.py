@@ -113,7 +113,7 @@ def test_darts_space_derives_to_two_edges_per_node_and_rebuilds_wider(rank):
     assert "darts_none" not in geno.choices.values()
     assert all(len(v) == 2 for v in geno.edges.values())
     wide = derive_space(space.with_params({"C": 36}), geno)
-    cell = wide.blocks["normal"]
+    cell = wide.blocks["normal_dag"]  # the normal cell's edges (its block `normal` adds the preprocessing)
     assert sum(1 for n in cell.nodes if n.startswith("e")) == 8  # 14 edges searched, 8 kept
     small = build_graph(derive_space(space, geno))
     big = build_graph(wide)

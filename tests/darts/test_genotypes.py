@@ -54,7 +54,7 @@ def test_architecture_files_are_what_the_builder_writes(name):
 
 def test_reductions_sit_at_a_third_and_two_thirds():
     space = architecture("darts_v2", C=4, layers=8)
-    blocks = [space.nodes[f"cell{i}"].block for i in range(8)]
+    blocks = build_graph(space).stacks["cell"]  # the block of each cell of the stack, in order
     assert [i for i, b in enumerate(blocks) if b.startswith("reduce")] == [2, 5]
     assert blocks[3] == blocks[6] == "normal_after_reduce"
 
