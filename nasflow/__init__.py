@@ -21,7 +21,7 @@ _API: dict[str, str] = {
     # the space language
     "Space": "nasflow.space.schema", "Block": "nasflow.space.schema", "op": "nasflow.space.schema",
     "choice": "nasflow.space.schema", "dense": "nasflow.space.schema", "combine": "nasflow.space.schema",
-    "block": "nasflow.space.schema",
+    "block": "nasflow.space.schema", "stack": "nasflow.space.schema",
     "load_space": "nasflow.space.load", "load_graph": "nasflow.space.load",
     "build_graph": "nasflow.space.graph", "Graph": "nasflow.space.graph",
     "graph_cost": "nasflow.space.cost",

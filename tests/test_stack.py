@@ -4,6 +4,7 @@ an instance from outside, one clear error (file:line) per bad stack, and derivat
 keeping the stack so that the derived file rebuilds at another depth."""
 from __future__ import annotations
 
+import networkx as nx
 import pytest
 import torch
 from toy_spaces import yaml_space_file
@@ -106,6 +107,9 @@ BAD = {
     "index of no stack": (('"layer[1]"', '"stem[1]"'), r"space.yaml:27: node 'side' reads 'stem\[1\]', but 'stem' "
                           r"is no stack"),
     "no eval": (("wide if last else plain", "\"__import__('os')\""), r"space.yaml:23: .*bad reference"),
+    "unused node in a cell": (("      c: {op: conv_3x3, in: x, out: C}\n", "      c: {op: conv_3x3, in: x, out: C}\n"
+                                "      z: {op: conv_1x1, in: x}\n"),
+                               r"space.yaml:10: node 'layer0.z' is never used on the way to the output"),
     "instance name taken": (("  side:", "  layer1: {op: conv_1x1, in: x}\n  side:"),
                             r"space.yaml:19: stack node 'layer' names its instance 1 'layer1', which is also a node"),
 }
@@ -160,3 +164,50 @@ def test_per_instance_decisions_pin_the_stack_to_its_instances(tmp_path):
     built = build_graph(derived)
     assert [built.nodes[f"layer{i}.c"].op for i in range(3)] == ["conv_1x1", "conv_3x3", "conv_1x1"]
     assert set(built.nodes) == set(graph.nodes)  # same names: the supernet's weights carry over
+
+
+def _cells(kind: str, labels: str) -> str:
+    return f"""  {kind}:
+    inputs: [s0, s1]
+    nodes:
+      e0: {{choice: [conv_1x1, conv_3x3], in: s0, label: {labels}_e0}}
+      e1: {{choice: [conv_1x1, conv_3x3], in: s1, label: {labels}_e1}}
+      n: {{dense: [e0, e1], topk: 1, merge: sum, label: {labels}_n}}
+    output: n
+"""
+
+
+# Two cell kinds, each keeping one of its two input edges; `late` is used from the 6th cell
+# on only, with the decisions of `a`: a derived file must bring it along for a deeper build.
+CELLS = ("name: t\nparams: {C: 4, n: 3}\ninputs: {x: 3}\nblocks:\n" + _cells("a", "a") + _cells("b", "b")
+         + _cells("late", "a") + """nodes:
+  stem: {op: conv_3x3, in: x, out: C}
+  cell:
+    stack: n
+    block: late if i >= 5 else b if i == 1 else a
+    in: ['cell[i - 2] if i >= 2 else stem', 'cell[i - 1] if i >= 1 else stem']
+output: cell
+""")
+
+
+@pytest.mark.parametrize("b_keeps, stack_in", [("e0", 2), ("e1", 1)])
+def test_pruning_cells_of_a_stack_drops_only_inputs_none_of_its_blocks_reads(tmp_path, b_keeps, stack_in):
+    space = _space(tmp_path, CELLS)
+    graph = build_graph(space)
+    logits = {label: torch.zeros(2) for label in graph.decisions}
+    logits["a_n"] = torch.tensor([0.0, 1.0])  # a keeps e1: it reads s1 only
+    logits["b_n"] = torch.tensor([1.0, 0.0] if b_keeps == "e0" else [0.0, 1.0])
+    derived = derive_space(space, genotype_from_arch(graph, logits))
+    assert set(derived.blocks["a"].nodes) == {"e1", "n"}
+    # b reads s0: every cell keeps both inputs (a's s0 unused); else s0 leaves the stack
+    assert len(derived.nodes["cell"].input_list) == stack_in == len(derived.blocks["a"].inputs)
+    assert derived.nodes["cell"].input_list[-1] == "cell[i - 1] if i >= 1 else stem"
+    for depth in (3, 7):  # 7: with `late`, derived with a's decisions
+        built = build_graph(derived, {"n": depth})
+        assert built.is_derived and len(built.stacks["cell"]) == depth
+        # with b reading s0, no cell reads cell0 (cell1 reads the stem, cell2 cell1): a stack
+        # still builds every instance, as the reference code computes every cell
+        reached = nx.ancestors(built.dag, built.output)
+        assert ("cell0.n" in reached) == (b_keeps == "e1")
+        assert compile_graph(built)(torch.randn(1, 3, 6, 6)).shape == (1, 4, 6, 6)
+    assert set(derived.blocks["late"].nodes) == {"e1", "n"}

@@ -68,3 +68,18 @@ def test_searched_cells_derived_at_evaluation_depth_are_the_published_network():
     assert sum(p.numel() for p in model.parameters()) == 3_349_342  # quark0/darts NetworkCIFAR(36, 10, 20)
     assert {n: g.op for n, g in built.nodes.items()} == {n: g.op for n, g in published.nodes.items()
                                                          if n in built.nodes}
+    # every cell kind came along, also the one only two reductions in a row use
+    assert build_graph(arch, {"layers": 2, "C": 4}).stacks["cell"] == ["reduce", "reduce_after_reduce"]
+
+
+def test_a_head_can_read_the_cell_at_two_thirds():
+    """DARTS' auxiliary head reads the cell at 2*layers//3: `cell[2 * layers // 3]`."""
+    data = Space.from_yaml(DARTS_DIR / "darts_v2.yaml").to_data()
+    data["nodes"]["aux"] = {"op": "darts_classifier", "in": "cell[2 * layers // 3]", "out": "classes"}
+    data["nodes"]["both"] = {"combine": "add", "in": ["head", "aux"]}
+    data["output"] = "both"
+    space = Space.from_data(data)
+    for layers in (8, 20):
+        graph = build_graph(space, {"layers": layers, "C": 4})
+        assert graph.nodes["aux"].inputs == [f"cell{2 * layers // 3}.dag.out"]
+        assert graph.nodes["aux"].c_in == [4 * 4 * 4]  # a reduction cell: C doubled twice, 4 nodes
