@@ -295,7 +295,7 @@ def derive(
     size: Annotated[Optional[str], typer.Option(
         help="Output size WIDTHxHEIGHT Multi-Adds are counted for (default: the task's, SR: 1280x720).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set",
-        help="Override a param of the derived architecture: --set C=36 rebuilds the searched cells wider.")] = None,
+        help="Override a param of the derived architecture: --set layers=20 --set C=36 rebuilds the searched cells deeper and wider.")] = None,
 ) -> None:
     """Derive the architecture a search found: writes OUT/arch.yaml and OUT/genotype.json."""
     hw = _size(size)
