@@ -130,8 +130,14 @@ class Strategy(ABC):
         loss, terms = self.loss_fn(self._ddp if self._ddp is not None else model, batch)
         # inputs=: accumulate into the weights only, never into alpha / beta.
         loss.backward(inputs=model.weights())
+        self.clip_weight_grads(model)
         self.w_optimizer.step()
         return _named("train", loss, terms)
+
+    def clip_weight_grads(self, model: Supernet) -> None:
+        """Scale the weights' gradient down to the config's grad_clip norm (0: leave it)."""
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.weights(), self.config.grad_clip)
 
     def arch_step(self, model: Supernet, train_batch: Batch, valid_batch: Batch) -> dict[str, float]:
         arch = model.arch_parameters()

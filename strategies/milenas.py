@@ -65,6 +65,7 @@ class MiLeNAS(Strategy):
         grads = [p.grad if p.grad is not None else p.detach().new_zeros(p.shape) for p in arch]
         for p in arch:
             p.grad = None  # so the weights optimizer, and arch_step, see none
+        self.clip_weight_grads(model)
         self.w_optimizer.step()
         logs = _named("train", loss, terms)
         logs["arch_train/loss"] = logs["train/loss"]

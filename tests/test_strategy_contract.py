@@ -112,7 +112,7 @@ def test_options_are_parsed_with_one_clear_error():
         MiLeNAS(config=fast_config(strategy_options={"lamda": 0.25}))
     with pytest.raises(NasflowError, match="strategy 'milenas': option 'lambda': .*greater than or equal to 0"):
         MiLeNAS(config=fast_config(strategy_options={"lambda": -1}))
-    with pytest.raises(NasflowError, match="strategy 'darts' has no option 'lambda' \\(its options: none\\)"):
+    with pytest.raises(NasflowError, match="strategy 'darts' has no option 'lambda' \\(its options: arch_first\\)"):
         Darts(config=fast_config(strategy="darts", lam=0.5))
 
 

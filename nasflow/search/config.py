@@ -75,6 +75,9 @@ class SearchConfig(RunConfig):
     # The strategy's options (`--strategy-opt key=value`), checked by its options model.
     strategy_options: dict[str, OptionValue] = {}
     gamma: float = Field(0.2, ge=0)  # weight of the regularizer
+    # Clip the weights' gradient to this L2 norm (over all weights) before each weights step,
+    # as DARTS' search does (5); 0: no clipping, the DLSR paper's.
+    grad_clip: float = Field(0.0, ge=0)
     latency_table: str | None = None  # `nasflow profile`'s table, for regularizer latency / budgets
     budget: str | None = None  # e.g. "latency=40ms", "params=300k", "madds=20G" (search/budget.py)
     steps: int = Field(200_000, ge=1)  # warm-up included
