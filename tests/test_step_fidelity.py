@@ -114,3 +114,47 @@ def test_darts_default_order_is_not_the_reference_order():
     model, fx = _darts_step("plain", arch_first=False)
     diffs = _after(model, fx)
     assert max(v for k, v in diffs.items() if k.startswith("arch.alpha.")) > 1e-5
+
+
+# --- MiLeNAS on the DLSR supernet vs DawnHH/DLSR-PyTorch ----------------------------------------
+def _dlsr_step(mixed_op: str, hfen: str) -> tuple[Supernet, dict[str, torch.Tensor]]:
+    from nasflow.spaces.dlsr.task import SRTask
+
+    fx, meta = _fixture("dlsr_step.safetensors")
+    torch.manual_seed(0)
+    model = compile_graph(load_graph(ROOT / meta["space"], {"channels": int(meta["channels"])}), mixed_op=mixed_op)
+    _start(model, fx)
+    model.double()
+    # Their code: no regularizer acts (its L_P is a constant), lambda 1, no gradient clipping.
+    config = SearchConfig(strategy="milenas", regularizer=None, gamma=0.0)
+    w_opt = torch.optim.Adam(model.weights(), lr=float(meta["lr"]), betas=(0.9, 0.999),
+                             weight_decay=float(meta["weight_decay"]))
+    a_opt = torch.optim.Adam(model.arch_parameters(), lr=float(meta["arch_lr"]), betas=(0.5, 0.999),
+                             weight_decay=float(meta["arch_weight_decay"]))
+    task = SRTask(mu=float(meta["mu"]), hfen=hfen, cache="none", workers=0, space_params={"scale": 2})
+    strategy = get_strategy("milenas")(task.loss, None, w_opt, a_opt, config)
+    strategy.attach(model)
+    model.train()
+    batch = {k: fx[f"batch.{k}"].double() for k in ("train.lr", "train.hr", "valid.lr", "valid.hr")}
+    strategy.step(model, (batch["train.lr"], batch["train.hr"]), (batch["valid.lr"], batch["valid.hr"]))
+    return model, fx
+
+
+@pytest.mark.parametrize("mixed_op", ["plain", "fused"])
+def test_milenas_step_on_dlsr_equals_the_authors(mixed_op):
+    if mixed_op == "fused":
+        import nasflow.accel  # noqa: F401
+    model, fx = _dlsr_step(mixed_op, hfen="released")
+    diffs = _after(model, fx)
+    worst = max(diffs, key=diffs.__getitem__)
+    assert diffs[worst] <= TOL, f"{worst} differs from DawnHH/DLSR-PyTorch by {diffs[worst]:.3g}"
+    moved = [k for k in fx if k.startswith("after.arch.") and
+             torch.equal(fx[k], fx["before." + k.removeprefix("after.")])]
+    assert not moved
+
+
+def test_dlsr_default_hfen_is_not_the_authors():
+    """nasflow's default HFEN (same-size LoG, no division by the batch's maximum) gives
+    another step: the documented difference the sr task's `hfen=released` removes."""
+    model, fx = _dlsr_step("plain", hfen="padded")
+    assert max(_after(model, fx).values()) > 1e-5

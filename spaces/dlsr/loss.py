@@ -2,13 +2,20 @@
 
 HFEN (high-frequency error norm) is the L1 distance between the Laplacian-of-Gaussian (LoG)
 responses of the output and the target: it weighs edges and texture, which plain L1
-under-weighs. The filter is the one of the released DLSR code: a 5x5 Gaussian (sigma 1.5)
-applied per channel, then the 3x3 Laplacian [[0, 1, 0], [1, -4, 1], [0, 1, 0]] per channel,
-each kernel divided by its maximum (so the Gaussian is not normalised to sum 1; this only
-scales HFEN, and keeping it matches the released weighting mu = 0.2).
+under-weighs. Two forms (SRLoss's `hfen`):
 
-Each of the two convolutions zero-pads by k // 2, so the response has the input's size. A
-constant image therefore has a zero response only in the interior (3 pixels from the border).
+- "padded" (the default, nasflow's since its first release): a 5x5 Gaussian (sigma 1.5)
+  per channel, then the 3x3 Laplacian [[0, 1, 0], [1, -4, 1], [0, 1, 0]] per channel, each
+  kernel divided by its maximum, each convolution zero-padded by k // 2 so the response has
+  the input's size (a constant image has a zero response only in the interior, 3 pixels
+  from the border).
+- "released": exactly what the authors' code computes (DawnHH/DLSR-PyTorch,
+  losses/l1_loss.py): the Gaussian normalised to sum 1 and applied per channel without
+  padding (the response is 4 pixels smaller), the Laplacian applied with padding 1 to the
+  sum over channels, and each image batch's response divided by its maximum over the whole
+  batch (unless that is 0). tests/test_step_fidelity.py matches the authors' search step
+  with it. The division by the batch's maximum makes the loss depend on the batch's
+  brightest edge; "padded" keeps the plain, per-pixel form.
 """
 from __future__ import annotations
 
@@ -16,7 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["gaussian_kernel", "laplacian_kernel", "log_filter", "HFENLoss", "hfen_loss", "SRLoss"]
+__all__ = ["gaussian_kernel", "laplacian_kernel", "log_filter", "HFENLoss", "hfen_loss", "released_hfen",
+           "SRLoss", "HFEN_FORMS"]
+
+HFEN_FORMS = ("padded", "released")
 
 
 def gaussian_kernel(size: int = 5, sigma: float = 1.5) -> torch.Tensor:
@@ -81,6 +91,28 @@ def hfen_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(log_filter(sr, g, lap), log_filter(hr, g, lap))
 
 
+def released_log(x: torch.Tensor) -> torch.Tensor:
+    """The authors' LoG response of x (N x C x H x W): N x 1 x (H-4) x (W-4), divided by its
+    maximum over the batch unless that is 0 (their code's output has N identical channels,
+    each this one: the L1 mean over them is the same)."""
+    if x.dim() != 4:
+        raise ValueError(f"expected N x C x H x W, got shape {tuple(x.shape)}")
+    r = torch.arange(5, dtype=torch.float64) - 2.0
+    g = torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2.0 * 1.5 * 1.5))
+    g = (g / g.sum()).to(x.dtype).to(x.device).expand(x.shape[1], 1, 5, 5)
+    y = F.conv2d(x, g, groups=x.shape[1]).sum(1, keepdim=True)
+    y = F.conv2d(y, laplacian_kernel().to(x.dtype).to(x.device)[None, None], padding=1)
+    top = y.max()
+    return y / top if bool(top != 0) else y
+
+
+def released_hfen(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """HFEN as the released DLSR code computes it (see the module docstring)."""
+    if sr.shape != hr.shape:
+        raise ValueError(f"sr and hr differ in shape: {tuple(sr.shape)} vs {tuple(hr.shape)}")
+    return F.l1_loss(released_log(hr), released_log(sr))
+
+
 class SRLoss(nn.Module):
     """L = L1(sr, hr) + mu * HFEN(sr, hr), mu = 0.2 in DLSR (search and retraining).
 
@@ -88,20 +120,23 @@ class SRLoss(nn.Module):
     so each term can be logged by name.
     """
 
-    def __init__(self, mu: float = 0.2) -> None:
+    def __init__(self, mu: float = 0.2, hfen: str = "padded") -> None:
         super().__init__()
         if mu < 0:
             raise ValueError(f"mu must be >= 0, got {mu}")
+        if hfen not in HFEN_FORMS:
+            raise ValueError(f"hfen must be one of {', '.join(HFEN_FORMS)}, got {hfen!r}")
         self.mu = float(mu)
+        self.hfen_form = hfen
         self.hfen = HFENLoss()
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if sr.shape != hr.shape:  # F.l1_loss would broadcast silently
             raise ValueError(f"sr and hr differ in shape: {tuple(sr.shape)} vs {tuple(hr.shape)}")
         l1 = F.l1_loss(sr, hr)
-        hfen = self.hfen(sr, hr)
+        hfen = self.hfen(sr, hr) if self.hfen_form == "padded" else released_hfen(sr, hr)
         total = l1 + self.mu * hfen
         return total, {"l1": l1.detach(), "hfen": hfen.detach()}
 
     def extra_repr(self) -> str:
-        return f"mu={self.mu}"
+        return f"mu={self.mu}" + ("" if self.hfen_form == "padded" else f", hfen={self.hfen_form}")

@@ -32,7 +32,7 @@ from .data import BenchImage, DataError, LRCache, SRPatchDataset, default_cache_
 from .data_store import DecodedStore, PrepareReport, decoded_bytes
 from .eval_report import SREvalOptions, benchmark_report
 from .evaluate import DATA_DIR, default_bench, evaluate_images, upscale
-from .loss import SRLoss
+from .loss import HFEN_FORMS, SRLoss
 from .metrics import psnr
 from .presets import PRESETS
 
@@ -106,6 +106,9 @@ class SRTask(Task):
                       with 64 at every scale (HR 128 / 192 / 256 at x2 / x3 / x4)
       augment         the 8 flips / rotations [true]
       mu              weight of HFEN in the loss [0.2]
+      hfen            HFEN's form: "padded" (same-size LoG) or "released" (the authors'
+                      code's: unpadded Gaussian, response divided by the batch's maximum;
+                      spaces/dlsr/loss.py) [padded]
       workers         DataLoader worker processes; 0 loads in the main process [see
                       default_workers]
       bench           folder of HR images for evaluate() [shipped Set5]
@@ -138,7 +141,7 @@ class SRTask(Task):
 
     def __init__(self, data: str | None = None, *, valid_data: str | None = None,
                  valid_fraction: float = 0.13, scale: int | None = None, patch: int | None = None,
-                 lr_patch: int | None = None, augment: bool = True, mu: float = 0.2,
+                 lr_patch: int | None = None, augment: bool = True, mu: float = 0.2, hfen: str = "padded",
                  workers: int | None = None, bench: str | None = None, ssim: bool = True,
                  cache: str | None = None, store: str = "auto",
                  space_params: dict[str, int] | None = None) -> None:
@@ -155,7 +158,9 @@ class SRTask(Task):
         self.augment = augment
         if isinstance(mu, bool) or not isinstance(mu, (int, float)) or mu < 0:
             raise NasflowError(f"sr task option mu must be a number >= 0, got {mu!r}")
-        self.criterion = SRLoss(float(mu))
+        if hfen not in HFEN_FORMS:
+            raise NasflowError(f"sr task option hfen must be one of {', '.join(HFEN_FORMS)}, got {hfen!r}")
+        self.criterion = SRLoss(float(mu), hfen)
         if workers is None:
             workers = default_workers()
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:

@@ -1,4 +1,4 @@
-"""The DLSR loss: L1 + mu * HFEN, with the released code's LoG filter."""
+"""The DLSR loss: L1 + mu * HFEN, HFEN padded (the default) or as the released code computes it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -76,3 +76,25 @@ def test_rejects_mismatched_shapes() -> None:
         HFENLoss().log_filter(torch.zeros(3, 8, 8))
     with pytest.raises(ValueError, match="mu"):
         SRLoss(mu=-1.0)
+
+
+def test_released_hfen_form() -> None:
+    """The authors' HFEN (hfen="released"): each response divided by its batch maximum, so
+    scaling both images leaves it unchanged (the padded form scales with them).
+    tests/test_step_fidelity.py checks it against their search step."""
+    from nasflow.errors import NasflowError
+    from nasflow.spaces.dlsr.loss import released_hfen
+    from nasflow.spaces.dlsr.task import SRTask
+
+    g = torch.Generator().manual_seed(0)
+    sr, hr = torch.rand(2, 3, 16, 16, generator=g, dtype=torch.float64), torch.rand(2, 3, 16, 16, generator=g,
+                                                                                       dtype=torch.float64)
+    assert released_hfen(3 * sr, 3 * hr).item() == pytest.approx(released_hfen(sr, hr).item(), rel=1e-12)
+    assert hfen_loss(3 * sr, 3 * hr).item() == pytest.approx(3 * hfen_loss(sr, hr).item(), rel=1e-12)
+    total, parts = SRLoss(0.2, hfen="released")(sr, hr)
+    assert parts["hfen"].item() == released_hfen(sr, hr).item()
+    assert total.item() == pytest.approx((parts["l1"] + 0.2 * parts["hfen"]).item())
+    with pytest.raises(ValueError, match="hfen must be one of padded, released"):
+        SRLoss(hfen="log")
+    with pytest.raises(NasflowError, match="sr task option hfen must be one of padded, released"):
+        SRTask(hfen="log", cache="none", workers=0, space_params={"scale": 2})
