@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 BASELINE = "milenas"
-STRATEGIES = ["milenas", "darts", "gdas", "pcdarts", "darts2", "drnas"]
+STRATEGIES = ["milenas", "darts", "gdas", "pcdarts", "darts2", "drnas", "spos"]
 
 
 def one(name: str, cfg: dict[str, Any]) -> dict[str, Any]:

@@ -213,12 +213,17 @@ def search(
     if result is None:  # rank 0 alone reports
         return
     console.print(f"run directory: [bold]{result.run_dir}[/]")
+    for note in result.notes:  # what the strategy's end (SPOS's evolution) had to say
+        console.print(note, highlight=False, markup=False)
+    what = (f"genotype chosen by {config.strategy} after step {result.step}" if result.chosen
+            else f"genotype at step {result.step}")
     try:
         derived = derive_genotype(result.graph.space, result.genotype)
-        console.print(cost_table(derived, f"genotype at step {result.step}"))
+        console.print(cost_table(derived, what))
     except NasflowError as exc:  # e.g. a scale the task's cost size is not a multiple of
-        console.print(f"genotype at step {result.step}: {result.genotype} (cost: {exc})")
-    console.print(softmax_table(result))
+        console.print(f"{what}: {result.genotype} (cost: {exc})")
+    if not result.chosen:
+        console.print(softmax_table(result))
     if config.budget is not None:
         from nasflow.search.budget import derived_against_budget
 

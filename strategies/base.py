@@ -11,6 +11,8 @@ A strategy is built first, from the run's config (its own options parsed from
     on_step(step, total)   before every step, warm-up included (temperature schedules)
     weights_step(...)   during warm-up; step(...) after it
     derivation_rule()   which candidates may be derived and how they rank (genotypes, derive)
+    finish(end)         after the last step: the architecture the strategy chose itself (SPOS's
+                        evolution over the trained supernet), or None to derive by the rule
     state_dict() / load_state_dict()   its own state, saved in every checkpoint
 
 Defaults are DARTS': softmax, "fused" (or "plain" with fuse off), argmax / top-k, Adam with
@@ -30,11 +32,13 @@ from torch import Tensor, nn
 from nasflow._plugins import lookup
 from nasflow.compile.relaxation import Relaxation
 from nasflow.compile.supernet import Supernet
+from nasflow.derive.genotype import Genotype
 from nasflow.derive.rule import DerivationRule
 from nasflow.errors import NasflowError
 from nasflow.registry import Registry
 from nasflow.runs.distributed import DistContext, all_reduce_mean_, single
 from nasflow.search.config import SearchConfig, set_option_defaults
+from nasflow.search.end import SearchEnd
 from nasflow.search.regularizers import Regularizer
 from nasflow.tasks.contract import Batch
 
@@ -51,6 +55,9 @@ class Strategy(ABC):
     name: ClassVar[str] = ""
     # The options model: --strategy-opt key=value fills it; self.options holds the values.
     Options: ClassVar[type[StrategyOptions]] = StrategyOptions
+    # False for a strategy that trains the supernet's weights alone and chooses the
+    # architecture in finish() (SPOS): it takes no arch step and its arch params never move.
+    learns_arch: ClassVar[bool] = True
     # Set by distribute() in a run of several processes; a single process keeps these.
     _ddp: nn.Module | None = None
     _dist: DistContext = single()
@@ -102,6 +109,14 @@ class Strategy(ABC):
     def on_step(self, step: int, total: int) -> None:
         """Before step `step` (0-based) of `total`, warm-up included; a resumed run calls it
         from where it stopped. For schedules (a Gumbel temperature, say)."""
+
+    def finish(self, end: SearchEnd) -> Genotype | None:
+        """After the last supernet step, on every rank: the genotype this strategy chose (saved
+        as the run's chosen one, which `nasflow derive RUN` derives), or None to leave it to
+        derivation_rule() on the arch params (the default). A long end keeps its progress in
+        state_dict() and calls end.save(); on end.stop_requested() it returns None and a
+        resumed run calls it again."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """The strategy's own state (a temperature, an RNG's state), saved in checkpoints:

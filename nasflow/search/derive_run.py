@@ -51,15 +51,23 @@ def derivation_rule_of(config: SearchConfig) -> DerivationRule:
 def derive_run(run_dir: str | Path, *, step: int | None = None, topk: int | None = None,
                out: str | Path | None = None, size: tuple[int, int] | None = None,
                rule: DerivationRule | None = None, overrides: dict[str, int] | None = None) -> Derived:
-    """From the run's latest checkpoint, or its snapshot at `step`; `topk` overrides every
-    dense node's k; `size` is the output (h, w) Multi-Adds are counted at (default: the
+    """The genotype the run's strategy chose at the end (RUN/chosen.json, SPOS's evolution)
+    when there is one and no `step` is asked for; else from the run's latest checkpoint, or
+    its snapshot at `step`, by the rule; `topk` overrides every dense node's k (arch params only); `size` is the output (h, w) Multi-Adds are counted at (default: the
     task's cost_size); `rule` defaults to the derivation rule of the run's strategy;
     `overrides` sets params of the derived architecture (the searched cells rebuilt at
     evaluation width: {"C": 36}), the genotype being read at the search's."""
     run = RunDir.open(run_dir)
+    default = run.path / ("derived" if step is None else f"derived_step_{step}")
+    chosen = run.chosen() if step is None else None
+    if chosen is not None:
+        if topk is not None:
+            raise NasflowError(f"run '{run.path}': its strategy ({run.config().strategy}) chose the architecture "
+                               "itself, so --topk does not apply; drop --topk (or derive a snapshot with --step)")
+        return _write(derive_genotype(run.space().with_params(overrides) if overrides else run.space(),
+                                      chosen[0], size), chosen[1], Path(out) if out else default)
     arch, found_step = run.load_arch(step)
     rule = rule if rule is not None else derivation_rule_of(run.config())
-    default = run.path / ("derived" if step is None else f"derived_step_{step}")
     return _derive(run.space(), arch, found_step, topk, Path(out) if out else default, size, rule, overrides)
 
 
@@ -84,6 +92,10 @@ def _derive(space: Space, arch: dict[str, Tensor], step: int | None, topk: int |
         raise NasflowError(f"space '{space.name}' has no choices left: it is already an architecture")
     genotype = genotype_from_arch(graph, arch_logits(graph, arch), topk, rule)
     result = derive_genotype(space.with_params(overrides) if overrides else space, genotype, size)
+    return _write(result, step, out)
+
+
+def _write(result: Derived, step: int | None, out: Path) -> Derived:
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / ARCH_FILE, result.space.to_yaml())
     write_text_atomic(out / GENOTYPE_FILE, json.dumps(result.genotype.to_json(), indent=2) + "\n")

@@ -8,6 +8,10 @@ things: logging windows, checkpoints, Ctrl-C / SIGTERM and exact resume; this mo
 search's step and state; a Strategy owns one step; the task owns data and loss; RunDir owns
 the files. A run is repeatable from its seed, and a resumed run continues from
 its checkpoint exactly as if it had not stopped (RNG and data streams included).
+
+After the last step the strategy's `finish` hook runs (nasflow.search.end): a strategy that
+picks its architecture itself (SPOS's evolution) returns it, and the loop saves it as the
+run's chosen genotype (RUN/chosen.json), which `nasflow derive RUN` then derives.
 """
 from __future__ import annotations
 
@@ -21,14 +25,15 @@ from torch import Tensor
 from nasflow.runs.checkpoint import seed_everything
 from nasflow.search.config import SearchConfig
 from nasflow.derive.genotype import Genotype, genotype_from_arch
-from nasflow.runs.distributed import DistContext, broadcast_, current, on_main, wrap
+from nasflow.runs.distributed import DistContext, any_rank, broadcast_, current, on_main, wrap
 from nasflow.errors import CheckpointError, NasflowError
 from nasflow.space.graph import Graph, build_graph
 from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from nasflow.space.load import load_space
-from nasflow.runs.loop import BatchStream, check_batch_splits, open_run, record_run, run_device
+from nasflow.runs.loop import BatchStream, StopFlag, check_batch_splits, open_run, record_run, run_device
 from nasflow.runs.run_loop import RecordSink, RunLoop
 from nasflow.runs.tensorboard import open_tensorboard
+from nasflow.search.end import SearchEnd
 from nasflow.search.regularizers import make_regularizer
 from nasflow.search.run_dir import RunDir
 from nasflow.space.schema import Space
@@ -55,10 +60,12 @@ class SearchResult:
     run_dir: Path
     step: int
     finished: bool  # False when stopped early (Ctrl-C, stop_at); the checkpoint is saved
-    genotype: Genotype
+    genotype: Genotype  # the strategy's chosen one (chosen True), else the derivation rule's
     softmax: dict[str, list[float]]  # final softmax(alpha) / softmax(beta) per decision
     initial_softmax: dict[str, list[float]]
     graph: Graph = field(repr=False)
+    chosen: bool = False  # the strategy's finish hook chose the genotype (not the arch params)
+    notes: list[str] = field(default_factory=list)  # what the strategy's finish hook had to say
 
 
 def run_search(config: SearchConfig, run_dir: str | Path, *, space: Space | None = None,
@@ -179,10 +186,30 @@ class _Search(RunLoop):
     # --- running ----------------------------------------------------------------------------
     def run_search(self, run_dir: RunDir, resume: bool, stop_at: int | None) -> SearchResult:
         finished = self.run(run_dir, resume, stop_at)
+        chosen, notes = None, []
+        if finished:
+            chosen, notes, finished = self.finish()
+        if self.ctx.is_main:
+            if chosen is not None:
+                self.run_dir.save_chosen(chosen, self.config.strategy, self.step)
+            else:  # one from before more steps were asked for is stale
+                self.run_dir.clear_chosen()
         # Read on rank 0 once every file is written: every rank returns after that.
         initial = on_main(self.initial_softmax, self.ctx)
-        return SearchResult(self.run_dir.path, self.step, finished, self.genotype(),
-                            softmax_table(self.model), initial, self.graph)
+        return SearchResult(self.run_dir.path, self.step, finished, chosen or self.genotype(),
+                            softmax_table(self.model), initial, self.graph, chosen is not None, notes)
+
+    def finish(self) -> tuple[Genotype | None, list[str], bool]:
+        """The strategy's end-of-search hook: (its chosen genotype or None, its notes,
+        whether it finished). Ctrl-C or SIGTERM during it saves and stops the run."""
+        with StopFlag() as stop:
+            end = SearchEnd(self.model, self.graph, self.task, self.config, self.run_dir.path, self.ctx,
+                            self.step, self.device, self.save, lambda: any_rank(stop.requested, self.ctx))
+            chosen = self.strategy.finish(end)
+            if chosen is None and any_rank(stop.requested, self.ctx):
+                self.save()
+                return None, end.notes, False
+        return chosen, end.notes, True
 
     def initial_softmax(self) -> dict[str, list[float]]:
         first = self.run_dir.read_metrics()

@@ -112,10 +112,12 @@ def report_run(run_dir: str | Path, model: str | Path | None = None, *, metric: 
     space = run.space()
     metric = metric or report_metric(run_dir)
     graph = build_graph(space)
-    arch, step = run.load_arch()
+    chosen = run.chosen()  # the strategy's own pick (SPOS), else the arch params by its rule
+    arch, step = run.load_arch() if chosen is None else ({}, chosen[1])
     try:
         rule = derivation_rule_of(run.config())
-        derived = derive_genotype(space, genotype_from_arch(graph, arch_logits(graph, arch), rule=rule), size)
+        genotype = chosen[0] if chosen is not None else genotype_from_arch(graph, arch_logits(graph, arch), rule=rule)
+        derived = derive_genotype(space, genotype, size)
     except NasflowError as exc:  # e.g. an output size the run's scale does not divide
         raise NasflowError(f"run '{run.path}': {exc}; pass --size WIDTHxHEIGHT that fits it") from None
     row = RunReport(run.path, run.config().seed, step, derived.genotype, derived.params, derived.madds,

@@ -1,6 +1,7 @@
 """Search run directories: a run's shared files (nasflow.runs.files) plus arch snapshots.
 
     RUN_DIR/snapshots/step_000050.safetensors + step_000050.genotype.json   arch at snapshot steps
+    RUN_DIR/chosen.json        the genotype the strategy chose at the end (SPOS's evolution), if any
     RUN_DIR/derived/arch.yaml, genotype.json                                written by `derive`
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from nasflow.search.config import SearchConfig, migrate_legacy_options
 from nasflow.space.graph import Graph
 
 SNAPSHOTS = "snapshots"
+CHOSEN = "chosen.json"
 
 # Format 0 (config.json before format versions) held MiLeNAS's `lambda` and `reuse_forward`
 # at its top level; they are strategy options since format 1.
@@ -49,6 +51,26 @@ class RunDir(RunFiles[SearchConfig]):
         if not folder.is_dir():
             return []
         return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _SNAPSHOT.match(p.name)))
+
+    def save_chosen(self, genotype: Genotype, strategy: str, step: int) -> None:
+        """The genotype the strategy's finish hook chose after `step` supernet steps."""
+        write_text_atomic(self.path / CHOSEN, json.dumps(
+            {"strategy": strategy, "step": step, "genotype": genotype.to_json()}, indent=2) + "\n")
+
+    def chosen(self) -> tuple[Genotype, int] | None:
+        """(genotype, step) the strategy chose, or None when it left it to the arch params."""
+        path = self.path / CHOSEN
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            return Genotype.from_json(data["genotype"]), int(data["step"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise RunError(f"'{path}' is not a chosen genotype ({exc}); delete it to derive from "
+                           "the arch params, or resume the run to choose again") from None
+
+    def clear_chosen(self) -> None:
+        (self.path / CHOSEN).unlink(missing_ok=True)
 
     def load_arch(self, step: int | None = None) -> tuple[dict[str, Tensor], int]:
         """Arch tensors ('arch.alpha.<label>', ...) and their step: the latest checkpoint's,

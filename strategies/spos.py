@@ -1,0 +1,286 @@
+"""SPOS (Guo, Zhang, Mu, Heng, Liu, Wei, Sun: "Single Path One-Shot Neural Architecture Search
+with Uniform Sampling", ECCV 2020).
+
+Supernet training: every step draws one single path uniformly (one candidate op per choice
+decision, k distinct inputs of a dense node that keeps k), computes only it (a sparse
+relaxation) and takes a weights step; there are no arch parameters to learn. The draws come
+from the strategy's own generator (its state): exact resume, the same path on every rank.
+
+After the last step, `finish` runs the evolution of strategies/evolution.py over the trained
+supernet: every candidate path is scored on the task's own metric (Task.best(): its name and
+direction) with `task.evaluate` on the supernet fixed to that path, after recomputing the
+BatchNorm running statistics of that path on a few fixed training batches where the space
+has BatchNorm. Only paths under the run's `--budget` (params, madds, or latency from the
+latency table) are admitted. Progress is checkpointed after every generation (Ctrl-C during
+the evolution keeps the trained supernet and the generations done). The best path is the
+run's chosen genotype (`nasflow derive RUN` derives it); RUN/spos/evolution.json holds
+every scored path, the best and the Pareto set (cost vs metric), RUN/spos/pareto.txt its table.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+import torch
+from pydantic import Field
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor, nn
+
+from nasflow.compile.relaxation import Relaxation
+from nasflow.compile.supernet import ArchParameters, Supernet
+from nasflow.derive.genotype import Genotype
+from nasflow.errors import NasflowError
+from nasflow.runs.files import write_text_atomic
+from nasflow.search.budget import Budget
+from nasflow.search.end import SearchEnd
+from nasflow.search.latency_table import load_table
+from nasflow.tasks.contract import Batch, Metric
+
+from .base import Strategy, register_strategy
+from .evolution import Evolution, EvolutionSettings, Path, PathSpace, Scored
+from .options import StrategyOptions
+from .sampling import OwnGenerator
+
+OUT_DIR = "spos"
+# The evolution's generator is seeded apart from the training draws'.
+_EVOLUTION_SEED = 0x5E1EC7
+
+
+class SPOSOptions(StrategyOptions):
+    population: int = Field(8, ge=2, description="architectures per generation of the evolution")
+    generations: int = Field(4, ge=1, description="generations of the evolution, the first one random")
+    parents: int = Field(4, ge=1, description="the best architectures so far, from which each generation is bred")
+    mutation_prob: float = Field(0.1, ge=0, le=1, description="probability a mutation redraws each decision")
+    bn_batches: int = Field(4, ge=1, description="training batches BatchNorm statistics are recomputed on, "
+                                                 "per architecture (spaces with BatchNorm)")
+
+
+class UniformPath(Relaxation):
+    """Per decision, a uniformly drawn candidate (k distinct inputs of a dense node): weights
+    exactly 1 there and 0 elsewhere, no gradient. With `fixed` set, that path instead."""
+
+    sparse = True
+
+    def __init__(self, space: PathSpace, draws: OwnGenerator) -> None:
+        self.space, self.draws = space, draws
+        self.fixed: Path | None = None
+
+    def __call__(self, arch: ArchParameters) -> dict[str, Tensor]:
+        out = {}
+        for i, label in enumerate(self.space.labels):
+            pick = self.fixed[i] if self.fixed is not None else self.space.draw(i, self.draws.generator)
+            logits = arch.logits(label).detach()
+            weights = torch.zeros_like(logits)
+            weights[list(pick)] = 1.0
+            out[label] = weights
+        return out
+
+
+@register_strategy("spos")
+class SPOS(Strategy):
+    """SPOS: a uniformly drawn single path per step, then an evolution under the budget."""
+
+    Options = SPOSOptions
+    options: SPOSOptions
+    learns_arch = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.draws = OwnGenerator(self.config.seed)
+        self.path_relaxation: UniformPath | None = None  # set by relaxation(), once the graph is known
+        self.evolution: dict[str, Any] | None = None  # the last saved progress of the evolution
+
+    def mixed_op(self) -> str:
+        return "plain"  # one candidate per forward: nothing to fuse
+
+    def attach(self, model: Supernet) -> None:
+        self.path_relaxation = UniformPath(PathSpace(model.graph, self.derivation_rule()), self.draws)
+        super().attach(model)
+
+    def relaxation(self) -> Relaxation:
+        assert self.path_relaxation is not None, "attach() builds the relaxation"
+        return self.path_relaxation
+
+    def optimizers(self, model: Supernet) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
+        w = self.config.weights_optim  # no arch optimizer: SPOS learns no arch parameters
+        return torch.optim.Adam(model.weights(), lr=w.lr, betas=w.betas, weight_decay=w.weight_decay), None
+
+    def step(self, model: Supernet, train_batch: Batch, valid_batch: Batch) -> dict[str, float]:
+        return self.weights_step(model, train_batch)
+
+    def arch_gradient(self, model: Supernet, train_batch: Batch,
+                      valid_batch: Batch) -> tuple[list[Tensor], dict[str, float]]:
+        raise NasflowError("SPOS learns no architecture parameters: it has no arch gradient")
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = dict(self.draws.state_dict())
+        if self.evolution is not None:
+            state["evolution"] = self.evolution
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.draws.load_state_dict(state)
+        self.evolution = state.get("evolution")
+
+    # --- the evolution ---------------------------------------------------------------------
+    def finish(self, end: SearchEnd) -> Genotype | None:
+        assert self.path_relaxation is not None, "attach() comes before finish()"
+        space = self.path_relaxation.space
+        metric = end.task.best()
+        budget, costs = _cost_model(end)
+        limit = budget.limit if end.config.budget is not None else None
+        if limit is not None:
+            cheapest = space.cheapest(costs)
+            least = costs.of_genotype(end.graph, space.genotype(cheapest))
+            if least > limit:
+                raise NasflowError(f"budget {end.config.budget}: no architecture of this space is under it (the "
+                                   f"cheapest costs {budget.format(least)}); raise the budget")
+        o = self.options
+        evo = Evolution(space, EvolutionSettings(o.population, o.generations, o.parents, o.mutation_prob),
+                        metric.higher_is_better, lambda p: costs.of_genotype(end.graph, space.genotype(p)),
+                        limit, self.config.seed + _EVOLUTION_SEED)
+        saved = self.evolution
+        if saved is not None and saved["step"] == end.step:  # resumed: go on from the last generation saved
+            evo.load_state(saved["state"])
+        else:  # a fresh evolution (or the supernet trained on since the last one)
+            evo.start()
+            self._commit(evo, end.step)
+        scorer = PathScorer(end, self.loss_fn, metric, self.path_relaxation, o.bn_batches)
+        try:
+            while evo.generation < o.generations:
+                known = {s.path for s in evo.scored}
+                for path in evo.population:
+                    if path in known:
+                        continue
+                    if end.stop_requested():
+                        return None  # the generation is done again on resume: scores are repeatable
+                    evo.scored.append(Scored(path, scorer.score(path), evo.cost(path), evo.generation))
+                    known.add(path)
+                evo.generation += 1
+                if evo.generation < o.generations:
+                    evo.breed()
+                self._commit(evo, end.step)
+                end.save()
+        finally:
+            scorer.close()
+        if not evo.scored:
+            raise NasflowError("the evolution scored no architecture")
+        _write_results(end, evo, metric, budget, space)
+        return space.genotype(evo.best().path)
+
+    def _commit(self, evo: Evolution, step: int) -> None:
+        self.evolution = {"step": step, "state": evo.state()}
+
+
+class PathScorer:
+    """Scores a path: the supernet fixed to it, BatchNorm statistics recomputed on fixed
+    training batches (when it has BatchNorm), the task's metric from task.evaluate; then the
+    supernet's own BatchNorm buffers and relaxation are put back. close() puts back the global RNG."""
+
+    def __init__(self, end: SearchEnd, loss_fn: Any, metric: Metric, relaxation: UniformPath, n_batches: int) -> None:
+        self.end, self.loss_fn, self.metric, self.relaxation = end, loss_fn, metric, relaxation
+        self.bn = batch_norms(end.model)
+        ids = {id(bn) for bn in self.bn}
+        self.saved_bn = {f"{name}.{b}": t.detach().clone() for name, m in end.model.named_modules()
+                         if id(m) in ids for b, t in m.named_buffers(recurse=False)}
+        self.batches = end.train_batches(n_batches) if self.bn else []
+        self.rng = torch.get_rng_state()
+        self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+    def score(self, path: Path) -> float:
+        model = self.end.model
+        self.relaxation.fixed = path
+        try:
+            if self.bn:
+                recalibrate(model, self.bn, self.batches, self.loss_fn)
+            was_training = model.training
+            model.eval()
+            try:
+                with torch.no_grad():
+                    values = self.end.task.evaluate(model)
+            finally:
+                model.train(was_training)
+        finally:
+            self.relaxation.fixed = None
+            if self.saved_bn:  # the trained supernet's own statistics: what every checkpoint holds
+                model.load_state_dict(self.saved_bn, strict=False)
+        if self.metric.name not in values:
+            raise NasflowError(f"task '{self.end.task.name}' evaluate() returned {', '.join(values) or 'nothing'}, "
+                               f"not its metric '{self.metric.name}'")
+        return float(values[self.metric.name])
+
+    def close(self) -> None:
+        torch.set_rng_state(self.rng)
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self.cuda_rng)
+
+
+def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The BatchNorm layers that keep running statistics."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+def recalibrate(model: nn.Module, bns: list[nn.modules.batchnorm._BatchNorm], batches: list[Batch],
+                loss_fn: Any) -> None:
+    """Running statistics recomputed from scratch for the path the model is fixed to: reset,
+    then the plain average over `batches` (momentum None) of forwards in training mode."""
+    momenta = [bn.momentum for bn in bns]
+    was_training = model.training
+    try:
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # a cumulative average: each batch counts alike
+        model.train()
+        with torch.no_grad():
+            for batch in batches:
+                loss_fn(model, batch)  # the task's forward; the loss itself is not used
+    finally:
+        for bn, m in zip(bns, momenta):
+            bn.momentum = m
+        model.train(was_training)
+
+
+def _cost_model(end: SearchEnd) -> tuple[Budget, Any]:
+    """The run's budget (its metric and limit) and the costs by decision; without a budget,
+    parameters with no limit (the Pareto set's cost axis)."""
+    budget = Budget.parse(end.config.budget) if end.config.budget is not None else Budget("params", math.inf)
+    table = load_table(end.config.latency_table) if end.config.latency_table is not None else None
+    return budget, budget.costs(end.graph, table)
+
+
+def _row(s: Scored, space: PathSpace, metric: Metric) -> dict[str, Any]:
+    return {"genotype": space.genotype(s.path).to_json(), metric.name: s.score, "cost": s.cost,
+            "generation": s.generation}
+
+
+def _write_results(end: SearchEnd, evo: Evolution, metric: Metric, budget: Budget, space: PathSpace) -> None:
+    """RUN/spos/evolution.json and pareto.txt (rank 0), and the table as the search's note."""
+    best, front = evo.best(), evo.pareto()
+    table = Table(title=f"SPOS evolution: Pareto set of {len(evo.scored)} architectures "
+                        f"({budget.metric} vs {metric.name}, {'higher' if metric.higher_is_better else 'lower'} is better)")
+    table.add_column(budget.metric, justify="right")
+    table.add_column(metric.name, justify="right")
+    table.add_column("gen", justify="right")
+    table.add_column("genotype")
+    for s in front:
+        mark = " (best)" if s.path == best.path else ""
+        table.add_row(budget.format(s.cost), f"{s.score:.4f}", str(s.generation), f"{space.genotype(s.path)}{mark}")
+    console = Console(file=io.StringIO(), width=120, record=True)
+    console.print(table)
+    text = console.export_text()
+    line = f"SPOS best: {metric.name} {best.score:.4f}, {budget.metric} {budget.format(best.cost)}" + \
+        (f" (budget {end.config.budget})" if end.config.budget is not None else "") + f": {space.genotype(best.path)}"
+    end.notes += [text.rstrip(), line]
+    if not end.ctx.is_main:
+        return
+    out = end.run_dir / OUT_DIR
+    out.mkdir(exist_ok=True)
+    data = {"metric": metric.name, "higher_is_better": metric.higher_is_better, "cost": budget.metric,
+            "budget": end.config.budget, "supernet_step": end.step, "generations": evo.generation,
+            "best": _row(best, space, metric), "pareto": [_row(s, space, metric) for s in front],
+            "scored": [_row(s, space, metric) for s in evo.scored]}
+    write_text_atomic(out / "evolution.json", json.dumps(data, indent=1) + "\n")
+    write_text_atomic(out / "pareto.txt", text)
