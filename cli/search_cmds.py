@@ -214,7 +214,10 @@ def search(
         return
     console.print(f"run directory: [bold]{result.run_dir}[/]")
     for note in result.notes:  # what the strategy's end (SPOS's evolution) had to say
-        console.print(note, highlight=False, markup=False)
+        if isinstance(note, str):
+            console.print(note, highlight=False, markup=False)
+        else:  # a rich renderable: drawn at the console's width
+            console.print(note)
     what = (f"genotype chosen by {config.strategy} after step {result.step}" if result.chosen
             else f"genotype at step {result.step}")
     try:
@@ -229,7 +232,9 @@ def search(
 
         console.print(derived_against_budget(result.graph, result.genotype, config.budget, config.latency_table))
     if not result.finished:
-        console.print(f"[yellow]stopped at step {result.step} of {config.steps}[/]; checkpoint saved. "
+        where = (f"after the last step, in {config.strategy}'s end (its progress so far is saved)"
+                 if result.step >= config.steps else f"at step {result.step} of {config.steps}")
+        console.print(f"[yellow]stopped {where}[/]; checkpoint saved. "
                       f"Continue with: nasflow search --resume --out {result.run_dir}")
         raise typer.Exit(130)
 

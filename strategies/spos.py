@@ -132,8 +132,8 @@ class SPOS(Strategy):
         metric = end.task.best()
         budget, costs = _cost_model(end)
         limit = budget.limit if end.config.budget is not None else None
+        cheapest = space.cheapest(costs)
         if limit is not None:
-            cheapest = space.cheapest(costs)
             least = costs.of_genotype(end.graph, space.genotype(cheapest))
             if least > limit:
                 raise NasflowError(f"budget {end.config.budget}: no architecture of this space is under it (the "
@@ -147,6 +147,8 @@ class SPOS(Strategy):
             evo.load_state(saved["state"])
         else:  # a fresh evolution (or the supernet trained on since the last one)
             evo.start()
+            if not evo.population:  # a budget so tight that random draws found nothing under it
+                evo.population = [cheapest]
             self._commit(evo, end.step)
         scorer = PathScorer(end, self.loss_fn, metric, self.path_relaxation, o.bn_batches)
         try:
@@ -273,7 +275,7 @@ def _write_results(end: SearchEnd, evo: Evolution, metric: Metric, budget: Budge
     text = console.export_text()
     line = f"SPOS best: {metric.name} {best.score:.4f}, {budget.metric} {budget.format(best.cost)}" + \
         (f" (budget {end.config.budget})" if end.config.budget is not None else "") + f": {space.genotype(best.path)}"
-    end.notes += [text.rstrip(), line]
+    end.notes += [table, line]
     if not end.ctx.is_main:
         return
     out = end.run_dir / OUT_DIR

@@ -150,6 +150,14 @@ def test_only_architectures_under_the_budget_are_admitted(tmp_path):
     assert evo["cost"] == "params" and evo["budget"] == f"params={int(limit)}"
     assert evo["scored"] and all(s["cost"] <= limit for s in evo["scored"])
     assert costs.of_genotype(graph, result.genotype) <= limit and result.genotype.choices["m"] != "conv_5x5"
+    # a budget only the cheapest op meets (with any pair of inputs: they cost alike)
+    least = costs.of_genotype(graph, space.genotype(space.cheapest(costs)))
+    assert sum(c <= least for c in every) == 6
+    only = run_search(config.model_copy(update={"budget": f"params={int(least)}", "steps": 5}), tmp_path / "only",
+                      space=planted_space(), task=PlantedTask())
+    scored = json.loads((tmp_path / "only" / "spos" / "evolution.json").read_text())["scored"]
+    assert only.genotype.choices["m"] == "conv_1x1" and len(scored) == 6
+    assert all(s["genotype"]["choices"]["m"] == "conv_1x1" for s in scored)
     with pytest.raises(NasflowError, match="no architecture of this space is under it .the cheapest costs"):
         run_search(config.model_copy(update={"budget": "params=10"}), tmp_path / "tight",
                    space=planted_space(), task=PlantedTask())

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -33,7 +34,8 @@ class SearchEnd:
     every rank, it is a collective) after each unit of progress a long end should not lose.
     `stop_requested()` (a collective too) is true once Ctrl-C or SIGTERM came on any rank:
     return None then; the run counts as stopped, its checkpoint holds the state last saved,
-    and a resumed run calls `finish` again. `notes` are lines the CLI prints after the search.
+    and a resumed run calls `finish` again. `notes` are what the CLI prints after the search:
+    strings or rich renderables (a table).
     """
 
     model: Supernet
@@ -46,7 +48,7 @@ class SearchEnd:
     device: torch.device
     save: Callable[[], None]
     stop_requested: Callable[[], bool]
-    notes: list[str] = field(default_factory=list)
+    notes: list[Any] = field(default_factory=list)
 
     def train_batches(self, n: int) -> list[Batch]:
         """`n` fixed batches of the train split (config.batch_size each, whole on every rank:

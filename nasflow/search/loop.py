@@ -65,7 +65,7 @@ class SearchResult:
     initial_softmax: dict[str, list[float]]
     graph: Graph = field(repr=False)
     chosen: bool = False  # the strategy's finish hook chose the genotype (not the arch params)
-    notes: list[str] = field(default_factory=list)  # what the strategy's finish hook had to say
+    notes: list[Any] = field(default_factory=list)  # what the finish hook had to say (text, rich tables)
 
 
 def run_search(config: SearchConfig, run_dir: str | Path, *, space: Space | None = None,
@@ -199,7 +199,7 @@ class _Search(RunLoop):
         return SearchResult(self.run_dir.path, self.step, finished, chosen or self.genotype(),
                             softmax_table(self.model), initial, self.graph, chosen is not None, notes)
 
-    def finish(self) -> tuple[Genotype | None, list[str], bool]:
+    def finish(self) -> tuple[Genotype | None, list[Any], bool]:
         """The strategy's end-of-search hook: (its chosen genotype or None, its notes,
         whether it finished). Ctrl-C or SIGTERM during it saves and stops the run."""
         with StopFlag() as stop:
