@@ -261,8 +261,9 @@ def _row(s: Scored, space: PathSpace, metric: Metric) -> dict[str, Any]:
 def _write_results(end: SearchEnd, evo: Evolution, metric: Metric, budget: Budget, space: PathSpace) -> None:
     """RUN/spos/evolution.json and pareto.txt (rank 0), and the table as the search's note."""
     best, front = evo.best(), evo.pareto()
+    direction = "higher" if metric.higher_is_better else "lower"
     table = Table(title=f"SPOS evolution: Pareto set of {len(evo.scored)} architectures "
-                        f"({budget.metric} vs {metric.name}, {'higher' if metric.higher_is_better else 'lower'} is better)")
+                        f"({budget.metric} vs {metric.name}, {direction} is better)")
     table.add_column(budget.metric, justify="right")
     table.add_column(metric.name, justify="right")
     table.add_column("gen", justify="right")

@@ -131,7 +131,8 @@ def test_an_interrupted_evolution_resumes_exactly(tmp_path, monkeypatch):
         assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()
     (ta, sa), (tb, sb) = final_state(tmp_path / "a"), final_state(tmp_path / "b")
     assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
-    assert torch.equal(sa["strategy"]["evolution"]["state"]["generator"], sb["strategy"]["evolution"]["state"]["generator"])
+    ga, gb = (s["strategy"]["evolution"]["state"]["generator"] for s in (sa, sb))
+    assert torch.equal(ga, gb)
 
 
 def test_only_architectures_under_the_budget_are_admitted(tmp_path):

@@ -30,7 +30,8 @@ def _worker(rank: int, port: int, tmp: str) -> None:
     ctx = setup("cpu")
     try:
         result = run_search(config(), f"{tmp}/runs/two", space=planted_space(), task=PlantedTask(keep=1.0), ctx=ctx)
-        out = {"genotype": result.genotype.to_json(), "chosen": result.chosen, "notes": [n for n in result.notes if isinstance(n, str)]}
+        out = {"genotype": result.genotype.to_json(), "chosen": result.chosen,
+               "notes": [n for n in result.notes if isinstance(n, str)]}
     finally:
         cleanup(ctx)
     Path(tmp, f"rank{rank}.json").write_text(json.dumps(out))

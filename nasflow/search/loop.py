@@ -196,8 +196,9 @@ class _Search(RunLoop):
                 self.run_dir.clear_chosen()
         # Read on rank 0 once every file is written: every rank returns after that.
         initial = on_main(self.initial_softmax, self.ctx)
-        return SearchResult(self.run_dir.path, self.step, finished, chosen or self.genotype(),
-                            softmax_table(self.model), initial, self.graph, chosen is not None, notes)
+        genotype = chosen if chosen is not None else self.genotype()
+        return SearchResult(self.run_dir.path, self.step, finished, genotype, softmax_table(self.model), initial,
+                            self.graph, chosen is not None, notes)
 
     def finish(self) -> tuple[Genotype | None, list[Any], bool]:
         """The strategy's end-of-search hook: (its chosen genotype or None, its notes,
