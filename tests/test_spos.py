@@ -15,6 +15,7 @@ from synthetic import CANDIDATES, PlantedTask, fast_config, planted_space
 
 import nasflow.spaces.darts.ops  # noqa: F401  (the DARTS ops: BatchNorm in every candidate)
 from nasflow.compile.supernet import compile_graph
+from nasflow.derive.genotype import Genotype
 from nasflow.errors import NasflowError
 from nasflow.search.budget import Budget
 from nasflow.search.derive_run import derive_run
@@ -219,3 +220,26 @@ def test_the_dlsr_supernet_has_no_batchnorm_to_recalibrate():
 
     space = load_space(Path(__file__).resolve().parents[1] / "spaces" / "dlsr" / "space.yaml", {"channels": 8})
     assert spos.batch_norms(compile_graph(build_graph(space), mixed_op="plain")) == []
+
+
+def test_a_latency_budget_admits_by_the_latency_table(tmp_path):
+    from nasflow.hardware.profile import profile_space
+
+    graph = build_graph(planted_space())
+    table = profile_space(graph, (16, 16), warmup=1, reps=3)
+    path = str(table.save(tmp_path / "t.json"))
+    costs = table.decision_costs(graph)
+    space = evolution.PathSpace(graph, SPOS().derivation_rule())
+    every = [costs.of_genotype(graph, space.genotype(((i,), pair))) for i in range(6)
+             for pair in [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]]
+    limit = (min(every) + max(every)) / 2
+    assert any(c > limit for c in every) and any(c <= limit for c in every)
+    config = fast_config(strategy="spos", steps=20, warmup=0, budget=f"latency={limit}ms", latency_table=path,
+                         gamma=0.1)
+    result = run_search(config, tmp_path / "r", space=planted_space(), task=PlantedTask())
+    evo = json.loads((tmp_path / "r" / "spos" / "evolution.json").read_text())
+    assert evo["cost"] == "latency" and evo["scored"]
+    for s in evo["scored"]:  # the cost is the table's prediction, and under the budget
+        assert s["cost"] == pytest.approx(costs.of_genotype(graph, Genotype.from_json(s["genotype"])))
+        assert s["cost"] <= limit
+    assert costs.of_genotype(graph, result.genotype) <= limit
