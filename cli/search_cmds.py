@@ -18,7 +18,7 @@ from nasflow.search.run_dir import RunDir
 from nasflow.runs import distributed
 from nasflow.search.multiseed import SeedOutcome, parse_seeds, run_seeds, seed_dir
 from nasflow.search.report import build_report
-from nasflow.search.loop import run_search
+from nasflow.search.loop import run_search, strategy_class
 from nasflow.strategies import STRATEGIES, options_help
 
 from .app import app, console, on_ranks, parse_sets, preset_line
@@ -209,7 +209,7 @@ def search(
         raise NasflowError("--parallel runs several seeds at a time: give --seeds too")
     result = on_ranks(config.device, out, lambda out, ctx: run_search(
         config, out, space=given_space, resume=resume, ctx=ctx,
-        reporter=None if quiet or not ctx.is_main else RichReporter(console)))
+        reporter=None if quiet or not ctx.is_main else search_reporter(config)))
     if result is None:  # rank 0 alone reports
         return
     console.print(f"run directory: [bold]{result.run_dir}[/]")
@@ -237,6 +237,12 @@ def search(
         console.print(f"[yellow]stopped {where}[/]; checkpoint saved. "
                       f"Continue with: nasflow search --resume --out {result.run_dir}")
         raise typer.Exit(130)
+
+
+def search_reporter(config: SearchConfig) -> RichReporter:
+    """The progress bar of a search with `config`: its ETA prices a strategy step as the
+    strategy says (Strategy.step_cost) until strategy steps are timed."""
+    return RichReporter(console, step_cost=strategy_class(config)(config=config).step_cost())
 
 
 def _auto_levers(config: SearchConfig, space: Any) -> SearchConfig:
@@ -275,7 +281,7 @@ def _search_seeds(config: SearchConfig, out: Path | None, seeds: list[int], spac
                  "done" if outcome.finished else f"[yellow]stopped at step {outcome.step}[/]")
         console.print(f"seed {outcome.seed}: {state} ({outcome.run_dir})", highlight=False)
 
-    reporter = None if quiet else (lambda seed: RichReporter(console))
+    reporter = None if quiet else (lambda seed: search_reporter(config))
     outcomes = run_seeds(config, out, seeds, space=space, resume=resume, parallel=parallel,
                          reporter=reporter, on_done=done)
     searched = [o.run_dir for o in outcomes if o.error is None and o.step > 0]

@@ -2,32 +2,23 @@
 tables of the genotype, its cost and how softmax(alpha) / softmax(beta) moved."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console, RenderableType
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress
 from rich.table import Table
 from rich.text import Text
 
 from nasflow.derive.genotype import Genotype
+from nasflow.runs.eta import Eta, Phase
 from nasflow.search.derive_run import Derived
 from nasflow.search.loop import SearchResult
 
+from .progress_columns import EtaColumn, RateColumn, eta_fields, stage_column
+
 _SHOWN = ("train/loss", "valid/loss", "reg/penalty")
-
-
-class _Speed(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        return Text(f"{task.speed:.1f} steps/s" if task.speed else "", style="progress.data.speed")
 
 
 class _GenotypeProgress(Progress):
@@ -46,40 +37,49 @@ class _GenotypeProgress(Progress):
 
 
 class RichReporter:
-    """The search loop's Reporter: step, losses (smoothed), steps/s, ETA, genotype."""
+    """The search loop's Reporter: stage, step, losses (smoothed), steps/s, ETA, genotype.
 
-    def __init__(self, console: Console) -> None:
+    `step_cost`: a strategy step's cost in warm-up steps (Strategy.step_cost), the ETA's prior
+    until strategy steps are timed."""
+
+    def __init__(self, console: Console, *, step_cost: float = 2.0) -> None:
         self.console = console
+        self.step_cost = step_cost
         self.smooth: dict[str, float] = {}
         self.progress: _GenotypeProgress | None = None
         self.task_id: Any = None
         self.warmup = 0
+        self.eta: Eta | None = None
 
     def start(self, step: int, total: int, warmup: int) -> None:
         self.warmup = warmup
+        self.eta = Eta([Phase("warm-up", warmup), Phase("search", total, cost=self.step_cost)], start=step)
+        self.eta.begin(time.perf_counter())
         self.progress = _GenotypeProgress(
-            TextColumn("[bold]{task.fields[phase]:7}"), BarColumn(bar_width=24), MofNCompleteColumn(),
-            _Speed(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=self.console, speed_estimate_period=60)
-        self.task_id = self.progress.add_task("search", total=total, completed=step, phase=self._phase(step))
+            stage_column(), BarColumn(bar_width=24), MofNCompleteColumn(), RateColumn(), EtaColumn(),
+            console=self.console)
+        self.task_id = self.progress.add_task("search", total=total, completed=step, stage=self._stage(step),
+                                              **eta_fields(self.eta))
         self.progress.start()
 
     def update(self, step: int, logs: dict[str, float], genotype: Genotype | None) -> None:
-        assert self.progress is not None
+        assert self.progress is not None and self.eta is not None
+        self.eta.tick(step, time.perf_counter())
         for k in _SHOWN:
             if k in logs:  # exponential moving average: one step's loss is noisy
                 self.smooth[k] = logs[k] if k not in self.smooth else 0.9 * self.smooth[k] + 0.1 * logs[k]
         self.progress.losses = "  ".join(f"{k} {v:.4g}" for k, v in self.smooth.items())
         if genotype is not None:
             self.progress.genotype = str(genotype)
-        self.progress.update(self.task_id, completed=step, phase=self._phase(step))
+        self.progress.update(self.task_id, completed=step, stage=self._stage(step),
+                             **eta_fields(self.eta))
 
     def stop(self) -> None:
         if self.progress is not None:
             self.progress.stop()
 
-    def _phase(self, step: int) -> str:
-        return "warm-up" if step < self.warmup else "search"
+    def _stage(self, step: int) -> str:
+        return "search (warm-up)" if step < self.warmup else "search"
 
 
 def softmax_table(result: SearchResult) -> Table:

@@ -18,8 +18,7 @@ from nasflow.tasks.presets import apply_preset, exclusive_options, preset_sectio
 
 from .app import app, console, parse_sets
 from .report_cmds import report_table
-from .search_cmds import parse_options
-from .search_view import RichReporter
+from .search_cmds import parse_options, search_reporter
 
 
 @app.command()
@@ -79,7 +78,7 @@ def sweep(
         state = f"[red]failed: {o.error}[/]" if o.error else "done" if o.finished else f"[yellow]stopped at {o.step}[/]"
         console.print(f"{values[o.index].label}: {state} ({o.run_dir})", highlight=False)
 
-    reporter = None if quiet else (lambda _: RichReporter(console))
+    reporter = None if quiet else (lambda _: search_reporter(config))
     results = run_sweep(config, out, values, resume=resume, parallel=parallel, reporter=reporter, on_done=done)
     searched = [o.run_dir for _, o in results if o.error is None and o.step > 0]
     if searched:

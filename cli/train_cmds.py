@@ -109,7 +109,7 @@ def train(
         out = out or Path("runs") / f"{arch.stem}-train-{time.strftime('%Y%m%d-%H%M%S')}"
     result = on_ranks(config.device, out, lambda out, ctx: run_train(
         config, out, arch=given_arch, resume=resume, ctx=ctx,
-        reporter=None if quiet or not ctx.is_main else TrainReporter(console)))
+        reporter=None if quiet or not ctx.is_main else TrainReporter(console, validate_every=config.validate_every)))
     if result is None:  # rank 0 alone reports
         return
     console.print(summary_table(result))

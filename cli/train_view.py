@@ -2,18 +2,20 @@
 then a summary table of the run."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console, RenderableType
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress
 from rich.table import Table
 from rich.text import Text
 
+from nasflow.runs.eta import Eta, Phase
 from nasflow.train.loop import TrainResult
 from nasflow.train.warmstart import InitReport
 
-from .search_view import _Speed
+from .progress_columns import EtaColumn, RateColumn, eta_fields, stage_column
 
 
 class _TrainProgress(Progress):
@@ -28,25 +30,34 @@ class _TrainProgress(Progress):
 
 
 class TrainReporter:
-    """The training loop's reporter: step, losses (smoothed), steps/s, ETA, validation."""
+    """The training loop's reporter: stage, step, losses (smoothed), steps/s, ETA, validation.
 
-    def __init__(self, console: Console) -> None:
+    `validate_every`: the run's validation period, so the ETA counts the validations to come
+    (each timed as it runs)."""
+
+    def __init__(self, console: Console, *, validate_every: int | None = None) -> None:
         self.console = console
+        self.validate_every = validate_every
         self.smooth: dict[str, float] = {}
         self.valid: dict[str, float] = {}
         self.progress: _TrainProgress | None = None
         self.task_id: Any = None
+        self.eta: Eta | None = None
 
     def start(self, step: int, total: int) -> None:
+        self.eta = Eta([Phase("train", total)], start=step, every=self.validate_every)
+        self.eta.begin(time.perf_counter())
         self.progress = _TrainProgress(
-            TextColumn("[bold]train"), BarColumn(bar_width=24), MofNCompleteColumn(),
-            _Speed(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=self.console, speed_estimate_period=60)
-        self.task_id = self.progress.add_task("train", total=total, completed=step)
+            stage_column(), BarColumn(bar_width=24), MofNCompleteColumn(), RateColumn(), EtaColumn(),
+            console=self.console)
+        self.task_id = self.progress.add_task("train", total=total, completed=step,
+                                              stage="train",
+                                              **eta_fields(self.eta))
         self.progress.start()
 
     def update(self, step: int, logs: dict[str, float], valid: dict[str, float] | None) -> None:
-        assert self.progress is not None
+        assert self.progress is not None and self.eta is not None
+        self.eta.tick(step, time.perf_counter(), event=valid is not None)
         for k, v in logs.items():  # exponential moving average: one step's loss is noisy
             self.smooth[k] = v if k not in self.smooth else 0.9 * self.smooth[k] + 0.1 * v
         if valid is not None:
@@ -54,7 +65,7 @@ class TrainReporter:
         losses = "  ".join(f"{k} {v:.4g}" for k, v in self.smooth.items())
         shown = "  ".join(f"{k} {v:.4g}" for k, v in self.valid.items() if k != "step")
         self.progress.status = losses + (f"   valid @ {self.valid['step']}: {shown}" if self.valid else "")
-        self.progress.update(self.task_id, completed=step)
+        self.progress.update(self.task_id, completed=step, **eta_fields(self.eta))
 
     def stop(self) -> None:
         if self.progress is not None:

@@ -106,6 +106,12 @@ class Strategy(ABC):
         if self.w_optimizer is None:
             self.w_optimizer, self.a_optimizer = self.optimizers(model)
 
+    def step_cost(self) -> float:
+        """A strategy step's cost in weights-only (warm-up) steps: forward/backward passes, here
+        the weights step and one arch gradient. A prior for the progress bar's ETA until the
+        first strategy steps are timed, nothing more."""
+        return 2.0
+
     def on_step(self, step: int, total: int) -> None:
         """Before step `step` (0-based) of `total`, warm-up included; a resumed run calls it
         from where it stopped. For schedules (a Gumbel temperature, say)."""

@@ -44,6 +44,10 @@ class DARTS2(Darts):
     def xi(self) -> float:
         return self.options.xi if self.options.xi is not None else self.config.weights_optim.lr
 
+    def step_cost(self) -> float:
+        # the weights step, then grad_w L_train, grad L_val and the two finite-difference passes
+        return 5.0
+
     def arch_gradient(self, model: Supernet, train_batch: Batch,
                       valid_batch: Batch) -> tuple[list[Tensor], dict[str, float]]:
         assert self.loss_fn is not None, "built without a loss"

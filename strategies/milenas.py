@@ -41,6 +41,10 @@ class MiLeNAS(Strategy):
     options: MiLeNASOptions
     _reused: list[Tensor] | None = None  # grad_A L_train from the weights step (reuse_forward)
 
+    def step_cost(self) -> float:
+        # the weights step, grad_A L_train (unless reused from it) and grad_A L_val
+        return 2.0 if self.options.reuse_forward else 3.0
+
     def step(self, model: Supernet, train_batch: Batch, valid_batch: Batch) -> dict[str, float]:
         if not self.options.reuse_forward:
             return super().step(model, train_batch, valid_batch)
