@@ -15,6 +15,7 @@ A preset has two sections; explicit command-line flags override what they set.
     batch_size      samples per step
     lr              Adam learning rate (betas 0.9, 0.999)
     lr_halve_every  halve the learning rate every this many steps (step schedule)
+    schedule        "step" (halving, the paper's) or "cosine" (from lr to 0 over `steps`)
     validate_every  steps between validation PSNR on the task's bench set
     gamma           weight of the cost regularizer (0: retraining has none)
     task_options    SRTask options; "lr_patch" makes the HR patch depend on the scale
@@ -27,33 +28,42 @@ from typing import Any
 __all__ = ["PRESETS"]
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # A budget for a 2-core CPU on the shipped T91 images, data preparation included. On an
-    # idle 2-core Zen4 (2 threads): search ~3.5 min (3.9 steps/s), train ~2 min (28 steps/s;
-    # Set5 x2 34.9 dB, above bicubic's 33.7), eval seconds. On a machine shared with other
-    # jobs, use one thread (OMP_NUM_THREADS=1): two threads fighting for two busy cores ran
-    # 10x slower. Enough to derive a valid architecture and train it past bicubic, not to
-    # reproduce the paper's. Learning rates are above the paper's so that weights and
-    # alpha / beta move within a few hundred steps (at 3e-4, Adam moves a logit by at most
-    # 3e-4 per step: 0.1 in 300 steps).
+    # A budget for a 2-core CPU on the shipped T91 images: the whole main job (install, search,
+    # derive, train, eval) in under 5 minutes on a 2-core Xeon without avx512_bf16, with
+    # Set5 x2 above 35.0 dB (bicubic 33.7). Where the time goes, in warm-up steps (one
+    # forward/backward of the C16 supernet on 8 patches of 32 px; measured as ratios in one
+    # process on a loaded 2-core Zen4): a MiLeNAS step costs 2.6 (three passes), a training step
+    # of the derived model 0.34 (patch 48), a validation on Set5 2.8. So the search is
+    # 160 + 90 * 2.6 = 394 and training 1200 * 0.34 + 2 * 2.8 = 416 (the earlier preset, 800 /
+    # 3000 steps: 1850 + 1030). Shorter searches were measured too: 160 warm-up steps are what
+    # keeps the derived model small (with 40, MiLeNAS picked conv_3x3 / conv_7x7: 128K params
+    # instead of 31K); the choices are settled 50 strategy steps after
+    # the warm-up, and the 250-step genotype trains to the same PSNR as the longer ones. The
+    # retraining's lever is the schedule: cosine from 4e-3 reaches in 1200 steps what a
+    # step schedule from 1e-3 reached in 3000 (from 2e-3, 0.5 dB less). Threads: one per idle
+    # core (nasflow/runs/threads.py). Enough to derive a valid architecture and train it well
+    # past bicubic, not to reproduce the paper's. Learning rates are above the paper's so that
+    # weights and alpha / beta move within a few hundred steps (at 3e-4, Adam moves a logit
+    # by at most 3e-4 per step: 0.1 in 300 steps).
     "quick": {
         "search": {
-            "steps": 800,
+            "steps": 250,
             "warmup": 160,
             "batch_size": 8,
             "weights_optim": {"lr": 1e-3},
             "arch_optim": {"lr": 3e-3, "betas": [0.5, 0.999]},
-            "snapshot_steps": [400, 600],
+            "snapshot_steps": [200],
             "log_every": 10,
             "checkpoint_every": 100,
             "overrides": {"channels": 16},
             "task_options": {"patch": 32},
         },
         "train": {
-            "steps": 3000,
+            "steps": 1200,
             "batch_size": 8,
-            "lr": 1e-3,
-            "lr_halve_every": 1000,
-            "validate_every": 1000,
+            "lr": 4e-3,
+            "schedule": "cosine",
+            "validate_every": 600,
             "gamma": 0.0,
             "task_options": {"patch": 48},
         },

@@ -48,7 +48,7 @@ def test_train_x2_then_eval_then_warm_start_x3(tmp_path: Path, images: Path) -> 
 
     quick = PRESETS["quick"]["train"]
     assert config.steps == 3 and config.batch_size == 2
-    assert config.lr_halve_every == quick["lr_halve_every"] and config.optim.lr == quick["lr"]
+    assert config.schedule == quick["schedule"] and config.optim.lr == quick["lr"]
     assert config.task_options == {"patch": 32, "data": str(images), "ssim": False}
     model, space, meta = load_model(x2 / "model")
     assert space.params == {"channels": 4, "scale": 2} and meta["scale"] == 2 and meta["steps"] == 3
