@@ -37,10 +37,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # 160 + 90 * 2.6 = 394 and training 1200 * 0.34 + 2 * 2.8 = 416 (the earlier preset, 800 /
     # 3000 steps: 1850 + 1030). Shorter searches were measured too: 160 warm-up steps are what
     # keeps the derived model small (with 40, MiLeNAS picked conv_3x3 / conv_7x7: 128K params
-    # instead of 31K); the choices are settled 50 strategy steps after
-    # the warm-up, and the 250-step genotype trains to the same PSNR as the longer ones. The
-    # retraining's lever is the schedule: cosine from 4e-3 reaches in 1200 steps what a
-    # step schedule from 1e-3 reached in 3000 (from 2e-3, 0.5 dB less). Threads: one per idle
+    # instead of 31K); the choices settle about 50 strategy steps after the warm-up, and a
+    # longer search buys little: retrained alike, the 250-step genotype reaches 35.09 dB, the
+    # 320-step one (all conv_1x1) 35.14. The retraining's lever is the schedule: cosine from
+    # 4e-3 reaches in 1200 steps what a step schedule from 1e-3 reached in 3000 (from 2e-3
+    # 34.59 dB; in 1000 steps from 4e-3 35.01, from 8e-3 34.93, and warm-started from the
+    # supernet's weights 34.72: worse than from scratch). Threads: one per idle
     # core (nasflow/runs/threads.py). Enough to derive a valid architecture and train it well
     # past bicubic, not to reproduce the paper's. Learning rates are above the paper's so that
     # weights and alpha / beta move within a few hundred steps (at 3e-4, Adam moves a logit
