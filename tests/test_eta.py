@@ -2,6 +2,8 @@
 show. No real run is timed here: every clock is made up."""
 from __future__ import annotations
 
+import io
+
 import pytest
 from rich.console import Console
 
@@ -105,8 +107,7 @@ def _shown(reporter: object) -> str:
 def test_the_search_bar_names_its_stage_and_phase_and_prices_strategy_steps() -> None:
     from nasflow.cli.search_view import RichReporter
 
-    quiet = Console(file=open("/dev/null", "w"), force_terminal=False)
-    reporter = RichReporter(quiet, step_cost=3.0)
+    reporter = RichReporter(Console(file=io.StringIO(), force_terminal=False), step_cost=3.0)
     reporter.start(0, 20, 5)
     try:
         assert _shown(reporter).lstrip().startswith("search (warm-up)")
@@ -122,8 +123,7 @@ def test_the_search_bar_names_its_stage_and_phase_and_prices_strategy_steps() ->
 def test_the_train_bar_names_its_stage_and_prices_validation() -> None:
     from nasflow.cli.train_view import TrainReporter
 
-    quiet = Console(file=open("/dev/null", "w"), force_terminal=False)
-    reporter = TrainReporter(quiet, validate_every=4)
+    reporter = TrainReporter(Console(file=io.StringIO(), force_terminal=False), validate_every=4)
     reporter.start(0, 12)
     try:
         assert _shown(reporter).lstrip().startswith("train")
