@@ -111,6 +111,9 @@ class SPOS(Strategy):
     def step(self, model: Supernet, train_batch: Batch, valid_batch: Batch) -> dict[str, float]:
         return self.weights_step(model, train_batch)
 
+    def step_cost(self) -> float:
+        return 1.0  # a strategy step is a warm-up step: one drawn path's forward / backward
+
     def arch_gradient(self, model: Supernet, train_batch: Batch,
                       valid_batch: Batch) -> tuple[list[Tensor], dict[str, float]]:
         raise NasflowError("SPOS learns no architecture parameters: it has no arch gradient")
