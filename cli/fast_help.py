@@ -1,5 +1,6 @@
 """`nasflow --help` and `nasflow --version` without importing the command modules: they
-import torch (~1.3 s), which neither answer needs. The version comes from the package
+import torch (~1.3 s), which neither answer needs; and which module a core command lives
+in, so running one imports that module alone (main.main). The version comes from the package
 metadata; the command list from the command modules' source, read with `ast`: each
 `@app.command(...)` function's name and docstring, in the order a real import registers
 them, as placeholders on the same app, so typer prints the same help. Plugin commands
@@ -14,17 +15,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def _commands_in(module: str, seen: set[str]) -> list[tuple[str, str]]:
-    """(command name, docstring) of `module` (a cli/ module name), after those of the cli/
-    modules it imports first, as Python's import order registers them."""
+def _commands_in(module: str, seen: set[str]) -> list[tuple[str, str, str]]:
+    """(command name, docstring, cli/ module) of `module` (a cli/ module name), after those
+    of the cli/ modules it imports first, as Python's import order registers them."""
     if module in seen:
         return []
     seen.add(module)
-    return _commands_of(ast.parse((HERE / f"{module}.py").read_text()).body, seen)
+    return _commands_of(ast.parse((HERE / f"{module}.py").read_text()).body, seen, module)
 
 
-def _commands_of(body: list[ast.stmt], seen: set[str]) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
+def _commands_of(body: list[ast.stmt], seen: set[str], module: str) -> list[tuple[str, str, str]]:
+    found: list[tuple[str, str, str]] = []
     for node in body:  # in order: imports run before the definitions below them
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             if node.module:
@@ -39,15 +40,23 @@ def _commands_of(body: list[ast.stmt], seen: set[str]) -> list[tuple[str, str]]:
                         and deco.func.value.id == "app":
                     name = deco.args[0].value if deco.args and isinstance(deco.args[0], ast.Constant) \
                         else node.name.replace("_", "-")
-                    found.append((str(name), ast.get_docstring(node) or ""))
+                    found.append((str(name), ast.get_docstring(node) or "", module))
     return found
 
 
-def core_commands() -> list[tuple[str, str]]:
-    """(name, docstring) of every command main._load_commands's imports register, in order."""
+def core_commands() -> list[tuple[str, str, str]]:
+    """(name, docstring, cli/ module) of every command main._load_commands's imports
+    register, in order."""
     tree = ast.parse((HERE / "main.py").read_text())
     (load,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_load_commands"]
-    return _commands_of(load.body, {"main"})
+    return _commands_of(load.body, {"main"}, "main")
+
+
+def command_module(argv: list[str]) -> str | None:
+    """The cli/ module defining the core command `argv` runs (None: a plugin's, or none),
+    so `nasflow validate` imports that module alone: `validate` and `cost` need no torch."""
+    name = next((a for a in argv if not a.startswith("-")), None)  # the app's options are flags
+    return next((m for n, _, m in core_commands() if n == name), None)
 
 
 def answer(argv: list[str]) -> bool:
@@ -63,7 +72,7 @@ def answer(argv: list[str]) -> bool:
     from .app import app, run
     from .plugins import register_plugin_commands
 
-    for name, doc in core_commands():
+    for name, doc, _ in core_commands():
         app.command(name, help=inspect.cleandoc(doc) or None)(lambda: None)
     register_plugin_commands(app)
     run(["--help"])

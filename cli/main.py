@@ -5,8 +5,9 @@ Installed packages add theirs through the `nasflow.commands` entry-point group: 
 point is a function `register(app: typer.Typer)` (the SR task's `import` and `upscale`:
 nasflow.spaces.dlsr.cli).
 
-The command modules import torch, so they are imported when `app` is first asked for (or a
-command runs), not by `nasflow --help` / `--version` (cli/fast_help.py answers those).
+The command modules import torch, so they are imported when `app` is first asked for, not by
+`nasflow --help` / `--version` (cli/fast_help.py answers those); running a core command
+imports its own module only (`validate` and `cost` then import no torch).
 """
 from __future__ import annotations
 
@@ -41,11 +42,21 @@ def __getattr__(name: str) -> Any:  # `from nasflow.cli.main import app`: the ap
 
 
 def main() -> None:
-    from .fast_help import answer
+    from .fast_help import answer, command_module
 
     if answer(sys.argv[1:]):
         return
-    _load_commands()
+    module = command_module(sys.argv[1:])
+    if module is None:  # a plugin's command, a typo, help of a group: every command
+        _load_commands()
+    else:  # that command's module alone (and the plugins, which import nothing heavy)
+        import importlib
+
+        from .app import app
+        from .plugins import register_plugin_commands
+
+        importlib.import_module(f"{__package__}.{module}")
+        register_plugin_commands(app)
     from .app import run
 
     run()

@@ -1,4 +1,7 @@
-"""`nasflow validate` and `nasflow cost`: check a space and count what it costs."""
+"""`nasflow validate` and `nasflow cost`: check a space and count what it costs.
+
+Neither imports torch (op specs are pure Python: nasflow.ops.registry), except `cost`
+without `--size`, which asks the space's task for its default size."""
 from __future__ import annotations
 
 import json
@@ -11,7 +14,6 @@ from rich.table import Table
 from nasflow.space.cost import graph_cost, input_size_for_output, parse_size
 from nasflow.errors import NasflowError
 from nasflow.space.load import load_graph
-from nasflow.tasks.contract import default_cost_size
 
 from .app import app, console, parse_sets
 
@@ -57,7 +59,12 @@ def cost(
         overrides["scale"] = scale
     graph = load_graph(space, overrides)
     try:
-        hw = parse_size(size) if size is not None else default_cost_size(graph.space)
+        if size is not None:
+            hw = parse_size(size)
+        else:  # the task's own size: importing the task imports torch
+            from nasflow.tasks.contract import default_cost_size
+
+            hw = default_cost_size(graph.space)
         report = graph_cost(graph, input_size_for_output(graph, hw))
     except ValueError as exc:
         raise NasflowError(str(exc)) from None

@@ -1,4 +1,5 @@
-"""Ops: the registry every op a space can name (module factory + cost), and the built-in ops.
+"""Ops: the registry every op a space can name (pure-Python spec with its cost, and its module
+factory, loaded lazily), and the built-in ops.
 
 Importing any module of this package registers the built-in ops, so OPS is never seen empty.
 """

@@ -1,12 +1,20 @@
-"""The op registry: every op a space can name, with its module factory and its cost.
-
-Built-in ops register in nasflow.ops.builtin (imported by the package, so they are always
-there).
+"""The op registry: every op a space can name, with its spec (args, channel and size rules,
+exact cost: pure Python) and its module factory.
 
 One source of truth: the supernet compiler, the cost model, the regularizers and
 `nasflow cost` all read these specs, and a test keeps each declared cost equal to what
 counting the built module gives. Multi-Adds count conv/linear weights only (one
 multiply-add per weight per output pixel); biases, activations and pooling are free.
+
+An op registers in one call, in either of two forms:
+
+* `@register_op("name", params=..., madds_per_pixel=...)` on the factory itself
+  (`factory(c_in, c_out, **args) -> nn.Module`; args and doc read from it): for a user's
+  module, which imports torch anyway.
+* `register_op("name", factory="package.module:attr", args={...}, doc=..., params=...)`:
+  the factory named by its import path, imported only when a module is built. Specs
+  registered this way need no torch, so `nasflow validate` and `nasflow cost` never import
+  it; the built-in ops (nasflow.ops.builtin) and the instances' ops are registered so.
 """
 from __future__ import annotations
 
@@ -15,17 +23,27 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
-from torch import nn
-
+from nasflow.errors import NasflowError
 from nasflow.registry import Registry
+
+if TYPE_CHECKING:  # the specs need no torch; only building a module does
+    from torch import nn
+
+Factory = Callable[..., "nn.Module"]  # (c_in, c_out, **args) -> module
+
+
+def factory_args(factory: Factory) -> dict[str, Any]:
+    """The args a factory accepts after (c_in, c_out), with their defaults."""
+    return {k: p.default for k, p in list(inspect.signature(factory).parameters.items())[2:]}
 
 
 @dataclass(frozen=True)
 class OpSpec:
     name: str
-    factory: Callable[..., nn.Module]  # (c_in, c_out, **args) -> module
+    # The factory, or "module:attr" where it lives (imported on first build: `factory`).
+    source: Factory | str
     params: Callable[..., int]  # (c_in, c_out, **args) -> number of parameters
     madds: Callable[..., int]  # (c_in, c_out, h, w, **args) -> Multi-Adds on an h x w input
     args: dict[str, Any] = field(default_factory=dict)  # accepted args and their defaults
@@ -44,39 +62,81 @@ class OpSpec:
     def bind(self, args: dict[str, Any]) -> dict[str, Any]:
         return {**self.args, **args}
 
+    @property
+    def factory(self) -> Factory:
+        """The module factory, imported from `source` on first use (imports torch)."""
+        if not isinstance(self.source, str):
+            return self.source
+        found = _resolve(self.name, self.source)
+        if factory_args(found) != self.args:
+            raise NasflowError(f"op '{self.name}': its factory {self.source} takes {factory_args(found)} "
+                               f"but the op was registered with args={self.args}; make them agree")
+        object.__setattr__(self, "source", found)  # resolve once
+        return found
+
+
+def _resolve(name: str, source: str) -> Factory:
+    module, sep, attr = source.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), attr) if sep else None
+    except (ImportError, AttributeError) as exc:
+        raise NasflowError(f"op '{name}': cannot load its factory '{source}' ({exc})") from None
+    if not callable(found):
+        raise NasflowError(f"op '{name}': factory '{source}' must name a callable as 'module:attr'")
+    return found
+
 
 OPS: Registry[OpSpec] = Registry("op")
 
 
+@overload
+def register_op(name: str, *, factory: str, args: dict[str, Any] | None = ..., doc: str = ...,
+                params: Callable[..., int] | None = ..., madds: Callable[..., int] | None = ...,
+                madds_per_pixel: Callable[..., int] | None = ..., **spec: Any) -> OpSpec: ...
+@overload
+def register_op(name: str, *, factory: None = ..., args: None = ..., doc: None = ...,
+                params: Callable[..., int] | None = ..., madds: Callable[..., int] | None = ...,
+                madds_per_pixel: Callable[..., int] | None = ...,
+                **spec: Any) -> Callable[[Factory], Factory]: ...
 def register_op(
     name: str,
     *,
+    factory: str | None = None,
+    args: dict[str, Any] | None = None,
+    doc: str | None = None,
     params: Callable[..., int] | None = None,
     madds: Callable[..., int] | None = None,
     madds_per_pixel: Callable[..., int] | None = None,
     **spec: Any,
-) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register `factory(c_in, c_out, **args)` as op `name`.
+) -> OpSpec | Callable[[Factory], Factory]:
+    """Register op `name` (see the module docstring for the two forms).
 
-    Its accepted args and their defaults are read from the factory's signature. Give the
-    cost either as `madds(c_in, c_out, h, w, **args)` or, for ops that keep the size, as
-    `madds_per_pixel(c_in, c_out, **args)`; parameter-free ops may omit both (an op
+    Give the cost either as `madds(c_in, c_out, h, w, **args)` or, for ops that keep the
+    size, as `madds_per_pixel(c_in, c_out, **args)`; parameter-free ops may omit both (an op
     without `params` whose module turns out to have parameters is refused when built).
     """
+    if madds is not None:
+        cost = madds
+    elif madds_per_pixel is not None:
+        cost = lambda c_in, c_out, h, w, **a: madds_per_pixel(c_in, c_out, **a) * h * w  # noqa: E731
+    else:
+        cost = lambda *_, **__: 0  # noqa: E731
 
-    def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        sig = inspect.signature(factory)
-        args = {k: p.default for k, p in list(sig.parameters.items())[2:]}
-        if madds is not None:
-            cost = madds
-        elif madds_per_pixel is not None:
-            cost = lambda c_in, c_out, h, w, **a: madds_per_pixel(c_in, c_out, **a) * h * w  # noqa: E731
-        else:
-            cost = lambda *_, **__: 0  # noqa: E731
-        OPS.add(name, OpSpec(name, factory, params or (lambda *_, **__: 0), cost, args,
-                             doc=(factory.__doc__ or "").strip().split("\n")[0],
-                             declared_params=params is not None, **spec))
-        return factory
+    def add(source: Factory | str, op_args: dict[str, Any], op_doc: str) -> OpSpec:
+        return OPS.add(name, OpSpec(name, source, params or (lambda *_, **__: 0), cost, op_args,
+                                    doc=op_doc, declared_params=params is not None, **spec))
+
+    if factory is not None:
+        if ":" not in factory:
+            raise NasflowError(f"op '{name}': factory='{factory}' must be 'module:attr'")
+        return add(factory, dict(args or {}), doc or "")
+    if args is not None or doc is not None:
+        raise NasflowError(f"op '{name}': args= and doc= go with factory='module:attr'; a decorated "
+                           "factory gives them by its signature and docstring")
+
+    def decorator(fn: Factory) -> Factory:
+        add(fn, factory_args(fn), (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
 
     return decorator
 

@@ -6,6 +6,11 @@ Every op takes `stride` (1 or 2; the output size and the cost follow it) and `af
 BatchNorm's scale and shift: DARTS searches with `affine: false` and retrains with `true`).
 A space names this module in `imports:` (`nasflow.spaces.darts.ops`).
 
+This module is the ops' specs and costs, pure Python: `nasflow validate` / `cost` of a DARTS
+space import no torch. Their torch modules live in nasflow.spaces.darts.modules; an op added
+here registers with `factory="nasflow.spaces.darts.modules:<function>"` and `args={...}`
+equal to that function's (a test checks they agree).
+
 Costs: parameters exactly as the built module; Multi-Adds one per conv / linear weight per
 output value position (depthwise: k*k per channel), one add per linear bias; ReLU,
 BatchNorm, pooling and the zero op are free, as the project's counter has it.
@@ -15,11 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from fractions import Fraction
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-
 from nasflow.ops.registry import register_op
+
+MODULES = "nasflow.spaces.darts.modules"
+STRIDE_AFFINE = {"stride": 1, "affine": True}  # the args of most ops here
 
 
 def _out(n: int, stride: int) -> int:
@@ -45,20 +49,6 @@ def _same(c_in: int, c_out: int, stride: int = 1) -> str | None:
 
 
 # --- ReLU-conv-BN and the separable / dilated convs --------------------------------------
-class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, k: int, stride: int, dilation: int, groups_dw: bool,
-                 affine: bool) -> None:
-        pad = dilation * (k // 2)
-        layers: list[nn.Module] = [nn.ReLU(inplace=False)]
-        if groups_dw:  # depthwise k x k, then pointwise 1 x 1
-            layers += [nn.Conv2d(c_in, c_in, k, stride, pad, dilation=dilation, groups=c_in, bias=False),
-                       nn.Conv2d(c_in, c_out, 1, bias=False)]
-        else:
-            layers += [nn.Conv2d(c_in, c_out, k, stride, pad, dilation=dilation, bias=False)]
-        layers.append(nn.BatchNorm2d(c_out, affine=affine))
-        super().__init__(*layers)
-
-
 def _rcb_params(c_in: int, c_out: int, k: int = 1, stride: int = 1, affine: bool = True) -> int:
     return c_in * c_out * k * k + _bn(c_out, affine)
 
@@ -68,10 +58,9 @@ def _rcb_madds(c_in: int, c_out: int, h: int, w: int, k: int = 1, stride: int = 
     return c_in * c_out * k * k * _out(h, stride) * _out(w, stride)
 
 
-@register_op("darts_relu_conv_bn", params=_rcb_params, madds=_rcb_madds, resize=_resize, check=_stride_check)
-def darts_relu_conv_bn(c_in: int, c_out: int, k: int = 1, stride: int = 1, affine: bool = True) -> nn.Module:
-    """ReLU, k x k conv, BatchNorm (DARTS' cell preprocessing with k = 1)"""
-    return ReLUConvBN(c_in, c_out, k, stride, 1, False, affine)
+register_op("darts_relu_conv_bn", factory=f"{MODULES}:relu_conv_bn", args={"k": 1, **STRIDE_AFFINE},
+            doc="ReLU, k x k conv, BatchNorm (DARTS' cell preprocessing with k = 1)",
+            params=_rcb_params, madds=_rcb_madds, resize=_resize, check=_stride_check)
 
 
 def _dw_cost(k: int, two: bool) -> tuple[Callable[..., int], Callable[..., int]]:
@@ -90,50 +79,18 @@ def _dw_cost(k: int, two: bool) -> tuple[Callable[..., int], Callable[..., int]]
     return params, madds
 
 
-def _make_sep(k: int) -> Callable[..., nn.Module]:
-    def factory(c_in: int, c_out: int, stride: int = 1, affine: bool = True) -> nn.Module:
-        return nn.Sequential(ReLUConvBN(c_in, c_in, k, stride, 1, True, affine),
-                             ReLUConvBN(c_in, c_out, k, 1, 1, True, affine))
-
-    factory.__doc__ = f"DARTS separable {k}x{k}: twice ReLU, depthwise, pointwise, BatchNorm"
-    return factory
-
-
-def _make_dil(k: int) -> Callable[..., nn.Module]:
-    def factory(c_in: int, c_out: int, stride: int = 1, affine: bool = True) -> nn.Module:
-        return ReLUConvBN(c_in, c_out, k, stride, 2, True, affine)
-
-    factory.__doc__ = f"DARTS dilated {k}x{k}: ReLU, depthwise with dilation 2, pointwise, BatchNorm"
-    return factory
-
-
 for _k in (3, 5):
     _p, _m = _dw_cost(_k, True)
-    register_op(f"darts_sep_conv_{_k}x{_k}", params=_p, madds=_m, resize=_resize, check=_stride_check)(_make_sep(_k))
+    register_op(f"darts_sep_conv_{_k}x{_k}", factory=f"{MODULES}:sep_conv_{_k}x{_k}", args=STRIDE_AFFINE,
+                doc=f"DARTS separable {_k}x{_k}: twice ReLU, depthwise, pointwise, BatchNorm",
+                params=_p, madds=_m, resize=_resize, check=_stride_check)
     _p, _m = _dw_cost(_k, False)
-    register_op(f"darts_dil_conv_{_k}x{_k}", params=_p, madds=_m, resize=_resize, check=_stride_check)(_make_dil(_k))
+    register_op(f"darts_dil_conv_{_k}x{_k}", factory=f"{MODULES}:dil_conv_{_k}x{_k}", args=STRIDE_AFFINE,
+                doc=f"DARTS dilated {_k}x{_k}: ReLU, depthwise with dilation 2, pointwise, BatchNorm",
+                params=_p, madds=_m, resize=_resize, check=_stride_check)
 
 
 # --- FactorizedReduce and skip_connect ---------------------------------------------------
-class FactorizedReduce(nn.Module):
-    """ReLU, two 1x1 convs at stride 2 (the second shifted by one pixel), concatenated, BN.
-    On even sizes exactly DARTS'; an odd size (where DARTS' fails) pads the shifted half."""
-
-    def __init__(self, c_in: int, c_out: int, affine: bool) -> None:
-        super().__init__()
-        self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.bn = nn.BatchNorm2d(c_out, affine=affine)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.relu(x)
-        shifted = x[:, :, 1:, 1:]
-        if x.shape[2] % 2 or x.shape[3] % 2:
-            shifted = F.pad(shifted, (0, x.shape[3] % 2, 0, x.shape[2] % 2))
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
-
-
 def _fr_params(c_in: int, c_out: int, affine: bool = True) -> int:
     return 2 * c_in * (c_out // 2) + _bn(c_out, affine)
 
@@ -146,11 +103,9 @@ def _even(c_in: int, c_out: int) -> str | None:
     return None if c_out % 2 == 0 else f"needs an even number of out channels, got {c_out}"
 
 
-@register_op("darts_factorized_reduce", params=_fr_params, madds=_fr_madds,
-             resize=lambda: Fraction(1, 2), check=_even)
-def darts_factorized_reduce(c_in: int, c_out: int, affine: bool = True) -> nn.Module:
-    """ReLU, two shifted 1x1 convs at stride 2 concatenated, BatchNorm (halves the size)"""
-    return FactorizedReduce(c_in, c_out, affine)
+register_op("darts_factorized_reduce", factory=f"{MODULES}:factorized_reduce", args={"affine": True},
+            doc="ReLU, two shifted 1x1 convs at stride 2 concatenated, BatchNorm (halves the size)",
+            params=_fr_params, madds=_fr_madds, resize=lambda: Fraction(1, 2), check=_even)
 
 
 def _skip_params(c_in: int, c_out: int, stride: int = 1, affine: bool = True) -> int:
@@ -161,46 +116,19 @@ def _skip_madds(c_in: int, c_out: int, h: int, w: int, stride: int = 1, affine: 
     return 0 if stride == 1 else _fr_madds(c_in, c_out, h, w, affine)
 
 
-@register_op("darts_skip_connect", params=_skip_params, madds=_skip_madds, resize=_resize,
-             check=_same, same_channels=True)
-def darts_skip_connect(c_in: int, c_out: int, stride: int = 1, affine: bool = True) -> nn.Module:
-    """identity; FactorizedReduce at stride 2"""
-    return nn.Identity() if stride == 1 else FactorizedReduce(c_in, c_out, affine)
+register_op("darts_skip_connect", factory=f"{MODULES}:skip_connect", args=STRIDE_AFFINE,
+            doc="identity; FactorizedReduce at stride 2",
+            params=_skip_params, madds=_skip_madds, resize=_resize, check=_same, same_channels=True)
 
 
 # --- zero and pooling --------------------------------------------------------------------
-class Zero(nn.Module):
-    def __init__(self, stride: int) -> None:
-        super().__init__()
-        self.stride = stride
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x[:, :, ::self.stride, ::self.stride].mul(0.0)
-
-
-@register_op("darts_none", resize=_resize, check=_same, same_channels=True)
-def darts_none(c_in: int, c_out: int, stride: int = 1, affine: bool = True) -> nn.Module:
-    """zero: no connection (DARTS' `none`)"""
-    return Zero(stride)
-
-
-def _make_pool(kind: str) -> Callable[..., nn.Module]:
-    # DARTS' search network follows each pooling candidate with a BatchNorm without affine;
-    # its evaluation network has none. `affine: false` is the search setting of every op
-    # here, so it also adds that BatchNorm (no parameters); `affine: true` has none.
-    def factory(c_in: int, c_out: int, stride: int = 1, affine: bool = True) -> nn.Module:
-        pool: nn.Module = (nn.MaxPool2d(3, stride, padding=1) if kind == "max"
-                           else nn.AvgPool2d(3, stride, padding=1, count_include_pad=False))
-        return pool if affine else nn.Sequential(pool, nn.BatchNorm2d(c_in, affine=False))
-
-    factory.__doc__ = (f"{kind} pooling 3x3; with affine false (the search setting) followed by "
-                       "BatchNorm without affine, as DARTS' search network")
-    return factory
-
-
+register_op("darts_none", factory=f"{MODULES}:zero", args=STRIDE_AFFINE,
+            doc="zero: no connection (DARTS' `none`)", resize=_resize, check=_same, same_channels=True)
 for _kind in ("max", "avg"):
-    register_op(f"darts_{_kind}_pool_3x3", resize=_resize, check=_same,
-                same_channels=True)(_make_pool(_kind))
+    register_op(f"darts_{_kind}_pool_3x3", factory=f"{MODULES}:{_kind}_pool_3x3", args=STRIDE_AFFINE,
+                doc=(f"{_kind} pooling 3x3; with affine false (the search setting) followed by "
+                     "BatchNorm without affine, as DARTS' search network"),
+                resize=_resize, check=_same, same_channels=True)
 
 
 # --- stem and classifier -----------------------------------------------------------------
@@ -212,25 +140,10 @@ def _cb_madds(c_in: int, c_out: int, k: int = 3, affine: bool = True) -> int:
     return c_in * c_out * k * k
 
 
-@register_op("darts_conv_bn", params=_cb_params, madds_per_pixel=_cb_madds)
-def darts_conv_bn(c_in: int, c_out: int, k: int = 3, affine: bool = True) -> nn.Module:
-    """k x k conv (no bias, same padding), BatchNorm: DARTS' CIFAR stem"""
-    return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False),
-                         nn.BatchNorm2d(c_out, affine=affine))
-
-
-class Classifier(nn.Module):
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.linear = nn.Linear(c_in, c_out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.linear(self.pool(x).flatten(1))
-
-
-@register_op("darts_classifier", params=lambda c_in, c_out: c_in * c_out + c_out,
-             madds=lambda c_in, c_out, h, w: c_in * c_out + c_out)
-def darts_classifier(c_in: int, c_out: int) -> nn.Module:
-    """global average pooling, then a linear layer: N x C x H x W -> N x classes (the last node)"""
-    return Classifier(c_in, c_out)
+register_op("darts_conv_bn", factory=f"{MODULES}:conv_bn", args={"k": 3, "affine": True},
+            doc="k x k conv (no bias, same padding), BatchNorm: DARTS' CIFAR stem",
+            params=_cb_params, madds_per_pixel=_cb_madds)
+register_op("darts_classifier", factory=f"{MODULES}:classifier",
+            doc="global average pooling, then a linear layer: N x C x H x W -> N x classes (the last node)",
+            params=lambda c_in, c_out: c_in * c_out + c_out,
+            madds=lambda c_in, c_out, h, w: c_in * c_out + c_out)
