@@ -43,4 +43,7 @@ def _import(module: str):  # -> the module
         if exc.name != module.partition(".")[0] or cwd in sys.path:
             raise
         sys.path.insert(0, cwd)  # as `python -m` would: a module beside the user
-        return importlib.import_module(module)
+        try:
+            return importlib.import_module(module)
+        finally:  # for this import only: the folder's other files stay out of later imports
+            sys.path.remove(cwd)

@@ -84,3 +84,68 @@ def test_installed_modules_are_imported_without_trust(tmp_path, monkeypatch):
                     "nodes:\n  a: {op: conv_1x1, in: x}\noutput: a\n")
     with pytest.raises(SpaceError, match="cannot import module 'no_such_module_xyz'"):
         build_graph(Space.from_yaml(path))
+
+
+@pytest.fixture
+def space_with_task(tmp_path):
+    """(space file, module name, marker) for a space whose `task: module:attr` is a module
+    beside it (no `imports:`), which writes the marker when it runs."""
+    name = f"task_{uuid.uuid4().hex[:10]}"
+    marker = tmp_path / "ran.txt"
+    (tmp_path / f"{name}.py").write_text(
+        "from pathlib import Path\n"
+        "from nasflow.tasks import Task\n"
+        f"Path({str(marker)!r}).write_text('ran')\n"
+        "class MyTask(Task):\n"
+        "    cost_size = (3, 5)\n")
+    path = tmp_path / "space.yaml"
+    path.write_text(f"name: t\ntask: {name}:MyTask\ninputs: {{x: 3}}\n"
+                    "nodes:\n  a: {op: conv_1x1, in: x, out: 4}\noutput: a\n")
+    yield path, name, marker
+    set_trust_imports(None)
+    sys.modules.pop(name, None)
+
+
+def test_untrusted_task_module_beside_the_space_is_refused(space_with_task, monkeypatch):
+    from nasflow.tasks.contract import default_cost_size, make_task
+
+    path, name, marker = space_with_task
+    monkeypatch.delenv(ENV, raising=False)
+    before = list(sys.path)
+    space = Space.from_yaml(path)
+    for look_up in (lambda: default_cost_size(space), lambda: make_task(None, {}, space)):
+        with pytest.raises(SpaceError) as info:
+            look_up()
+        text = str(info.value)
+        assert f"task '{name}:MyTask'" in text and f"module '{name}'" in text and str(path.parent) in text
+        assert "--trust-imports" in text and ENV in text and f"{path}:2" in text  # the `task:` line
+    assert not marker.exists() and name not in sys.modules and sys.path == before
+    refused = runner.invoke(app, ["cost", str(path)])  # no --size: the task's size is asked for
+    assert refused.exit_code != 0 and "--trust-imports" in str(refused.exception) and not marker.exists()
+
+
+def test_trusted_task_module_runs_is_named_and_leaves_sys_path_alone(space_with_task, monkeypatch):
+    from nasflow.tasks.contract import default_cost_size
+
+    path, name, marker = space_with_task
+    monkeypatch.delenv(ENV, raising=False)
+    set_trust_imports(True)  # as --trust-imports does
+    before = list(sys.path)
+    with pytest.warns(NasflowWarning, match=rf"imported {name}"):
+        assert default_cost_size(Space.from_yaml(path)) == (3, 5)
+    assert marker.exists() and sys.path == before
+
+
+def test_untrusted_task_module_in_the_current_folder_is_refused_by_name(space_with_task, monkeypatch):
+    """The preset look-ups get the task's name alone: a module in the current folder is
+    refused there too, and a name from an installed package is not."""
+    from nasflow.tasks.contract import get_task_factory
+    from nasflow.tasks.presets import task_presets
+
+    path, name, marker = space_with_task
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.chdir(path.parent)
+    with pytest.raises(SpaceError, match=rf"module '{name}'.*--trust-imports"):
+        task_presets(f"{name}:MyTask")
+    assert not marker.exists() and name not in sys.modules
+    assert get_task_factory("nasflow.spaces.dlsr.task:SRTask").name == "sr"

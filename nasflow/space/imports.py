@@ -10,6 +10,10 @@ scripts and shells). Then it is imported with those folders on sys.path for the 
 op it would register is then one error naming the module and how to allow it
 (SpaceImports.unknown_op_hint).
 
+The same rule covers a module a space names elsewhere, as `task: module:attr`
+(import_named_module, called when the task is looked up): found only beside the space file
+or in the current folder, it is imported only when trusted, else one error names it.
+
 Space.from_data imports them before validating the nodes (a node kind a module registers
 must be known to read its nodes); build_graph imports them again for spaces built in Python
 (a module already imported is not run again).
@@ -108,13 +112,15 @@ def import_space_modules(space: _WithImports) -> SpaceImports:
     return import_modules(space.imports, space.source)
 
 
-def import_modules(modules: list[str], source: SourceMap) -> SpaceImports:
-    """Import what may run of `modules`, a space's `imports:` read from `source`."""
+def import_modules(modules: list[str], source: SourceMap, folders: list[Path] | None = None) -> SpaceImports:
+    """Import what may run of `modules`, a space's `imports:` read from `source` (`folders`:
+    where code that came with it is looked for; default: the file's folder and the current one)."""
     result = SpaceImports()
     if not modules:
         return result
-    folders = [Path(source.file).resolve().parent] if source.file else []
-    folders += [p for p in [Path.cwd().resolve()] if p not in folders]
+    if folders is None:
+        folders = [Path(source.file).resolve().parent] if source.file else []
+        folders += [p for p in [Path.cwd().resolve()] if p not in folders]
     for i, module in enumerate(modules):
         local = _beside(module, folders)
         installed = _installed(module, folders)
@@ -138,3 +144,23 @@ def import_modules(modules: list[str], source: SourceMap) -> SpaceImports:
         warnings.warn(NasflowWarning(f"ran code that came with the space file: imported "
                                      f"{', '.join(result.from_folder)} (trusted imports)"), stacklevel=3)
     return result
+
+
+def import_named_module(module: str, what: str, source: SourceMap | None = None) -> None:
+    """Import `module`, named by `what` (e.g. "task 'featreg:Regression'") in a space read from
+    `source`, under the rule above: nothing happens to an installed module (its lookup
+    imports it) or to one found nowhere (its lookup says so); one found only beside the space
+    file or in the current folder is imported (and named) when trusted, else one SpaceError
+    names it and how to allow it."""
+    folders = [Path(source.file).resolve().parent] if source is not None and source.file else []
+    folders += [p for p in [Path.cwd().resolve()] if p not in folders]
+    local = _beside(module, folders)
+    if local is None or _installed(module, folders):
+        return
+    where = source.where(("task",)) if source is not None else None
+    if not trust_imports():
+        raise SpaceError(f"{what} names module '{module}' ({local}), code found beside the space file or "
+                         f"in the current folder; it was not imported: {HOW_TO_TRUST}", where)
+    imported = import_modules([module], source or SourceMap(None), folders)
+    if not imported.imported:  # pragma: no cover - trusted and found: imported or raised
+        raise SpaceError(f"{what}: cannot import module '{module}'", where)

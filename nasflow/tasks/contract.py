@@ -13,6 +13,7 @@ import difflib
 import inspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Any, Callable, ClassVar
 
 import torch
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 from nasflow.errors import NasflowError
 from nasflow._plugins import lookup
 from nasflow.registry import Registry
-from nasflow.space.imports import import_space_modules
+from nasflow.space.imports import import_named_module, import_space_modules
 from nasflow.space.schema import Space
 
 Batch = Any  # whatever the task's batches yield and its loss reads
@@ -233,14 +234,19 @@ TASKS: Registry[TaskFactory] = Registry("task")
 register_task: Callable[[str], Callable[[TaskFactory], TaskFactory]] = TASKS.decorator()
 
 
-def get_task_factory(name: str) -> TaskFactory:
-    """A task class by registered name, `nasflow.tasks` entry point, or 'module:attr'."""
+def get_task_factory(name: str, space: Space | None = None) -> TaskFactory:
+    """A task class by registered name, `nasflow.tasks` entry point, or 'module:attr'. A
+    'module:attr' whose module is found only beside `space`'s file or in the current folder
+    is code that came with the space: imported only when trusted (nasflow.space.imports)."""
+    module, colon, _ = name.partition(":")
+    if colon and name not in TASKS and not entry_points(group="nasflow.tasks", name=name):
+        import_named_module(module, f"task '{name}'", space.source if space is not None else None)
     return lookup(TASKS, "nasflow.tasks", name)
 
 
-def get_task_class(name: str) -> type[Task]:
+def get_task_class(name: str, space: Space | None = None) -> type[Task]:
     """The Task subclass registered as `name`; one clear error for anything else."""
-    factory = get_task_factory(name)
+    factory = get_task_factory(name, space)
     if not (isinstance(factory, type) and issubclass(factory, Task)):
         raise NasflowError(f"task '{name}' is {factory!r}, not a subclass of nasflow.tasks.Task; "
                            "see docs/writing-a-task.md")
@@ -273,7 +279,7 @@ def make_task(name: str | None, options: Mapping[str, Any], space: Space) -> Tas
     if name is None:
         raise NasflowError(f"space '{space.name}' names no task; add `task: NAME` to it or pass --task NAME")
     import_space_modules(space)  # a module it imports may register the task
-    cls = get_task_class(name)
+    cls = get_task_class(name, space)
     accepted = cls.options()
     if accepted is not None:
         for key in options:
@@ -294,7 +300,7 @@ def task_class_for(space: Space | None, task: str | None = None) -> type[Task]:
     name = task or (space.task if space is not None else None)
     if name and space is not None:
         import_space_modules(space)  # a module it imports may register the task
-    return get_task_class(name) if name else Task
+    return get_task_class(name, space) if name else Task
 
 
 def default_cost_size(space: Space, task: str | None = None) -> tuple[int, int]:

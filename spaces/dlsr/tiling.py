@@ -74,9 +74,11 @@ def model_predictor(model: nn.Module, backend: str = "eager", dtype: str = "fp32
 def tile_spans(size: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int, int, int]]:
     """(in_start, in_end, core_start, core_end) per tile along one axis of `size` pixels.
 
-    The cores partition 0..size; each tile reads its core plus up to `overlap` pixels on each
-    side (less at the image border) and at most `tile` pixels in all; tile origins are
-    multiples of `align` wherever the image border allows it.
+    The cores partition 0..size; each tile reads its core plus at least `overlap` pixels on
+    each side (less at the image border) and exactly min(tile, size) pixels in all, so every
+    tile of an image has one shape: the eager backend's oneDNN keeps kernels and buffers per
+    input shape, and its memory grew with each new one (issue 15). Tile origins are multiples
+    of `align` wherever the image border allows it.
     """
     if size <= tile:
         return [(0, size, 0, size)]
@@ -90,9 +92,8 @@ def tile_spans(size: int, tile: int, overlap: int, align: int = 1) -> list[tuple
     spans = []
     for cs, ce in zip(cuts[:-1], cuts[1:]):
         start = max(0, cs - overlap) // align * align
-        end = min(size, ce + overlap)
-        if end - start > tile:  # only when alignment pushed the start left at the far end
-            start = end - tile
+        end = min(size, start + tile)  # >= ce + overlap: `core` left room for it
+        start = end - tile  # moves only at the far end (then unaligned)
         spans.append((start, end, cs, ce))
     return spans
 
