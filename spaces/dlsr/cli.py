@@ -99,8 +99,8 @@ def upscale(
     out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (or an image file for one input).")],
     tile: Annotated[Optional[int], typer.Option(min=1, help="LR tile side in pixels. Default: the largest "
                                                 "whose activations fit --tile-memory.")] = None,
-    tile_memory: Annotated[int, typer.Option(min=16, help="MiB of activations one tile may take (every node's "
-                                             "output counted): picks the tile size.")] = 1024,
+    tile_memory: Annotated[int, typer.Option(min=16, help="MiB of activations one tile may take (estimated for "
+                                             "the backend from the model's layers): picks the tile size.")] = 1024,
     overlap: Annotated[int, typer.Option(min=0, help="LR pixels each tile reads beyond the part it writes.")] = 32,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ... Default: cuda if available.")] = None,
     backend: Annotated[Optional[str], typer.Option(help=BACKEND_HELP)] = None,
@@ -116,11 +116,13 @@ def upscale(
     from .tiling import model_predictor, tile_for_memory, upscale_file
 
     model, _, dev, scale = load_sr_model(model_dir, device)
-    if tile is None:  # larger tiles recompute less overlap: as large as the memory allows
-        tile = tile_for_memory(model.graph, tile_memory << 20, overlap)
     pairs = collect_inputs(inputs, out)
-    predict = model_predictor(model, pick_backend(model, dev, backend, dtype, (tile + 2 * overlap,) * 2,
-                                                  report=lambda text: console.print(text, highlight=False)), dtype)
+    guess = tile or tile_for_memory(model.graph, tile_memory << 20, overlap)  # the eager bound: the largest
+    chosen = pick_backend(model, dev, backend, dtype, (guess,) * 2,
+                          report=lambda text: console.print(text, highlight=False))
+    if tile is None:  # larger tiles recompute less overlap: as large as the backend's memory allows
+        tile = tile_for_memory(model.graph, tile_memory << 20, overlap, backend=chosen)
+    predict = model_predictor(model, chosen, dtype)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         job = bar.add_task(f"upscaling x{scale}", total=len(pairs))

@@ -38,7 +38,8 @@ from nasflow.space.graph import Graph
 from .images import save_rgb, to_image, to_tensor
 from .png_stream import PngStream
 
-__all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "DEFAULT_TILE_MEMORY", "Predict", "tile_for_memory", "model_predictor", "tile_spans", "upscale_bands",
+__all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "DEFAULT_TILE_MEMORY", "Predict", "activation_bytes_per_pixel",
+           "tile_for_memory", "model_predictor", "tile_spans", "upscale_bands",
            "upscale_file", "upscale_image", "upscale_tiled"]
 
 Predict = Callable[[Tensor], Tensor]
@@ -49,17 +50,44 @@ DEFAULT_OVERLAP = 32  # LR pixels; measured (module docstring): 16 is as good, 8
 DEFAULT_ALIGN = 6
 
 
-DEFAULT_TILE_MEMORY = 1 << 30  # bytes of activations a tile may take: 1 GiB gives DLSR (C48) its 256 px
+DEFAULT_TILE_MEMORY = 1 << 30  # bytes of activations a tile may take (nasflow upscale --tile-memory)
+# onnxruntime / OpenVINO reuse buffers, so a forward pass holds about the live activations,
+# but measured peaks were 1.7-1.9x their sum (workspaces, arena rounding): DLSR C48 at a 256 px
+# tile 305 MB against 164 MB live; an 11.7K-param model at 1024 px 643 MB against 382 MB.
+RUNTIME_SLACK = 2
+_REUSING = ("onnx", "openvino")
+
+
+def _live_peak(graph: Graph) -> float:
+    """Peak of the outputs alive at once (channels x relative area), walking the nodes in
+    their topological order: an output lives from its node until its last reader."""
+    order = list(graph.nodes)
+    last = {name: i for i, name in enumerate(order)}
+    for i, name in enumerate(order):
+        for src in graph.nodes[name].inputs:
+            last[src] = max(last[src], i)
+    last[graph.output] = len(order)
+    area = {name: node.c_out * float(node.size) ** 2 for name, node in graph.nodes.items()}
+    return max(sum(area[m] for m in order[:i + 1] if last[m] >= i) for i in range(len(order)))
+
+
+def activation_bytes_per_pixel(graph: Graph, backend: str = "eager") -> float:
+    """Bytes of float32 activations one LR pixel costs in a forward pass on `backend`. The
+    eager backends hold every node's output until the pass returns (the compiled supernet
+    keeps them for its readers): their sum, which matched measured peaks to within 1.2x.
+    onnxruntime and OpenVINO free what no later node reads: the live peak, times RUNTIME_SLACK."""
+    if backend in _REUSING:
+        return RUNTIME_SLACK * 4 * _live_peak(graph)
+    return 4 * sum(node.c_out * float(node.size) ** 2 for node in graph.nodes.values())
 
 
 def tile_for_memory(graph: Graph, budget: int = DEFAULT_TILE_MEMORY, overlap: int = DEFAULT_OVERLAP,
-                    align: int = DEFAULT_ALIGN) -> int:
-    """The largest LR tile side whose activations fit in `budget` bytes, counting every node's
-    float32 output once at its resolution: an upper bound, as the backends free (onnxruntime:
-    reuse) most of them as they go. Larger tiles recompute less overlap: at overlap 32 a
+                    align: int = DEFAULT_ALIGN, backend: str = "eager") -> int:
+    """The largest LR tile side whose activations on `backend` fit in `budget` bytes
+    (activation_bytes_per_pixel). Larger tiles recompute less overlap: at overlap 32 a
     256 px tile computes 1.9x the image's pixels, a 666 px one 1.2x. At least the smallest
     tile the overlap leaves room in."""
-    per_pixel = 4 * sum(node.c_out * float(node.size) ** 2 for node in graph.nodes.values())
+    per_pixel = activation_bytes_per_pixel(graph, backend)
     return max(math.isqrt(int(budget // max(per_pixel, 1.0))), 2 * overlap + align)
 
 
@@ -75,8 +103,8 @@ def tile_spans(size: int, tile: int, overlap: int, align: int = 1) -> list[tuple
     """(in_start, in_end, core_start, core_end) per tile along one axis of `size` pixels.
 
     The cores partition 0..size; each tile reads its core plus at least `overlap` pixels on
-    each side (less at the image border) and exactly min(tile, size) pixels in all, so every
-    tile of an image has one shape: the eager backend's oneDNN keeps kernels and buffers per
+    each side (less at the image border) and the same number of pixels, at most `tile` (no more
+    than the largest core and its margins need), so every tile of an image has one shape: the eager backend's oneDNN keeps kernels and buffers per
     input shape, and its memory grew with each new one (issue 15). Tile origins are multiples
     of `align` wherever the image border allows it.
     """
@@ -89,6 +117,9 @@ def tile_spans(size: int, tile: int, overlap: int, align: int = 1) -> list[tuple
                            f"(align {align}): use a tile larger than {2 * overlap + align - 1}")
     n = -(-size // core)
     cuts = [round(i * size / n) for i in range(n + 1)]  # balanced cores
+    # Read no more than the largest core needs: a tile far larger than its core recomputes
+    # the excess (2000 px in 2 tiles of 1214 read 1.2x the pixels per axis, not 1.07x).
+    tile = min(tile, max(b - a for a, b in zip(cuts, cuts[1:])) + 2 * overlap + align - 1)
     spans = []
     for cs, ce in zip(cuts[:-1], cuts[1:]):
         start = max(0, cs - overlap) // align * align

@@ -127,3 +127,21 @@ def test_tile_size_is_the_largest_that_fits_the_memory_budget() -> None:
     # the default budget keeps DLSR's measured-safe 256-pixel tile and gives a small model larger ones
     assert 250 <= tile_for_memory(big) <= 256 < tile_for_memory(small)
     assert tile_for_memory(big, 1) == 2 * 32 + 6  # never below what the overlap needs
+
+
+def test_onnx_tiles_count_the_live_activations_only() -> None:
+    """onnxruntime frees what no later node reads: its estimate is the live peak (times the
+    measured slack), so its tiles are larger than eager's, which holds every output."""
+    from nasflow.space.schema import Space, op
+    from nasflow.spaces.dlsr.tiling import RUNTIME_SLACK, activation_bytes_per_pixel, tile_for_memory
+
+    chain = build_graph(Space(name="t", inputs={"x": 3}, output="c", nodes={
+        "a": op("conv_3x3", "x", out=8), "b": op("conv_3x3", "a", out=16), "c": op("conv_1x1", "b", out=4)}))
+    # x dies once a is computed, a once b is: the widest moment holds a and b (8 + 16 channels)
+    assert activation_bytes_per_pixel(chain, "onnx") == RUNTIME_SLACK * 4 * 24  # b (16) + a (8) while b runs
+    assert activation_bytes_per_pixel(chain, "eager") == 4 * (3 + 8 + 16 + 4)
+    big = build_graph(load_space(DLSR / "dlsr.yaml", {"channels": 48}))
+    per_pixel = activation_bytes_per_pixel(big, "onnx")
+    tile = tile_for_memory(big, 256 * MiB, backend="onnx")
+    assert per_pixel * tile ** 2 <= 256 * MiB < per_pixel * (tile + 1) ** 2
+    assert tile_for_memory(big, backend="onnx") > tile_for_memory(big, backend="eager")
