@@ -42,7 +42,7 @@ def factory_args(factory: Factory) -> dict[str, Any]:
 @dataclass(frozen=True)
 class OpSpec:
     name: str
-    # The factory, or "module:attr" where it lives (imported on first build: `factory`).
+    # The factory, or "module:attr" where it lives (imported on first use of `factory`).
     source: Factory | str
     params: Callable[..., int]  # (c_in, c_out, **args) -> number of parameters
     madds: Callable[..., int]  # (c_in, c_out, h, w, **args) -> Multi-Adds on an h x w input
@@ -58,6 +58,7 @@ class OpSpec:
     # False when registered without `params`: such an op is taken to be parameter-free, and
     # building one whose module has parameters is an error (nasflow.compile.mixed_ops.build_op).
     declared_params: bool = True
+    _loaded: Factory | None = field(default=None, init=False, repr=False, compare=False)  # source, imported
 
     def bind(self, args: dict[str, Any]) -> dict[str, Any]:
         return {**self.args, **args}
@@ -67,12 +68,14 @@ class OpSpec:
         """The module factory, imported from `source` on first use (imports torch)."""
         if not isinstance(self.source, str):
             return self.source
-        found = _resolve(self.name, self.source)
-        if factory_args(found) != self.args:
-            raise NasflowError(f"op '{self.name}': its factory {self.source} takes {factory_args(found)} "
-                               f"but the op was registered with args={self.args}; make them agree")
-        object.__setattr__(self, "source", found)  # resolve once
-        return found
+        if self._loaded is None:
+            found = _resolve(self.name, self.source)
+            if factory_args(found) != self.args:
+                raise NasflowError(f"op '{self.name}': its factory {self.source} takes {factory_args(found)} "
+                                   f"but the op was registered with args={self.args}; make them agree")
+            object.__setattr__(self, "_loaded", found)  # import and check once
+        assert self._loaded is not None
+        return self._loaded
 
 
 def _resolve(name: str, source: str) -> Factory:
