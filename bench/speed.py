@@ -9,7 +9,10 @@ in tests):
    on top of the previous one, so each lever's gain shows: fused kernels, channels_last,
    reuse_forward, bf16 autocast. Each configuration runs alone in a fresh process (warm-up
    step, then the timed ones), where its peak resident set size (ru_maxrss) is read before
-   the first step (model, optimizers, data) and after the last.
+   the first step (model, optimizers, data) and after the last. The "auto" row is what
+   `nasflow search --levers auto` picks on this machine for this configuration (timed once
+   and cached by nasflow/hardware/auto.py), timed here in the same rounds as the other rows,
+   and checked against the default row: auto must not be slower than the default.
 2. Seconds per image of derived DLSR x2 on a 640x360 image: plain eager fp32 NCHW against
    the Predictor backends (nasflow/inference.py), with max |diff| and PSNR against the HR.
 """
@@ -38,6 +41,24 @@ SEARCH_ROWS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+def auto_levers(args: argparse.Namespace) -> tuple[dict[str, bool], str, dict[str, float]]:
+    """What `--levers auto` picks for the bench's search (MiLeNAS, its batch, channels,
+    scale and HR patch, the SR task) on this machine: (levers, "cache" or "measured", its own timings)."""
+    from nasflow.hardware.auto import choose_search_levers
+    from nasflow.hardware.timing import threads
+    from nasflow.search.config import SearchConfig
+    from nasflow.space.load import load_space
+    from nasflow.tasks.contract import make_task
+
+    overrides = {"channels": args.channels, "scale": args.scale}
+    config = SearchConfig(strategy="milenas", batch_size=args.batch, overrides=overrides, task="sr",
+                          task_options={"patch": args.patch}, amp="none", device="cpu")
+    space = load_space(HERE.parent / "spaces" / "dlsr" / "space.yaml", overrides)
+    with threads(args.threads):
+        choice = choose_search_levers(config, space, make_task("sr", config.task_options, space))
+    return choice.value, choice.source, choice.timings
+
+
 def search_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Each configuration alone in a fresh process (bench/search_step.py): a warm-up step,
     then `steps` timed ones, and its peak RSS. One process per configuration, because in a
@@ -48,13 +69,19 @@ def search_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     base = {"batch": args.batch, "channels": args.channels, "patch": args.patch, "scale": args.scale,
             "steps": args.steps, "threads": args.threads, "keep_memory": args.malloc == "kept"}
     rows = [{"name": name, **levers} for name, levers in SEARCH_ROWS]
+    if args.auto:
+        print("  levers auto: what nasflow search picks here ...", file=sys.stderr, flush=True)
+        picked, source, own = auto_levers(args)
+        name = ("fused" if picked["fuse"] else "plain") + (" channels_last" if picked["channels_last"] else " NCHW")
+        rows.append({"name": f"auto ({name})", **SEARCH_ROWS[0][1], **picked, "auto": True,
+                     "auto_source": source, "auto_timings": own})
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     for r in range(args.rounds):
         for row in rows:
             if "error" in row:
                 continue
             print(f"  round {r + 1} of {args.rounds}: {row['name']} ...", file=sys.stderr, flush=True)
-            cfg = {**base, **{k: row[k] for k in SEARCH_ROWS[0][1]}}
+            cfg = {**base, **{k: row[k] for k in SEARCH_ROWS[0][1]}}  # the levers only
             proc = subprocess.run([sys.executable, str(HERE / "search_step.py"), json.dumps(cfg)],
                                   capture_output=True, text=True, env=env)
             if proc.returncode != 0:
@@ -91,6 +118,16 @@ def print_search(rows: list[dict[str, Any]]) -> None:
           "process's CPU time per step (all threads); peak RSS: ru_maxrss of that process;\n"
           "step MB: its growth over the steps (the activations);\n"
           "loss diff: the first step's train loss relative to plain (same weights, arch and batch).")
+    auto = next((r for r in rows if r.get("auto")), None)
+    default = next((r for r in rows if "[default]" in r["name"]), None)
+    if auto is not None and default is not None and "error" not in auto and "error" not in default:
+        same = all(auto[k] == default[k] for k in SEARCH_ROWS[0][1])
+        ratio = auto["s_per_step"] / default["s_per_step"]
+        # the same configuration in two processes differs by noise only; another one must be faster
+        verdict = ("the default configuration itself" if same else
+                   "faster than the default: OK" if ratio <= 1.0 else "SLOWER than the default")
+        print(f"levers auto ({auto['auto_source']}) picked {auto['name'][6:-1]}: {auto['s_per_step']:.2f} s/step "
+              f"against the default's {default['s_per_step']:.2f} in this run ({ratio:.2f}x), {verdict}")
 
 
 def print_inference(result: dict[str, Any]) -> None:
@@ -126,6 +163,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--reps", type=int, default=3, help="timed inference runs per backend")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", choices=["search", "inference"], help="run one half only")
+    parser.add_argument("--no-auto", dest="auto", action="store_false",
+                        help="leave out the search's auto row (what --levers auto picks, timed once and cached)")
     parser.add_argument("--malloc", choices=["kept", "default"], default="kept",
                         help="kept: nasflow's keep_freed_memory (levers.py) for every configuration, "
                              "plain included; default: glibc's own thresholds")

@@ -33,12 +33,20 @@ def profile(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a space param: --set channels=18")] = None,
     dtype: Annotated[str, typer.Option(help="fp32 or bf16 (eager only).")] = "fp32",
     backend: Annotated[str, typer.Option(help="eager, onnx or openvino: the inference runtime to time.")] = "eager",
+    clock: Annotated[str, typer.Option(help=(
+        "wall: the latency a user sees; cpu: the process's CPU time, for a machine shared with other "
+        "jobs, with --threads 1 (with more threads it adds theirs)."))] = "wall",
     warmup: Annotated[int, typer.Option(help="Untimed runs before timing each node.")] = 2,
     reps: Annotated[int, typer.Option(help="Timed runs per node (median and spread).")] = 7,
     check: Annotated[bool, typer.Option("--check", help=(
         "Then time N random derived architectures end to end and compare with the table's "
         "prediction (Spearman rank correlation, mean relative error)."))] = False,
     n: Annotated[int, typer.Option("-n", help="Architectures for --check.")] = 8,
+    check_reps: Annotated[int, typer.Option(help=(
+        "Rounds of --check: each round times every architecture and every node once, interleaved."))] = 5,
+    calibrate: Annotated[int, typer.Option(help=(
+        "Derived architectures timed whole while profiling, for the table's per-node overhead "
+        "(0: none)."))] = 2,
     table_file: Annotated[Optional[Path], typer.Option("--table", help=(
         "Check this existing table (with --check) instead of profiling again."))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
@@ -55,7 +63,7 @@ def profile(
     from nasflow.tasks.contract import default_cost_size
 
     graph = load_graph(space, parse_sets(set_))
-    runner = Runner(backend, device, dtype)
+    runner = Runner(backend, device, dtype, clock)
     if table_file is not None:  # the table has its own size
         if not check:
             raise NasflowError("--table gives a table to --check; add --check, or drop --table to profile")
@@ -70,14 +78,15 @@ def profile(
             task = bar.add_task("profiling", total=None, what="")
             table = profile_space(graph, input_size, runner, threads, warmup, reps,
                                   progress=lambda done, total, what: bar.update(task, completed=done,
-                                                                                 total=total, what=what))
+                                                                                 total=total, what=what),
+                                  calibrate=calibrate)
         if out is not None:
             table.save(out)
     result = None
     if check:
         with _progress(disable=as_json) as bar:
             task = bar.add_task("checking", total=None, what="")
-            result = check_table(graph, table, n=n, threads=threads, warmup=warmup, reps=max(3, reps // 2),
+            result = check_table(graph, table, n=n, threads=threads, warmup=warmup, reps=check_reps,
                                  progress=lambda done, total, what: bar.update(task, completed=done,
                                                                                 total=total, what=what))
     if as_json:
@@ -93,14 +102,18 @@ def profile(
 
 def _machine(table) -> str:  # table: LatencyTable
     m = table.machine
-    return f"{m.kind} '{m.name}', {m.threads} thread(s), {m.backend} {m.dtype}, torch {m.torch}"
+    clock = ", CPU time" if m.clock == "cpu" else ""
+    return f"{m.kind} '{m.name}', {m.threads} thread(s), {m.backend} {m.dtype}{clock}, torch {m.torch}"
 
 
 def latency_table_view(table) -> Table:  # table: LatencyTable
     h, w = table.input_size
     oh, ow = table.output_size
+    overhead = (f"; per-node overhead {table.node_overhead_ms:+.3f} ms (from {table.calibrated_on} whole "
+                "architecture(s)), in every prediction" if table.calibrated_on else "")
     view = Table(title=f"{table.space}: latency on a {w}x{h} input ({ow}x{oh} output)",
-                 caption=f"{_machine(table)}; median of {table.reps} runs, +- half the interquartile range")
+                 caption=(f"{_machine(table)}; median of {table.reps} interleaved rounds, +- half the "
+                          f"interquartile range{overhead}"))
     for col in ("node", "kind", "option", "ms", "+-"):
         view.add_column(col, justify="right" if col in ("ms", "+-") else "left")
     shown: set[str] = set()
@@ -118,12 +131,18 @@ def latency_table_view(table) -> Table:  # table: LatencyTable
 
 
 def check_view(result, table) -> Table:  # result: CheckResult
-    view = Table(title=f"predicted vs measured, {len(result.rows)} random derived architectures",
-                 caption=(f"Spearman {result.spearman:.3f}, mean relative error "
-                          f"{100 * result.mean_relative_error:.1f}% ({_machine(table)})"))
-    for col in ("architecture", "predicted ms", "measured ms", "error"):
+    one = len(result.rows) == 1  # a derived architecture against the table
+    ranks = lambda rho: "" if one else f"Spearman {rho:.3f}, "  # noqa: E731
+    view = Table(title="predicted vs measured, " + ("the architecture" if one else
+                                                    f"{len(result.rows)} random derived architectures"),
+                 caption=(f"{ranks(result.spearman)}mean relative error {100 * result.mean_relative_error:.1f}% "
+                          "(whole networks and the table's nodes timed interleaved, medians); the table as "
+                          f"written: {ranks(result.table_spearman)}error "
+                          f"{100 * result.table_mean_relative_error:.1f}%, its nodes ran {result.drift:.2f}x "
+                          f"its times now ({_machine(table)})"))
+    for col in ("architecture", "predicted ms", "measured ms", "+-", "error", "table ms"):
         view.add_column(col, justify="left" if col == "architecture" else "right")
     for r in result.rows:
-        view.add_row(r.genotype, f"{r.predicted_ms:.1f}", f"{r.measured_ms:.1f}",
-                     f"{100 * (r.predicted_ms - r.measured_ms) / r.measured_ms:+.1f}%")
+        view.add_row(r.genotype, f"{r.predicted_ms:.1f}", f"{r.measured_ms:.1f}", f"{r.spread_ms / 2:.1f}",
+                     f"{100 * (r.predicted_ms - r.measured_ms) / r.measured_ms:+.1f}%", f"{r.table_ms:.1f}")
     return view

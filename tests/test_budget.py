@@ -7,9 +7,11 @@ import torch
 from synthetic import PlantedTask, fast_config, planted_space
 
 from nasflow.compile.supernet import compile_graph
-from nasflow.derive.genotype import Genotype
+from nasflow.derive.genotype import Genotype, derive_space
 from nasflow.errors import NasflowError
+from nasflow.hardware.check import check_table
 from nasflow.hardware.profile import profile_space
+from nasflow.hardware.timing import Runner, threads
 from nasflow.search.budget import STRENGTH, Budget, BudgetPenalty, derived_against_budget
 from nasflow.search.decision_costs import DecisionCosts
 from nasflow.search.loop import run_search
@@ -113,3 +115,28 @@ def test_latency_budget_search_lands_under_its_budget(tmp_path):
                                   latency_table=path), tmp_path / "held", space=space, task=PlantedTask(op="conv_5x5"))
     got = costs.of_genotype(graph, held.genotype)
     assert got <= limit, (held.genotype, got, limit)
+
+
+def test_latency_budget_search_lands_under_its_budget_by_measurement(tmp_path):
+    # Two candidates far apart (conv_5x5 does 25x conv_1x1's work), timed on
+    # the process's CPU time with one thread, so other jobs on the machine do not move the
+    # figures; the table is calibrated (per-node overhead) on two whole architectures.
+    space = planted_space(channels=16, candidates=["conv_1x1", "conv_5x5"])
+    graph = build_graph(space)
+    with threads(1):
+        table = profile_space(graph, (128, 128), Runner(clock="cpu"), warmup=1, reps=5, calibrate=2)
+    assert table.calibrated_on == 2 and table.machine.clock == "cpu"
+    path = str(table.save(tmp_path / "t.json"))
+    costs = table.decision_costs(graph)
+    m = next(n for n in costs.nodes if n.node == "m")
+    assert max(m.costs) > 2 * min(m.costs)  # the budget below sits well apart from both
+    e = next(n for n in costs.nodes if n.node == "e")
+    limit = costs.fixed + 2 * max(e.costs) + (min(m.costs) + max(m.costs)) / 2
+    task = PlantedTask(op="conv_5x5", channels=16)
+    held = run_search(fast_config(gamma=0.2, regularizer="latency", budget=f"latency={limit}ms", latency_table=path),
+                      tmp_path / "held", space=space, task=task)
+    assert held.genotype.choices["m"] == "conv_1x1"
+    # the derived model run whole, interleaved with the table's nodes, on the table's clock and threads
+    measured = check_table(build_graph(derive_space(space, held.genotype)), table, warmup=1, reps=5)
+    (row,) = measured.rows
+    assert row.measured_ms <= limit, (row, limit)

@@ -75,3 +75,23 @@ def test_bad_tables_are_one_line(profiled, tmp_path, capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith("error:") and "Traceback" not in err, err
+
+
+def test_profile_calibrates_on_cpu_time_and_checks_one_architecture(profiled, tmp_path):
+    space, _, _ = profiled
+    out = tmp_path / "cpu.json"
+    result = runner.invoke(app, ["profile", str(space), "--size", "20x12", "--threads", "1", "--warmup", "0",
+                                 "--reps", "2", "--clock", "cpu", "--calibrate", "1", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    table = load_table(out)
+    assert table.machine.clock == "cpu" and table.calibrated_on == 1
+    assert "per-node overhead" in " ".join(result.output.split()) and "CPU time" in result.output
+    derived = derive_space(build_graph(python_space()).space,
+                           Genotype(choices={"m1": "conv_3x3"}, edges={"e3": ["c1", "c2"]}))
+    arch = tmp_path / "arch.yaml"
+    derived.to_yaml(arch)
+    check = runner.invoke(app, ["profile", str(arch), "--table", str(out), "--check", "--warmup", "0",
+                                "--check-reps", "2", "--json"])
+    assert check.exit_code == 0, check.output
+    data = json.loads(check.output)["check"]
+    assert len(data["rows"]) == 1 and data["spearman"] is None and data["rows"][0]["measured_ms"] > 0

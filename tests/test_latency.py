@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -15,8 +16,13 @@ from toy_spaces import YAML_SPACE, python_space
 
 from nasflow.compile.supernet import compile_graph
 from nasflow.derive.genotype import Genotype, derive_space
+from nasflow.errors import NasflowError
+from nasflow.hardware import profile as profile_module
+from nasflow.hardware.archs import CALIBRATION_SEED, random_architectures
 from nasflow.hardware.check import check_table, spearman
 from nasflow.hardware.profile import profile_space
+from nasflow.hardware.timing import Runner, time_interleaved
+from nasflow.search.latency_table import Timing, run_nodes
 from nasflow.search.latency_table import LatencyTableError, cpu_name, load_table
 from nasflow.search.loop import run_search
 from nasflow.search.regularizers import LatencyRegularizer, get_regularizer, make_regularizer
@@ -215,6 +221,76 @@ def test_check_ranks_predicted_against_measured(toy):
     for r in result.rows:
         assert r.predicted_ms > 0 and r.measured_ms > 0
     assert -1 <= result.spearman <= 1 and result.mean_relative_error >= 0
+
+
+def test_check_of_one_derived_architecture(toy):
+    graph, table = toy
+    derived = build_graph(derive_space(graph.space, Genotype(choices={"m1": "sep_conv_3x3"}, edges={"e3": ["c3", "c1"]})))
+    result = check_table(derived, table, warmup=0, reps=2)
+    (row,) = result.rows
+    assert row.table_ms == pytest.approx(table.predict(derived)[0]) and row.measured_ms > 0 and result.drift > 0
+    assert math.isnan(result.spearman) and result.to_json()["spearman"] is None  # one architecture: no ranks
+
+
+def test_interleaved_timing_runs_every_call_once_a_round_in_shuffled_orders():
+    now, log = [0.0], []
+
+    def call(name: str, seconds: float):
+        def run() -> None:
+            log.append(name)
+            now[0] += seconds
+        return run
+
+    calls = {"a": call("a", 1e-3), "b": call("b", 2e-3), "c": call("c", 4e-3)}
+    timed = time_interleaved(calls, warmup=1, rounds=6, clock=lambda: now[0])
+    assert {k: t.ms for k, t in timed.items()} == pytest.approx({"a": 1.0, "b": 2.0, "c": 4.0})
+    assert all(t.spread == pytest.approx(0.0, abs=1e-9) for t in timed.values())
+    assert log[:3] == ["a", "b", "c"]  # the warm-up
+    rounds = [log[3 + 3 * i: 6 + 3 * i] for i in range(6)]
+    assert all(sorted(r) == ["a", "b", "c"] for r in rounds) and len(log) == 21
+    assert len({tuple(r) for r in rounds}) > 1  # shuffled: no call always first
+
+
+def test_calibration_measures_a_per_node_overhead_that_every_prediction_carries(monkeypatch):
+    graph = _yaml_graph(UNPRUNED)
+    archs = random_architectures(graph, 2, CALIBRATION_SEED)
+    nodes = [run_nodes(a) for a in archs]
+    assert len(set(nodes)) == 1  # UNPRUNED: every architecture runs every node
+
+    def fake(calls, warmup, rounds, **kwargs):
+        # every node 1 ms alone (a dense candidate: its share of k inputs); the whole networks
+        # 0.5 and 0.7 ms a node more than their parts
+        return {key: Timing(ms=(1.0 + (0.5, 0.7)[int(key.split()[1])]) * nodes[0] if key.startswith("calibration")
+                            else 1.0, spread=0.0) for key in calls}
+
+    monkeypatch.setattr(profile_module, "time_interleaved", fake)
+    table = profile_space(graph, SIZE, warmup=0, reps=1, calibrate=2)
+    assert table.calibrated_on == 2 and table.node_overhead_ms == pytest.approx(0.6)  # the median
+    plain = profile_space(graph, SIZE, warmup=0, reps=1)
+    assert plain.calibrated_on == 0 and plain.node_overhead_ms == 0.0
+    model = compile_graph(graph)
+    reg = LatencyRegularizer(graph, table)
+    d = graph.decisions
+    for a, b, mix in itertools.product(d["a"].options, d["b"].options, d["mix"].options):
+        geno = Genotype(choices={"a": a, "b": b}, edges={"mix": [mix]})
+        derived = build_graph(derive_space(graph.space, geno))
+        want = plain.predict(derived)[0] + 0.6 * run_nodes(derived)
+        assert table.predict(derived)[0] == pytest.approx(want)
+        with torch.no_grad():
+            for label, row in _one_hot_logits(graph, geno).items():
+                model.arch.logits(label).copy_(row)
+        assert float(reg.expected_ms(model).detach()) == pytest.approx(want, rel=1e-5)
+
+
+def test_cpu_clock_is_stamped_and_checked_with(toy):
+    graph, _ = toy
+    table = profile_space(graph, SIZE, Runner(clock="cpu"), warmup=0, reps=2)
+    assert table.machine.clock == "cpu"
+    assert len(check_table(graph, table, n=2, warmup=0, reps=1).rows) == 2
+    with pytest.raises(NasflowError, match="clock"):
+        Runner(clock="sundial")
+    with pytest.raises(NasflowError, match="OpenVINO"):
+        Runner("openvino", clock="cpu")
 
 
 def test_spearman():

@@ -6,7 +6,8 @@ among the exact configurations only, by timing each once per machine and caching
 
 Search levers: the exact configurations are the fused mixed ops or the plain ones, NCHW or
 channels-last (all equal to float rounding). On the CPU each is timed for a few strategy
-steps of the run's own supernet, batch and task; on a GPU the choice comes from the
+steps of the run's own supernet, batch and task, in runs interleaved with the others' (median
+of the rounds); on a GPU the choice comes from the
 hardware (fused, NCHW) without timing. Inexact levers (bf16 autocast, reuse_forward) are
 never chosen: they are used only when asked for, and asking for bf16 on a CPU without bf16
 instructions gets a warning (on a Xeon without avx512_bf16 it made the DLSR step slower).
@@ -143,19 +144,22 @@ class _StepClock:
         pass
 
 
-def time_search_step(config: SearchConfig, space: Space, task: Task, steps: int = 2) -> float:
-    """Median seconds of a strategy step (after one untimed) with `config`'s levers."""
+def time_search_step(config: SearchConfig, space: Space, task: Task, steps: int = 1) -> list[float]:
+    """Seconds of each of `steps` strategy steps (after one untimed) with `config`'s levers."""
     trial = config.model_copy(update={"steps": steps + 1, "warmup": 0, "log_every": steps + 1,
                                       "checkpoint_every": steps + 1, "snapshot_steps": []})
     clock = _StepClock()
     with tempfile.TemporaryDirectory(prefix="nasflow-levers-") as tmp:
         run_search(trial, Path(tmp) / "run", space=space, task=task, reporter=clock)
-    return statistics.median(b - a for a, b in zip(clock.ends, clock.ends[1:]))
+    return [b - a for a, b in zip(clock.ends, clock.ends[1:])]
 
 
-def choose_search_levers(config: SearchConfig, space: Space, task: Task, steps: int = 2,
+def choose_search_levers(config: SearchConfig, space: Space, task: Task, steps: int = 1, rounds: int = 3,
                          use_cache: bool = True) -> Choice:
-    """The fastest exact levers for this search on this machine (cached per machine)."""
+    """The fastest exact levers for this search on this machine (cached per machine): each
+    configuration's median step over `rounds` runs of `steps` timed steps, the runs of the
+    configurations interleaved, so a load that comes and goes on a shared machine slows
+    them alike (the default configuration is among them: the choice is never slower)."""
     if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available()):
         return Choice(dict(GPU_LEVERS), "hardware")
     what = {"space": space.with_params(config.overrides).to_yaml() if config.overrides else space.to_yaml(),
@@ -165,9 +169,11 @@ def choose_search_levers(config: SearchConfig, space: Space, task: Task, steps: 
     cached = _read_cache().get(key) if use_cache else None
     if cached is not None:
         return Choice(cached["levers"], "cache", cached.get("timings", {}))
-    timings: dict[str, float] = {}
-    for levers in EXACT_LEVERS:
-        timings[_name(levers)] = time_search_step(config.model_copy(update=levers), space, task, steps)
+    samples: dict[str, list[float]] = {_name(levers): [] for levers in EXACT_LEVERS}
+    for r in range(rounds):
+        for levers in EXACT_LEVERS if r % 2 == 0 else EXACT_LEVERS[::-1]:  # no configuration always first
+            samples[_name(levers)] += time_search_step(config.model_copy(update=levers), space, task, steps)
+    timings = {name: statistics.median(t) for name, t in samples.items()}
     best = min(EXACT_LEVERS, key=lambda lv: timings[_name(lv)])
     _write_cache(key, {"levers": best, "timings": timings})
     return Choice(dict(best), "measured", timings)

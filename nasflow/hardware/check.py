@@ -1,6 +1,13 @@
 """`nasflow profile --check`: can the table be trusted on this machine? Build N random derived
 architectures of the space, time each end to end as inference runs it, and compare with
 what the table predicts (Spearman rank correlation and mean relative error).
+
+The whole networks and the table's nodes are timed interleaved (round after round, each
+once, shuffled: nasflow/hardware/timing.py), so on a shared machine the load of the moment
+slows both sides alike. The headline figures compare the end-to-end medians with the
+table's model (sum of nodes + per-node overhead) on the nodes' medians of the same rounds;
+the table as written is compared too, and `drift` says how much slower the nodes ran now
+than when the table was written (1.0 on a machine in the same state).
 """
 from __future__ import annotations
 
@@ -8,24 +15,25 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
-
-from nasflow.compile.supernet import compile_graph
-from nasflow.derive.genotype import derive_space, genotype_from_arch
 from nasflow.errors import NasflowError
-from nasflow.hardware.timing import Runner, threads as using_threads, time_call
-from nasflow.search.latency_table import LatencyTable
-from nasflow.space.graph import Graph, build_graph
+from nasflow.hardware.archs import CHECK_SEED, end_to_end, random_architectures, short_name
+from nasflow.hardware.profile import Probe, assemble, probes
+from nasflow.hardware.timing import CLOCKS, Runner, threads as using_threads, time_interleaved
+from nasflow.search.latency_table import LatencyTable, NodeEntry
+from nasflow.space.graph import Graph
 
 Progress = Callable[[int, int, str], None]
+
+__all__ = ["CheckResult", "CheckRow", "check_table", "random_architectures", "spearman"]
 
 
 @dataclass
 class CheckRow:
     genotype: str
-    predicted_ms: float
-    measured_ms: float
-    spread_ms: float
+    predicted_ms: float  # the table's model on the nodes timed in the same rounds
+    measured_ms: float  # the whole network, median of the rounds
+    spread_ms: float  # its interquartile range
+    table_ms: float  # the table as written
 
     @property
     def relative_error(self) -> float:
@@ -35,73 +43,81 @@ class CheckRow:
 @dataclass
 class CheckResult:
     rows: list[CheckRow] = field(default_factory=list)
+    drift: float = 1.0  # the nodes' time now over the table's
 
     @property
-    def spearman(self) -> float:
+    def spearman(self) -> float:  # nan for one architecture
+        if len(self.rows) < 2:
+            return float("nan")
         return spearman([r.predicted_ms for r in self.rows], [r.measured_ms for r in self.rows])
 
     @property
     def mean_relative_error(self) -> float:
         return sum(r.relative_error for r in self.rows) / len(self.rows)
 
+    @property
+    def table_spearman(self) -> float:
+        if len(self.rows) < 2:
+            return float("nan")
+        return spearman([r.table_ms for r in self.rows], [r.measured_ms for r in self.rows])
+
+    @property
+    def table_mean_relative_error(self) -> float:
+        return sum(abs(r.table_ms - r.measured_ms) / r.measured_ms for r in self.rows) / len(self.rows)
+
     def to_json(self) -> dict:
-        return {"spearman": self.spearman, "mean_relative_error": self.mean_relative_error,
-                "rows": [{"genotype": r.genotype, "predicted_ms": r.predicted_ms,
-                          "measured_ms": r.measured_ms, "spread_ms": r.spread_ms} for r in self.rows]}
-
-
-def random_architectures(graph: Graph, n: int, seed: int = 0) -> list[Graph]:
-    """`n` distinct derived architectures (fewer if the space has fewer), from random logits."""
-    if not graph.decisions:
-        raise NasflowError(f"'{graph.space.name}' has no choices: there is one architecture, nothing to "
-                           "check a table against; profile the search space")
-    g = torch.Generator().manual_seed(seed)
-    out: dict[str, Graph] = {}
-    for _ in range(20 * n):
-        if len(out) == n:
-            break
-        logits = {label: torch.randn(len(d.options), generator=g) for label, d in graph.decisions.items()}
-        geno = genotype_from_arch(graph, logits)
-        if str(geno) not in out:
-            out[str(geno)] = build_graph(derive_space(graph.space, geno))
-    return list(out.values())
+        return {"spearman": _finite(self.spearman), "mean_relative_error": self.mean_relative_error,
+                "table": {"spearman": _finite(self.table_spearman), "mean_relative_error": self.table_mean_relative_error,
+                          "drift": self.drift},
+                "rows": [{"genotype": r.genotype, "predicted_ms": r.predicted_ms, "measured_ms": r.measured_ms,
+                          "spread_ms": r.spread_ms, "table_ms": r.table_ms} for r in self.rows]}
 
 
 def check_table(graph: Graph, table: LatencyTable, runner: Runner | None = None, n: int = 8,
-                seed: int = 0, threads: int | None = None, warmup: int = 2, reps: int = 5,
+                seed: int = CHECK_SEED, threads: int | None = None, warmup: int = 2, reps: int = 5,
                 progress: Progress | None = None) -> CheckResult:
-    """Predicted vs measured latency of `n` random derived architectures at the table's size."""
-    if n < 2:
+    """Predicted vs measured latency of `n` random derived architectures at the table's size,
+    in `reps` rounds that time each architecture and each of the table's nodes once. `graph`
+    a derived architecture (no choices): that one architecture against the table (n unused)."""
+    derived_only = not graph.decisions
+    if n < 2 and not derived_only:
         raise NasflowError(f"--check needs at least 2 architectures to rank, got {n}")
     runner = runner or Runner(table.machine.backend, "cpu" if table.machine.kind == "cpu" else "cuda",
-                              table.machine.dtype)
+                              table.machine.dtype, table.machine.clock)
     table.check_space(graph)
-    result = CheckResult()
-    archs = random_architectures(graph, n, seed)
+    archs = [graph] if derived_only else random_architectures(graph, n, seed)
+    todo = probes(graph, table.input_size)
+    unique: dict[str, Probe] = {}
+    for p in todo:
+        unique.setdefault(p.key, p)
     with using_threads(threads if threads is not None else table.machine.threads):
+        calls = {}
         for i, derived in enumerate(archs):
-            geno = derived.space.meta.get("genotype", {})
-            label = " ".join(f"{k}={v}" for k, v in geno.get("choices", {}).items())
             if progress is not None:
-                progress(i, len(archs), label)
-            predicted, _ = table.predict(derived)
-            torch.manual_seed(seed + i)
-            model = compile_graph(derived, fuse=False).eval()
-            h, w = table.input_size
-            inputs = [torch.rand(1, derived.nodes[name].c_out, int(h * derived.nodes[name].size),
-                                 int(w * derived.nodes[name].size)) for name in derived.inputs]
-            timing = time_call(runner.prepare(model, inputs), warmup, reps)
-            result.rows.append(CheckRow(_short(derived), predicted, timing.ms, timing.spread))
-    if progress is not None:
-        progress(len(archs), len(archs), "done")
+                progress(i, len(archs), f"preparing {short_name(derived)}")
+            calls[f"arch {i}"] = end_to_end(derived, table.input_size, runner, seed=seed + i)
+        for key, probe in unique.items():
+            module, inputs = probe.build()
+            calls[key] = runner.prepare(module, inputs)
+        timed = time_interleaved(calls, warmup, reps, seed=seed, clock=CLOCKS[runner.clock],
+                                 progress=None if progress is None else (
+            lambda r, total: progress(r, total, f"round {r + 1} of {total}" if r < total else "done")))
+    now = table.model_copy(update={"nodes": assemble(graph, todo, timed)})
+    result = CheckResult(drift=_total(now.nodes) / max(_total(table.nodes), 1e-12))
+    for i, derived in enumerate(archs):
+        measured = timed[f"arch {i}"]
+        result.rows.append(CheckRow(short_name(derived), now.predict(derived)[0], measured.ms, measured.spread,
+                                    table.predict(derived)[0]))
     return result
 
 
-def _short(derived: Graph) -> str:
-    geno = derived.space.meta.get("genotype", {})
-    parts = [str(v) for v in geno.get("choices", {}).values()]
-    parts += ["(" + ",".join(v) + ")" for v in geno.get("edges", {}).values()]
-    return " ".join(parts)
+def _finite(x: float) -> float | None:
+    return None if math.isnan(x) else x  # JSON has no NaN
+
+
+def _total(nodes: dict[str, NodeEntry]) -> float:
+    return sum((e.timing.ms if e.timing is not None else 0.0) + sum(t.ms for t in e.options.values())
+               for e in nodes.values())
 
 
 def _ranks(values: list[float]) -> list[float]:

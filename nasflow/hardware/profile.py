@@ -9,9 +9,16 @@ derivation makes of it (op + activation), a dense node's candidate input as its 
 copies of that input (its time divided by k, see search/decision_costs.py), a combine node
 with its inputs. Nodes that compute the same thing at the same shapes (DLSR's six cells)
 are timed once.
+
+Calibration (`calibrate` > 0, the CLI's default 2): that many derived architectures (random,
+on a seed the check never uses; the graph itself when it has no choices) are timed end to end
+in the same interleaved rounds as the nodes, and the table's `node_overhead_ms` is the
+median over them of (whole network - sum of its nodes) / node count: what a network pays
+per node beyond its parts (calls, threads woken, caches), measured, not fitted to the check.
 """
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,9 +27,11 @@ from torch import Tensor, nn
 
 from nasflow.compile.supernet import Combine, DenseEdge, FixedOp
 from nasflow.errors import NasflowError
-from nasflow.hardware.timing import Runner, threads as using_threads, time_call
+from nasflow.hardware.archs import CALIBRATION_SEED, end_to_end, random_architectures
+from nasflow.hardware.timing import CLOCKS, Runner, threads as using_threads, time_interleaved
 from nasflow.search.decision_costs import decision_of, option_node
-from nasflow.search.latency_table import LatencyTable, Machine, NodeEntry, Timing, current_machine, now, signature
+from nasflow.search.latency_table import (LatencyTable, Machine, NodeEntry, Timing, current_machine, now, run_nodes,
+                                          signature)
 from nasflow.space.graph import GNode, Graph
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is being timed)
@@ -85,23 +94,46 @@ def _shape(graph: Graph, name: str, channels: int, input_size: tuple[int, int]) 
 
 def profile_space(graph: Graph, input_size: tuple[int, int], runner: Runner | None = None,
                   threads: int | None = None, warmup: int = 2, reps: int = 7,
-                  progress: Progress | None = None) -> LatencyTable:
+                  progress: Progress | None = None, calibrate: int = 0) -> LatencyTable:
     """Time every node's options of `graph` (a space or a derived architecture) on inputs of
-    `input_size` (h, w: the deployment size, not the training patch)."""
+    `input_size` (h, w: the deployment size, not the training patch), in `reps` interleaved
+    rounds; with `calibrate` > 0, also that many whole derived architectures, for the
+    table's per-node overhead."""
     runner = runner or Runner()
     todo = probes(graph, input_size)
-    timed: dict[str, Timing] = {}
-    unique = list(dict.fromkeys(p.key for p in todo))
+    unique: dict[str, Probe] = {}
+    for p in todo:
+        unique.setdefault(p.key, p)  # equal keys compute the same thing: timed once
+    calibration = _calibration_archs(graph, calibrate)
     with using_threads(threads):
-        for i, key in enumerate(unique):
-            probe = next(p for p in todo if p.key == key)
+        calls = {}
+        for i, (key, probe) in enumerate(unique.items()):
             if progress is not None:
-                progress(i, len(unique), f"{probe.node}" + (f" {probe.option}" if probe.option else ""))
+                progress(i, len(unique), f"preparing {probe.node}" + (f" {probe.option}" if probe.option else ""))
             module, inputs = probe.build()
-            timed[key] = time_call(runner.prepare(module, inputs), warmup, reps)
+            calls[key] = runner.prepare(module, inputs)
+        for i, derived in enumerate(calibration):
+            calls[f"calibration {i}"] = end_to_end(derived, input_size, runner, seed=i)
+        timed = time_interleaved(calls, warmup, reps, clock=CLOCKS[runner.clock], progress=None if progress is None else (
+            lambda r, n: progress(r, n, f"round {r + 1} of {n}" if r < n else "done")))
         n_threads = torch.get_num_threads()
-    if progress is not None:
-        progress(len(unique), len(unique), "done")
+    table = LatencyTable(
+        space=graph.space.name, params=dict(graph.space.params),
+        machine=_machine(runner, n_threads), input_size=input_size,
+        output_size=_output_size(graph, input_size), warmup=warmup, reps=reps, created=now(),
+        nodes=assemble(graph, todo, timed))
+    if calibration:
+        per_node = []
+        for i, derived in enumerate(calibration):
+            parts, _ = table.predict(derived)
+            per_node.append((timed[f"calibration {i}"].ms - parts) / run_nodes(derived))
+        table.node_overhead_ms = statistics.median(per_node)
+        table.calibrated_on = len(calibration)
+    return table
+
+
+def assemble(graph: Graph, todo: list[Probe], timed: dict[str, Timing]) -> dict[str, NodeEntry]:
+    """The table's node entries from the probes' timings (a dense candidate's divided by k)."""
     nodes: dict[str, NodeEntry] = {}
     for p in todo:
         t = timed[p.key]
@@ -113,12 +145,24 @@ def profile_space(graph: Graph, input_size: tuple[int, int], runner: Runner | No
             entry.timing = share
         else:
             entry.options[p.option] = share
-    factor = graph.nodes[graph.output].size
+    return nodes
+
+
+def _calibration_archs(graph: Graph, n: int) -> list[Graph]:
+    if n < 0:
+        raise NasflowError(f"--calibrate must be 0 or more, got {n}")
+    if n == 0:
+        return []
+    return random_architectures(graph, n, CALIBRATION_SEED) if graph.decisions else [graph]
+
+
+def _machine(runner: Runner, n_threads: int) -> Machine:
     machine = current_machine("cuda" if runner.device.startswith("cuda") else "cpu")
     assert machine is not None  # Runner checked the device exists
-    return LatencyTable(
-        space=graph.space.name, params=dict(graph.space.params),
-        machine=Machine(kind=machine["kind"], name=machine["name"], threads=n_threads,
-                        torch=torch.__version__, backend=runner.backend, dtype=runner.dtype),
-        input_size=input_size, output_size=(int(input_size[0] * factor), int(input_size[1] * factor)),
-        warmup=warmup, reps=reps, created=now(), nodes=nodes)
+    return Machine(kind=machine["kind"], name=machine["name"], threads=n_threads,
+                   torch=torch.__version__, backend=runner.backend, dtype=runner.dtype, clock=runner.clock)
+
+
+def _output_size(graph: Graph, input_size: tuple[int, int]) -> tuple[int, int]:
+    factor = graph.nodes[graph.output].size
+    return int(input_size[0] * factor), int(input_size[1] * factor)

@@ -1,16 +1,30 @@
 """Timing one module on this machine with one backend: warm-up, repetitions, median and spread.
 
     with threads(2):
-        timing = time_module(module, [x], Runner("eager", "cpu", "fp32"), warmup=2, reps=7)
+        timing = time_call(Runner("eager").prepare(module, [x]), warmup=2, reps=7)
+        timings = time_interleaved({"a": call_a, "b": call_b}, warmup=2, rounds=7)
 
 A Runner turns an nn.Module into a callable on fixed inputs the way inference runs it:
 "eager" is the predictor's eager path (channels-last on the CPU, inference mode), "onnx"
 exports the module and runs it with onnxruntime, "openvino" runs the same ONNX file with
 OpenVINO's CPU plugin (precision hint f32). The timed call includes nothing but the module.
+
+The clock is the wall clock (the latency a user sees), or with `clock="cpu"` the process's
+CPU time (all its threads): on a machine shared with other jobs, a call long enough to be
+descheduled pays the others' time on the wall clock while a short one often runs through
+in one time slice, so whole networks and their nodes are not comparable there; the CPU time
+counts the work alone. With one thread it is what an idle machine's wall clock shows; with
+more it adds the threads' time (and their spin-waits), so use it with --threads 1.
+
+Things compared with each other (a table's parts against whole networks) are timed
+interleaved: round after round, each call once, in an order shuffled per round, so a load
+that comes and goes on a shared machine slows all of them alike; each gets the median of
+its rounds.
 """
 from __future__ import annotations
 
 import contextlib
+import random
 import statistics
 import tempfile
 import time
@@ -28,6 +42,7 @@ from nasflow.errors import NasflowError
 from nasflow.search.latency_table import Timing
 
 BACKENDS = ("eager", "onnx", "openvino")
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 @contextlib.contextmanager
@@ -49,8 +64,14 @@ class Runner:
     backend: str = "eager"
     device: str = "cpu"
     dtype: str = "fp32"
+    clock: str = "wall"  # or "cpu": the process's CPU time, for a machine shared with other jobs
 
     def __post_init__(self) -> None:
+        if self.clock not in CLOCKS:
+            raise NasflowError(f"unknown clock '{self.clock}'; choose wall or cpu")
+        if self.clock == "cpu" and (self.backend == "openvino" or self.device != "cpu"):
+            raise NasflowError("--clock cpu counts this process's CPU time: it cannot see OpenVINO's worker "
+                               "process or a GPU; use --clock wall")
         if self.backend not in BACKENDS:
             raise NasflowError(f"unknown backend '{self.backend}'; choose one of {', '.join(BACKENDS)}")
         if self.dtype not in DTYPES:
@@ -133,7 +154,37 @@ def time_call(call: Callable[[], object], warmup: int, reps: int) -> Timing:
         start = time.perf_counter()
         call()
         times.append((time.perf_counter() - start) * 1e3)
-    if reps >= 4:
+    return _summary(times)
+
+
+def time_interleaved(calls: dict[str, Callable[[], object]], warmup: int, rounds: int, seed: int = 0,
+                     progress: Callable[[int, int], None] | None = None,
+                     clock: Callable[[], float] = time.perf_counter) -> dict[str, Timing]:
+    """Median and interquartile range (ms) of each call over `rounds` rounds, each round
+    running every call once in a shuffled order, after `warmup` untimed calls of each."""
+    if rounds < 1 or warmup < 0:
+        raise NasflowError(f"need reps >= 1 and warmup >= 0, got reps={rounds}, warmup={warmup}")
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    order = list(calls)
+    shuffle = random.Random(seed).shuffle
+    times: dict[str, list[float]] = {key: [] for key in calls}
+    for r in range(rounds):
+        if progress is not None:
+            progress(r, rounds)
+        shuffle(order)
+        for key in order:
+            start = clock()
+            calls[key]()
+            times[key].append((clock() - start) * 1e3)
+    if progress is not None:
+        progress(rounds, rounds)
+    return {key: _summary(t) for key, t in times.items()}
+
+
+def _summary(times: list[float]) -> Timing:
+    if len(times) >= 4:
         q = statistics.quantiles(times, n=4)
         spread = q[2] - q[0]
     else:

@@ -8,6 +8,12 @@ entry with its signature (kind, ops, channels, arguments, relative size: everyth
 the image size), so a table from another space, other params or other candidates is found
 stale, while a table measured at a deployment size other than the training patch is normal:
 the size is what the user deploys at, not what the search trains on.
+
+A whole network pays a little more (or less) than the sum of its nodes timed one by one: a
+call per node, threads woken per call, caches warm or cold. `node_overhead_ms` is that
+difference per node, measured when profiling on whole derived architectures timed
+interleaved with the nodes (nasflow/hardware/profile.py); the prediction of an architecture
+is the sum of its nodes' entries plus the overhead times its node count.
 """
 from __future__ import annotations
 
@@ -48,6 +54,7 @@ class Machine(_Model):
     torch: str
     backend: str
     dtype: str
+    clock: Literal["wall", "cpu"] = "wall"  # cpu: the process's CPU time (nasflow/hardware/timing.py)
 
 
 class NodeEntry(_Model):
@@ -69,6 +76,10 @@ class LatencyTable(_Model):
     reps: int
     created: str
     nodes: dict[str, NodeEntry]
+    # what a whole network pays per node beyond its nodes timed alone (ms; may be negative),
+    # measured on `calibrated_on` derived architectures; 0 when not calibrated
+    node_overhead_ms: float = 0.0
+    calibrated_on: int = Field(default=0, ge=0)
 
     # --- files -----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -147,11 +158,13 @@ class LatencyTable(_Model):
             entry = self.nodes[g.name]
             return entry.timing.ms if option is None else entry.options[option].ms
 
-        return split_by_decision(graph, "latency", cost)
+        costs = split_by_decision(graph, "latency", cost)
+        costs.fixed += self.node_overhead_ms * run_nodes(graph)
+        return costs
 
     def predict(self, graph: Graph) -> tuple[float, dict[str, float]]:
         """Predicted ms of a derived architecture (or the profiled graph itself, when it has
-        no choices) and each node's share."""
+        no choices) and each node's share (its entry plus the per-node overhead)."""
         self.check_space(graph)
         per_node: dict[str, float] = {}
         for g in graph.nodes.values():
@@ -164,11 +177,12 @@ class LatencyTable(_Model):
                 per_node[g.name] = entry.options[g.op].ms
             else:  # a dense node that kept some inputs
                 per_node[g.name] = sum(entry.options[i].ms for i in g.candidates)
+            per_node[g.name] += self.node_overhead_ms
         return sum(per_node.values()), per_node
 
 
 def row_latencies(table: LatencyTable, graph: Graph) -> dict[tuple[str, str], float]:
-    """{(node, op): ms} for `nasflow cost`'s rows: every candidate of a supernet's choice
+    """{(node, op): ms, the per-node overhead included} for `nasflow cost`'s rows: every candidate of a supernet's choice
     nodes, each node of a derived architecture ("" for nodes without an op). A supernet's
     dense node shows the ms of all its candidate inputs merged (as its cost row counts them)."""
     table.check_space(graph)
@@ -185,13 +199,19 @@ def row_latencies(table: LatencyTable, graph: Graph) -> dict[tuple[str, str], fl
         entry = table.nodes[g.name]
         if g.kind == "choice":
             for op, t in entry.options.items():
-                out[(g.name, op)] = t.ms
+                out[(g.name, op)] = t.ms + table.node_overhead_ms
         elif entry.timing is not None:
-            out[(g.name, g.op or "")] = entry.timing.ms
+            out[(g.name, g.op or "")] = entry.timing.ms + table.node_overhead_ms
         else:  # a dense node with a decision: each candidate input's share, k of them kept
             k = graph.decisions[entry.label].topk if entry.label in graph.decisions else 1
-            out[(g.name, g.op or "")] = k * sum(t.ms for t in entry.options.values()) / len(entry.options)
+            out[(g.name, g.op or "")] = (k * sum(t.ms for t in entry.options.values()) / len(entry.options)
+                                         + table.node_overhead_ms)
     return out
+
+
+def run_nodes(graph: Graph) -> int:
+    """The nodes a model of `graph` runs (inputs are not run): what the per-node overhead multiplies."""
+    return sum(1 for g in graph.nodes.values() if g.kind != "input")
 
 
 def signature(graph: Graph, g: GNode, as_choice: bool = False) -> str:
