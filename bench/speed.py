@@ -122,12 +122,14 @@ def print_search(rows: list[dict[str, Any]]) -> None:
     default = next((r for r in rows if "[default]" in r["name"]), None)
     if auto is not None and default is not None and "error" not in auto and "error" not in default:
         same = all(auto[k] == default[k] for k in SEARCH_ROWS[0][1])
-        ratio = auto["s_per_step"] / default["s_per_step"]
+        # on the clock auto chose with (nasflow/hardware/auto.py: CPU time with one thread)
+        key, unit = ("cpu_s_per_step", "CPU s/step") if _threads == 1 else ("s_per_step", "s/step")
+        ratio = auto[key] / default[key]
         # the same configuration in two processes differs by noise only; another one must be faster
         verdict = ("the default configuration itself" if same else
                    "faster than the default: OK" if ratio <= 1.0 else "SLOWER than the default")
-        print(f"levers auto ({auto['auto_source']}) picked {auto['name'][6:-1]}: {auto['s_per_step']:.2f} s/step "
-              f"against the default's {default['s_per_step']:.2f} in this run ({ratio:.2f}x), {verdict}")
+        print(f"levers auto ({auto['auto_source']}) picked {auto['name'][6:-1]}: {auto[key]:.3f} {unit} "
+              f"against the default's {default[key]:.3f} in this run ({ratio:.2f}x), {verdict}")
 
 
 def print_inference(result: dict[str, Any]) -> None:
@@ -148,10 +150,11 @@ def print_inference(result: dict[str, Any]) -> None:
 
 _search_caption = ""
 _scale = 2
+_threads = 2
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    global _search_caption, _scale
+    global _search_caption, _scale, _threads
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=16)
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(args.threads)
-    _scale = args.scale
+    _scale, _threads = args.scale, args.threads
     _search_caption = (f"C{args.channels}, batch {args.batch}, HR patch {args.patch}, x{args.scale}, "
                        f"{args.threads} threads, median of {args.steps} steps, malloc {args.malloc}")
     out: dict[str, Any] = {"args": vars(args) | {"json": str(args.json) if args.json else None},

@@ -7,7 +7,7 @@ among the exact configurations only, by timing each once per machine and caching
 Search levers: the exact configurations are the fused mixed ops or the plain ones, NCHW or
 channels-last (all equal to float rounding). On the CPU each is timed for a few strategy
 steps of the run's own supernet, batch and task, in runs interleaved with the others' (median
-of the rounds); on a GPU the choice comes from the
+of the rounds; with one thread on the process's CPU time, see step_clock); on a GPU the choice comes from the
 hardware (fused, NCHW) without timing. Inexact levers (bf16 autocast, reuse_forward) are
 never chosen: they are used only when asked for, and asking for bf16 on a CPU without bf16
 instructions gets a warning (on a Xeon without avx512_bf16 it made the DLSR step slower).
@@ -129,26 +129,36 @@ def run_threads() -> int:
 
 # --- search levers --------------------------------------------------------------------------------
 class _StepClock:
-    """A search Reporter that notes when each step ends."""
+    """A search Reporter that notes when each step ends, on `clock`."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
         self.ends: list[float] = []
 
     def start(self, step: int, total: int, warmup: int) -> None:
         pass
 
     def update(self, step: int, logs: dict[str, float], genotype: Any) -> None:
-        self.ends.append(time.perf_counter())
+        self.ends.append(self.clock())
 
     def stop(self) -> None:
         pass
 
 
+def step_clock() -> Callable[[], float]:
+    """What a step is timed on: with one thread, the process's CPU time, which is that
+    thread's wall time on an idle machine and does not count the time other jobs on a shared
+    machine take (their share made 0.3 s steps take 4 s of wall time, in any order); with
+    more threads, the wall clock (the CPU time would add the threads' spin-waits)."""
+    return time.process_time if torch.get_num_threads() == 1 else time.perf_counter
+
+
 def time_search_step(config: SearchConfig, space: Space, task: Task, steps: int = 1) -> list[float]:
-    """Seconds of each of `steps` strategy steps (after one untimed) with `config`'s levers."""
+    """Seconds of each of `steps` strategy steps (after one untimed) with `config`'s levers,
+    on `step_clock()`."""
     trial = config.model_copy(update={"steps": steps + 1, "warmup": 0, "log_every": steps + 1,
                                       "checkpoint_every": steps + 1, "snapshot_steps": []})
-    clock = _StepClock()
+    clock = _StepClock(step_clock())
     with tempfile.TemporaryDirectory(prefix="nasflow-levers-") as tmp:
         run_search(trial, Path(tmp) / "run", space=space, task=task, reporter=clock)
     return [b - a for a, b in zip(clock.ends, clock.ends[1:])]
