@@ -19,7 +19,7 @@ from nasflow.errors import NasflowError
 from nasflow.hardware.archs import CHECK_SEED, end_to_end, random_architectures, short_name
 from nasflow.hardware.profile import Probe, assemble, probes
 from nasflow.hardware.timing import CLOCKS, Runner, threads as using_threads, time_interleaved
-from nasflow.search.latency_table import LatencyTable, NodeEntry
+from nasflow.search.latency_table import LatencyTable, run_nodes
 from nasflow.space.graph import Graph
 
 Progress = Callable[[int, int, str], None]
@@ -68,7 +68,7 @@ class CheckResult:
     def to_json(self) -> dict:
         return {"spearman": _finite(self.spearman), "mean_relative_error": self.mean_relative_error,
                 "table": {"spearman": _finite(self.table_spearman), "mean_relative_error": self.table_mean_relative_error,
-                          "drift": self.drift},
+                          "drift": _finite(self.drift)},
                 "rows": [{"genotype": r.genotype, "predicted_ms": r.predicted_ms, "measured_ms": r.measured_ms,
                           "spread_ms": r.spread_ms, "table_ms": r.table_ms} for r in self.rows]}
 
@@ -103,21 +103,20 @@ def check_table(graph: Graph, table: LatencyTable, runner: Runner | None = None,
                                  progress=None if progress is None else (
             lambda r, total: progress(r, total, f"round {r + 1} of {total}" if r < total else "done")))
     now = table.model_copy(update={"nodes": assemble(graph, todo, timed)})
-    result = CheckResult(drift=_total(now.nodes) / max(_total(table.nodes), 1e-12))
+    result = CheckResult()
     for i, derived in enumerate(archs):
         measured = timed[f"arch {i}"]
         result.rows.append(CheckRow(short_name(derived), now.predict(derived)[0], measured.ms, measured.spread,
                                     table.predict(derived)[0]))
+    # the architectures' nodes now against the table's (the per-node overhead left out)
+    overhead = table.node_overhead_ms * sum(run_nodes(d) for d in archs)
+    then = sum(r.table_ms for r in result.rows) - overhead
+    result.drift = (sum(r.predicted_ms for r in result.rows) - overhead) / then if then > 0 else float("nan")
     return result
 
 
 def _finite(x: float) -> float | None:
     return None if math.isnan(x) else x  # JSON has no NaN
-
-
-def _total(nodes: dict[str, NodeEntry]) -> float:
-    return sum((e.timing.ms if e.timing is not None else 0.0) + sum(t.ms for t in e.options.values())
-               for e in nodes.values())
 
 
 def _ranks(values: list[float]) -> list[float]:
