@@ -35,6 +35,14 @@ from nasflow.errors import NasflowError
 from nasflow.tasks.contract import Task, task_class_for
 
 BACKENDS = ("plain", "eager", "compile", "onnx", "openvino")
+
+
+def keep_inference_memory(device: torch.device) -> bool:
+    """Eager inference on the CPU keeps the memory a call frees for the next (glibc's malloc
+    thresholds raised, nasflow/accel/levers.py, as search and training do): every node's
+    output is fresh memory, and with the default thresholds each was page-faulted in, zeroed,
+    ~80k faults a call and over half the CPU time of DLSR x2 C16 at 320x180 on one thread."""
+    return keep_freed_memory(device)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -120,9 +128,7 @@ class Predictor:
         channels_last = self.device.type == "cpu"
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
-            # Every node's output is fresh memory: with glibc's thresholds each was page-faulted
-            # in, zeroed (~80k faults, over half the CPU time of DLSR x2 C16 at 320x180, one thread).
-            keep_freed_memory(self.device)
+            keep_inference_memory(self.device)
         if self.backend == "compile":
             net = _compiled(net)
         return self._eager(net, dtype, channels_last)

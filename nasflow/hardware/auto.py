@@ -154,14 +154,14 @@ def step_clock() -> Callable[[], float]:
 
 
 def time_search_step(config: SearchConfig, space: Space, task: Task, steps: int = 1) -> list[float]:
-    """Seconds of each of `steps` strategy steps (after one untimed) with `config`'s levers,
-    on `step_clock()`."""
-    trial = config.model_copy(update={"steps": steps + 1, "warmup": 0, "log_every": steps + 1,
-                                      "checkpoint_every": steps + 1, "snapshot_steps": []})
+    """Seconds of each of `steps` strategy steps with `config`'s levers, on `step_clock()`,
+    after two untimed ones (oneDNN's primitive cache and the allocator settle)."""
+    trial = config.model_copy(update={"steps": steps + 2, "warmup": 0, "log_every": steps + 2,
+                                      "checkpoint_every": steps + 2, "snapshot_steps": []})
     clock = _StepClock(step_clock())
     with tempfile.TemporaryDirectory(prefix="nasflow-levers-") as tmp:
         run_search(trial, Path(tmp) / "run", space=space, task=task, reporter=clock)
-    return [b - a for a, b in zip(clock.ends, clock.ends[1:])]
+    return [b - a for a, b in zip(clock.ends[1:], clock.ends[2:])]
 
 
 def choose_search_levers(config: SearchConfig, space: Space, task: Task, steps: int = 1, rounds: int = 3,

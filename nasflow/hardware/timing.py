@@ -37,8 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nasflow.accel.levers import keep_freed_memory
-from nasflow.deploy.predictor import DTYPES
+from nasflow.deploy.predictor import DTYPES, keep_inference_memory
 from nasflow.errors import NasflowError
 from nasflow.search.latency_table import Timing
 
@@ -100,7 +99,7 @@ class Runner:
         module = module.to(device=device, dtype=dtype)
         xs = [x.to(device=device, dtype=dtype) for x in inputs]
         if cpu:  # the predictor's eager backend: NHWC on the CPU, freed memory kept for the next call
-            keep_freed_memory(device)
+            keep_inference_memory(device)
             module = module.to(memory_format=torch.channels_last)
             xs = [x.contiguous(memory_format=torch.channels_last) for x in xs]
 
