@@ -1,15 +1,19 @@
 """Seconds per search step of every strategy on the DLSR supernet, as a ratio to the plain
-MiLeNAS step (every candidate separately, NCHW fp32), measured in one run (by hand, never in
+MiLeNAS step (every candidate separately, fp32), measured in one run (by hand, never in
 tests):
 
     python bench/strategies.py                                   # C48, batch 16, HR patch 64
+    python bench/strategies.py --threads 1 --layout channels_last   # a CPU search's memory format
     python bench/strategies.py --channels 16 --batch 4 --patch 32 --steps 2 --json out.json
 
 Each strategy runs alone in a fresh process (bench/strategies.py --one NAME ...): a warm-up
-step, then `steps` timed ones, on the same seeded weights, arch and real Set5 patches. Every
-strategy gets the plain mixed op unless it picks its own (pcdarts: partial-k4), so the ratio
-is what the strategy changes, not the fused kernels. `rounds` interleaves repeats, so a
-machine whose load changes slows all alike; the figure is the median over every round.
+step, then `steps` timed ones, on the same seeded weights, arch and real Set5 patches, all
+in the same memory format (`--layout`, NCHW unless told). Every strategy gets the plain mixed
+op unless it picks its own (pcdarts: partial-k4), so the ratio is what the strategy changes,
+not the fused kernels. `rounds` interleaves repeats, so a machine whose load changes slows
+all alike; the figure is the median over every round. Wall and CPU time are both reported:
+on a machine shared with other jobs, CPU time waits less on them (use --threads 1 there:
+two threads on two busy cores wait on each other). docs/strategies.md has the figures.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ def one(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
     import torch
     from search_step import cpu_seconds, real_patches
 
+    from nasflow.accel.levers import prepare_model, to_channels_last
     from nasflow.compile.supernet import compile_graph
     from nasflow.search.config import SearchConfig
     from nasflow.space.graph import build_graph
@@ -44,7 +49,8 @@ def one(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(cfg["threads"])
     space = load_space(HERE.parent / "spaces" / "dlsr" / "space.yaml", {"channels": cfg["channels"], "scale": cfg["scale"]})
-    config = SearchConfig(strategy=name, fuse=False, channels_last=False, batch_size=cfg["batch"], warmup=0,
+    layout = cfg["layout"] == "channels_last"
+    config = SearchConfig(strategy=name, fuse=False, channels_last=layout, batch_size=cfg["batch"], warmup=0,
                           steps=cfg["steps"] + 1, device="cpu", gamma=0.0)
     criterion = SRLoss(0.2)
 
@@ -54,10 +60,11 @@ def one(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
 
     strategy = get_strategy(name)(sr_loss, None, None, None, config)
     torch.manual_seed(0)
-    model = compile_graph(build_graph(space), mixed_op=strategy.mixed_op()).train()
+    model = prepare_model(compile_graph(build_graph(space), mixed_op=strategy.mixed_op()).train(), layout)
     strategy.attach(model)
     n, b = cfg["steps"] + 1, cfg["batch"]
-    lr, hr = real_patches(2 * n * b, cfg["patch"], cfg["scale"], seed=0)
+    lr, hr = to_channels_last(real_patches(2 * n * b, cfg["patch"], cfg["scale"], seed=0)) if layout else \
+        real_patches(2 * n * b, cfg["patch"], cfg["scale"], seed=0)
     batches = [(lr[i:i + b], hr[i:i + b]) for i in range(0, len(lr), b)]
     times, cpu_times = [], []
     for i in range(n):
@@ -78,11 +85,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--layout", choices=["nchw", "channels_last"], default="nchw",
+                        help="memory format of every strategy's model and batches (a CPU search's default is channels_last)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    cfg = {k: getattr(args, k) for k in ("batch", "channels", "patch", "scale", "steps", "threads")}
+    cfg = {k: getattr(args, k) for k in ("batch", "channels", "patch", "scale", "steps", "threads", "layout")}
     if args.one:
         print(json.dumps(one(args.one, cfg)))
         return {}
@@ -105,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rows[name]["mixed_op"] = got["mixed_op"]
     base = rows[BASELINE]
     print(f"\nSearch step per strategy, DLSR supernet: C{args.channels}, batch {args.batch}, HR patch "
-          f"{args.patch}, x{args.scale}, {args.threads} threads, median of {args.steps} steps x {args.rounds} rounds")
+          f"{args.patch}, x{args.scale}, {args.layout}, {args.threads} threads, median of {args.steps} steps x {args.rounds} rounds")
     print(f"{'strategy':10s} {'mixed op':12s} {'s/step':>8s} {'vs milenas':>11s} {'CPU s':>8s} {'CPU vs':>7s}")
     for row in rows.values():
         if "error" in row:

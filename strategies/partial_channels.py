@@ -35,16 +35,38 @@ class PartialMixedOp(nn.Module):
 
     def forward(self, x: Tensor, weights: Tensor, active: list[int] | None = None) -> Tensor:
         k = self.k
+        if k == 1:
+            return self.act(self._mixed(x, weights, active))
         share = x.shape[1] // k
-        part, bypass = x[:, :share], x[:, share:]
+        # One split (not two slices): its backward writes both gradients into one tensor
+        # instead of two full-size zero-filled ones that are then added.
+        part, bypass = x.split([share, x.shape[1] - share], dim=1)
+        return self.act(shuffled_concat(self._mixed(part, weights, active), bypass, k, _is_channels_last(x)))
+
+    def _mixed(self, x: Tensor, weights: Tensor, active: list[int] | None) -> Tensor:
         ops = list(self.ops.values())
         if active is None:
-            out = sum(w * op(part) for w, op in zip(weights, ops))
-        else:
-            out = sum(weights[i] * ops[i](part) for i in active)
-        if k > 1:
-            out = channel_shuffle(torch.cat([out, bypass], dim=1), k)
-        return self.act(out)
+            return sum(w * op(x) for w, op in zip(weights, ops))
+        return sum(weights[i] * ops[i](x) for i in active)
+
+
+def _is_channels_last(x: Tensor) -> bool:
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def shuffled_concat(out: Tensor, bypass: Tensor, groups: int, channels_last: bool = False) -> Tensor:
+    """channel_shuffle(cat([out, bypass]), groups) in one copy: the bypass, viewed as its
+    groups - 1 shares interleaved, is written beside `out` by a single cat, along the
+    dimension channels are laid out on in memory (the last with `channels_last`), so the
+    result keeps the input's memory format."""
+    share = out.shape[1]
+    if channels_last:
+        # N x H x W x C views: the shares interleave along the innermost dimension.
+        rest = bypass.permute(0, 2, 3, 1).unflatten(3, (groups - 1, share)).transpose(3, 4)
+        merged = torch.cat([out.permute(0, 2, 3, 1).unsqueeze(4), rest], dim=4)
+        return merged.flatten(3, 4).permute(0, 3, 1, 2)
+    rest = bypass.unflatten(1, (groups - 1, share)).transpose(1, 2)  # N x share x (G-1) x ...
+    return torch.cat([out.unsqueeze(2), rest], dim=2).flatten(1, 2)
 
 
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:
