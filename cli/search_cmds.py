@@ -184,15 +184,16 @@ def search(
     else:
         if space is None:
             raise NasflowError("give a space file to search (or --resume --out RUN_DIR)")
-        if lr is not None:
-            changes["weights_optim"] = {"lr": lr}
-        if arch_lr is not None:
-            changes["arch_optim"] = {"lr": arch_lr, "betas": (0.5, 0.999)}
         space_file = load_space(space)
         used, settings = preset_section(task or space_file.task, preset, "search")
         if used is not None:
             changes = apply_preset(settings, changes, space_file.params, exclusive_options(task or space_file.task))
             console.print(preset_line(used, task or space_file.task), highlight=False)
+        # --lr / --arch-lr change the preset's learning rate, not its other optimizer settings.
+        if lr is not None:
+            changes["weights_optim"] = {**(changes.get("weights_optim") or {}), "lr": lr}
+        if arch_lr is not None:
+            changes["arch_optim"] = {"betas": (0.5, 0.999), **(changes.get("arch_optim") or {}), "lr": arch_lr}
         config = SearchConfig.build(changes, SEARCH_FLAGS)
         given_space = None
         out = out or Path("runs") / f"{space.stem}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -8,6 +8,7 @@ A strategy is built first, from the run's config (its own options parsed from
     attach(model)       installs relaxation() on the supernet (how decision weights come from
                         the arch params on each forward) and builds optimizers(model) unless
                         they were given
+    schedule(w_opt)     the weights optimizer's lr schedule (None: constant), stepped by the loop
     on_step(step, total)   before every step, warm-up included (temperature schedules)
     weights_step(...)   during warm-up; step(...) after it
     derivation_rule()   which candidates may be derived and how they rank (genotypes, derive)
@@ -15,8 +16,9 @@ A strategy is built first, from the run's config (its own options parsed from
                         evolution over the trained supernet), or None to derive by the rule
     state_dict() / load_state_dict()   its own state, saved in every checkpoint
 
-Defaults are DARTS': softmax, "fused" (or "plain" with fuse off), argmax / top-k, Adam with
-the config's settings, no state. The shared step is here: the weights step (train batch,
+Defaults are DARTS': softmax, "fused" (or "plain" with fuse off), argmax / top-k, the
+config's weights optimizer and schedule (Adam at a constant lr unless a preset says SGD /
+cosine) and Adam for the arch, no state. The shared step is here: the weights step (train batch,
 weights only), adding gamma * grad_A of the regularizer, and the arch optimizer step; DARTS
 and MiLeNAS differ only in `arch_gradient`. docs/writing-a-strategy.md walks through one.
 """
@@ -36,6 +38,7 @@ from nasflow.derive.genotype import Genotype
 from nasflow.derive.rule import DerivationRule
 from nasflow.errors import NasflowError
 from nasflow.registry import Registry
+from nasflow.runs.optim import make_optimizer, make_schedule
 from nasflow.runs.distributed import DistContext, all_reduce_mean_, single
 from nasflow.search.config import SearchConfig, set_option_defaults
 from nasflow.search.end import SearchEnd
@@ -93,11 +96,21 @@ class Strategy(ABC):
         return DerivationRule()
 
     def optimizers(self, model: Supernet) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
-        """(weights optimizer, arch optimizer): Adam with the config's settings, over
-        disjoint parameter sets, so arch params never get a weights step."""
-        w, a = self.config.weights_optim, self.config.arch_optim
-        return (torch.optim.Adam(model.weights(), lr=w.lr, betas=w.betas, weight_decay=w.weight_decay),
+        """(weights optimizer, arch optimizer) over disjoint parameter sets, so arch params
+        never get a weights step: the config's weights_optimizer (Adam, or SGD with
+        weights_momentum) with weights_optim's settings, and Adam with arch_optim's."""
+        c = self.config
+        w, a = c.weights_optim, c.arch_optim
+        return (make_optimizer(model.weights(), c.weights_optimizer, lr=w.lr, betas=w.betas,
+                               momentum=c.weights_momentum, weight_decay=w.weight_decay),
                 torch.optim.Adam(model.arch_parameters(), lr=a.lr, betas=a.betas, weight_decay=a.weight_decay))
+
+    def schedule(self, w_optimizer: torch.optim.Optimizer) -> Any:
+        """The weights optimizer's learning-rate schedule, stepped by the search loop after
+        every step (warm-up included), or None: the config's weights_schedule (cosine from
+        weights_optim.lr to weights_lr_min over `steps`)."""
+        c = self.config
+        return make_schedule(w_optimizer, c.weights_schedule, steps=c.steps, lr_min=c.weights_lr_min)
 
     def attach(self, model: Supernet) -> None:
         """Called once with the compiled supernet, before any step: installs the relaxation

@@ -42,7 +42,10 @@ class DARTS2(Darts):
 
     @property
     def xi(self) -> float:
-        return self.options.xi if self.options.xi is not None else self.config.weights_optim.lr
+        if self.options.xi is not None:
+            return self.options.xi
+        # DARTS' xi is the weights optimizer's current lr (it follows a cosine schedule).
+        return self.w_optimizer.param_groups[0]["lr"] if self.w_optimizer is not None else self.config.weights_optim.lr
 
     def step_cost(self) -> float:
         # the weights step, then grad_w L_train, grad L_val and the two finite-difference passes

@@ -84,6 +84,13 @@ class SearchConfig(RunConfig):
     warmup: int = Field(20_000, ge=0)  # steps that update only the weights
     batch_size: int = Field(64, ge=1)
     weights_optim: AdamConfig = AdamConfig()
+    # The weights optimizer and its schedule (a task's preset may choose them: DARTS searches
+    # with SGD, momentum 0.9, lr cosine to weights_lr_min over `steps`); weights_optim's lr and
+    # weight_decay serve both optimizers, its betas only Adam. arch_optim is always Adam.
+    weights_optimizer: Literal["adam", "sgd"] = "adam"
+    weights_momentum: float = Field(0.9, ge=0)  # SGD's
+    weights_schedule: Literal["constant", "cosine"] = "constant"
+    weights_lr_min: float = Field(0.0, ge=0)  # where the cosine schedule ends
     arch_optim: AdamConfig = AdamConfig(betas=(0.5, 0.999))
     seed: int = 0
     fuse: bool = True  # compute mixed ops with the fused kernels (same parameters)

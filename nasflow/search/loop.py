@@ -145,6 +145,7 @@ class _Search(RunLoop):
         self.model.train()
         self.strategy.attach(self.model)
         self.w_opt, self.a_opt = self.strategy.w_optimizer, self.strategy.a_optimizer
+        self.w_sched = self.strategy.schedule(self.w_opt)  # None: a constant lr
         self.rule = self.strategy.derivation_rule()
         if ctx.enabled:
             # Every rank seeded alike, so this only guards against a stray draw; DDP does the
@@ -165,6 +166,8 @@ class _Search(RunLoop):
         state: dict[str, Any] = {"optim_weights": self.w_opt.state_dict(), "strategy": self.strategy.state_dict()}
         if self.a_opt is not None:
             state["optim_arch"] = self.a_opt.state_dict()
+        if self.w_sched is not None:
+            state["sched_weights"] = self.w_sched.state_dict()
         return to_checkpoint(self.model.state_dict()), state
 
     def restore(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
@@ -174,6 +177,8 @@ class _Search(RunLoop):
             self.w_opt.load_state_dict(state["optim_weights"])
             if self.a_opt is not None:
                 self.a_opt.load_state_dict(state["optim_arch"])
+            if self.w_sched is not None:
+                self.w_sched.load_state_dict(state["sched_weights"])
             self.strategy.load_state_dict(state.get("strategy", {}))  # none before strategies had state
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint '{self.run_dir.checkpoint_path}' does not fit this "
@@ -238,8 +243,12 @@ class _Search(RunLoop):
         self.strategy.on_step(self.step, self.config.steps)
         train = self.train.next()
         if self.step < self.config.warmup:
-            return self.strategy.weights_step(self.model, train)
-        return self.strategy.step(self.model, train, self.valid.next())
+            logs = self.strategy.weights_step(self.model, train)
+        else:
+            logs = self.strategy.step(self.model, train, self.valid.next())
+        if self.w_sched is not None:
+            self.w_sched.step()
+        return logs
 
     def log(self, losses: dict[str, float], steps_per_s: float) -> None:
         soft = softmax_table(self.model)

@@ -29,6 +29,7 @@ from nasflow.runs.loop import BatchStream, check_batch_splits, open_run, record_
 from nasflow.runs.run_loop import RecordSink, RunLoop
 from nasflow.runs.tensorboard import open_tensorboard
 from nasflow.runs.modeldir import save_model
+from nasflow.runs.optim import make_optimizer, make_schedule
 from nasflow.space.schema import Space
 from nasflow.compile.state import from_checkpoint, to_checkpoint
 from nasflow.compile.supernet import Supernet, compile_graph
@@ -97,14 +98,9 @@ def optimizer_and_schedule(config: TrainConfig, model: nn.Module) -> tuple[torch
     """The config's optimizer (Adam, or SGD with momentum) and schedule (the lr halved every
     lr_halve_every steps, or cosine to 0 over `steps`), stepped once per step."""
     o = config.optim
-    if config.optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=config.momentum,
-                                                     weight_decay=o.weight_decay)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-    if config.schedule == "cosine":
-        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
-    return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_halve_every, gamma=0.5)
+    opt = make_optimizer(model.parameters(), config.optimizer, lr=o.lr, betas=o.betas, momentum=config.momentum,
+                         weight_decay=o.weight_decay)
+    return opt, make_schedule(opt, config.schedule, steps=config.steps, halve_every=config.lr_halve_every)
 
 
 def resolve_arch(config: TrainConfig, arch: Space | None) -> Space:
