@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nasflow.compile.drop_path import drop_path, drop_path_nodes
 from nasflow.compile.kinds import Combine, CompiledKind, DenseEdge, FixedOp, compiled_kind
 from nasflow.compile.mixed_ops import MixedOp, get_mixed_op
 from nasflow.compile.relaxation import Relaxation, active_candidates
@@ -53,6 +54,9 @@ class Supernet(nn.Module):
 
     `relaxation` turns the arch parameters into decision weights on each forward (softmax
     unless a strategy installs another); see nasflow.compile.relaxation.
+
+    `drop_path` (a probability, 0 by default) drops the branches of the sums inside blocks
+    per sample while training; see nasflow.compile.drop_path.
     """
 
     def __init__(self, graph: Graph, fuse: bool | None = None, mixed_op: str | None = None) -> None:
@@ -68,6 +72,9 @@ class Supernet(nn.Module):
         # Each node's module, built and run by its kind (nasflow.compile.kinds).
         self._steps: list[tuple[GNode, nn.Module, CompiledKind]] = []
         mixed = get_mixed_op(mixed_op) if graph.decisions else MixedOp
+        # Drop-path's probability (0: off; the train loop sets it) and the nodes it acts on.
+        self.drop_path = 0.0
+        self._droppable = drop_path_nodes(graph)
         for g in graph.nodes.values():
             if g.kind == "input":
                 continue
@@ -123,8 +130,11 @@ class Supernet(nn.Module):
         # A sparse relaxation's zero weights name candidates that need not run at all.
         active = ({label: active_candidates(w) for label, w in weights.items()}
                   if self.relaxation.sparse else {})
+        drop = self.drop_path if self.training else 0.0
         for g, module, kind in self._steps:
             values[g.name] = kind.run(module, g, values, weights, active)
+            if drop > 0 and g.name in self._droppable:
+                values[g.name] = drop_path(values[g.name], drop)
         return values[self.graph.output]
 
     def _check_inputs(self, values: dict[str, Tensor]) -> None:

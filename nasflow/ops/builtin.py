@@ -50,7 +50,8 @@ for _k in (3, 5):
 
 
 # --- parameter-free ops: identity and activations ----------------------------------------
-register_op("identity", factory=f"{MODULES}:identity", doc="the input unchanged", same_channels=True)
+register_op("identity", factory=f"{MODULES}:identity", doc="the input unchanged", same_channels=True,
+            identity=lambda **_: True)
 register_op("relu", factory=f"{MODULES}:relu", doc="ReLU", same_channels=True)
 register_op("lrelu", factory=f"{MODULES}:lrelu", args={"slope": 0.05},
             doc="LeakyReLU, slope 0.05 by default (RFDN / DLSR)", same_channels=True)

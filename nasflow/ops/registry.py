@@ -58,6 +58,10 @@ class OpSpec:
     # False when registered without `params`: such an op is taken to be parameter-free, and
     # building one whose module has parameters is an error (nasflow.compile.mixed_ops.build_op).
     declared_params: bool = True
+    # (**args) -> whether the op passes its input through unchanged at these args (skip_connect
+    # at stride 1). Drop-path leaves such ops alone (nasflow.compile.drop_path); None: the op
+    # is identity-like when its built module is an nn.Identity.
+    identity: Callable[..., bool] | None = None
     _loaded: Factory | None = field(default=None, init=False, repr=False, compare=False)  # source, imported
 
     def bind(self, args: dict[str, Any]) -> dict[str, Any]:

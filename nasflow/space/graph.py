@@ -51,7 +51,7 @@ MODULE_ATTRIBUTES = frozenset({
     "training", "type", "xpu", "zero_grad"})
 MODEL_ATTRIBUTES = frozenset({
     "arch", "graph", "weights", "named_weights", "arch_parameters", "weights_state_dict",
-    "arch_state_dict", "relaxation", "mixed_op"})
+    "arch_state_dict", "relaxation", "mixed_op", "drop_path"})
 
 
 def reserved_name(name: str, top_level: bool) -> str | None:

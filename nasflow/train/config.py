@@ -36,6 +36,9 @@ class TrainConfig(RunConfig):
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = Field(0.9, ge=0)  # SGD's
     schedule: Literal["step", "cosine"] = "step"
+    # Drop-path (nasflow.compile.drop_path): the branches of the sums inside blocks dropped per
+    # sample with a probability growing linearly from 0 to this over `steps` (DARTS: 0.2); 0: off.
+    drop_path_prob: float = Field(0.0, ge=0, lt=1)
     seed: int = 0
     # Speed levers, as the search's (nasflow/levers.py). channels_last None: on for the CPU.
     channels_last: bool | None = None
@@ -54,6 +57,10 @@ class TrainConfig(RunConfig):
     # (validation runs with the RNG state saved and restored around it).
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
         {"arch", "steps", "validate_every", "log_every", "checkpoint_every", "device", "tensorboard"})
+
+    def drop_path_at(self, step: int) -> float:
+        """Drop-path's probability during step `step` (0-based): DARTS' prob * epoch / epochs, per step."""
+        return self.drop_path_prob * min(step, self.steps) / self.steps
 
     def lr_at(self, step: int) -> float:
         """The learning rate of the step after `step` steps (what the schedule gives)."""

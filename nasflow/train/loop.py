@@ -191,6 +191,7 @@ class _Train(RunLoop):
 
     def one_step(self) -> dict[str, float]:
         batch = self.train.next()
+        self.model.drop_path = self.config.drop_path_at(self.step)  # from the step: a resume agrees
         self.opt.zero_grad(set_to_none=True)
         loss, terms = self.loss(self.ddp, batch)  # through DDP: its hooks average the gradients
         loss.backward()

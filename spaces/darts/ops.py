@@ -118,7 +118,8 @@ def _skip_madds(c_in: int, c_out: int, h: int, w: int, stride: int = 1, affine: 
 
 register_op("darts_skip_connect", factory=f"{MODULES}:skip_connect", args=STRIDE_AFFINE,
             doc="identity; FactorizedReduce at stride 2",
-            params=_skip_params, madds=_skip_madds, resize=_resize, check=_same, same_channels=True)
+            params=_skip_params, madds=_skip_madds, resize=_resize, check=_same, same_channels=True,
+            identity=lambda stride=1, affine=True: stride == 1)
 
 
 # --- zero and pooling --------------------------------------------------------------------
