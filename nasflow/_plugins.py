@@ -3,19 +3,53 @@
 So a strategy or regularizer defined in a user's package is usable by name on the command
 line once that package declares the entry point (or is named as 'module:attr'; the module
 is looked for on sys.path, then in the current folder).
+
+Trusted imports (the newcomer issue's rule, here because every layer needs it): a module
+Python finds on its own was installed, so it may run; one found only in the current folder
+(or beside a space file: nasflow.space.imports) is code that came with the files and runs
+only with `nasflow --trust-imports` or NASFLOW_TRUST_IMPORTS=1.
 """
 from __future__ import annotations
 
 import importlib
 import os
 import sys
+import warnings
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TypeVar
 
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, NasflowWarning
 from nasflow.registry import Registry, UnknownNameError
 
 T = TypeVar("T")
+
+ENV = "NASFLOW_TRUST_IMPORTS"
+HOW_TO_TRUST = f"run `nasflow --trust-imports ...` or set {ENV}=1 if you trust that code"
+_trust: bool | None = None  # set by the CLI's --trust-imports; None: the environment decides
+
+
+def set_trust_imports(trust: bool | None) -> None:
+    """Trust (or not) modules beside space files or in the current folder for this process;
+    None: back to the setting."""
+    global _trust
+    _trust = trust
+
+
+def trust_imports() -> bool:
+    if _trust is not None:
+        return _trust
+    return os.environ.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def beside(module: str, folders: list[Path]) -> Path | None:
+    """The file or package of `module`'s top-level name in the first of `folders` holding one."""
+    top = module.partition(".")[0]
+    for folder in folders:
+        for candidate in (folder / f"{top}.py", folder / top / "__init__.py", folder / top):
+            if candidate.exists():
+                return candidate
+    return None
 
 
 def lookup(registry: Registry[T], group: str, name: str) -> T:
@@ -42,8 +76,17 @@ def _import(module: str):  # -> the module
         cwd = os.getcwd()
         if exc.name != module.partition(".")[0] or cwd in sys.path:
             raise
-        sys.path.insert(0, cwd)  # as `python -m` would: a module beside the user
+        local = beside(module, [Path(cwd)])
+        if local is None:
+            raise
+        if not trust_imports():
+            raise NasflowError(f"'{module}' is code in the current folder ({local}), not an installed "
+                               f"package, so it is not imported; {HOW_TO_TRUST}") from None
+        sys.path.insert(0, cwd)  # as `python -m` would: a module beside the user, for this import only
         try:
-            return importlib.import_module(module)
-        finally:  # for this import only: the folder's other files stay out of later imports
+            found = importlib.import_module(module)
+        finally:
             sys.path.remove(cwd)
+        warnings.warn(NasflowWarning(f"ran code from the current folder: imported {module} (trusted imports)"),
+                      stacklevel=4)
+        return found

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 from torch import Tensor
 from typing_extensions import Self  # typing.Self is 3.11+
 
+from nasflow.space.imports import copy_local_imports
 from nasflow.runs.checkpoint import load_checkpoint, save_checkpoint
 from nasflow.runs.config import RunConfig
 from nasflow.runs.durable import write_atomic
@@ -92,6 +93,8 @@ class RunFiles(Generic[C]):
         run = cls(path)
         run.path.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run.space_path, space.to_yaml())
+        # The modules the space imports from its folder travel with the run (still untrusted).
+        copy_local_imports(space, run.path)
         run.write_config(config)
         return run
 

@@ -24,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import Tensor
 
+from nasflow.space.imports import copy_local_imports
 from nasflow.errors import CheckpointError, NasflowError
 from nasflow.runs.formats import FORMAT, KEY, migrate, read_version
 from nasflow.runs.durable import write_atomic
@@ -84,6 +85,7 @@ def save_model(directory: str | Path, space: Space, state_dict: Mapping[str, Ten
     blob = save(tensors, metadata={"format": "pt", FORMAT_ENTRY: str(FORMAT)})
     write_atomic(path / WEIGHTS_FILE, lambda p: p.write_bytes(blob))
     write_atomic(path / ARCH_FILE, lambda p: p.write_text(space.to_yaml()))
+    copy_local_imports(space, path)  # the modules its arch.yaml imports from its own folder
     write_atomic(path / META_FILE, lambda p: p.write_text(meta_text))
     return path
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from torch import Tensor
 
+from nasflow.space.imports import copy_local_imports
 from nasflow.compile.state import from_checkpoint
 from nasflow.runs.checkpoint import load_checkpoint
 from nasflow.space.cost import graph_cost, input_size_for_output
@@ -98,6 +99,7 @@ def _derive(space: Space, arch: dict[str, Tensor], step: int | None, topk: int |
 def _write(result: Derived, step: int | None, out: Path) -> Derived:
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / ARCH_FILE, result.space.to_yaml())
+    copy_local_imports(result.space, out)  # so the architecture builds from any folder
     write_text_atomic(out / GENOTYPE_FILE, json.dumps(result.genotype.to_json(), indent=2) + "\n")
     result.step, result.out_dir = step, out
     return result

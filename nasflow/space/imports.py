@@ -22,41 +22,25 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
+import shutil
 import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from nasflow._plugins import ENV, HOW_TO_TRUST, beside, set_trust_imports, trust_imports
 from nasflow.errors import NasflowWarning, SpaceError
 from nasflow.space.yaml_io import SourceMap
 
-ENV = "NASFLOW_TRUST_IMPORTS"
-HOW_TO_TRUST = f"run `nasflow --trust-imports ...` or set {ENV}=1 if you trust that code"
-_trust: bool | None = None  # set by the CLI's --trust-imports; None: the environment decides
+# Beside a space file, in a run directory, a derived architecture's or a model's folder: the
+# modules it imports from there are copied along (copy_local_imports), so the folder derives,
+# resumes and evaluates from anywhere. Copying does not make them trusted: the copy is code
+# beside a space file like the original, and runs only with the same consent.
+_LOCAL: dict[str, Path] = {}  # module -> the file or package it was imported from (this process)
 
-
-def set_trust_imports(trust: bool | None) -> None:
-    """Trust (or not) modules beside space files for this process; None: back to the setting."""
-    global _trust
-    _trust = trust
-
-
-def trust_imports() -> bool:
-    if _trust is not None:
-        return _trust
-    return os.environ.get(ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _beside(module: str, folders: list[Path]) -> Path | None:
-    """The file or package of `module`'s top-level name in the first of `folders` holding one."""
-    top = module.partition(".")[0]
-    for folder in folders:
-        for candidate in (folder / f"{top}.py", folder / top / "__init__.py", folder / top):
-            if candidate.exists():
-                return candidate
-    return None
+__all__ = ["ENV", "HOW_TO_TRUST", "SpaceImports", "copy_local_imports", "import_modules", "import_space_modules",
+           "local_imports", "set_trust_imports", "trust_imports"]
 
 
 def _installed(module: str, folders: list[Path]) -> bool:
@@ -122,7 +106,7 @@ def import_modules(modules: list[str], source: SourceMap, folders: list[Path] | 
         folders = [Path(source.file).resolve().parent] if source.file else []
         folders += [p for p in [Path.cwd().resolve()] if p not in folders]
     for i, module in enumerate(modules):
-        local = _beside(module, folders)
+        local = beside(module, folders)
         installed = _installed(module, folders)
         if not installed and local is not None and not trust_imports():
             result.untrusted[module] = local
@@ -140,6 +124,8 @@ def import_modules(modules: list[str], source: SourceMap, folders: list[Path] | 
         result.imported.append(module)
         if not installed:
             result.from_folder.append(module)
+            if local is not None:
+                _LOCAL.setdefault(module, local.parent if local.name == "__init__.py" else local)
     if result.from_folder:
         warnings.warn(NasflowWarning(f"ran code that came with the space file: imported "
                                      f"{', '.join(result.from_folder)} (trusted imports)"), stacklevel=3)
@@ -154,7 +140,7 @@ def import_named_module(module: str, what: str, source: SourceMap | None = None)
     names it and how to allow it."""
     folders = [Path(source.file).resolve().parent] if source is not None and source.file else []
     folders += [p for p in [Path.cwd().resolve()] if p not in folders]
-    local = _beside(module, folders)
+    local = beside(module, folders)
     if local is None or _installed(module, folders):
         return
     where = source.where(("task",)) if source is not None else None
@@ -164,3 +150,25 @@ def import_named_module(module: str, what: str, source: SourceMap | None = None)
     imported = import_modules([module], source or SourceMap(None), folders)
     if not imported.imported:  # pragma: no cover - trusted and found: imported or raised
         raise SpaceError(f"{what}: cannot import module '{module}'", where)
+
+
+def local_imports(space: _WithImports) -> dict[str, Path]:
+    """The modules of `space.imports` this process imported from a space's folder or the
+    current folder (not installed ones): {module: its file or package folder}."""
+    return {m: _LOCAL[m] for m in space.imports if m in _LOCAL}
+
+
+def copy_local_imports(space: _WithImports, folder: Path) -> list[Path]:
+    """Copy the space's local imports (local_imports) into `folder`, where a space file
+    written there finds them; returns what was written. Copies stay untrusted code."""
+    written = []
+    for path in local_imports(space).values():
+        dest = folder / path.name
+        if path.resolve() == dest.resolve():
+            continue
+        if path.is_dir():
+            shutil.copytree(path, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(path, dest)
+        written.append(dest)
+    return written
