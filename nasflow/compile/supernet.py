@@ -57,9 +57,14 @@ class Supernet(nn.Module):
 
     `drop_path` (a probability, 0 by default) drops the branches of the sums inside blocks
     per sample while training; see nasflow.compile.drop_path.
+
+    `auxiliary`: build the space's auxiliary outputs (Space.auxiliary); in training mode the
+    model then returns (output, *auxiliary). Off (the default), or in eval mode, the model
+    is the one exported and evaluated; eval_state_dict() / eval_parameters() leave them out.
     """
 
-    def __init__(self, graph: Graph, fuse: bool | None = None, mixed_op: str | None = None) -> None:
+    def __init__(self, graph: Graph, fuse: bool | None = None, mixed_op: str | None = None,
+                 auxiliary: bool = False) -> None:
         super().__init__()
         if mixed_op is None:
             mixed_op = "fused" if fuse else "plain"
@@ -75,8 +80,11 @@ class Supernet(nn.Module):
         # Drop-path's probability (0: off; the train loop sets it) and the nodes it acts on.
         self.drop_path = 0.0
         self._droppable = drop_path_nodes(graph)
+        # The space's auxiliary outputs are built only when asked for (a training run's
+        # `auxiliary`), and computed only in training mode.
+        self.auxiliary = auxiliary and bool(graph.auxiliary)
         for g in graph.nodes.values():
-            if g.kind == "input":
+            if g.kind == "input" or (g.name in graph.aux_only and not self.auxiliary):
                 continue
             kind = compiled_kind(g.kind)
             module = kind.build(g, mixed)
@@ -120,7 +128,18 @@ class Supernet(nn.Module):
         return split_state(self.state_dict())[1]
 
     # --- forward -----------------------------------------------------------------------
-    def forward(self, *args: Tensor, **kwargs: Tensor) -> Tensor:
+    def eval_state_dict(self) -> dict[str, Tensor]:
+        """state_dict() without the auxiliary outputs' modules: the weights of the network
+        that is evaluated, exported and saved as a model."""
+        aux = tuple(f"{name}." for name in self.graph.aux_only)
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(aux)} if aux else self.state_dict()
+
+    def eval_parameters(self) -> list[nn.Parameter]:
+        """parameters() without the auxiliary outputs' (what parameter counts count)."""
+        aux = tuple(f"{name}." for name in self.graph.aux_only)
+        return [p for n, p in self.named_parameters() if not (aux and n.startswith(aux))]
+
+    def forward(self, *args: Tensor, **kwargs: Tensor) -> Tensor | tuple[Tensor, ...]:
         if len(args) > len(self.graph.inputs):
             raise NasflowError(f"model takes {len(self.graph.inputs)} input(s) "
                                f"({', '.join(self.graph.inputs)}), got {len(args)}; pass inputs by name")
@@ -131,10 +150,15 @@ class Supernet(nn.Module):
         active = ({label: active_candidates(w) for label, w in weights.items()}
                   if self.relaxation.sparse else {})
         drop = self.drop_path if self.training else 0.0
+        aux = self.auxiliary and self.training
         for g, module, kind in self._steps:
+            if not aux and g.name in self.graph.aux_only:
+                continue
             values[g.name] = kind.run(module, g, values, weights, active)
             if drop > 0 and g.name in self._droppable:
                 values[g.name] = drop_path(values[g.name], drop)
+        if aux:
+            return (values[self.graph.output], *(values[a] for a in self.graph.auxiliary))
         return values[self.graph.output]
 
     def _check_inputs(self, values: dict[str, Tensor]) -> None:
@@ -151,6 +175,8 @@ class Supernet(nn.Module):
                                    f"along dim 1), got {tuple(x.shape)}")
 
 
-def compile_graph(graph: Graph, fuse: bool | None = None, mixed_op: str | None = None) -> Supernet:
-    """The supernet of `graph` (see Supernet for `fuse` and `mixed_op`; default "plain")."""
-    return Supernet(graph, fuse=fuse, mixed_op=mixed_op)
+def compile_graph(graph: Graph, fuse: bool | None = None, mixed_op: str | None = None,
+                  auxiliary: bool = False) -> Supernet:
+    """The supernet of `graph` (see Supernet for `fuse`, `mixed_op` (default "plain") and
+    `auxiliary`)."""
+    return Supernet(graph, fuse=fuse, mixed_op=mixed_op, auxiliary=auxiliary)

@@ -100,7 +100,7 @@ def _prune_once(space: Space) -> Space:
         raise NasflowError(f"node '{g.name}' is still a decision after deriving: node kind '{g.kind}' has "
                            "no derive side; register one (@register_derived_kind, nasflow.derive.kinds)")
     alive: set[str] = set()  # every reached expanded name and each of its dotted prefixes
-    for name in nx.ancestors(graph.dag, graph.output) | {graph.output}:
+    for name in set().union(*(nx.ancestors(graph.dag, o) | {o} for o in [graph.output, *graph.auxiliary])):
         parts = name.split(".")
         alive.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
     prefixes: dict[str, list[str]] = {}  # block -> the dotted prefixes of its instances

@@ -62,7 +62,7 @@ def graph_cost(graph: Graph, input_size: tuple[int, int]) -> CostReport:
     out_size = _scaled(input_size, graph.nodes[graph.output].size)
     report = CostReport(input_size, out_size)
     for g in graph.nodes.values():
-        if g.kind == "input":
+        if g.kind == "input" or g.name in graph.aux_only:  # auxiliary outputs: training only
             continue
         h, w = _scaled(input_size, graph.nodes[g.inputs[0]].size)
         ops = ops_of(g)

@@ -51,7 +51,8 @@ MODULE_ATTRIBUTES = frozenset({
     "training", "type", "xpu", "zero_grad"})
 MODEL_ATTRIBUTES = frozenset({
     "arch", "graph", "weights", "named_weights", "arch_parameters", "weights_state_dict",
-    "arch_state_dict", "relaxation", "mixed_op", "drop_path"})
+    "arch_state_dict", "relaxation", "mixed_op", "drop_path", "auxiliary", "eval_state_dict",
+    "eval_parameters"})
 
 
 def reserved_name(name: str, top_level: bool) -> str | None:
@@ -89,6 +90,8 @@ class Graph:
     dag: nx.DiGraph
     # Each stack node's expanded name -> the block of each of its instances, in order.
     stacks: dict[str, list[str]] = field(default_factory=dict)
+    auxiliary: list[str] = field(default_factory=list)  # the auxiliary outputs, expanded names
+    aux_only: frozenset[str] = frozenset()  # nodes only the auxiliary outputs read
 
     @property
     def is_derived(self) -> bool:
@@ -149,7 +152,10 @@ class _Builder:
             self.nodes[name] = GNode(name, "input", [], ("inputs", name), out=c, c_out=c)
             ports[name] = name
         self._expand_scope(s.nodes, env, "", ports, ("nodes",), stack=())
-        return self._finish(self._resolve(s.output, s.nodes, "", ports, ("output",), "the space's output", env))
+        aux = [self._resolve(a, s.nodes, "", ports, ("auxiliary", i), "an auxiliary output", env)
+               for i, a in enumerate(s.auxiliary)]
+        return self._finish(self._resolve(s.output, s.nodes, "", ports, ("output",), "the space's output", env),
+                            aux)
 
     def _expand_scope(self, nodes: dict[str, Node], env: dict[str, int], prefix: str,
                       ports: dict[str, str], loc: Loc, stack: tuple[str, ...]) -> None:
@@ -387,7 +393,7 @@ class _Builder:
             raise self.fail(loc, f"{what} name '{name}' must be an identifier (letters, digits, _)")
 
     # --- graph-wide checks and inference ------------------------------------------------
-    def _finish(self, output: str) -> Graph:
+    def _finish(self, output: str, aux: list[str]) -> Graph:
         dag = nx.DiGraph()
         for g in self.nodes.values():
             dag.add_node(g.name)
@@ -401,7 +407,8 @@ class _Builder:
             names = [a for a, _ in cycle] + [cycle[0][0]]
             first = self.nodes[names[0]]
             raise self.fail(first.loc, f"cycle: {' -> '.join(names)}; a space must be a DAG")
-        reach = nx.ancestors(dag, output) | {output}
+        main = nx.ancestors(dag, output) | {output}
+        reach = main.union(*(nx.ancestors(dag, a) | {a} for a in aux))
         # A stack builds every instance, even one whose output nothing reads (a derived cell
         # that drops the input its predecessor fed): like an unused cell of a written-out
         # network in the reference code, it is computed and counted, not an error.
@@ -416,8 +423,9 @@ class _Builder:
         for g in ordered.values():
             if g.kind != "input":
                 self._infer(g, ordered)
+        aux_only = frozenset(reach - main - set(self.space.inputs))
         return Graph(self.space, ordered, list(self.space.inputs), output, self._decisions(ordered), dag,
-                     self.stacks)
+                     self.stacks, aux, aux_only)
 
     def _infer(self, g: GNode, nodes: dict[str, GNode]) -> None:
         srcs = [nodes[i] for i in g.inputs]

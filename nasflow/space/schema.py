@@ -66,6 +66,11 @@ class Space(BaseModel):
     blocks: dict[str, Block] = {}
     nodes: dict[str, Node]  # type: ignore[valid-type]
     output: str
+    # Auxiliary outputs (DARTS' auxiliary head): nodes computed only while training with the
+    # train config's `auxiliary` on, the model then returning (output, *auxiliary) for the
+    # task's loss. What only they read is never built otherwise: not exported, evaluated,
+    # saved in model directories or counted in costs.
+    auxiliary: list[str] = []
     meta: dict[str, Any] = {}  # provenance: what it was derived from, by whom
 
     # Where each part came from, for error messages. Not part of the schema.

@@ -39,6 +39,10 @@ class TrainConfig(RunConfig):
     # Drop-path (nasflow.compile.drop_path): the branches of the sums inside blocks dropped per
     # sample with a probability growing linearly from 0 to this over `steps` (DARTS: 0.2); 0: off.
     drop_path_prob: float = Field(0.0, ge=0, lt=1)
+    # Train with the architecture's auxiliary outputs (its `auxiliary:`, DARTS' auxiliary
+    # head): the model returns (output, *auxiliary) to the task's loss while training; they
+    # are left out of validation, saved models and parameter counts.
+    auxiliary: bool = False
     seed: int = 0
     # Speed levers, as the search's (nasflow/levers.py). channels_last None: on for the CPU.
     channels_last: bool | None = None

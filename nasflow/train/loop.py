@@ -135,7 +135,11 @@ class _Train(RunLoop):
         self.config, self.graph = config, graph
         self.device = run_device(config.device, ctx)
         seed_everything(config.seed)
-        self.model: Supernet = compile_graph(graph).to(self.device)
+        if config.auxiliary and not graph.auxiliary:
+            raise NasflowError(f"auxiliary is on, but architecture '{graph.space.name}' declares no auxiliary "
+                               "output; add `auxiliary: [NODE]` to it (a node only training reads, e.g. DARTS' "
+                               "darts_aux_head) or turn auxiliary off")
+        self.model: Supernet = compile_graph(graph, auxiliary=config.auxiliary).to(self.device)
         self.init = warm_start(self.model, config.init_from) if config.init_from and warm else None
         # What the warm start did, for the models' meta (kept in checkpoints for a resumed run).
         self.init_meta: dict[str, Any] | None = self.init.to_json() if self.init is not None else None
@@ -179,7 +183,7 @@ class _Train(RunLoop):
         return TrainResult(
             run_dir.path, self.step, finished, run_dir.model_path if finished else None,
             run_dir.best_path if self.best is not None else None, dict(self.valid), self.best,
-            sum(p.numel() for p in self.model.parameters()), self.graph.space, self.init)
+            sum(p.numel() for p in self.model.eval_parameters()), self.graph.space, self.init)
 
     def open_sinks(self) -> list[RecordSink]:
         tensorboard = open_tensorboard(self.config.tensorboard, self.run_dir.path)
@@ -244,7 +248,7 @@ class _Train(RunLoop):
             "steps": self.step, "valid": dict(self.valid), "run_dir": str(self.run_dir.path),
             "init_from": self.init_meta, **self.task.model_meta(space), **extra,
         }
-        save_model(path, space, self.model.state_dict(), meta)
+        save_model(path, space, self.model.eval_state_dict(), meta)  # auxiliary outputs: training only
 
 
 __all__ = ["TrainConfig", "TrainReporter", "TrainResult", "check_no_choices", "resolve_arch", "run_train"]

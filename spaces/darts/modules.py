@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nasflow.errors import NasflowError
+
 
 # --- ReLU-conv-BN and the separable / dilated convs --------------------------------------
 class ReLUConvBN(nn.Sequential):
@@ -123,3 +125,30 @@ class Classifier(nn.Module):
 
 def classifier(c_in: int, c_out: int) -> nn.Module:
     return Classifier(c_in, c_out)
+
+
+class AuxiliaryHead(nn.Module):
+    """DARTS' auxiliary head: ReLU, 5x5 average pooling (stride 3 on CIFAR's 8x8, 2 on
+    ImageNet's 7x7) to 2x2, 1x1 conv to 128 + BN + ReLU, 2x2 conv to 768 + BN + ReLU, linear."""
+
+    def __init__(self, c_in: int, classes: int, stride: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.AvgPool2d(5, stride=stride, padding=0, count_include_pad=False),
+            nn.Conv2d(c_in, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=False),
+            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(inplace=False))
+        self.classifier = nn.Linear(768, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.features(x)
+        if out.shape[2:] != (1, 1):
+            raise NasflowError(f"darts_aux_head takes the {5 + self.features[1].stride}x"
+                             f"{5 + self.features[1].stride} maps of 2/3 depth (8x8 on 32x32 CIFAR "
+                             f"images with stride 3), got {tuple(x.shape[2:])}")
+        return self.classifier(out.flatten(1))
+
+
+def aux_head(c_in: int, c_out: int, stride: int = 3) -> nn.Module:
+    """DARTS' auxiliary classifier (training only: a space's `auxiliary:` output): N x C x 8 x 8 -> N x classes"""
+    return AuxiliaryHead(c_in, c_out, stride)

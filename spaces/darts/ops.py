@@ -148,3 +148,25 @@ register_op("darts_classifier", factory=f"{MODULES}:classifier",
             doc="global average pooling, then a linear layer: N x C x H x W -> N x classes (the last node)",
             params=lambda c_in, c_out: c_in * c_out + c_out,
             madds=lambda c_in, c_out, h, w: c_in * c_out + c_out)
+
+
+# --- the auxiliary head --------------------------------------------------------------------
+def _pooled(n: int, stride: int) -> int:
+    return (n - 5) // stride + 1  # 5x5 average pooling, no padding
+
+
+def _aux_params(c_in: int, c_out: int, stride: int = 3) -> int:
+    return c_in * 128 + 2 * 128 + 128 * 768 * 4 + 2 * 768 + 768 * c_out + c_out
+
+
+def _aux_madds(c_in: int, c_out: int, h: int, w: int, stride: int = 3) -> int:
+    ph, pw = _pooled(h, stride), _pooled(w, stride)
+    return c_in * 128 * ph * pw + 128 * 768 * 4 * (ph - 1) * (pw - 1) + 768 * c_out + c_out
+
+
+register_op("darts_aux_head", factory=f"{MODULES}:aux_head", args={"stride": 3},
+            doc="DARTS' auxiliary classifier (training only: a space's `auxiliary:` output): "
+                "N x C x 8 x 8 -> N x classes",
+            params=_aux_params, madds=_aux_madds,
+            check=lambda c_in, c_out, stride=3: None if stride in (2, 3) else f"takes stride 3 (CIFAR) or 2 "
+            f"(ImageNet), got {stride}")
