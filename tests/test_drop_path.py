@@ -42,9 +42,9 @@ def test_acts_on_the_non_identity_branches_of_sums_inside_blocks():
     # FactorizedReduce and is dropped); preprocessing (p0, p1) never
     nodes = drop_path_nodes(build_graph(load_space(ROOT / "spaces" / "darts" / "darts_v2.yaml", {"C": 4})))
     assert {n for n in nodes if n.startswith("cell0.")} == {
-        "cell0.e2_0", "cell0.e2_1", "cell0.e3_0", "cell0.e3_1", "cell0.e4_1", "cell0.e5_2"}
+        f"cell0.dag.{e}" for e in ("e2_0", "e2_1", "e3_0", "e3_1", "e4_1", "e5_2")}
     assert {n for n in nodes if n.startswith("cell6.")} == {
-        "cell6.e2_0", "cell6.e2_1", "cell6.e3_1", "cell6.e4_0", "cell6.e5_1"}
+        f"cell6.dag.{e}" for e in ("e2_0", "e2_1", "e3_1", "e4_0", "e5_1")}
     assert len(nodes) == 18 * 6 + 2 * 5
 
 
@@ -116,4 +116,4 @@ def test_probability_grows_linearly_and_a_resume_is_exact(tmp_path):
 
 def test_darts_paper_preset_turns_it_on():
     _, train = preset_section("classify", "paper", "train")
-    assert train["drop_path_prob"] == 0.2
+    assert train["drop_path_prob"] == 0.2 and train["auxiliary"] is True

@@ -4,7 +4,8 @@ genotypes, written by one builder so that both have the same stem, cells and hea
     python -m nasflow.spaces.darts.build DIR     # rewrites the YAML files in DIR
 
 A network is: stem (3x3 conv + BN to 3*C), `layers` cells, global pooling and a linear
-classifier. Each cell reads the two previous cells' outputs (s0, s1), preprocesses them to
+classifier (and an auxiliary head at 2/3 depth, used only when training with `auxiliary` on).
+Each cell reads the two previous cells' outputs (s0, s1), preprocesses them to
 C channels (a 1x1 ReLU-conv-BN; a FactorizedReduce for s0 after a reduction), builds 4
 intermediate nodes each the sum of two edges, and concatenates them (4*C channels). The
 cells at layers//3 and 2*layers//3 reduce: their edges from s0 and s1 run at stride 2, and
@@ -119,15 +120,19 @@ def _network(name: str, description: str, C: int, layers: int, classes: int,
     """The stem, the stack of cells (`dags`: the normal and the reduction cell's DAG) and the head."""
     nodes: dict[str, Any] = {"stem": {"op": "darts_conv_bn", "in": "x", "out": "3 * C"},
                              "cell": CELLS,
-                             "head": {"op": "darts_classifier", "in": "cell", "out": "classes"}}
+                             "head": {"op": "darts_classifier", "in": "cell", "out": "classes"},
+                             # NetworkCIFAR's auxiliary head, on the cell at 2/3 depth (8x8):
+                             # built and run only when training with `auxiliary` on, never counted
+                             "aux": {"op": "darts_aux_head", "in": "cell[2 * layers // 3]", "out": "classes"}}
     cells = {b: _cell(dag, after, search) for b, (dag, after) in CELL_KINDS.items()}
     return {"name": name, "description": description, "task": "classify", "imports": [OPS_MODULE],
             "params": {"C": C, "layers": layers, "classes": classes}, "inputs": {"x": 3},
-            "blocks": {**cells, **dags}, "nodes": nodes, "output": "head"}
+            "blocks": {**cells, **dags}, "nodes": nodes, "output": "head", "auxiliary": ["aux"]}
 
 
 def architecture(genotype: str, C: int = 36, layers: int = 20, classes: int = 10) -> Space:
-    """A published genotype as an architecture file (DARTS' NetworkCIFAR, no auxiliary head)."""
+    """A published genotype as an architecture file (DARTS' NetworkCIFAR; its auxiliary head
+    is an `auxiliary:` output, off in parameter counts)."""
     cells = GENOTYPES[genotype]
     dags = {"normal_dag": _dag_fixed(cells["normal"], False), "reduce_dag": _dag_fixed(cells["reduce"], True)}
     return Space.from_data(_network(

@@ -44,7 +44,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # DARTS on CIFAR-10 (Liu et al. 2019, section 3.1 and appendix A.1): the search at C=16 on
     # the half split, batch 64, 50 epochs (25,000 images: 391 steps each); retraining at C=36,
     # batch 96, 600 epochs (521 steps each) with SGD (momentum 0.9, weight decay 3e-4) from
-    # lr 0.025 on a cosine schedule, cutout 16. The search's weights: SGD (momentum 0.9,
+    # lr 0.025 on a cosine schedule, cutout 16, drop-path 0.2 and the auxiliary head (weight
+    # 0.4: the task's auxiliary_weight). The search's weights: SGD (momentum 0.9,
     # weight decay 3e-4) from lr 0.025 cosine to 0.001; its arch: Adam 3e-4, betas (0.5,
     # 0.999), weight decay 1e-3.
     "paper": {
@@ -54,7 +55,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                    "arch_optim": {"lr": 3e-4, "betas": [0.5, 0.999], "weight_decay": 1e-3},
                    "overrides": {"C": 16}, "task_options": {"half": True}},
         "train": {"steps": 600 * 521, "batch_size": 96, "optimizer": "sgd", "lr": 0.025, "momentum": 0.9,
-                  "weight_decay": 3e-4, "schedule": "cosine", "drop_path_prob": 0.2, "validate_every": 10 * 521,
+                  "weight_decay": 3e-4, "schedule": "cosine", "drop_path_prob": 0.2, "auxiliary": True,
+                  "validate_every": 10 * 521,
                   "checkpoint_every": 521, "overrides": {"C": 36},
                   "task_options": {"half": False, "cutout": 16}},
     },

@@ -116,3 +116,22 @@ def test_training_with_the_aux_head_saves_the_evaluation_network(tmp_path):
 def test_auxiliary_on_an_architecture_without_one_is_refused(tmp_path):
     with pytest.raises(NasflowError, match="declares no auxiliary output; add `auxiliary: \\[NODE\\]`"):
         run_train(_config(), tmp_path / "run", arch=tiny(with_aux=False), task=ClassificationTask(test_samples=16))
+
+
+def test_the_published_networks_carry_the_head_off_in_their_counts(tmp_path):
+    from pathlib import Path
+
+    from nasflow.space.load import load_space
+
+    darts_v2 = load_space(Path(__file__).resolve().parents[2] / "spaces" / "darts" / "darts_v2.yaml")
+    graph = build_graph(darts_v2)
+    assert graph.auxiliary == ["aux"] and graph.nodes["aux"].inputs == ["cell13.dag.out"]  # 2 * 20 // 3
+    model = compile_graph(graph, auxiliary=True)
+    evaluated = sum(p.numel() for p in model.eval_parameters())
+    assert evaluated == graph_cost(graph, (32, 32)).params == 3_349_342  # NetworkCIFAR, no auxiliary head
+    assert sum(p.numel() for p in model.parameters()) - evaluated == 476_426  # AuxiliaryHeadCIFAR(576, 10)
+    # the paper preset's retraining (auxiliary, drop-path) runs on the file, here 3 cells at C=2
+    small = darts_v2.with_params({"layers": 3, "C": 2})
+    result = run_train(_config(steps=2, validate_every=2, drop_path_prob=0.2), tmp_path / "run", arch=small,
+                       task=ClassificationTask(half=False, cutout=16, test_samples=16))
+    assert result.finished and result.params == graph_cost(build_graph(small), (32, 32)).params
