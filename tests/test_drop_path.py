@@ -117,3 +117,12 @@ def test_probability_grows_linearly_and_a_resume_is_exact(tmp_path):
 def test_darts_paper_preset_turns_it_on():
     _, train = preset_section("classify", "paper", "train")
     assert train["drop_path_prob"] == 0.2 and train["auxiliary"] is True
+
+
+def test_finding_the_nodes_draws_nothing_from_the_rng():
+    """conv_3x3 declares no `identity`, so it is built to be checked: aside from the run's RNG."""
+    graph = build_graph(cell_arch())
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    assert "c1.a" in drop_path_nodes(graph)
+    assert torch.equal(torch.get_rng_state(), before)

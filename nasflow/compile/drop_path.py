@@ -35,7 +35,9 @@ def is_identity(g: GNode) -> bool:
     args = spec.bind(g.args)
     if spec.identity is not None:
         return bool(spec.identity(**args))
-    return isinstance(spec.factory(g.c_in[0], g.c_out, **args), torch.nn.Identity)
+    # Built aside: initialising its weights must not draw from the run's RNG.
+    with torch.random.fork_rng(devices=[]):
+        return isinstance(spec.factory(g.c_in[0], g.c_out, **args), torch.nn.Identity)
 
 
 def drop_path_nodes(graph: Graph) -> frozenset[str]:

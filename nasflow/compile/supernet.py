@@ -77,9 +77,10 @@ class Supernet(nn.Module):
         # Each node's module, built and run by its kind (nasflow.compile.kinds).
         self._steps: list[tuple[GNode, nn.Module, CompiledKind]] = []
         mixed = get_mixed_op(mixed_op) if graph.decisions else MixedOp
-        # Drop-path's probability (0: off; the train loop sets it) and the nodes it acts on.
+        # Drop-path's probability (0: off; the train loop sets it); the nodes it acts on are
+        # found on first use (nasflow.compile.drop_path).
         self.drop_path = 0.0
-        self._droppable = drop_path_nodes(graph)
+        self._droppable: frozenset[str] | None = None
         # The space's auxiliary outputs are built only when asked for (a training run's
         # `auxiliary`), and computed only in training mode.
         self.auxiliary = auxiliary and bool(graph.auxiliary)
@@ -150,12 +151,14 @@ class Supernet(nn.Module):
         active = ({label: active_candidates(w) for label, w in weights.items()}
                   if self.relaxation.sparse else {})
         drop = self.drop_path if self.training else 0.0
+        if drop > 0 and self._droppable is None:
+            self._droppable = drop_path_nodes(self.graph)
         aux = self.auxiliary and self.training
         for g, module, kind in self._steps:
             if not aux and g.name in self.graph.aux_only:
                 continue
             values[g.name] = kind.run(module, g, values, weights, active)
-            if drop > 0 and g.name in self._droppable:
+            if drop > 0 and g.name in self._droppable:  # type: ignore[operator]
                 values[g.name] = drop_path(values[g.name], drop)
         if aux:
             return (values[self.graph.output], *(values[a] for a in self.graph.auxiliary))
