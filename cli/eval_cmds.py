@@ -87,8 +87,9 @@ def eval_(
         if isinstance(table, Table) and table.title:
             table.title = f"{name} on {table.title}"
         console.print(table)
-    h, w = result.cost_output_size
-    size = f"{w}x{h} output" if (h, w) != (1, 1) else "one sample"
+    # The input, not the output: a classifier's output is no image.
+    ih, iw = result.cost_input_size
+    size = f"a {iw}x{ih} input" if (ih, iw) != (1, 1) else "one sample"
     console.print(f"{name} ({type(result.task).name}): {result.params:,} params, {result.madds / 1e9:.4g}G "
                   f"Multi-Adds for {size}; {result.backend} {result.dtype}")
 

@@ -37,12 +37,14 @@ class ModelEvaluation:
     params: int
     madds: int
     cost_output_size: tuple[int, int]  # (h, w) the Multi-Adds are counted for
+    cost_input_size: tuple[int, int]  # (h, w) of the input that gives that output
 
     def to_json(self) -> dict[str, Any]:
         h, w = self.cost_output_size
         return {"model": str(self.model_dir), "arch": self.space.name, "task": type(self.task).name,
                 "paper_model": self.meta.get("paper_model"), "backend": self.backend, "dtype": self.dtype,
                 "params": self.params, "madds": self.madds, "madds_output_size": [w, h],
+                "madds_input_size": list(reversed(self.cost_input_size)),
                 "metrics": self.evaluation.metrics, **self.evaluation.details}
 
 
@@ -75,10 +77,11 @@ def evaluate_model(model_dir: str | Path, *, device: str | None = None, backend:
     graph = build_graph(space)
     size = type(task).cost_size
     try:
-        cost = graph_cost(graph, input_size_for_output(graph, size))
+        input_size = input_size_for_output(graph, size)
+        cost = graph_cost(graph, input_size)
     except ValueError as exc:
         raise NasflowError(f"model '{space.name}': {exc}") from None
     predict = Predictor(model, backend or default_backend(dev), dtype, task=task)
     evaluation = task.benchmark(model, predict, options)
     return ModelEvaluation(Path(model_dir), space, meta, task, evaluation, predict.backend, dtype,
-                           cost.params, cost.madds, size)
+                           cost.params, cost.madds, size, input_size)

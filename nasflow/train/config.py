@@ -43,6 +43,9 @@ class TrainConfig(RunConfig):
     # head): the model returns (output, *auxiliary) to the task's loss while training; they
     # are left out of validation, saved models and parameter counts.
     auxiliary: bool = False
+    # Clip the gradient to this L2 norm (over all weights) before each step, as DARTS'
+    # retraining does (5); 0: no clipping, the DLSR paper's.
+    grad_clip: float = Field(0.0, ge=0)
     seed: int = 0
     # Speed levers, as the search's (nasflow/levers.py). channels_last None: on for the CPU.
     channels_last: bool | None = None

@@ -199,6 +199,8 @@ class _Train(RunLoop):
         self.opt.zero_grad(set_to_none=True)
         loss, terms = self.loss(self.ddp, batch)  # through DDP: its hooks average the gradients
         loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.opt.step()
         self.sched.step()
         return {"train/loss": float(loss.detach()), **{f"train/{k}": float(v) for k, v in terms.items()}}

@@ -49,17 +49,20 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # the half split, batch 64, 50 epochs (25,000 images: 391 steps each); retraining at C=36,
     # batch 96, 600 epochs (521 steps each) with SGD (momentum 0.9, weight decay 3e-4) from
     # lr 0.025 on a cosine schedule, cutout 16, drop-path 0.2 and the auxiliary head (weight
-    # 0.4: the task's auxiliary_weight). The search's weights: SGD (momentum 0.9,
-    # weight decay 3e-4) from lr 0.025 cosine to 0.001; its arch: Adam 3e-4, betas (0.5,
-    # 0.999), weight decay 1e-3.
+    # 0.4: the task's auxiliary_weight), gradients clipped to norm 5. The search's weights:
+    # SGD (momentum 0.9, weight decay 3e-4) from lr 0.025 cosine to 0.001; its arch: Adam 3e-4, betas (0.5,
+    # 0.999), weight decay 1e-3; the weights' gradient clipped to norm 5 (`--strategy darts
+    # --strategy-opt arch_first=true` also takes train_search.py's order: arch step first).
     "paper": {
         "search": {"steps": 50 * 391, "warmup": 0, "batch_size": 64, "gamma": 0.0,
                    "weights_optimizer": "sgd", "weights_momentum": 0.9, "weights_schedule": "cosine",
                    "weights_optim": {"lr": 0.025, "weight_decay": 3e-4}, "weights_lr_min": 0.001,
                    "arch_optim": {"lr": 3e-4, "betas": [0.5, 0.999], "weight_decay": 1e-3},
+                   "grad_clip": 5.0,
                    "overrides": {"C": 16}, "task_options": {"half": True}},
         "train": {"steps": 600 * 521, "batch_size": 96, "optimizer": "sgd", "lr": 0.025, "momentum": 0.9,
                   "weight_decay": 3e-4, "schedule": "cosine", "drop_path_prob": 0.2, "auxiliary": True,
+                  "grad_clip": 5.0,
                   "validate_every": 10 * 521,
                   "checkpoint_every": 521, "overrides": {"C": 36},
                   "task_options": {"half": False, "cutout": 16}},
