@@ -2,9 +2,10 @@
 
 A 1/K share of the input's channels goes through the candidates (weighted as any mixed op
 weights them), the rest bypasses them, and the two are concatenated and channel-shuffled
-(K groups), so the next mixed op sees a different share. The candidates are built for
-C/K channels: a K times cheaper search. K = 1 is the plain mixed op exactly (same
-parameters, same order of construction, identity shuffle).
+(K groups), so the next mixed op sees a different share. On a reducing edge (stride 2) the
+bypass is max-pooled 2x2 to the candidates' output size, as PC-DARTS does. The candidates
+are built for C/K channels: a K times cheaper search. K = 1 is the plain mixed op exactly
+(same parameters, same order of construction, identity shuffle).
 """
 from __future__ import annotations
 
@@ -41,7 +42,12 @@ class PartialMixedOp(nn.Module):
         # One split (not two slices): its backward writes both gradients into one tensor
         # instead of two full-size zero-filled ones that are then added.
         part, bypass = x.split([share, x.shape[1] - share], dim=1)
-        return self.act(shuffled_concat(self._mixed(part, weights, active), bypass, k, _is_channels_last(x)))
+        out = self._mixed(part, weights, active)
+        if out.shape[2:] != bypass.shape[2:]:
+            # A reducing edge: ceil_mode matches the candidates' ceil(H / stride) at odd sizes.
+            stride = -(-bypass.shape[2] // out.shape[2])
+            bypass = torch.nn.functional.max_pool2d(bypass, stride, stride, ceil_mode=True)
+        return self.act(shuffled_concat(out, bypass, k, _is_channels_last(x)))
 
     def _mixed(self, x: Tensor, weights: Tensor, active: list[int] | None) -> Tensor:
         ops = list(self.ops.values())

@@ -1,5 +1,5 @@
 """`nasflow search spaces/dlsr/space.yaml --strategy X` runs with the quick preset and
-derives, at a tiny size, for a sampling strategy (gdas) and a mixed-op one (pcdarts)."""
+derives, at a tiny size, for every gradient strategy (spos, which evolves, has its own test)."""
 from __future__ import annotations
 
 import shutil
@@ -13,7 +13,7 @@ from nasflow.spaces.dlsr.task import default_data
 SPACE = Path(__file__).resolve().parents[2] / "spaces" / "dlsr" / "space.yaml"
 
 
-@pytest.mark.parametrize("strategy", ["gdas", "pcdarts"])
+@pytest.mark.parametrize("strategy", ["milenas", "darts", "darts2", "gdas", "pcdarts", "drnas"])
 def test_search_and_derive_on_dlsr(strategy: str, tmp_path: Path) -> None:
     from nasflow.cli.main import app
 
