@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.multiprocessing as mp
 
 
@@ -14,6 +16,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def as_rank(rank: int, port: int, world: int) -> None:
+    """Inside a worker: one thread, and the torchrun variables that make it rank `rank` of
+    `world` on this machine (nasflow.runs.distributed.setup reads them)."""
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
 
 
 def spawn_ranks(worker: Callable[[int, int, str], None], tmp: Path, world: int) -> list[dict[str, Any]]:

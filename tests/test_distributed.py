@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import torch
-from spawn_ranks import spawn_ranks
+from spawn_ranks import as_rank, spawn_ranks
 from synthetic import GlobalBatchTask, PlantedTask, fast_config, planted_space
 
 from nasflow.runs.distributed import DistContext, _shard, cleanup, setup, single
@@ -64,9 +64,7 @@ def _audit_writes(root: str, seen: list[str]) -> None:
 
 def _worker(rank: int, port: int, tmp: str) -> None:
     faulthandler.enable(all_threads=True)  # a crash in C++ (gloo) still shows where Python was
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
+    as_rank(rank, port, WORLD)
     runs = os.path.join(tmp, "runs")
     writes: list[str] = []
     _audit_writes(runs, writes)

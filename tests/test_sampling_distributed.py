@@ -3,12 +3,11 @@ strategy's own generator, so the run equals one process with the same global bat
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
-from spawn_ranks import spawn_ranks
+from spawn_ranks import as_rank, spawn_ranks
 from synthetic import PlantedTask, fast_config, planted_space
 
 from nasflow.runs.distributed import cleanup, setup
@@ -24,10 +23,8 @@ def config(strategy: str):
 
 
 def _worker(rank: int, port: int, tmp: str) -> None:
-    torch.set_num_threads(1)
     strategy = Path(tmp, "strategy").read_text()
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
+    as_rank(rank, port, WORLD)
     ctx = setup("cpu")
     try:
         result = run_search(config(strategy), f"{tmp}/runs/two", space=planted_space(),

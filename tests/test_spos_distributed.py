@@ -4,11 +4,10 @@ chosen genotype equal one process's with the same global batch."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
-from spawn_ranks import spawn_ranks
+from spawn_ranks import as_rank, spawn_ranks
 from synthetic import PlantedTask, fast_config, planted_space
 
 from nasflow.runs.distributed import cleanup, setup
@@ -24,9 +23,7 @@ def config():
 
 
 def _worker(rank: int, port: int, tmp: str) -> None:
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
+    as_rank(rank, port, WORLD)
     ctx = setup("cpu")
     try:
         result = run_search(config(), f"{tmp}/runs/two", space=planted_space(), task=PlantedTask(keep=1.0), ctx=ctx)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import torch
-from spawn_ranks import spawn_ranks
+from spawn_ranks import as_rank, spawn_ranks
 from synthetic import PlantedTask
 from test_train import planted_arch
 
@@ -53,9 +53,7 @@ class SigtermAt(PlantedTask):
 
 
 def _worker(rank: int, port: int, tmp: str) -> None:
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
+    as_rank(rank, port, WORLD)
     runs = Path(tmp, "runs")
     ctx = setup("cpu")
     try:
