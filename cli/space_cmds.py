@@ -1,7 +1,8 @@
 """`nasflow validate` and `nasflow cost`: check a space and count what it costs.
 
-Neither imports torch (op specs are pure Python: nasflow.ops.registry), except `cost`
-without `--size`, which asks the space's task for its default size."""
+Neither imports torch (op specs are pure Python: nasflow.ops.registry); `cost` without
+`--size` reads the task's size from its torch-free facts (nasflow.space.task_facts), and
+imports the task (torch) only for a task that declares none."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from rich.table import Table
 from nasflow.space.cost import graph_cost, input_size_for_output, parse_size
 from nasflow.errors import NasflowError
 from nasflow.space.load import load_graph
+from nasflow.space.task_facts import declared_cost_size
 
 from .app import app, console, parse_sets
 
@@ -61,10 +63,12 @@ def cost(
     try:
         if size is not None:
             hw = parse_size(size)
-        else:  # the task's own size: importing the task imports torch
-            from nasflow.tasks.contract import default_cost_size
+        else:  # the task's own size, declared torch-free (nasflow.space.task_facts)
+            hw = declared_cost_size(graph.space)
+            if hw is None:  # a task without facts: ask its class, which imports torch
+                from nasflow.tasks.contract import default_cost_size
 
-            hw = default_cost_size(graph.space)
+                hw = default_cost_size(graph.space)
         report = graph_cost(graph, input_size_for_output(graph, hw))
     except ValueError as exc:
         raise NasflowError(str(exc)) from None

@@ -1,5 +1,6 @@
 """Checking and costing a space imports no torch (issue 15, item 7): op specs are pure
-Python and their torch factories load when a model is built. Also: a lazily named factory
+Python and their torch factories load when a model is built; `cost` without --size reads the
+task's size from its torch-free facts (nasflow.space.task_facts). Also: a lazily named factory
 must take exactly the args its spec declares, and an op registered without a cost is still
 refused when its module has parameters."""
 from __future__ import annotations
@@ -58,6 +59,8 @@ def test_library_validate_and_cost_import_no_torch() -> None:
     ("cost", "spaces/dlsr/dlsr.yaml", "--size", "1280x720", "--totals"),
     ("validate", "spaces/darts/space.yaml"),
     ("cost", "spaces/darts/space.yaml", "--size", "32x32", "--totals"),
+    ("cost", "spaces/dlsr/space.yaml", "--totals"),  # no --size: the task's facts, not its class
+    ("cost", "spaces/darts/space.yaml", "--totals"),
 ])
 def test_cli_validate_and_cost_import_no_torch(args: tuple[str, ...]) -> None:
     done = _python(_CLI, *args)
@@ -68,6 +71,61 @@ def test_cli_validate_and_cost_import_no_torch(args: tuple[str, ...]) -> None:
 def test_dlsr_cost_through_the_lazy_path_is_the_known_count() -> None:
     done = _python(_CLI, "cost", "spaces/dlsr/dlsr.yaml", "--size", "1280x720", "--totals", "--json")
     assert '"params": 322620' in done.stdout and "TORCH False" in done.stderr
+
+
+@pytest.mark.parametrize("space, size", [("spaces/dlsr/space.yaml", "1280x720"), ("spaces/darts/space.yaml", "8x8")])
+def test_cost_without_size_is_the_task_class_size_without_torch(space: str, size: str) -> None:
+    """The facts give the size the task class gives (cost with that --size counts the same)."""
+    import json
+
+    from nasflow.space.load import load_graph
+    from nasflow.tasks.contract import default_cost_size
+
+    w, h = (int(v) for v in size.split("x"))
+    assert default_cost_size(load_graph(ROOT / space).space) == (h, w)  # the class, checked against the facts
+    plain = _python(_CLI, "cost", space, "--totals", "--json")
+    sized = _python(_CLI, "cost", space, "--size", size, "--totals", "--json")
+    assert "TORCH False" in plain.stderr
+    assert json.loads(plain.stdout) == json.loads(sized.stdout)
+
+
+def test_every_installed_task_declares_the_facts_its_class_has() -> None:
+    from importlib.metadata import entry_points
+
+    from nasflow.space.task_facts import GROUP, task_facts
+
+    tasks = {ep.name: ep for ep in entry_points(group="nasflow.tasks")}
+    facts = {ep.name for ep in entry_points(group=GROUP)}
+    assert {"sr", "classify"} <= facts <= set(tasks)
+    for name in facts:
+        assert task_facts(name).cost_size == tasks[name].load().cost_size, name
+
+
+def test_facts_that_disagree_with_the_task_class_are_one_clear_error() -> None:
+    from synthetic import planted_space
+
+    from nasflow.space.task_facts import TASK_FACTS, TaskFacts, declared_cost_size, register_task_facts
+    from nasflow.tasks.contract import TASKS, Task, default_cost_size, register_task
+
+    name = "test_facts_mismatch"
+
+    class _Sized(Task):
+        cost_size = (2, 2)
+
+    register_task(name)(_Sized)
+    register_task_facts(name)(TaskFacts(cost_size=(3, 3)))
+    try:
+        space = planted_space(task=name)
+        assert declared_cost_size(space) == (3, 3)  # what `cost` reads, torch-free
+        with pytest.raises(NasflowError, match=r"task 'test_facts_mismatch' declares cost_size \(3, 3\) in "
+                                               r"its facts .* but \(2, 2\) on its class"):
+            default_cost_size(space)
+        TASK_FACTS.remove(name)
+        assert declared_cost_size(space) is None and default_cost_size(space) == (2, 2)  # no facts: the class
+    finally:
+        TASKS.remove(name)
+        if name in TASK_FACTS:
+            TASK_FACTS.remove(name)
 
 
 def test_every_lazily_named_factory_loads_and_agrees_with_its_spec() -> None:

@@ -25,6 +25,7 @@ from nasflow._plugins import lookup
 from nasflow.registry import Registry
 from nasflow.space.imports import import_named_module, import_space_modules
 from nasflow.space.schema import Space
+from nasflow.space.task_facts import declared_cost_size
 
 Batch = Any  # whatever the task's batches yield and its loss reads
 
@@ -305,5 +306,13 @@ def task_class_for(space: Space | None, task: str | None = None) -> type[Task]:
 
 def default_cost_size(space: Space, task: str | None = None) -> tuple[int, int]:
     """The output (h, w) Multi-Adds are quoted at: the task's `cost_size` (the task named,
-    else the space's), (1, 1) for a space without a task."""
-    return task_class_for(space, task).cost_size
+    else the space's), (1, 1) for a space without a task. A task that also declares it
+    torch-free (nasflow.space.task_facts, what `nasflow cost` reads) must declare the same."""
+    cls = task_class_for(space, task)
+    declared = declared_cost_size(space, task)
+    if declared is not None and tuple(declared) != tuple(cls.cost_size):
+        name = task or space.task
+        raise NasflowError(f"task '{name}' declares cost_size {tuple(declared)} in its facts "
+                           f"(nasflow.space.task_facts) but {tuple(cls.cost_size)} on its class; "
+                           "set the class attribute from the facts (docs/writing-a-task.md)")
+    return cls.cost_size

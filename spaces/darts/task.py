@@ -24,6 +24,7 @@ from nasflow.errors import NasflowError
 from nasflow.tasks.contract import Metric, Task
 
 from .data import builtin_set, load_cifar10
+from .facts import FACTS
 
 # CIFAR-10's per-channel mean and std (DARTS' normalisation), on 0..1 values
 MEAN = torch.tensor([0.49139968, 0.48215827, 0.44653124]).view(1, 3, 1, 1)
@@ -131,7 +132,7 @@ class ClassificationTask(Task):
     metrics = (Metric("top1", higher_is_better=True, doc="top-1 accuracy on the test set, %"),)
     best_metric = "top1"
     presets = PRESETS
-    cost_size: ClassVar[tuple[int, int]] = (8, 8)  # DARTS CIFAR nets end at 8x8: 32x32 inputs
+    cost_size: ClassVar[tuple[int, int]] = FACTS.cost_size  # 8x8 (facts.py: torch-free)
     export_size: ClassVar[tuple[int, ...]] = (32, 32)
     check_size: ClassVar[tuple[int, ...]] = (32, 32)
 

@@ -31,6 +31,7 @@ from .batches import PatchBatches, epoch_samples
 from .data import BenchImage, DataError, LRCache, SRPatchDataset, default_cache_dir, list_images, load_benchmark
 from .data_store import DecodedStore, PrepareReport, decoded_bytes
 from .eval_report import SREvalOptions, benchmark_report
+from .facts import FACTS
 from .evaluate import DATA_DIR, default_bench, evaluate_images, upscale
 from .loss import HFEN_FORMS, SRLoss
 from .metrics import psnr
@@ -129,8 +130,7 @@ class SRTask(Task):
         Metric("ssim", higher_is_better=True, doc="on Y, `scale` pixels shaved"))
     best_metric: ClassVar[str | None] = "psnr"
     eval_options: ClassVar[type[SREvalOptions]] = SREvalOptions
-    # Multi-Adds are quoted for a 1280x720 output, as in the SR literature.
-    cost_size: ClassVar[tuple[int, int]] = (720, 1280)
+    cost_size: ClassVar[tuple[int, int]] = FACTS.cost_size  # 1280x720 output (facts.py: torch-free)
     input_name: ClassVar[str] = "lr"
     output_name: ClassVar[str] = "sr"
     export_size: ClassVar[tuple[int, ...]] = (32, 32)  # any size: H and W are dynamic
