@@ -1,19 +1,29 @@
 """Seconds per search step of every strategy on the DLSR supernet, as a ratio to the plain
-MiLeNAS step (every candidate separately, fp32), measured in one run (by hand, never in
-tests):
+MiLeNAS step (every candidate separately, fp32, NCHW unless told), measured in one run (by
+hand, never in tests):
 
-    python bench/strategies.py                                   # C48, batch 16, HR patch 64
-    python bench/strategies.py --threads 1 --layout channels_last   # a CPU search's memory format
+    python bench/strategies.py --threads 1                       # C48, batch 16, HR patch 64
+    python bench/strategies.py --threads 1 --layout channels_last   # plain rows in NHWC too
     python bench/strategies.py --channels 16 --batch 4 --patch 32 --steps 2 --json out.json
 
-Each strategy runs alone in a fresh process (bench/strategies.py --one NAME ...): a warm-up
-step, then `steps` timed ones, on the same seeded weights, arch and real Set5 patches, all
-in the same memory format (`--layout`, NCHW unless told). Every strategy gets the plain mixed
-op unless it picks its own (pcdarts: partial-k4), so the ratio is what the strategy changes,
-not the fused kernels. `rounds` interleaves repeats, so a machine whose load changes slows
-all alike; the figure is the median over every round. Wall and CPU time are both reported:
-on a machine shared with other jobs, CPU time waits less on them (use --threads 1 there:
-two threads on two busy cores wait on each other). docs/strategies.md has the figures.
+Every strategy is timed in two setups, each alone in a fresh process (bench/strategies.py
+--one NAME --setup S ...): a warm-up step, then `steps` timed ones, on the same seeded
+weights, arch and real Set5 patches.
+
+- `plain`: every strategy with the plain mixed op unless it picks its own (pcdarts: partial
+  channels over plain candidates, partial-k4), in the memory format `--layout` says, no other
+  lever: the ratio is what the strategy itself changes.
+- `search`: as `nasflow search` runs it on this CPU, with the search config's defaults: the
+  fused mixed op where the strategy uses it (milenas, darts, drnas: fused; pcdarts:
+  partial-k4-fused; gdas, spos and darts2 keep the plain op), channels-last, the batches
+  moved to it by the wrapped loss, freed memory kept (nasflow.accel.levers). The ratio to
+  the same plain MiLeNAS step adds what the levers give.
+
+`--setups plain` times the first alone. `rounds` interleaves repeats, so a machine whose load
+changes slows all alike; the figure is the median over every round. Wall and CPU time are
+both reported: on a machine shared with other jobs, CPU time waits less on them (use
+--threads 1 there: two threads on two busy cores wait on each other). docs/strategies.md has
+the figures.
 """
 from __future__ import annotations
 
@@ -32,14 +42,15 @@ sys.path.insert(0, str(HERE))
 
 BASELINE = "milenas"
 STRATEGIES = ["milenas", "darts", "gdas", "pcdarts", "darts2", "drnas", "spos"]
+SETUPS = ["plain", "search"]
 
 
 def one(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Time `name`'s step in this process."""
+    """Time `name`'s step in this process, in cfg["setup"] ("plain" or "search")."""
     import torch
     from search_step import cpu_seconds, real_patches
 
-    from nasflow.accel.levers import prepare_model, to_channels_last
+    from nasflow.accel.levers import keep_freed_memory, prepare_model, to_channels_last, use_channels_last, wrap_loss
     from nasflow.compile.supernet import compile_graph
     from nasflow.search.config import SearchConfig
     from nasflow.space.graph import build_graph
@@ -48,32 +59,44 @@ def one(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
     from nasflow.strategies import get_strategy
 
     torch.set_num_threads(cfg["threads"])
+    cpu = torch.device("cpu")
     space = load_space(HERE.parent / "spaces" / "dlsr" / "space.yaml", {"channels": cfg["channels"], "scale": cfg["scale"]})
-    layout = cfg["layout"] == "channels_last"
-    config = SearchConfig(strategy=name, fuse=False, channels_last=layout, batch_size=cfg["batch"], warmup=0,
-                          steps=cfg["steps"] + 1, device="cpu", gamma=0.0)
+    common = dict(strategy=name, batch_size=cfg["batch"], warmup=0, steps=cfg["steps"] + 1, device="cpu", gamma=0.0)
+    if cfg["setup"] == "search":  # the search config's own defaults: fuse, channels-last auto
+        config = SearchConfig(**common)
+        layout = use_channels_last(config.channels_last, cpu)
+    else:
+        layout = cfg["layout"] == "channels_last"
+        config = SearchConfig(fuse=False, channels_last=layout, **common)
     criterion = SRLoss(0.2)
 
     def sr_loss(net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         total, terms = criterion(net(batch[0]).float(), batch[1])
         return total, {k: float(v) for k, v in terms.items()}
 
-    strategy = get_strategy(name)(sr_loss, None, None, None, config)
+    lr, hr = real_patches(2 * (cfg["steps"] + 1) * cfg["batch"], cfg["patch"], cfg["scale"], seed=0)
+    if cfg["setup"] == "search":  # as the search loop builds it (nasflow/search/loop.py)
+        loss = wrap_loss(sr_loss, channels_last=layout, amp=config.amp, device=cpu)
+        keep_freed_memory(cpu)
+    else:
+        loss = sr_loss
+        if layout:
+            lr, hr = to_channels_last((lr, hr))
+    strategy = get_strategy(name)(loss, None, None, None, config)
     torch.manual_seed(0)
     model = prepare_model(compile_graph(build_graph(space), mixed_op=strategy.mixed_op()).train(), layout)
     strategy.attach(model)
     n, b = cfg["steps"] + 1, cfg["batch"]
-    lr, hr = to_channels_last(real_patches(2 * n * b, cfg["patch"], cfg["scale"], seed=0)) if layout else \
-        real_patches(2 * n * b, cfg["patch"], cfg["scale"], seed=0)
     batches = [(lr[i:i + b], hr[i:i + b]) for i in range(0, len(lr), b)]
     times, cpu_times = [], []
     for i in range(n):
         strategy.on_step(i, n)
-        start, cpu = time.perf_counter(), cpu_seconds()
+        start, cpu_start = time.perf_counter(), cpu_seconds()
         strategy.step(model, batches[2 * i], batches[2 * i + 1])
         times.append(time.perf_counter() - start)
-        cpu_times.append(cpu_seconds() - cpu)
-    return {"times": times[1:], "cpu_times": cpu_times[1:], "mixed_op": strategy.mixed_op()}
+        cpu_times.append(cpu_seconds() - cpu_start)
+    return {"times": times[1:], "cpu_times": cpu_times[1:], "mixed_op": strategy.mixed_op(),
+            "layout": "channels_last" if layout else "nchw"}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -86,39 +109,49 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--layout", choices=["nchw", "channels_last"], default="nchw",
-                        help="memory format of every strategy's model and batches (a CPU search's default is channels_last)")
+                        help="memory format of the plain rows' models and batches (the search rows take the search's own)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--setups", default=",".join(SETUPS),
+                        help="plain: the strategy alone; search: with the levers a search uses by default")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--setup", choices=SETUPS, default="plain", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     cfg = {k: getattr(args, k) for k in ("batch", "channels", "patch", "scale", "steps", "threads", "layout")}
     if args.one:
-        print(json.dumps(one(args.one, cfg)))
+        print(json.dumps(one(args.one, {**cfg, "setup": args.setup})))
         return {}
     names = args.strategies.split(",")
     if BASELINE not in names:
         names.insert(0, BASELINE)
-    rows: dict[str, dict[str, Any]] = {n: {"name": n, "times": [], "cpu_times": []} for n in names}
+    setups = args.setups.split(",")
+    if "plain" not in setups:  # the baseline's setup
+        setups.insert(0, "plain")
+    keys = [(setup, n) for setup in setups for n in names]
+    rows: dict[tuple[str, str], dict[str, Any]] = {
+        key: {"name": key[1], "setup": key[0], "times": [], "cpu_times": []} for key in keys}
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     for r in range(args.rounds):
-        for name in names:
-            print(f"  round {r + 1} of {args.rounds}: {name} ...", file=sys.stderr, flush=True)
-            proc = subprocess.run([sys.executable, __file__, "--one", name, *_flags(cfg)],
+        for setup, name in keys:
+            print(f"  round {r + 1} of {args.rounds}: {name} ({setup}) ...", file=sys.stderr, flush=True)
+            proc = subprocess.run([sys.executable, __file__, "--one", name, "--setup", setup, *_flags(cfg)],
                                   capture_output=True, text=True, env=env)
+            row = rows[setup, name]
             if proc.returncode != 0:
-                rows[name]["error"] = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+                row["error"] = (proc.stderr.strip().splitlines() or ["failed"])[-1]
                 continue
             got = json.loads(proc.stdout.strip().splitlines()[-1])
-            rows[name]["times"] += got["times"]
-            rows[name]["cpu_times"] += got["cpu_times"]
-            rows[name]["mixed_op"] = got["mixed_op"]
-    base = rows[BASELINE]
+            row["times"] += got["times"]
+            row["cpu_times"] += got["cpu_times"]
+            row["mixed_op"], row["layout"] = got["mixed_op"], got["layout"]
+    base = rows["plain", BASELINE]
     print(f"\nSearch step per strategy, DLSR supernet: C{args.channels}, batch {args.batch}, HR patch "
-          f"{args.patch}, x{args.scale}, {args.layout}, {args.threads} threads, median of {args.steps} steps x {args.rounds} rounds")
-    print(f"{'strategy':10s} {'mixed op':12s} {'s/step':>8s} {'vs milenas':>11s} {'CPU s':>8s} {'CPU vs':>7s}")
+          f"{args.patch}, x{args.scale}, {args.threads} threads, median of {args.steps} steps x {args.rounds} rounds")
+    print(f"{'strategy':10s} {'setup':7s} {'mixed op':17s} {'layout':14s} {'s/step':>8s} {'vs milenas':>11s} "
+          f"{'CPU s':>8s} {'CPU vs':>7s} {'CPU faster':>10s}")
     for row in rows.values():
         if "error" in row:
-            print(f"{row['name']:10s} failed: {row['error']}")
+            print(f"{row['name']:10s} {row['setup']:7s} failed: {row['error']}")
             continue
         row["s_per_step"] = statistics.median(row["times"])
         row["cpu_s_per_step"] = statistics.median(row["cpu_times"])
@@ -127,10 +160,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             continue
         row["ratio"] = row["s_per_step"] / base["s_per_step"]
         row["cpu_ratio"] = row["cpu_s_per_step"] / base["cpu_s_per_step"]
-        print(f"{row['name']:10s} {row['mixed_op']:12s} {row['s_per_step']:8.3f} {row['ratio']:10.3f}x "
-              f"{row['cpu_s_per_step']:8.3f} {row['cpu_ratio']:6.3f}x")
-    print("ratio < 1: faster than the plain MiLeNAS step (every candidate, three forward/backward passes).")
-    out = {"args": {**cfg, "rounds": args.rounds}, "rows": list(rows.values())}
+        print(f"{row['name']:10s} {row['setup']:7s} {row['mixed_op']:17s} {row['layout']:14s} {row['s_per_step']:8.3f} "
+              f"{row['ratio']:10.3f}x {row['cpu_s_per_step']:8.3f} {row['cpu_ratio']:6.3f}x {1 / row['cpu_ratio']:9.1f}x")
+    print("Every ratio is to the plain MiLeNAS step (every candidate, three forward/backward passes): "
+          "< 1 is faster. search rows: the levers a search uses by default (fused mixed op where the "
+          "strategy takes it, channels-last, kept memory).")
+    out = {"args": {**cfg, "rounds": args.rounds, "setups": setups}, "rows": list(rows.values())}
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return out

@@ -1,4 +1,4 @@
-"""PC-DARTS' partial channel connections as a mixed-op implementation ("partial-k4", ...).
+"""PC-DARTS' partial channel connections as mixed-op implementations ("partial-k4", ...).
 
 A 1/K share of the input's channels goes through the candidates (weighted as any mixed op
 weights them), the rest bypasses them, and the two are concatenated and channel-shuffled
@@ -6,54 +6,55 @@ weights them), the rest bypasses them, and the two are concatenated and channel-
 bypass is max-pooled 2x2 to the candidates' output size, as PC-DARTS does. The candidates
 are built for C/K channels: a K times cheaper search. K = 1 is the plain mixed op exactly
 (same parameters, same order of construction, identity shuffle).
+
+The share's weighted sum is the plain mixed op's (`partial-kK`) or, when the search runs with
+the fused kernels (`fuse`, on by default), the fused one's (`partial-kK-fused`: merged
+convs, fast depthwise gradients; nasflow.accel.fused), so partial channels keep the engine's
+speed levers. Both have the plain op's parameter names; the fused one's results equal the
+plain one's up to float rounding, and with K = 1 it is the "fused" mixed op exactly.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from nasflow.compile.mixed_ops import MIXED_OPS, activation, build_op, register_mixed_op
+from nasflow.accel.fused import FusedMixedOp
+from nasflow.compile.mixed_ops import MIXED_OPS, MixedOp, register_mixed_op
 from nasflow.errors import NasflowError
 from nasflow.space.graph import GNode
 
 
-class PartialMixedOp(nn.Module):
-    """sum_o w_o * o(x[:, :C/K]) beside x[:, C/K:], shuffled in K groups."""
+class PartialMixedOp(MixedOp):
+    """sum_o w_o * o(x[:, :C/K]) beside x[:, C/K:], shuffled in K groups. The sum is the
+    base mixed op's `mix` (MixedOp here, FusedMixedOp in the fused variant) on C/K channels."""
 
     k: ClassVar[int] = 4
 
     def __init__(self, g: GNode) -> None:
-        super().__init__()
         c_in, c_out, k = g.c_in[0], g.c_out, self.k
         if c_in != c_out or c_in % k:
             raise NasflowError(f"choice node '{g.name}': partial channels (K={k}) need as many output "
                                f"channels as input channels, a multiple of K (it has {c_in} -> {c_out}); "
                                f"use another K (--strategy-opt k=...) or another strategy")
-        self.ops = nn.ModuleDict({c: build_op(c, c_in // k, c_out // k, g.args) for c in g.candidates})
-        self.act = activation(g.act)
+        super().__init__(replace(g, c_in=[c_in // k], c_out=c_out // k))
 
     def forward(self, x: Tensor, weights: Tensor, active: list[int] | None = None) -> Tensor:
         k = self.k
         if k == 1:
-            return self.act(self._mixed(x, weights, active))
+            return super().forward(x, weights, active)
         share = x.shape[1] // k
         # One split (not two slices): its backward writes both gradients into one tensor
         # instead of two full-size zero-filled ones that are then added.
         part, bypass = x.split([share, x.shape[1] - share], dim=1)
-        out = self._mixed(part, weights, active)
+        out = self.mix(part, weights, active)
         if out.shape[2:] != bypass.shape[2:]:
             # A reducing edge: ceil_mode matches the candidates' ceil(H / stride) at odd sizes.
             stride = -(-bypass.shape[2] // out.shape[2])
             bypass = torch.nn.functional.max_pool2d(bypass, stride, stride, ceil_mode=True)
         return self.act(shuffled_concat(out, bypass, k, _is_channels_last(x)))
-
-    def _mixed(self, x: Tensor, weights: Tensor, active: list[int] | None) -> Tensor:
-        ops = list(self.ops.values())
-        if active is None:
-            return sum(w * op(x) for w, op in zip(weights, ops))
-        return sum(weights[i] * ops[i](x) for i in active)
 
 
 def _is_channels_last(x: Tensor) -> bool:
@@ -81,9 +82,12 @@ def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     return x.reshape(n, groups, c // groups, *x.shape[2:]).transpose(1, 2).reshape(x.shape)
 
 
-def partial_mixed_op(k: int) -> str:
-    """The MIXED_OPS name of partial channels with K = k, registered on first use."""
-    name = f"partial-k{k}"
+def partial_mixed_op(k: int, fused: bool = False) -> str:
+    """The MIXED_OPS name of partial channels with K = k over the plain candidates
+    ("partial-kK") or the fused kernels ("partial-kK-fused"), registered on first use."""
+    name = f"partial-k{k}" + ("-fused" if fused else "")
     if name not in MIXED_OPS:
-        register_mixed_op(name)(type(f"PartialMixedOpK{k}", (PartialMixedOp,), {"k": k}))
+        bases = (PartialMixedOp, FusedMixedOp) if fused else (PartialMixedOp,)
+        cls = type(f"PartialMixedOpK{k}" + ("Fused" if fused else ""), bases, {"k": k})
+        register_mixed_op(name)(cls)
     return name

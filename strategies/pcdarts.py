@@ -2,7 +2,8 @@
 Architecture Search", ICLR 2020): first-order DARTS over partial channel connections.
 
 Each mixed op computes its candidates on a 1/K share of the channels and bypasses the rest
-(strategies/partial_channels.py, the "partial-kK" mixed op), with a channel shuffle after.
+(strategies/partial_channels.py: the "partial-kK" mixed op, "partial-kK-fused" when the
+search fuses), with a channel shuffle after.
 Edge normalization, PC-DARTS' second half, is nasflow's dense-node beta: the inputs of a
 dense node are weighted by softmax(beta) in the search and the top-k derived, as in DARTS.
 With K = 1 this is first-order DARTS on the same space exactly.
@@ -29,4 +30,5 @@ class PCDARTS(Darts):
     options: PCDARTSOptions
 
     def mixed_op(self) -> str:
-        return partial_mixed_op(self.options.k)
+        # Partial channels over the fused kernels when the search fuses (its default).
+        return partial_mixed_op(self.options.k, fused=self.config.fuse)

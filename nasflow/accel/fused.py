@@ -30,7 +30,7 @@ from nasflow.compile.mixed_ops import MixedOp, register_mixed_op
 
 @register_mixed_op("fused")
 class FusedMixedOp(MixedOp):
-    """State-dict compatible with MixedOp; only `forward` differs."""
+    """State-dict compatible with MixedOp; only `mix` differs."""
 
     def __init__(self, g: GNode) -> None:
         super().__init__(g)
@@ -43,9 +43,10 @@ class FusedMixedOp(MixedOp):
         self.conv_idx, self.sep_idx, self.dil_idx = groups["conv"], groups["sep"], groups["dil"]
         self._mods = list(self.ops.values())
 
-    def forward(self, x: Tensor, weights: Tensor, active: list[int] | None = None) -> Tensor:
+    def mix(self, x: Tensor, weights: Tensor, active: list[int] | None = None) -> Tensor:
+        """MixedOp.mix (the sum before the activation, which MixedOp.forward applies)."""
         if active is not None and len(active) < len(self._mods):
-            return super().forward(x, weights, active)  # a sampled few: no kernel to merge
+            return super().mix(x, weights, active)  # a sampled few: no kernel to merge
         out: Tensor | None = None
         if self.conv_idx:
             out = self._convs(x, weights)
@@ -60,7 +61,8 @@ class FusedMixedOp(MixedOp):
         for i in self.others:
             o = weights[i] * self._mods[i](x)
             out = o if out is None else out + o
-        return self.act(out)
+        assert out is not None, "a choice node has candidates"
+        return out
 
     def _convs(self, x: Tensor, w: Tensor) -> Tensor:
         convs = [self._mods[i] for i in self.conv_idx]

@@ -68,9 +68,11 @@ class MixedOp(nn.Module):
         self.act = activation(g.act)
 
     def forward(self, x: Tensor, weights: Tensor, active: list[int] | None = None) -> Tensor:
+        return self.act(self.mix(x, weights, active))
+
+    def mix(self, x: Tensor, weights: Tensor, active: list[int] | None = None) -> Tensor:
+        """The weighted sum before the node's activation (what partial channels wrap)."""
         ops = list(self.ops.values())
         if active is None:
-            out = sum(w * op(x) for w, op in zip(weights, ops))
-        else:
-            out = sum(weights[i] * ops[i](x) for i in active)
-        return self.act(out)
+            return sum(w * op(x) for w, op in zip(weights, ops))
+        return sum(weights[i] * ops[i](x) for i in active)
