@@ -5,6 +5,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -87,16 +88,17 @@ def on_ranks(device: str, out: Path, run_in: Callable[[Path, DistContext], R]) -
     exit 130 when the run was stopped early, as rank 0 does after reporting."""
     from nasflow.runs import distributed
 
-    ctx = distributed.setup(device)
-    if not ctx.enabled and distributed.resolve_device(device).type == "cpu":
-        from nasflow.runs.threads import choose_threads
+    from nasflow.runs.threads import adaptive_threads
 
-        chosen = choose_threads()  # one thread per idle core, unless the user chose
-        if chosen is not None:
-            err_console.print(f"threads: {chosen[0]} ({chosen[1]})", highlight=False)
+    ctx = distributed.setup(device)
+    on_cpu = not ctx.enabled and distributed.resolve_device(device).type == "cpu"
     try:
-        out = distributed.broadcast_object(out, ctx)  # rank 0's default name, not each rank's clock
-        result = run_in(out, ctx)
+        # one thread per idle core, followed between steps, unless the user chose the count
+        with adaptive_threads(_say) if on_cpu else nullcontext() as chosen:
+            if chosen is not None:
+                _say(f"threads: {chosen[0]} ({chosen[1]})")
+            out = distributed.broadcast_object(out, ctx)  # rank 0's default name, not each rank's clock
+            result = run_in(out, ctx)
     finally:
         distributed.cleanup(ctx)
     if ctx.is_main:
@@ -104,6 +106,10 @@ def on_ranks(device: str, out: Path, run_in: Callable[[Path, DistContext], R]) -
     if not result.finished:
         raise typer.Exit(130)
     return None
+
+
+def _say(line: str) -> None:
+    err_console.print(line, highlight=False)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

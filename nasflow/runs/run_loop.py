@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from torch import Tensor
 
+from nasflow.runs import threads
 from nasflow.runs.distributed import DistContext, any_rank, mean_scalars, on_main
 from nasflow.runs.files import RunFiles
 from nasflow.runs.loop import BatchStream, LogWindow, StopFlag, gather_rank_states, rank_state, restore_rank_state
@@ -155,6 +156,7 @@ class RunLoop(ABC):
                         self.log(mean_scalars(means, ctx), rate)  # each rank's are on its share: the mean
                     began = time.perf_counter()
                     self.after_step()
+                    threads.recheck()  # the idle cores may have changed (nothing unless the CLI chose the count)
                     self.window.exclude(time.perf_counter() - began)  # steps/s counts the steps
                     if self.step % self.checkpoint_every == 0:
                         self.save()
