@@ -14,8 +14,19 @@ seams. Measured with the released DLSR weights on Set14 x2 (PSNR tiled - untiled
                                          zebra -0.0038 / -0.0037 / -0.0024 / -0.0025
     without overlap (tile 96): comic -0.12 dB (visible seams)
 
-So the tile matters more than the overlap past 16: the defaults (tile 256, overlap 32)
-stay within 0.005 dB; tiles under ~200 px can miss 0.01 dB. Aligning tile origins to 6 px
+So the tile matters more than the overlap past 16; tiles under ~200 px can miss 0.01 dB.
+Measured again (issue 15 leftover, released weights, eager; tiled - untiled):
+
+    Set14 at tile 256, overlap 8 / 16 / 32:  monarch +0.012 / +0.008 / +0.012,
+        zebra -0.006 / -0.005 / -0.005, barbara -0.008 / -0.055 / -0.072, ppt3 -0.012 / +0.006 / -0.023
+    a 720x480 LR mosaic of six Set14 crops, tile 463 (onnx's default for DLSR C48),
+        overlap 8 / 12 / 16 / 32:  -0.008 / -0.016 / -0.047 / +0.0006 (max |diff| 21 / 29 / 37 / 20 levels)
+
+So 0.005 dB is not a bound at 256 px tiles (barbara), and a smaller overlap than 32 is not
+safe even at 463 px: the default overlap stays 32. Nearly all the speed a tiled image loses is
+that overlap's recompute (bench/upscale_tiles.py: DLSR C48, onnx, 2000x1500 LR at the 1 GiB
+budget's 463 px tile computes 1.43x the image's pixels and runs at 0.65-0.71 of an untiled
+640x360 image; one tile call alone runs at 1.02-1.06 of it, the tiling's own work is ~1%). Aligning tile origins to 6 px
 (ESA's stride 2 x 3) halves the largest pixel differences at tile 96 (max |diff| 4.5 vs 8.4
 levels at overlap 32).
 
