@@ -8,29 +8,38 @@ through), so every arch parameter learns. tau is annealed linearly from tau_max 
 over the search. The arch gradient is first-order DARTS' (grad_A L_val). The temperature and
 the generator are the strategy's state: resume is exact, every rank draws alike.
 
-The weights' learning rate falls by a cosine over the search (to `lr_min` of it; GDAS
-anneals SGD from 0.025 to 0.001). This matters to what GDAS finds, not only to the weights:
-the straight-through gradient a drawn candidate's weight gets is the loss's slope along that
-candidate's output, and once its weights fit, that slope is the square of their remaining
-error (positive: "shrink it"), which a constant learning rate keeps at its noise floor. The
-best candidate, the one trained most, is pushed down by its own weight noise while candidates
-whose outputs stay near zero get a slope near zero; with a constant learning rate a long
-search drifts to them (on the planted test task: 200 steps recovered the op in 0 of 5 seeds).
+The weights' learning rate falls by a cosine over the search (to `lr_min` of it), as GDAS
+anneals SGD from 0.025 to 0.001 (AutoDL-Projects, configs/nas-benchmark/algos/GDAS.config).
+
+In the arch step's forward the drawn op weighs its Gumbel-softmax value s_k, not 1
+(`arch_value` "soft", the default; "hard" is GDAS's own forward). Why, traced per seed on the
+planted test task (docs/strategies.md has the numbers): the drawn op's logit moves by the
+loss's slope along its output, dL/dh_k = <dL/dout, o_k>, times s_k(1 - s_k) / tau. nasflow's
+candidates end in no normalization, so the weights can scale a candidate's output: at h_k = 1,
+once it fits, the slope is ~0 by their optimality plus a positive jitter term, while a partly
+trained rival has a negative slope and a near-silent candidate one near 0. The hard estimator
+rewards promise, not quality: the planted op led while it was learning, then its slope turned
+positive and a half-trained conv_3x3 or a silent sep_conv overtook it in longer searches
+(200 steps: 3 of 5 seeds). At h_k = s_k < 1 the loss is not stationary in the scale and the
+slope adds what the candidate explains of the loss (5 of 5 at 100 and 200 steps). GDAS's own
+spaces get that from a BatchNorm (affine off) at the end of their conv candidates. The
+official NAS-Bench-201 code's zero-valued non-drawn weights in the node output only replace
+dL/dh_k by dL/dh_k - sum(dL/dout): noise where no BatchNorm follows (measured worse).
 """
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from nasflow.compile.relaxation import Relaxation, straight_through
-from nasflow.compile.supernet import ArchParameters
+from nasflow.compile.relaxation import Relaxation, soft_at, straight_through
+from nasflow.compile.supernet import ArchParameters, Supernet
 
-from .base import register_strategy
+from .base import Batch, register_strategy
 from .darts import Darts
 from .options import StrategyOptions
 from .sampling import OwnGenerator
@@ -41,11 +50,15 @@ class GDASOptions(StrategyOptions):
     tau_min: float = Field(0.1, gt=0, description="Gumbel temperature at the last step")
     lr_min: float = Field(0.04, ge=0, le=1, description="the weights' learning rate falls by a cosine to this "
                           "fraction of the configured one at the last step (1: constant)")
+    arch_value: Literal["soft", "hard"] = Field(
+        "soft", description="the drawn op's weight in the arch step's forward: its Gumbel-softmax value "
+        "(soft, so its slope sees how much of the loss it explains) or 1 (hard, GDAS's own forward)")
 
 
 class HardGumbel(Relaxation):
     """Gumbel-top-k of the logits per decision (k = 1 for an op, the node's topk for inputs);
-    k-hot in value, softmax((logits + g) / tau) in gradient."""
+    k-hot in value, softmax((logits + g) / tau) in gradient. In the arch step's forward with
+    arch_value "soft", a drawn op weighs its softmax value instead of 1 (inputs stay k-hot)."""
 
     sparse = True
 
@@ -59,7 +72,9 @@ class HardGumbel(Relaxation):
             perturbed = (logits + self.strategy.draws.gumbel(logits)) / self.strategy.tau
             k = 1 if decision.kind == "alpha" else decision.topk
             drawn = torch.topk(perturbed.detach(), k).indices
-            out[label] = straight_through(F.softmax(perturbed, dim=-1), drawn)
+            soft = F.softmax(perturbed, dim=-1)
+            at_soft = self.strategy.arch_pass and decision.kind == "alpha" and self.strategy.options.arch_value == "soft"
+            out[label] = soft_at(soft, drawn) if at_soft else straight_through(soft, drawn)
         return out
 
 
@@ -74,12 +89,21 @@ class GDAS(Darts):
         super().__init__(*args, **kwargs)
         self.tau = self.options.tau_max
         self.draws = OwnGenerator(self.config.seed)
+        self.arch_pass = False  # True during the arch gradient's forward (arch_value)
 
     def mixed_op(self) -> str:
         return "plain"  # one candidate per forward: nothing to fuse
 
     def relaxation(self) -> Relaxation:
         return HardGumbel(self)
+
+    def arch_gradient(self, model: Supernet, train_batch: Batch,
+                      valid_batch: Batch) -> tuple[list[Tensor], dict[str, float]]:
+        self.arch_pass = True
+        try:
+            return super().arch_gradient(model, train_batch, valid_batch)
+        finally:
+            self.arch_pass = False
 
     def on_step(self, step: int, total: int) -> None:
         lo, hi = self.options.tau_min, self.options.tau_max

@@ -8,7 +8,7 @@ uniform single path) with `Supernet.relaxation = ...`.
 A relaxation whose weights hold exact zeros may say so with `sparse = True`: mixed ops then
 compute only the candidates whose weight is non-zero (a sampled single path costs one
 candidate). `straight_through` makes such weights: one-hot in value, the soft weights'
-gradient.
+gradient; `soft_at` too, with the kept candidates at their soft values.
 """
 from __future__ import annotations
 
@@ -47,6 +47,16 @@ def straight_through(soft: Tensor, keep: Tensor | list[int]) -> Tensor:
     hard[torch.as_tensor(keep, device=soft.device, dtype=torch.long)] = 1.0
     # -s + s is exactly 0 in floating point, so the zeros stay exact and can be skipped.
     return hard - soft.detach() + soft
+
+
+def soft_at(soft: Tensor, keep: Tensor | list[int]) -> Tensor:
+    """Weights equal to `soft` at the indices `keep` and exactly 0 elsewhere, whose gradient is
+    the gradient of `soft`: the drawn candidates at their relaxed values."""
+    at = torch.zeros_like(soft)
+    index = torch.as_tensor(keep, device=soft.device, dtype=torch.long)
+    at[index] = soft.detach()[index]
+    # soft - soft.detach() is exactly 0: the zeros stay exact and can be skipped.
+    return at + (soft - soft.detach())
 
 
 def active_candidates(weights: Tensor) -> list[int]:
