@@ -56,7 +56,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # gradient is deterministic but 0.04 * gamma on conv_7x7 (costs normalised per decision),
     # so it must be weighed ~50 to set the heavy candidates' sign; gamma 20 and 50 chose alike.
     # The light candidates (conv_1x1, dil_conv_3x3 ...) stay a coin toss among themselves,
-    # harmless: 29.9K or 30.8K params. The 30 MiLeNAS steps this saves went to training, whose
+    # harmless: 29.9K to 31.6K params. The 30 MiLeNAS steps this saves went to training, whose
     # length is what moves the PSNR (same genotypes and seeds, 1200 -> 1600 steps: +0.10 to
     # +0.35 dB; mu 0 or lr 6e-3 instead: within +-0.1, noise). Sweep of the whole pipeline
     # (search, derive, train, eval; --seed of search and train = s; one thread; "avx2":
@@ -78,12 +78,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     #   g 50, 220 / 1430 (this)    0 native  c1x1/c1x1/dil3x3          30.8K  35.19    48+62
     #                              0 avx2    c1x1/c1x1/dil3x3          30.8K  35.32    53+57
     #                              1 native  c1x1/c1x1/c1x1            29.9K  35.12    53+58
-    #                              1 avx2    O_S1_AVX
+    #                              1 avx2    c1x1/c1x1/c1x1            29.9K  35.00    49+52
     #                              2 native  dil3x3/dil3x3/c1x1        31.6K  34.89    51+65
     #                              3 native  c1x1/c1x1/c1x1            29.9K  34.99    53+57
     #                              4 native  c1x1/c1x1/c1x1            29.9K  35.04    50+51
     # So the choice no longer flips to heavy layers, but the PSNR still spreads +-0.15 dB with
-    # the training's seed around ~35.05: two seeds in five end just under 35.0. The lever left
+    # the training's seed around 35.08 (mean of 7): 2 of 7 runs end under 35.0. The lever left
     # is training length (1600 steps: seeds 0 / 2 / 3 at 35.39 / 35.16 / 35.03 on the 250-step
     # genotypes), which this budget does not afford without a cheaper search or training step.
     # (g 20, 250 steps: the same light choices for the same 7 seeds and envs, search only.)
