@@ -8,6 +8,7 @@ fixtures store only the batch, the arch params and the parameters after the step
 """
 from __future__ import annotations
 
+import subprocess
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -123,14 +124,25 @@ def pack(tensors: dict[str, Tensor], what: str) -> dict[str, Tensor]:
 
 def unpack(fx: dict[str, Tensor], what: str) -> dict[str, Tensor]:
     """pack's inverse: reference name -> flat tensor (shapes are nasflow's to give)."""
-    names = zlib.decompress(bytes(fx[f"ref.{what}.names"].tolist())).decode().split("\n")
-    sizes = fx[f"ref.{what}.sizes"].tolist()
-    return dict(zip(names, fx[f"after.{what}"].split(sizes)))
+    names, sizes = zip(*ref_sizes(fx, what))
+    return dict(zip(names, fx[f"after.{what}"].split(list(sizes))))
 
 
 def ref_sizes(fx: dict[str, Tensor], what: str) -> list[tuple[str, int]]:
     names = zlib.decompress(bytes(fx[f"ref.{what}.names"].tolist())).decode().split("\n")
     return list(zip(names, fx[f"ref.{what}.sizes"].tolist()))
+
+
+def save_fixture(tensors: dict[str, Tensor], out: str, ref_dir: str | Path, meta: dict[str, str]) -> None:
+    """Write a generator's fixture with the reference checkout's commit, the torch version and
+    the dtype convention in its metadata (what the tests' failure messages name)."""
+    from safetensors.torch import save_file
+
+    commit = subprocess.run(["git", "-C", str(ref_dir), "rev-parse", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip()
+    meta = {**meta, "commit": commit, "torch": torch.__version__, "dtype": "float64 (stored as float32)"}
+    save_file({k: v.contiguous() for k, v in tensors.items()}, out, metadata=meta)
+    print(f"wrote {out}: {len(tensors)} tensors, reference {commit}")
 
 
 def max_differences(got: dict[str, Tensor], want: dict[str, Tensor]) -> dict[str, float]:
