@@ -103,7 +103,7 @@ class Strategy(ABC):
         w, a = c.weights_optim, c.arch_optim
         return (make_optimizer(model.weights(), c.weights_optimizer, lr=w.lr, betas=w.betas,
                                momentum=c.weights_momentum, weight_decay=w.weight_decay),
-                torch.optim.Adam(model.arch_parameters(), lr=a.lr, betas=a.betas, weight_decay=a.weight_decay))
+                make_optimizer(model.arch_parameters(), "adam", lr=a.lr, betas=a.betas, weight_decay=a.weight_decay))
 
     def schedule(self, w_optimizer: torch.optim.Optimizer) -> Any:
         """The weights optimizer's learning-rate schedule, stepped by the search loop after

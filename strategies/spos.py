@@ -34,6 +34,7 @@ from nasflow.compile.supernet import ArchParameters, Supernet
 from nasflow.derive.genotype import Genotype
 from nasflow.errors import NasflowError
 from nasflow.runs.files import write_text_atomic
+from nasflow.runs.optim import make_optimizer
 from nasflow.search.budget import Budget
 from nasflow.search.end import SearchEnd
 from nasflow.search.latency_table import load_table
@@ -106,7 +107,7 @@ class SPOS(Strategy):
 
     def optimizers(self, model: Supernet) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
         w = self.config.weights_optim  # no arch optimizer: SPOS learns no arch parameters
-        return torch.optim.Adam(model.weights(), lr=w.lr, betas=w.betas, weight_decay=w.weight_decay), None
+        return make_optimizer(model.weights(), "adam", lr=w.lr, betas=w.betas, weight_decay=w.weight_decay), None
 
     def step(self, model: Supernet, train_batch: Batch, valid_batch: Batch) -> dict[str, float]:
         return self.weights_step(model, train_batch)

@@ -31,6 +31,7 @@ from nasflow.space.graph import Graph, build_graph
 from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from nasflow.space.load import load_space
 from nasflow.runs.loop import BatchStream, StopFlag, check_batch_splits, open_run, record_run, run_device
+from nasflow.runs.optim import load_optimizer_state
 from nasflow.runs.run_loop import RecordSink, RunLoop
 from nasflow.runs.tensorboard import open_tensorboard
 from nasflow.search.end import SearchEnd
@@ -174,9 +175,9 @@ class _Search(RunLoop):
         weights, arch = from_checkpoint(tensors)
         try:
             self.model.load_state_dict({**weights, **arch}, strict=True)
-            self.w_opt.load_state_dict(state["optim_weights"])
+            load_optimizer_state(self.w_opt, state["optim_weights"])
             if self.a_opt is not None:
-                self.a_opt.load_state_dict(state["optim_arch"])
+                load_optimizer_state(self.a_opt, state["optim_arch"])
             if self.w_sched is not None:
                 self.w_sched.load_state_dict(state["sched_weights"])
             self.strategy.load_state_dict(state.get("strategy", {}))  # none before strategies had state

@@ -29,7 +29,7 @@ from nasflow.runs.loop import BatchStream, check_batch_splits, open_run, record_
 from nasflow.runs.run_loop import RecordSink, RunLoop
 from nasflow.runs.tensorboard import open_tensorboard
 from nasflow.runs.modeldir import save_model
-from nasflow.runs.optim import make_optimizer, make_schedule
+from nasflow.runs.optim import load_optimizer_state, make_optimizer, make_schedule
 from nasflow.space.schema import Space
 from nasflow.compile.state import from_checkpoint, to_checkpoint
 from nasflow.compile.supernet import Supernet, compile_graph
@@ -168,7 +168,7 @@ class _Train(RunLoop):
         weights = from_checkpoint(tensors)[0]
         try:
             self.model.load_state_dict(weights, strict=True)
-            self.opt.load_state_dict(state["optim"])
+            load_optimizer_state(self.opt, state["optim"])
             self.sched.load_state_dict(state["sched"])
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint '{self.run_dir.checkpoint_path}' does not fit this "
