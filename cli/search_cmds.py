@@ -262,6 +262,8 @@ def _auto_levers(config: SearchConfig, space: Any) -> SearchConfig:
     with console.status("levers auto: timing the exact configurations on this machine (once)"), threads(run_threads()):
         choice = choose_search_levers(config, space, make_task(config.task, config.task_options, space))
     shown = ", ".join(f"{k} {v:.3f} s/step" for k, v in choice.timings.items())
+    if choice.source == "short run":
+        shown = "timing them would cost more than they could save in a run this short"
     console.print(f"levers auto ({choice.source}): fuse={choice.value['fuse']}, "
                   f"channels_last={choice.value['channels_last']}" + (f" [dim]({shown})[/]" if shown else ""),
                   highlight=False)

@@ -27,7 +27,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_search_levers_are_timed_once_and_cached(cache):
-    config = fast_config(amp="none")
+    config = fast_config(amp="none", steps=1000)  # long enough to repay the timing
     first = choose_search_levers(config, planted_space(), PlantedTask(), steps=1)
     assert first.source == "measured" and first.value in EXACT_LEVERS
     assert set(first.timings) == {"fused channels_last", "fused NCHW", "plain channels_last"}
@@ -37,9 +37,29 @@ def test_search_levers_are_timed_once_and_cached(cache):
     again = choose_search_levers(config, planted_space(), PlantedTask(), steps=1)
     assert (again.source, again.value, again.timings) == ("cache", first.value, first.timings)
     # another question (other batch) is timed afresh
-    other = choose_search_levers(fast_config(batch_size=4), planted_space(), PlantedTask(), steps=1)
+    other = choose_search_levers(fast_config(batch_size=4, steps=1000), planted_space(), PlantedTask(), steps=1)
     assert other.source == "measured"
     assert len(json.loads(cache.read_text())) == 2
+
+
+def test_a_run_too_short_to_repay_the_timing_keeps_the_default_untimed(cache, monkeypatch):
+    timed: list[object] = []
+    monkeypatch.setattr(auto, "time_search_step", lambda *a, **k: timed.append(a) or [1.0])
+    # MiLeNAS steps cost 3 warm-up steps: timing 3 configurations x 3 rounds x 3 steps = 81
+    # warm-up steps, repaid by LEVER_GAIN (15%) of a run's work from 540 warm-up steps on.
+    short = fast_config(steps=100, warmup=20)  # 20 + 80 * 3 = 260
+    assert not auto.timing_pays(short)
+    choice = choose_search_levers(short, planted_space(), PlantedTask(), steps=1)
+    assert (choice.source, choice.value, choice.timings) == ("short run", EXACT_LEVERS[0], {})
+    assert timed == [] and not cache.exists()  # nothing timed, nothing cached
+    assert auto.timing_pays(fast_config(steps=194, warmup=20))  # 20 + 174 * 3 = 542
+    assert not auto.timing_pays(fast_config(steps=193, warmup=20))  # 539
+    assert not auto.timing_pays(fast_config(steps=500, warmup=500))  # weights steps only: 500
+    long = choose_search_levers(fast_config(steps=194, warmup=20), planted_space(), PlantedTask(), steps=1)
+    assert long.source == "measured" and len(timed) == 9
+    # a cached choice is free: a short run of the same question takes it
+    cached = choose_search_levers(short, planted_space(), PlantedTask(), steps=1)
+    assert (cached.source, cached.value) == ("cache", long.value) and len(timed) == 9
 
 
 def test_the_choice_is_recorded_in_the_run_and_resumed(tmp_path):

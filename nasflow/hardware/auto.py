@@ -8,7 +8,9 @@ Search levers: the exact configurations are the fused mixed ops or the plain one
 channels-last (all equal to float rounding). On the CPU each is timed for a few strategy
 steps of the run's own supernet, batch and task, in runs interleaved with the others' (median
 of the rounds; with one thread on the process's CPU time, see step_clock); on a GPU the choice comes from the
-hardware (fused, NCHW) without timing. Inexact levers (bf16 autocast, reuse_forward) are
+hardware (fused, NCHW) without timing. A run too short to repay the timing (timing_pays:
+the quick DLSR search would spend a third of its time on it) keeps the CPU default (fused,
+channels-last) unless a choice is cached. Inexact levers (bf16 autocast, reuse_forward) are
 never chosen: they are used only when asked for, and asking for bf16 on a CPU without bf16
 instructions gets a warning (on a Xeon without avx512_bf16 it made the DLSR step slower).
 
@@ -42,16 +44,22 @@ from nasflow.deploy.predictor import Predictor, onnx_available
 from nasflow.errors import NasflowError
 from nasflow.search.config import SearchConfig
 from nasflow.search.latency_table import cpu_name
-from nasflow.search.loop import run_search
+from nasflow.search.loop import run_search, strategy_class
 from nasflow.space.schema import Space
 from nasflow.tasks.contract import Task, task_class_for
 
 EXACT_LEVERS: list[dict[str, bool]] = [
-    {"fuse": True, "channels_last": True},
+    {"fuse": True, "channels_last": True},  # the CPU default (SearchConfig): a short run keeps it
     {"fuse": True, "channels_last": False},
     {"fuse": False, "channels_last": True},
 ]
 GPU_LEVERS = {"fuse": True, "channels_last": False}
+# The most an exact configuration has saved over the CPU default per step, in the choices
+# timed so far (Zen4 at 1 and 2 threads, DLSR and test spaces: 0-16%, one outlier under load
+# aside). Timing costs len(EXACT_LEVERS) * rounds * (steps + 2) strategy steps, a third of
+# the quick DLSR search (14 of 44 s), so a run is timed only when this share of its work
+# would repay that.
+LEVER_GAIN = 0.15
 
 
 @dataclass
@@ -179,6 +187,8 @@ def choose_search_levers(config: SearchConfig, space: Space, task: Task, steps: 
     cached = _read_cache().get(key) if use_cache else None
     if cached is not None:
         return Choice(cached["levers"], "cache", cached.get("timings", {}))
+    if not timing_pays(config, steps, rounds):
+        return Choice(dict(EXACT_LEVERS[0]), "short run")
     samples: dict[str, list[float]] = {_name(levers): [] for levers in EXACT_LEVERS}
     for r in range(rounds):
         for levers in EXACT_LEVERS if r % 2 == 0 else EXACT_LEVERS[::-1]:  # no configuration always first
@@ -187,6 +197,16 @@ def choose_search_levers(config: SearchConfig, space: Space, task: Task, steps: 
     best = min(EXACT_LEVERS, key=lambda lv: timings[_name(lv)])
     _write_cache(key, {"levers": best, "timings": timings})
     return Choice(dict(best), "measured", timings)
+
+
+def timing_pays(config: SearchConfig, steps: int = 1, rounds: int = 3) -> bool:
+    """Whether timing the levers (`rounds` x `steps` timed steps, plus two untimed ones per
+    run, for each configuration) costs less than LEVER_GAIN of the run's own work, both in
+    warm-up steps (a strategy step costs Strategy.step_cost of them)."""
+    cost = strategy_class(config)(config=config).step_cost()
+    timing = len(EXACT_LEVERS) * rounds * (steps + 2) * cost
+    work = min(config.warmup, config.steps) + max(config.steps - config.warmup, 0) * cost
+    return LEVER_GAIN * work >= timing
 
 
 def _name(levers: dict[str, bool]) -> str:
