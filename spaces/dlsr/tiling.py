@@ -26,7 +26,10 @@ So 0.005 dB is not a bound at 256 px tiles (barbara), and a smaller overlap than
 safe even at 463 px: the default overlap stays 32. Nearly all the speed a tiled image loses is
 that overlap's recompute (bench/upscale_tiles.py: DLSR C48, onnx, 2000x1500 LR at the 1 GiB
 budget's 463 px tile computes 1.43x the image's pixels and runs at 0.65-0.71 of an untiled
-640x360 image; one tile call alone runs at 1.02-1.06 of it, the tiling's own work is ~1%). Aligning tile origins to 6 px
+640x360 image; one tile call alone runs at 1.02-1.06 of it, the tiling's own work is ~1%).
+But one call on a whole large image is itself slower per pixel than on 640x360: against it,
+the budget's tiles run at untiled speed (C48, 1200x900 LR: 30.8 vs 30.4 G Multi-Adds/s in
+one call, which took ~6 GB; the quick preset's C16 model, 2000x1500: 14.1 vs 16.3). Aligning tile origins to 6 px
 (ESA's stride 2 x 3) halves the largest pixel differences at tile 96 (max |diff| 4.5 vs 8.4
 levels at overlap 32).
 
