@@ -220,7 +220,7 @@ def test_paper_preset_is_the_paper(tmp_path: Path) -> None:
 def test_quick_preset_is_the_measured_main_job_budget() -> None:
     """The quick preset the README's main job runs (its PSNR and time table is in the README
     and spaces/dlsr/presets.py): 220 search steps of which 160 warm-up, with L_P weighted 50,
-    then 1650 training steps with a cosine schedule from 4e-3, validated twice."""
+    then 2400 training steps with a cosine schedule from 4e-3, validated twice."""
     from nasflow.train.config import TrainConfig, preset_changes
 
     _, search = preset_section("sr", "quick", "search")
@@ -232,7 +232,7 @@ def test_quick_preset_is_the_measured_main_job_budget() -> None:
     assert all(0 < s < config.steps for s in config.snapshot_steps)
     _, train = preset_section("sr", "quick", "train")
     tc = TrainConfig.build(preset_changes("quick", train))
-    assert (tc.steps, tc.batch_size, tc.optim.lr, tc.schedule) == (1650, 8, 4e-3, "cosine")
+    assert (tc.steps, tc.batch_size, tc.optim.lr, tc.schedule) == (2400, 8, 4e-3, "cosine")
     assert tc.steps % tc.validate_every == 0 and tc.steps // tc.validate_every == 2
     assert tc.lr_at(0) == 4e-3 and tc.lr_at(tc.steps) == pytest.approx(0.0, abs=1e-12)
     assert tc.task_options == {"patch": 48}
