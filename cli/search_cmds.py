@@ -134,7 +134,8 @@ def search(
     amp: Annotated[Optional[str], typer.Option(help="none or bf16 autocast (default none; not exact).")] = None,
     levers: Annotated[str, typer.Option(help=(
         "auto: time the exact speed levers (fused or plain mixed ops, channels-last or NCHW) on "
-        "this machine once and use the fastest (cached; recorded in the run's config); given: "
+        "this machine once and use the fastest (cached; recorded in the run's config), unless the "
+        "run is too short to repay the timing (then the defaults, or a cached choice); given: "
         "--fuse / --channels-last as set. Inexact levers (--amp bf16, MiLeNAS reuse_forward) only when asked."))] = "auto",
     preset: Annotated[Optional[str], typer.Option(
         help="The task's named settings, e.g. quick or paper; flags override them. Default: the "
