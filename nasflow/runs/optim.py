@@ -51,7 +51,7 @@ def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> N
 
 def _fusable(params: list[nn.Parameter]) -> bool:
     """Whether torch's fused Adam takes these tensors (float, on the CPU or a CUDA device)."""
-    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
 
 
 def make_schedule(opt: torch.optim.Optimizer, name: ScheduleName, *, steps: int, lr_min: float = 0.0,
