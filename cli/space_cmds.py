@@ -12,14 +12,15 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from nasflow.space.cost import graph_cost, input_size_for_output, parse_size
+from nasflow.space.cost import ValueCosts, graph_cost, input_size_for_output, parse_size, value_costs
 from nasflow.errors import NasflowError
 from nasflow.space.load import load_graph
 from nasflow.space.task_facts import declared_cost_size
 
 from .app import app, console, parse_sets
 
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a space param: --set channels=18")]
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="Override a space param, or fix a value decision: --set channels=18")]
 
 
 @app.command()
@@ -31,11 +32,14 @@ def validate(
     graph = load_graph(space, parse_sets(set_))
     alphas = [d for d in graph.decisions.values() if d.kind == "alpha"]
     betas = [d for d in graph.decisions.values() if d.kind == "beta"]
+    values = list(graph.value_decisions.values())
     kind = "architecture (no choices)" if graph.is_derived else "search space"
     console.print(f"[green]ok[/] {graph.space.name}: {kind}, {len(graph.nodes)} nodes, "
-                  f"{len(alphas)} alpha decision(s), {len(betas)} beta decision(s)")
+                  f"{len(alphas)} alpha decision(s), {len(betas)} beta decision(s)"
+                  + (f", {len(values)} value decision(s)" if values else ""))
     for d in graph.decisions.values():
-        console.print(f"  {d.kind} [bold]{d.label}[/]: {len(d.options)} options, "
+        options = f"values {', '.join(d.options)}" if d.kind == "value" else f"{len(d.options)} options"
+        console.print(f"  {d.kind} [bold]{d.label}[/]: {options}, "
                       f"{len(d.nodes)} node(s)" + (f", top-{d.topk}" if d.kind == "beta" else ""))
 
 
@@ -73,8 +77,11 @@ def cost(
     except ValueError as exc:
         raise NasflowError(str(exc)) from None
     latency, total_ms, note = _latency(latency_table, graph, report.output_size)
+    values = value_costs(graph, report) if graph.value_decisions else None
     if as_json:
         data = {"space": graph.space.name, **report.to_json()}
+        if values is not None:
+            data["values"] = values.to_json()
         if latency is not None:
             data["latency"] = {"table": str(latency_table), "predicted_ms": total_ms, "note": note,
                                "rows_ms": [latency.get((r.node, r.op)) for r in report.rows]}
@@ -96,8 +103,26 @@ def cost(
                               *([f"{ms:.2f}" if ms is not None else ""] if latency is not None else []))
         table.add_section()
     total = [f"{total_ms:.1f}" if total_ms is not None else "per candidate"] if latency is not None else []
-    table.add_row("total", "", "", f"{report.params:,}", _g(report.madds), *total, style="bold")
+    total_name = "total (largest values)" if values is not None else "total"
+    table.add_row(total_name, "", "", f"{report.params:,}", _g(report.madds), *total, style="bold")
     console.print(table)
+    if values is not None:
+        console.print(_values_table(values, graph.space.name))
+
+
+def _values_table(values: ValueCosts, name: str) -> Table:
+    """The value decisions' range and each value's cost (nasflow.space.cost.value_costs)."""
+    table = Table(title=f"{name}: value decisions (each value with the others at their largest)",
+                  caption="a fixed choice: nasflow cost SPACE --set NAME=VALUE")
+    for col in ("decision", "value", "params", "Multi-Adds"):
+        table.add_column(col, justify="left" if col == "decision" else "right")
+    for label, per in values.per_value.items():
+        for v, (p, m) in per.items():
+            table.add_row(label, str(v), f"{p:,}", _g(m))
+        table.add_section()
+    table.add_row("smallest values", "", f"{values.smallest[0]:,}", _g(values.smallest[1]), style="bold")
+    table.add_row("largest values", "", f"{values.largest[0]:,}", _g(values.largest[1]), style="bold")
+    return table
 
 
 def _latency(path: Path | None, graph, output_size: tuple[int, int]):

@@ -19,6 +19,7 @@ from nasflow.compile.kinds import Combine, CompiledKind, DenseEdge, FixedOp, com
 from nasflow.compile.mixed_ops import MixedOp, get_mixed_op
 from nasflow.compile.relaxation import Relaxation, active_candidates
 from nasflow.compile.state import arch_key, is_arch, split_state
+from nasflow.compile.values import ValuePlan
 from nasflow.errors import NasflowError, SpaceError
 from nasflow.space.graph import Decision, GNode, Graph
 
@@ -26,12 +27,14 @@ __all__ = ["ArchParameters", "Combine", "DenseEdge", "FixedOp", "Supernet", "com
 
 
 class ArchParameters(nn.Module):
-    """alpha and beta, one vector per decision label, initialised like DARTS (1e-3 * N(0, 1))."""
+    """alpha and beta, one vector per decision label, initialised like DARTS (1e-3 * N(0, 1));
+    a value decision's logits (one per value) are `value`."""
 
     def __init__(self, decisions: dict[str, Decision]) -> None:
         super().__init__()
         self.alpha = nn.ParameterDict()
         self.beta = nn.ParameterDict()
+        self.value = nn.ParameterDict()
         self.decisions = decisions
         for d in decisions.values():
             getattr(self, d.kind)[arch_key(d.label)] = nn.Parameter(1e-3 * torch.randn(len(d.options)))
@@ -91,6 +94,9 @@ class Supernet(nn.Module):
             module = kind.build(g, mixed)
             self._place(g.name, module)
             self._steps.append((g, module, kind))
+        # Value decisions: the nodes they touch hold their weights at the largest values and
+        # run sliced or masked (nasflow.compile.values).
+        self._values: ValuePlan | None = ValuePlan(graph, mixed) if graph.value_decisions else None
 
     def _place(self, path: str, module: nn.Module) -> None:
         parent: nn.Module = self
@@ -154,12 +160,25 @@ class Supernet(nn.Module):
         if drop > 0 and self._droppable is None:
             self._droppable = drop_path_nodes(self.graph)
         aux = self.auxiliary and self.training
+        plan = self._values
+        # One value per value decision (a sampled path): every node at those values' shapes.
+        at = plan.assignment(weights, active) if plan is not None else None
         for g, module, kind in self._steps:
             if not aux and g.name in self.graph.aux_only:
                 continue
-            values[g.name] = kind.run(module, g, values, weights, active)
+            if plan is not None and g.name in plan.nodes:
+                if at is not None:
+                    if not plan.exists(g.name, at):
+                        continue  # an instance past a searched depth
+                    values[g.name] = plan.run_exact(g, module, kind, values, weights, active, at)
+                else:
+                    values[g.name] = plan.run_masked(g, module, kind, values, weights, active)
+            else:
+                values[g.name] = kind.run(module, g, values, weights, active)
             if drop > 0 and g.name in self._droppable:  # type: ignore[operator]
                 values[g.name] = drop_path(values[g.name], drop)
+            if plan is not None and plan.aliases:
+                plan.alias(g.name, values, weights, at)
         if aux:
             return (values[self.graph.output], *(values[a] for a in self.graph.auxiliary))
         return values[self.graph.output]

@@ -16,6 +16,7 @@ from typing import Any
 import networkx as nx
 from torch import Tensor
 
+from nasflow.compile.values import inherit_slice
 from nasflow.derive.kinds import derived_kind
 from nasflow.derive.record import Genotype
 from nasflow.derive.rule import DerivationRule
@@ -48,6 +49,8 @@ def genotype_from_arch(graph: Graph, logits: dict[str, Tensor], topk: int | None
                                f"{row.numel()} architecture parameters")
         if d.kind == "alpha":
             geno.choices[label] = rule.pick(d, row, 1)[0]
+        elif d.kind == "value":
+            geno.values[label] = int(rule.pick(d, row, 1)[0])
         else:
             k = d.topk if topk is None else topk
             if not 1 <= k <= len(d.options):
@@ -75,8 +78,13 @@ def _edge_strengths(graph: Graph, d: Decision, logits: dict[str, Tensor],
 
 
 def derive_space(space: Space, genotype: Genotype, name: str | None = None) -> Space:
-    """The architecture the genotype picks, as a space with no choices."""
-    return _Deriver(space, genotype).run(name)
+    """The architecture the genotype picks, as a space with no choices: its value decisions
+    become params holding the picked numbers, so every expression reads them as written."""
+    missing = sorted(set(space.values) - set(genotype.values))
+    if missing:
+        raise NasflowError(f"the genotype has no value for {', '.join(map(repr, missing))}; it is from another space")
+    picked = {k: v for k, v in genotype.values.items() if k in space.values}
+    return _Deriver(space.fix_values(picked), genotype).run(name)
 
 
 def _prune(space: Space) -> Space:
@@ -262,13 +270,16 @@ def _has_stack(space: Space) -> bool:
 
 
 def inherit_weights(supernet_graph: Graph, supernet_state: dict[str, Tensor],
-                    derived_graph: Graph, derived_state: dict[str, Tensor]) -> dict[str, Tensor]:
+                    derived_graph: Graph, derived_state: dict[str, Tensor],
+                    values: dict[str, int] | None = None) -> dict[str, Tensor]:
     """Weights for a derived model taken from its supernet: the chosen candidate of each
     choice, and the kept inputs' slices of each dense node's merge op (each node's kind
     says how, nasflow.derive.kinds; other kinds keep their weights as they are).
 
     With one-hot alpha (and top-1 one-hot beta) the derived model then computes exactly
-    what the supernet computes; it is also a warm start for retraining.
+    what the supernet computes; it is also a warm start for retraining. A supernet with value
+    decisions holds each weight at the largest values: `values` (the derived architecture's
+    picks) cuts each to the derived shape (nasflow.compile.values.inherit_slice).
     """
     out: dict[str, Tensor] = {}
     for key, target in derived_state.items():
@@ -277,6 +288,8 @@ def inherit_weights(supernet_graph: Graph, supernet_state: dict[str, Tensor],
         if g_old is None:
             raise NasflowError(f"'{key}': node '{node}' is not in the supernet")
         src = derived_kind(g_old.kind).inherit(key, rest, g_old, g_new, supernet_state)
+        if values:
+            src = inherit_slice(supernet_graph, node, g_new.inputs, key, src, target.shape, values)
         if src.shape != target.shape:
             raise NasflowError(f"'{key}': supernet weight has shape {tuple(src.shape)}, derived "
                                f"model needs {tuple(target.shape)}")

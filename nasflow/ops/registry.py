@@ -62,6 +62,12 @@ class OpSpec:
     # at stride 1). Drop-path leaves such ops alone (nasflow.compile.drop_path); None: the op
     # is identity-like when its built module is an nn.Identity.
     identity: Callable[..., bool] | None = None
+    # True when the op computes each output channel from the input channels alike at any
+    # width: run at the largest channels on an input that is zero past the active ones, its
+    # output, cut to the active channels, is what the op built at those channels computes
+    # (convolutions, activations). A differentiable width decision then runs the op once, at
+    # the largest width, and masks its output (FBNetV2); other ops run once per value.
+    channelwise: bool = False
     _loaded: Factory | None = field(default=None, init=False, repr=False, compare=False)  # source, imported
 
     def bind(self, args: dict[str, Any]) -> dict[str, Any]:

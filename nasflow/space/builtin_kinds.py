@@ -20,6 +20,7 @@ from nasflow.space.expr import ref_names
 from nasflow.space.kinds import (ArgValue, Expr, ExpandContext, InferContext, NodeKind, NodeModel, op_out,
                                  register_node_kind, resize)
 from nasflow.space.node import GNode
+from nasflow.space.values import is_sym, same
 
 
 class OpNode(NodeModel):
@@ -94,9 +95,12 @@ class StackNode(NodeModel):
 
 
 def _equal_channels(ctx: InferContext, g: GNode, srcs: list[GNode], what: str) -> None:
-    if len(set(g.c_in)) > 1:
-        detail = ", ".join(f"{s.name}: {s.c_out}" for s in srcs)
-        raise ctx.fail(g.loc, f"{what} ({detail})")
+    # Syms must agree at every value: widths that are added come from one value decision.
+    if not all(same(c, g.c_in[0]) for c in g.c_in):
+        detail = ", ".join(f"{s.name}: {s.c_out.describe() if is_sym(s.c_out) else s.c_out}" for s in srcs)
+        hint = ("; searched widths that meet here must come from one value decision (one name)"
+                if any(is_sym(c) for c in g.c_in) else "")
+        raise ctx.fail(g.loc, f"{what} ({detail}){hint}")
 
 
 @register_node_kind("op")
@@ -149,7 +153,8 @@ class ChoiceKind(NodeKind):
 
     def infer(self, g: GNode, srcs: list[GNode], ctx: InferContext) -> None:
         outs = {cand: op_out(ctx, g, cand, g.c_in[0]) for cand in g.candidates}
-        if len(set(outs.values())) > 1:
+        first = next(iter(outs.values()))
+        if not all(same(o, first) for o in outs.values()):
             raise ctx.fail(g.loc, f"choice node '{g.name}': candidates give different channels {outs}; set 'out'")
         resizes = {c: resize(c, g.args) for c in g.candidates}
         if len(set(resizes.values())) > 1:

@@ -16,6 +16,7 @@ from typing import Any
 from nasflow.ops.registry import OPS
 from nasflow.space.graph import GNode, Graph
 from nasflow.space.kinds import kind
+from nasflow.space.values import Assignment, at
 
 
 @dataclass
@@ -34,17 +35,48 @@ class CostReport:
     output_size: tuple[int, int]
     rows: list[CostRow] = field(default_factory=list)
 
+    # Totals: at the largest values of the value decisions, if any (rows may be Syms, whose
+    # sum over many decisions is never formed: `at` gives the totals of any assignment).
     @property
     def params(self) -> int:
-        return sum(r.params for r in self.rows)
+        return sum(int(r.params) for r in self.rows)
 
     @property
     def madds(self) -> int:
-        return sum(r.madds for r in self.rows)
+        return sum(int(r.madds) for r in self.rows)
+
+    def at(self, assignment: Assignment) -> tuple[int, int]:
+        """(params, Multi-Adds) of the architecture `assignment` picks (decisions it does not
+        give at their largest values): each row's exact cost at those values."""
+        return (sum(at(r.params, assignment) for r in self.rows), sum(at(r.madds, assignment) for r in self.rows))
 
     def to_json(self) -> dict[str, Any]:
+        rows = [{**asdict(r), "params": int(r.params), "madds": int(r.madds)} for r in self.rows]
         return {"input_size": list(self.input_size), "output_size": list(self.output_size),
-                "params": self.params, "madds": self.madds, "rows": [asdict(r) for r in self.rows]}
+                "params": self.params, "madds": self.madds, "rows": rows}
+
+
+@dataclass
+class ValueCosts:
+    """What value decisions cost: the totals at the decisions' smallest and largest values,
+    and at each value of each decision (the others at their largest)."""
+
+    smallest: tuple[int, int]
+    largest: tuple[int, int]
+    per_value: dict[str, dict[int, tuple[int, int]]]
+
+    def to_json(self) -> dict[str, Any]:
+        pair = lambda c: {"params": c[0], "madds": c[1]}  # noqa: E731
+        return {"smallest": pair(self.smallest), "largest": pair(self.largest),
+                "per_value": {k: {str(v): pair(c) for v, c in vs.items()} for k, vs in self.per_value.items()}}
+
+
+def value_costs(graph: Graph, report: CostReport) -> ValueCosts:
+    """The value decisions' costs from a report of `graph` (exact: each row's own table)."""
+    decisions = graph.value_decisions
+    low = {k: min(d.values) for k, d in decisions.items()}
+    per_value = {k: {v: report.at({k: v}) for v in d.values} for k, d in decisions.items()}
+    return ValueCosts(report.at(low), report.at({}), per_value)
 
 
 def op_cost(op: str, c_in: int, c_out: int, args: dict[str, Any], h: int, w: int) -> tuple[int, int]:
@@ -68,6 +100,7 @@ def graph_cost(graph: Graph, input_size: tuple[int, int]) -> CostReport:
         ops = ops_of(g)
         for op, c_in in ops:
             params, madds = op_cost(op, c_in, g.c_out, g.args, h, w)
+            params, madds = params * g.exists, madds * g.exists  # a searched depth may remove it
             report.rows.append(CostRow(g.name, g.kind, op, params, madds, (h, w)))
         if not ops:  # a parameter-free node still has its row
             report.rows.append(CostRow(g.name, g.kind, "", 0, 0, (h, w)))

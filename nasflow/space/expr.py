@@ -16,6 +16,8 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from nasflow.space.values import Sym
+
 _BINOPS: dict[type, Callable[[int, int], int]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -36,6 +38,14 @@ class ExprError(ValueError):
     pass
 
 
+def _fixed(value: int, text: str, what: str = "a condition") -> int:
+    """`value` when no value decision moves it; conditions and indices must be fixed."""
+    if isinstance(value, Sym):
+        raise ExprError(f"bad expression {text!r}: {what} reads the value decision(s) "
+                        f"{', '.join(value.deps)}; only numbers (channels, args, a stack's count) may be searched")
+    return value
+
+
 def evaluate(expr: int | str, env: Mapping[str, int]) -> int:
     """Value of an integer expression over the names in `env`."""
     if isinstance(expr, bool):
@@ -49,11 +59,11 @@ def evaluate_ref(expr: str, env: Mapping[str, int]) -> tuple[str, int | None]:
     """The (name, instance index or None) a reference expression points at in `env`."""
     node = _parse(expr)
     while isinstance(node, ast.IfExp):  # the branch the condition picks
-        node = node.body if _eval(node.test, env, expr) else node.orelse
+        node = node.body if _fixed(_eval(node.test, env, expr), expr) else node.orelse
     if isinstance(node, ast.Name):
         return node.id, None
     if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
-        return node.value.id, _eval(node.slice, env, expr)
+        return node.value.id, _fixed(_eval(node.slice, env, expr), expr, "an instance index")
     raise ExprError(f"bad reference {expr!r}: write a name (stem), an instance (cell[i - 1]) "
                     "or a choice between them (cell[i - 1] if i > 0 else stem)")
 
@@ -115,32 +125,33 @@ def _eval(node: ast.AST, env: Mapping[str, int], text: str) -> int:
         return env[node.id]
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         left, right = _eval(node.left, env, text), _eval(node.right, env, text)
-        if isinstance(node.op, (ast.FloorDiv, ast.Mod)) and right == 0:
+        rights = right.values if isinstance(right, Sym) else [right]  # a Sym: every value it takes
+        if isinstance(node.op, (ast.FloorDiv, ast.Mod)) and 0 in rights:
             raise ExprError(f"bad expression {text!r}: division by zero")
-        if isinstance(node.op, ast.Pow) and not 0 <= right <= _MAX_POW:
+        if isinstance(node.op, ast.Pow) and not all(0 <= r <= _MAX_POW for r in rights):
             raise ExprError(f"bad expression {text!r}: exponent {right} outside 0..{_MAX_POW}")
         return _BINOPS[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = _eval(node.operand, env, text)
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        return int(not _eval(node.operand, env, text))
+        return int(not _fixed(_eval(node.operand, env, text), text))
     if isinstance(node, ast.BoolOp):
-        values = (_eval(v, env, text) for v in node.values)  # short-circuits like Python
+        values = (_fixed(_eval(v, env, text), text) for v in node.values)  # short-circuits like Python
         return int(all(values) if isinstance(node.op, ast.And) else any(values))
     if isinstance(node, ast.IfExp):
-        return _eval(node.body if _eval(node.test, env, text) else node.orelse, env, text)
+        return _eval(node.body if _fixed(_eval(node.test, env, text), text) else node.orelse, env, text)
     if isinstance(node, ast.Compare):
-        left = _eval(node.left, env, text)
+        left = _fixed(_eval(node.left, env, text), text)
         for op, comp in zip(node.ops, node.comparators):
             if isinstance(op, (ast.In, ast.NotIn)):
                 if not isinstance(comp, (ast.Tuple, ast.List)):
                     raise ExprError(f"bad expression {text!r}: 'in' needs a tuple of values, (a, b)")
-                found = left in [_eval(e, env, text) for e in comp.elts]
+                found = left in [_fixed(_eval(e, env, text), text) for e in comp.elts]
                 ok = found if isinstance(op, ast.In) else not found
                 right = left
             elif type(op) in _COMPARE:
-                right = _eval(comp, env, text)
+                right = _fixed(_eval(comp, env, text), text)
                 ok = _COMPARE[type(op)](left, right)
             else:
                 break

@@ -25,6 +25,7 @@ from nasflow.space.imports import SpaceImports, import_space_modules
 from nasflow.space.kinds import kind, kind_of_data
 from nasflow.space.node import GNode
 from nasflow.space.schema import Block, BlockNode, Node, Space, StackNode
+from nasflow.space.values import Sym, apply, combine, deps_of, largest_at_top, same, smallest
 from nasflow.space.yaml_io import Loc
 
 __all__ = ["Decision", "GNode", "Graph", "build_graph", "reserved_name"]
@@ -78,6 +79,20 @@ class Decision:
     nodes: tuple[str, ...]
     never_derive: tuple[str, ...] = ()  # options the space says are never derived
     rank: str = "beta"  # beta: how its inputs rank ("beta", "alpha", "beta_alpha"; DenseNode.rank)
+    values: tuple[int, ...] = ()  # a value decision's numbers (its options are their strings)
+
+
+@dataclass(frozen=True)
+class DepthAlias:
+    """A stack whose count is a value decision: what reads the stack (its last instance's
+    output) reads instance d-1's output when the count is d."""
+
+    stack: str
+    count: Sym
+    outputs: tuple[str, ...]  # each instance's output node
+
+    def output_at(self, depth: int) -> str:
+        return self.outputs[depth - 1]
 
 
 @dataclass
@@ -92,6 +107,13 @@ class Graph:
     stacks: dict[str, list[str]] = field(default_factory=dict)
     auxiliary: list[str] = field(default_factory=list)  # the auxiliary outputs, expanded names
     aux_only: frozenset[str] = frozenset()  # nodes only the auxiliary outputs read
+    # Stacks of searched depth, by the node that reads as the stack (its last instance's output).
+    depth_aliases: dict[str, DepthAlias] = field(default_factory=dict)
+
+    @property
+    def value_decisions(self) -> dict[str, Decision]:
+        """The decisions that are numbers (`values:`), by label."""
+        return {k: d for k, d in self.decisions.items() if d.kind == "value"}
 
     @property
     def is_derived(self) -> bool:
@@ -100,10 +122,15 @@ class Graph:
 
 
 def build_graph(space: Space, overrides: dict[str, int] | None = None, *,
-                check_unused: bool = True) -> Graph:
-    """Expand, infer and validate; raises SpaceError naming the node and the fix."""
+                check_unused: bool = True, values: dict[str, int] | None = None) -> Graph:
+    """Expand, infer and validate; raises SpaceError naming the node and the fix.
+
+    A space with value decisions builds at their largest values, its numbers Syms
+    (nasflow.space.values); `values` fixes some or all of them (the architecture they pick)."""
     if overrides:
         space = space.with_params(overrides)
+    if values:
+        space = space.fix_values(values)
     return _Builder(space, check_unused).build()
 
 
@@ -134,6 +161,9 @@ class _Builder:
         self.imports = SpaceImports()
         self.stacks: dict[str, list[str]] = {}
         self.instance_outputs: dict[str, str] = {}  # stack instance -> the node that is its output
+        self.top_env: dict[str, int] = {}  # the space's params and value decisions
+        self.exists: int = 1  # whether nodes expanded now exist (a Sym inside a searched depth)
+        self.depth_aliases: dict[str, DepthAlias] = {}
 
     def fail(self, loc: Loc, message: str) -> SpaceError:
         return SpaceError(message, self.space.source.where(loc))
@@ -145,6 +175,9 @@ class _Builder:
         for name in s.params:
             self._check_name(name, ("params", name), "param")
         env = dict(s.params)
+        for name, vals in s.values.items():
+            env[name] = self._value_decision(name, vals)
+        self.top_env = dict(env)
         ports: dict[str, str] = {}
         for name, channels in s.inputs.items():
             self._check_name(name, ("inputs", name), "input")
@@ -156,6 +189,18 @@ class _Builder:
                for i, a in enumerate(s.auxiliary)]
         return self._finish(self._resolve(s.output, s.nodes, "", ports, ("output",), "the space's output", env),
                             aux)
+
+    def _value_decision(self, name: str, vals: list[int]) -> Sym:
+        loc = ("values", name)
+        self._check_name(name, loc, "value decision")
+        if name in self.space.params:
+            raise self.fail(loc, f"'{name}' is both a param and a value decision; keep one of them")
+        if not vals:
+            raise self.fail(loc, f"value decision '{name}' lists no values; list at least one")
+        if len(set(vals)) != len(vals):
+            dup = next(v for v in vals if vals.count(v) > 1)
+            raise self.fail(loc, f"value decision '{name}' lists {dup} twice")
+        return Sym.decision(name, vals)
 
     def _expand_scope(self, nodes: dict[str, Node], env: dict[str, int], prefix: str,
                       ports: dict[str, str], loc: Loc, stack: tuple[str, ...]) -> None:
@@ -182,7 +227,7 @@ class _Builder:
                 self._expand_block(node.block, node.args, env, path,
                                    [res(r, (*nloc, "in")) for r in node.input_list], nloc, stack)
                 continue
-            g = GNode(path, node_kind.name, [], nloc)
+            g = GNode(path, node_kind.name, [], nloc, exists=self.exists)
             node_kind.expand(node, g, _Scope(self, path, nloc, env, res))
             g.act = getattr(node, "act", None)
             if g.act is not None and not is_activation(g.act):
@@ -215,7 +260,7 @@ class _Builder:
         if unknown:
             raise self.fail((*loc, "args"), f"node '{path}': block '{name}' has no param '{unknown[0]}' "
                             + _suggest(unknown[0], list(blk.params)))
-        benv = dict(self.space.params)  # blocks see the space's params, then their own
+        benv = dict(self.top_env)  # blocks see the space's params and values, then their own
         for pname, default in blk.params.items():
             if pname in args:
                 benv[pname] = self._int(args[pname], env, (*loc, "args", pname), f"node '{path}'")
@@ -263,7 +308,10 @@ class _Builder:
         path = prefix + name
         n = self._stack_call(stacks.count, loc, path, node, env)
         used: list[str] = []
+        outer = self.exists
         for i in range(n):
+            if isinstance(n, Sym):  # a searched depth: instance i exists while i < the count
+                self.exists = combine([outer, apply(n, lambda c, i=i: int(i < c))], lambda a, b: a * b)
             block_name, ienv = self._instance(node, i, env, path, loc)
             inst = prefix + stacks.instance_name(name, i)
             sources = [self._stack_input(node, name, i, r, nodes, prefix, ports, (*loc, "in", j), env, ienv, path)
@@ -272,7 +320,14 @@ class _Builder:
             self.instance_outputs[inst] = self._block_output(block_name, node.args, ienv, inst, lambda: sources,
                                                              loc, f"stack node '{path}'")
             used.append(block_name)
+        self.exists = outer
         self.stacks[path] = used
+        if isinstance(n, Sym):
+            outs = tuple(self.instance_outputs[prefix + stacks.instance_name(name, k)] for k in range(n))
+            if any(not o.startswith(prefix + stacks.instance_name(name, k) + ".") for k, o in enumerate(outs)):
+                raise self.fail(loc, f"stack node '{path}': its depth is searched ({n.describe()}), so its "
+                                "block's output must be one of the block's nodes, not an input passed through")
+            self.depth_aliases[outs[-1]] = DepthAlias(path, n, outs)
         # A stacked block may leave an input unused (a derived cell that reads only its
         # second input), as long as one of the blocks the stack may use reads each input.
         may_use = list(dict.fromkeys([*used, *(b for b in stacks.block_names(node) if b in self.space.blocks)]))
@@ -295,7 +350,7 @@ class _Builder:
                 raise self.fail(loc, f"stack node '{path}': instance {i} reads {name}[{index}]; an instance reads "
                                 f"only earlier ones ({have}): guard it, e.g. \"{name}[i - 1] if i >= 1 else stem\"")
         return self._resolve_name(target, index, ref, nodes, prefix, ports, loc,
-                                  f"stack node '{path}' (instance {i})", env)
+                                  f"stack node '{path}' (instance {i})", env, own=target == name)
 
     def _parse_ref(self, ref: str, env: dict[str, int], loc: Loc, what: str) -> tuple[str, int | None]:
         if is_plain_name(ref):
@@ -318,11 +373,12 @@ class _Builder:
         return self._resolve_name(name, index, ref, nodes, prefix, ports, loc, what, env)
 
     def _resolve_name(self, name: str, index: int | None, ref: str, nodes: dict[str, Node], prefix: str,
-                      ports: dict[str, str], loc: Loc, what: str, env: dict[str, int]) -> str:
+                      ports: dict[str, str], loc: Loc, what: str, env: dict[str, int], own: bool = False) -> str:
+        """`own`: the stack's instances read one another (they exist together)."""
         if name in nodes:
             node = nodes[name]
             if isinstance(node, StackNode):
-                return self._resolve_instance(node, name, index, nodes, prefix, ports, loc, what, env)
+                return self._resolve_instance(node, name, index, nodes, prefix, ports, loc, what, env, own)
             if index is not None:
                 raise self.fail(loc, f"{what} reads {ref!r}, but '{name}' is no stack: only a stack's "
                                 f"instances are numbered; read it as '{name}'")
@@ -337,13 +393,18 @@ class _Builder:
         raise self.fail(loc, f"{what} reads {said}, which is not defined " + _suggest(name, [*nodes, *ports]))
 
     def _resolve_instance(self, node: StackNode, name: str, index: int | None, nodes: dict[str, Node],
-                          prefix: str, ports: dict[str, str], loc: Loc, what: str, env: dict[str, int]) -> str:
+                          prefix: str, ports: dict[str, str], loc: Loc, what: str, env: dict[str, int],
+                          own: bool = False) -> str:
         path = prefix + name
         n = self._stack_call(stacks.count, loc, path, node, env)
         k = n - 1 if index is None else index
         if not 0 <= k < n:
             raise self.fail(loc, f"{what} reads {name}[{index}], but stack '{path}' has instances 0..{n - 1} "
                             f"(stack: {node.stack})")
+        if index is not None and not own and index >= smallest(n):
+            raise self.fail(loc, f"{what} reads {name}[{index}], but stack '{path}' has a searched depth "
+                            f"({n.describe()}) and may have only {smallest(n)} instance(s); read an instance "
+                            f"below {smallest(n)}, or the stack itself ('{name}': its last instance)")
         block_name, ienv = self._instance(node, k, env, path, loc)
         sources = lambda: [self._resolve(r, nodes, prefix, ports, loc, what, ienv)  # noqa: E731
                            for r in node.input_list]
@@ -384,8 +445,9 @@ class _Builder:
             value = evaluate(expr, env)
         except ExprError as exc:
             raise self.fail(loc, f"{what}: {exc}") from None
-        if value <= 0:
-            raise self.fail(loc, f"{what}: {expr!r} evaluates to {value}; channels must be positive")
+        if smallest(value) <= 0:
+            raise self.fail(loc, f"{what}: {expr!r} evaluates to {smallest(value)}"
+                            f"{' at some values' if isinstance(value, Sym) else ''}; channels must be positive")
         return value
 
     def _check_name(self, name: str, loc: Loc, what: str) -> None:
@@ -424,8 +486,35 @@ class _Builder:
             if g.kind != "input":
                 self._infer(g, ordered)
         aux_only = frozenset(reach - main - set(self.space.inputs))
+        if self.space.values:
+            self._check_values(ordered)
         return Graph(self.space, ordered, list(self.space.inputs), output, self._decisions(ordered), dag,
-                     self.stacks, aux, aux_only)
+                     self.stacks, aux, aux_only, self.depth_aliases)
+
+    def _check_values(self, nodes: dict[str, GNode]) -> None:
+        """What value decisions must keep: weights fit at the largest values, nothing reads a
+        node a searched depth removes, a searched depth's instances give one shape."""
+        for g in nodes.values():
+            for what, x in [("channels", g.c_out), *((f"argument '{k}'", v) for k, v in g.args.items())]:
+                if not largest_at_top(x):
+                    raise self.fail(g.loc, f"node '{g.name}': its {what} {x.describe()} are not largest at the "
+                                    "decisions' largest values; the supernet holds each weight at those: "
+                                    "write the expression so that it grows with the values")
+            for src in g.inputs:
+                if src in self.depth_aliases:
+                    continue
+                gone = combine([g.exists, nodes[src].exists], lambda a, b: int(a and not b))
+                if isinstance(gone, Sym) and any(gone.values):
+                    raise self.fail(g.loc, f"node '{g.name}' reads '{src}', which a searched depth "
+                                    f"({', '.join(gone.deps)}) removes while '{g.name}' stays; read the stack "
+                                    "itself or an instance every depth keeps")
+        for alias in self.depth_aliases.values():
+            outs = [nodes[o] for o in alias.outputs[smallest(alias.count) - 1:]]
+            if not all(same(o.c_out, outs[0].c_out) and o.size == outs[0].size for o in outs):
+                detail = ", ".join(f"{o.name}: {o.c_out}" for o in outs)
+                raise self.fail(nodes[alias.outputs[-1]].loc, f"stack '{alias.stack}' has a searched depth, but "
+                                f"its instances' outputs differ in shape ({detail}); what reads the stack "
+                                "needs one shape at every depth")
 
     def _infer(self, g: GNode, nodes: dict[str, GNode]) -> None:
         srcs = [nodes[i] for i in g.inputs]
@@ -438,6 +527,20 @@ class _Builder:
         kind(g.kind).infer(g, srcs, self)
 
     def _decisions(self, nodes: dict[str, GNode]) -> dict[str, Decision]:
+        found = self._node_decisions(nodes)
+        for name, vals in self.space.values.items():  # after the others: their order is unchanged
+            readers = tuple(g.name for g in nodes.values()
+                            if name in deps_of(g.c_in, g.c_out, g.args, g.exists))
+            if not readers:
+                raise self.fail(("values", name), f"value decision '{name}' is read by no node; use it "
+                                "(out: {name}, args, a stack's count) or remove it".replace("{name}", name))
+            if name in found:
+                raise self.fail(("values", name), f"'{name}' labels both a value decision and node "
+                                f"'{found[name].nodes[0]}'; rename one of them")
+            found[name] = Decision(name, "value", tuple(str(v) for v in vals), 1, readers, values=tuple(vals))
+        return found
+
+    def _node_decisions(self, nodes: dict[str, GNode]) -> dict[str, Decision]:
         found: dict[str, Decision] = {}
         for g in nodes.values():
             if g.label is None:

@@ -32,6 +32,7 @@ from nasflow.errors import SpaceError
 from nasflow.ops.registry import OPS
 from nasflow.registry import Registry
 from nasflow.space.node import GNode
+from nasflow.space.values import same
 from nasflow.space.yaml_io import Loc
 
 
@@ -162,7 +163,7 @@ def op_out(ctx: InferContext, g: GNode, op: str, c_in: int) -> int:
         fixed = c_in
     else:
         fixed = None
-    if fixed is not None and g.out is not None and g.out != fixed:
+    if fixed is not None and g.out is not None and not same(g.out, fixed):
         raise ctx.fail(g.loc, f"node '{g.name}': op '{op}' gives {fixed} channels from {c_in}, "
                        f"but out is {g.out}; remove 'out' or fix it")
     c_out = fixed if fixed is not None else (g.out if g.out is not None else c_in)

@@ -3,6 +3,8 @@
 Its fields are shared by every node kind; which ones a kind fills is up to the kind
 (nasflow.space.kinds): `op` for op nodes and dense nodes' merge op, `candidates` for a
 choice's ops or a dense node's inputs as written, `extra` for a kind's own settings.
+In a space with value decisions, channels, args and `exists` may be Syms
+(nasflow.space.values): ints at the largest values, with a table per value.
 """
 from __future__ import annotations
 
@@ -34,6 +36,9 @@ class GNode:
     size: Fraction = Fraction(1)  # spatial size relative to the space's inputs
     never_derive: list[str] = field(default_factory=list)  # choice: candidates never derived
     extra: dict[str, Any] = field(default_factory=dict)  # a kind's own settings (repeat: times)
+    # 1, or a Sym of 0/1 when a searched depth removes the node (an instance of a stack whose
+    # count is a value decision exists while its index is below the count).
+    exists: int = 1
 
     @property
     def merge_in(self) -> int:

@@ -62,6 +62,9 @@ class Space(BaseModel):
     # named here; a module next to the space file is found too.
     imports: list[str] = []
     params: dict[str, int] = {}
+    # Value decisions: a name that takes one of these integers, searched (nasflow.space.values).
+    # Usable in expressions as a param is; every place that reads one name shares its decision.
+    values: dict[str, list[int]] = {}
     inputs: dict[str, Expr]  # input name -> channels
     blocks: dict[str, Block] = {}
     nodes: dict[str, Node]  # type: ignore[valid-type]
@@ -81,16 +84,28 @@ class Space(BaseModel):
         return self._source
 
     def with_params(self, overrides: dict[str, int]) -> Space:
-        """A copy with space-level params overridden (`--set channels=18`)."""
-        unknown = sorted(set(overrides) - set(self.params))
+        """A copy with space-level params overridden (`--set channels=18`); a value decision
+        given a number is fixed to it (it becomes a param: `--set C=24`)."""
+        unknown = sorted(set(overrides) - set(self.params) - set(self.values))
         if unknown:
+            known = [*self.params, *self.values]
             raise SpaceError(
                 f"space '{self.name}' has no param {', '.join(map(repr, unknown))}"
-                f" (its params: {', '.join(self.params) or 'none'})"
+                f" (its params: {', '.join(known) or 'none'})"
             )
-        copy = self.model_copy(update={"params": {**self.params, **overrides}})
+        values = {k: v for k, v in self.values.items() if k not in overrides}
+        copy = self.model_copy(update={"params": {**self.params, **overrides}, "values": values})
         copy._source = self._source
         return copy
+
+    def fix_values(self, assignment: dict[str, int]) -> Space:
+        """A copy with value decisions fixed (they become params); the architecture an
+        assignment of every value picks, when it gives them all."""
+        unknown = sorted(set(assignment) - set(self.values))
+        if unknown:
+            raise SpaceError(f"space '{self.name}' has no value decision {', '.join(map(repr, unknown))} "
+                             f"(its value decisions: {', '.join(self.values) or 'none'})")
+        return self.with_params(dict(assignment)) if assignment else self
 
     # --- YAML -------------------------------------------------------------------------
     @classmethod

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from nasflow.space.builtin_kinds import StackNode
 from nasflow.space.expr import ExprError, evaluate, evaluate_ref, ref_names
+from nasflow.space.values import smallest
 from nasflow.space.yaml_io import Loc
 
 INDEX = "i"  # the instance index's name in a stack's expressions
@@ -31,13 +32,14 @@ def instance_name(stack: str, i: int) -> str:
 
 
 def count(node: StackNode, env: Mapping[str, int]) -> int:
-    """How many instances: 1 or more."""
+    """How many instances: 1 or more; a Sym when a value decision sets the depth (the graph
+    then has the most instances, and an instance exists while its index is below the count)."""
     try:
         n = evaluate(node.stack, env)
     except ExprError as exc:
         raise StackProblem(("stack",), str(exc)) from None
-    if n < 1:
-        raise StackProblem(("stack",), f"stack is {node.stack!r} = {n}; it needs 1 or more instances")
+    if smallest(n) < 1:
+        raise StackProblem(("stack",), f"stack is {node.stack!r} = {smallest(n)}; it needs 1 or more instances")
     return n
 
 

@@ -1,0 +1,364 @@
+"""Value decisions in the supernet: one weight at the largest value, each value a part of it.
+
+A node whose channels, args or existence depend on value decisions (nasflow.space.values)
+holds its module at the largest values. Each forward computes it in one of two ways:
+
+- **exact** (every value decision has one active value: a sampled path, a sandwich step, a
+  fixed subnet): the node runs at that value's own shapes, its weights sliced from the
+  largest ones (the first output channels; the input channels its input occupies; the
+  centre of a larger kernel), so tensors are only as wide as the values say and a removed
+  stack instance is not run. The module built at those shapes is a template on the meta
+  device, called with the slices (torch.func.functional_call); gradients reach the shared
+  weights through the slices.
+- **masked** (differentiable weights over values, FBNetV2): a node whose ops are
+  `channelwise` runs once at the largest width and its output is multiplied by the expected
+  channel mask, sum_v w_v * [1]*c(v) + [0]*(C - c(v)); a node with a searched arg (a kernel
+  size) or a non-channelwise op (RFDN's ESA) runs once per value combination of weight > 0,
+  each sliced as in exact mode, its outputs zero-padded to the largest width and weighted.
+  What reads a stack of searched depth reads sum_d w_d * (instance d-1's output).
+
+With one-hot weights both ways compute what the subnet that the values pick computes; the
+derived model inherits the same slices (inherit_slice), so they agree with it exactly.
+
+Channel layout: a tensor's channels sit where the largest network has them. A node's own
+output occupies its first c(v) channels; a concatenation keeps each part at its largest
+offset (a part narrower than its largest leaves a gap), so a convolution reading it takes
+the input columns of the parts' active channels. Only a plain convolution (an op of family
+"conv") may read such a gapped input, which the compiler checks.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from nasflow.errors import NasflowError
+from nasflow.ops.registry import OPS
+from nasflow.space.graph import Graph
+from nasflow.space.node import GNode
+from nasflow.space.values import Assignment, Sym, at, deps_of
+
+Segments = tuple[tuple[int, int], ...]  # (start, count) runs of active channels, in order
+
+
+def prefix(n: int) -> Segments:
+    return ((0, n),) if n else ()
+
+
+def _join(parts: list[tuple[Segments, int]]) -> Segments:
+    """Parts concatenated, each shifted by the largest widths before it; runs merged."""
+    out: list[list[int]] = []
+    offset = 0
+    for segs, width in parts:
+        for start, n in segs:
+            if out and out[-1][0] + out[-1][1] == offset + start:
+                out[-1][1] += n
+            else:
+                out.append([offset + start, n])
+        offset += width
+    return tuple((s, n) for s, n in out)
+
+
+def is_prefix(segs: Segments) -> bool:
+    return len(segs) <= 1 and (not segs or segs[0][0] == 0)
+
+
+def _count(segs: Segments) -> int:
+    return sum(n for _, n in segs)
+
+
+def _index(segs: Segments, device: torch.device) -> Tensor:
+    return torch.cat([torch.arange(s, s + n, device=device) for s, n in segs])
+
+
+def take_channels(x: Tensor, segs: Segments) -> Tensor:
+    """The active channels (dim 1) of a tensor laid out at the largest widths."""
+    if is_prefix(segs):
+        return x if _count(segs) == x.shape[1] else x.narrow(1, 0, _count(segs))
+    return x.index_select(1, _index(segs, x.device))
+
+
+def pad_channels(x: Tensor, width: int) -> Tensor:
+    """x with zero channels appended up to `width` (dim 1)."""
+    if x.shape[1] == width:
+        return x
+    zeros = x.new_zeros((x.shape[0], width - x.shape[1], *x.shape[2:]))
+    return torch.cat([x, zeros], dim=1)
+
+
+def slice_like(t: Tensor, shape: torch.Size, in_segs: Segments | None, name: str, node: str) -> Tensor:
+    """The part of a weight (or buffer) held at the largest values that a module of `shape`
+    uses: the first entries of each dim, the centre of a conv kernel (dims 2 and 3 of a 4-D
+    tensor), and on dim 1 the input channels `in_segs` when they are not the first ones."""
+    if t.shape == shape:
+        return t
+    if t.dim() != len(shape) or any(m > big for m, big in zip(shape, t.shape)):
+        raise NasflowError(f"node '{node}': '{name}' needs shape {tuple(shape)} at these values, which does not "
+                           f"fit the supernet's {tuple(t.shape)} (held at the decisions' largest values)")
+    out = t
+    for dim, (m, big) in enumerate(zip(shape, t.shape)):
+        if m == big:
+            continue
+        if dim == 1 and in_segs is not None and not is_prefix(in_segs) and _count(in_segs) == m:
+            out = out.index_select(1, _index(in_segs, t.device))
+        elif t.dim() == 4 and dim >= 2:
+            out = out.narrow(dim, (big - m) // 2, m)
+        else:
+            out = out.narrow(dim, 0, m)
+    return out
+
+
+def concrete(g: GNode, a: Assignment) -> GNode:
+    """Node g as the architecture `a` picks has it: every number an int."""
+    return replace(g, c_in=[at(c, a) for c in g.c_in], c_out=at(g.c_out, a), out=at(g.out, a),
+                   args={k: at(v, a) for k, v in g.args.items()}, exists=1)
+
+
+def _ops_of(g: GNode) -> list[str]:
+    if g.kind == "choice":
+        return list(g.candidates)
+    return [g.op] if g.op else []
+
+
+def channelwise(g: GNode) -> bool:
+    """Whether masking node g's output at the largest width is its value at smaller widths
+    (its ops are channelwise, or it only merges its inputs)."""
+    if g.kind == "combine" or (g.kind == "dense" and not g.op):
+        return True
+    if g.kind not in ("op", "choice", "dense"):
+        return False
+    return all(OPS.get(o).channelwise for o in _ops_of(g))
+
+
+def _fresh(g: GNode) -> bool:
+    """Whether node g's output is a tensor of its own (its first c_out channels), not its
+    inputs' channels passed on (a merge, an op that keeps channels)."""
+    if g.kind == "combine" or (g.kind == "dense" and not g.op):
+        return False
+    if g.kind == "op" and OPS.get(g.op).same_channels:
+        return False
+    return True
+
+
+def _reads_gaps_ok(g: GNode) -> bool:
+    """Whether node g may read an input whose active channels have gaps: a plain convolution."""
+    ops = _ops_of(g)
+    return bool(ops) and g.kind in ("op", "choice", "dense") and all(
+        (OPS.get(o).family or ("",))[0] == "conv" for o in ops)
+
+
+def layout(graph: Graph, name: str, a: Assignment) -> Segments:
+    """Where node `name`'s active channels sit within its largest width, at the values `a`."""
+    g = graph.nodes[name]
+    if g.kind == "input" or _fresh(g):
+        return prefix(at(g.c_out, a))
+    if g.merge == "concat" and g.kind in ("combine", "dense"):
+        return _join([(layout(graph, i, a), int(c)) for i, c in zip(g.inputs, g.c_in)])
+    return layout(graph, g.inputs[0], a)
+
+
+def in_layout(graph: Graph, g: GNode, a: Assignment, inputs: list[str] | None = None) -> Segments:
+    """The active input channels g's weights read (a concatenating dense node: all its inputs,
+    each at its largest offset); `inputs`: a derived node's inputs instead of g's."""
+    inputs = g.inputs if inputs is None else inputs
+    if not inputs:
+        return prefix(at(g.c_out, a))
+    if g.kind == "dense" and g.merge == "concat":
+        return _join([(layout(graph, i, a), int(graph.nodes[i].c_out)) for i in inputs])
+    return layout(graph, inputs[0], a)
+
+
+class _Call(nn.Module):
+    """Runs a node's kind on a template module (functional_call swaps in the weights)."""
+
+    def __init__(self, kind: Any, module: nn.Module, g: GNode) -> None:
+        super().__init__()
+        self.kind, self.m, self.g = kind, module, g
+
+    def forward(self, values: dict[str, Tensor], weights: dict[str, Tensor],
+                active: dict[str, list[int]]) -> Tensor:
+        return self.kind.run(self.m, self.g, values, weights, active)
+
+
+@dataclass
+class _Template:
+    call: _Call
+    g: GNode
+    shapes: dict[str, torch.Size]  # each weight and buffer's shape at these values
+
+
+class ValuePlan:
+    """How the supernet of `graph` computes the nodes that value decisions touch."""
+
+    def __init__(self, graph: Graph, mixed_op: type[nn.Module]) -> None:
+        self.graph, self.mixed_op = graph, mixed_op
+        self.decisions = graph.value_decisions
+        self.labels = list(self.decisions)
+        self.nodes: dict[str, GNode] = {
+            g.name: g for g in graph.nodes.values() if deps_of(g.c_in, g.c_out, g.args, g.exists)}
+        self._templates: dict[tuple[str, tuple[int, ...]], _Template] = {}
+        self._masks: dict[tuple[str, str, torch.dtype], Tensor] = {}
+        self.aliases = graph.depth_aliases
+        low = {k: min(d.values) for k, d in self.decisions.items()}
+        for g in self.nodes.values():  # a gapped input (a concat of narrower parts) needs a plain conv
+            if g.kind != "input" and not is_prefix(self.in_layout(g, low)) and not _reads_gaps_ok(g):
+                raise NasflowError(
+                    f"node '{g.name}' reads a concatenation whose parts' widths are searched, which leaves "
+                    f"gaps in its input channels; only a convolution (conv_kxk) can read that: put a conv_1x1 "
+                    f"after the concatenation, or give its parts fixed widths")
+
+    # --- which way ------------------------------------------------------------------------
+    def assignment(self, weights: dict[str, Tensor], active: dict[str, list[int]]) -> dict[str, int] | None:
+        """The values of an exact forward (each value decision has one active value), else None."""
+        if not active or any(len(active.get(k, ())) != 1 for k in self.labels):
+            return None
+        return {k: self.decisions[k].values[active[k][0]] for k in self.labels}
+
+    def layout(self, name: str, a: Assignment) -> Segments:
+        return layout(self.graph, name, a)
+
+    def in_layout(self, g: GNode, a: Assignment) -> Segments:
+        return in_layout(self.graph, g, a)
+
+    # --- exact: one value per decision ------------------------------------------------------
+    def exists(self, name: str, a: Assignment) -> bool:
+        return bool(at(self.nodes[name].exists, a)) if name in self.nodes else True
+
+    def run_exact(self, g: GNode, module: nn.Module, kind: Any, values: dict[str, Tensor],
+                  weights: dict[str, Tensor], active: dict[str, list[int]], a: Assignment) -> Tensor:
+        """Node g at the values `a`, on inputs as narrow as they say."""
+        out = self._sliced(g, module, kind, values, weights, active, a)
+        for label in self._own_deps(g):  # a strategy's gradient to the value's weight
+            w = weights[label]
+            if w.requires_grad:
+                out = out * w[self.decisions[label].values.index(a[label])]
+        return out
+
+    def _own_deps(self, g: GNode) -> set[str]:
+        return deps_of(g.args, g.c_out if _fresh(g) else 0)
+
+    def _sliced(self, g: GNode, module: nn.Module, kind: Any, values: dict[str, Tensor],
+                weights: dict[str, Tensor], active: dict[str, list[int]], a: Assignment) -> Tensor:
+        t = self._template(g, kind, a)
+        if not t.shapes:  # no weights: its module works at any width
+            return kind.run(module, t.g, values, weights, active)
+        segs = self.in_layout(g, a)
+        own = dict(module.named_parameters())
+        own.update(module.named_buffers())
+        sliced = {f"m.{n}": slice_like(own[n], shape, segs, n, g.name) for n, shape in t.shapes.items()}
+        return functional_call(t.call, sliced, (values, weights, active))
+
+    def _template(self, g: GNode, kind: Any, a: Assignment) -> _Template:
+        deps = sorted(deps_of(g.c_in, g.c_out, g.args))
+        key = (g.name, tuple(a[d] for d in deps))
+        found = self._templates.get(key)
+        if found is None:
+            ga = concrete(g, a)
+            with torch.device("meta"), torch.random.fork_rng(devices=[]):
+                module = kind.build(ga, self.mixed_op)
+            shapes = {n: p.shape for n, p in module.named_parameters()}
+            shapes.update({n: b.shape for n, b in module.named_buffers()})
+            found = self._templates[key] = _Template(_Call(kind, module, ga), ga, shapes)
+        return found
+
+    # --- masked: weights over values ---------------------------------------------------------
+    def run_masked(self, g: GNode, module: nn.Module, kind: Any, values: dict[str, Tensor],
+                   weights: dict[str, Tensor], active: dict[str, list[int]]) -> Tensor:
+        """Node g at the largest width, its channels weighted by how likely each value is."""
+        if channelwise(g):
+            arg_deps = sorted(deps_of(g.args))
+            if not arg_deps:
+                out = kind.run(module, g, values, weights, active)
+            else:  # one run per searched arg value, at the largest channels
+                out = self._weighted(g, module, kind, values, weights, active, arg_deps, narrow=False)
+            if _fresh(g) and isinstance(g.c_out, Sym):
+                out = out * self._mask(g, weights, out)
+            return out
+        deps = sorted(deps_of(g.c_in, g.c_out, g.args))
+        return self._weighted(g, module, kind, values, weights, active, deps, narrow=True)
+
+    def _weighted(self, g: GNode, module: nn.Module, kind: Any, values: dict[str, Tensor],
+                  weights: dict[str, Tensor], active: dict[str, list[int]], deps: list[str],
+                  narrow: bool) -> Tensor:
+        """sum over the value combinations of `deps` (weight > 0) of weight * the node there;
+        `narrow`: at those values' widths (inputs cut to them, the output padded back), else
+        at the largest channels with only the args at those values."""
+        top = {k: max(d.values) for k, d in self.decisions.items()}
+        total: Tensor | None = None
+        for combo in itertools.product(*(range(len(self.decisions[d].values)) for d in deps)):
+            w = None
+            for d, j in zip(deps, combo):
+                w = weights[d][j] if w is None else w * weights[d][j]
+            if w is None or float(w.detach()) == 0.0:
+                continue
+            a = {**top, **{d: self.decisions[d].values[j] for d, j in zip(deps, combo)}}
+            if narrow:
+                local = {i: take_channels(values[i], self.layout(i, a)) for i in g.inputs}
+                out = pad_channels(self._sliced(g, module, kind, local, weights, active, a), int(g.c_out))
+            else:
+                out = self._sliced(g, module, kind, values, weights, active, a)
+            total = w * out if total is None else total + w * out
+        assert total is not None, "softmax weights are never all zero"
+        return total
+
+    def _mask(self, g: GNode, weights: dict[str, Tensor], like: Tensor) -> Tensor:
+        """sum over value combinations of their weight * [1 for the active channels, 0 after]."""
+        c = g.c_out
+        assert isinstance(c, Sym)
+        key = (g.name, str(like.device), like.dtype)
+        rows = self._masks.get(key)
+        if rows is None:
+            rows = torch.zeros(len(c.table), int(c), dtype=like.dtype, device=like.device)
+            for r, n in enumerate(c.table.values()):  # itertools.product order, as _combo_weights
+                rows[r, :n] = 1
+            self._masks[key] = rows
+        mask = _combo_weights([weights[d] for d in c.deps]).to(like.dtype) @ rows
+        return mask.view(1, -1, *([1] * (like.dim() - 2)))
+
+    # --- stacks of searched depth -------------------------------------------------------------
+    def alias(self, name: str, values: dict[str, Tensor], weights: dict[str, Tensor],
+              a: Assignment | None) -> None:
+        """After node `name` ran: where it is what a stack of searched depth gives, store the
+        stack's value under the name its readers read."""
+        for last, alias in self.aliases.items():
+            if a is not None:
+                if alias.output_at(alias.count.at(a)) == name:
+                    values[last] = values[name]
+            elif name == last:
+                total: Tensor | None = None
+                for combo, depth in alias.count.table.items():
+                    w = _combo_weights_at([weights[d] for d in alias.count.deps], combo, alias.count.domains)
+                    v = w * values[alias.output_at(depth)]
+                    total = v if total is None else total + v
+                assert total is not None
+                values[last] = total
+
+
+def _combo_weights(ws: list[Tensor]) -> Tensor:
+    """The weight of every value combination (itertools.product order), as one vector."""
+    out = ws[0]
+    for w in ws[1:]:
+        out = (out[:, None] * w[None, :]).reshape(-1)
+    return out
+
+
+def _combo_weights_at(ws: list[Tensor], combo: tuple[int, ...], domains: tuple[tuple[int, ...], ...]) -> Tensor:
+    out: Tensor | None = None
+    for w, v, dom in zip(ws, combo, domains):
+        x = w[dom.index(v)]
+        out = x if out is None else out * x
+    assert out is not None
+    return out
+
+
+def inherit_slice(supernet: Graph, node: str, inputs: list[str], key: str, tensor: Tensor,
+                  shape: torch.Size, a: Assignment) -> Tensor:
+    """A supernet tensor of node `node` cut to a derived model's `shape` at the values `a`
+    (`inputs`: the derived node's inputs, whose active channels its weights read)."""
+    if tensor.shape == shape:
+        return tensor
+    return slice_like(tensor, shape, in_layout(supernet, supernet.nodes[node], a, inputs), key, node)
