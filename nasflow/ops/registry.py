@@ -100,6 +100,9 @@ def _resolve(name: str, source: str) -> Factory:
 
 
 OPS: Registry[OpSpec] = Registry("op")
+"""Every op a space can name, by name: `OPS.get("conv_3x3")` is its OpSpec (module factory,
+arguments with their defaults, params and Multi-Adds). Fill it with `register_op`; an
+unknown name is an error that suggests the closest ones."""
 
 
 @overload

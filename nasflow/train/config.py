@@ -17,6 +17,11 @@ from nasflow.errors import NasflowError
 
 
 class TrainConfig(RunConfig):
+    """The configuration of a retraining run (`run_train`), saved as the run's config.json:
+    the architecture and task, the optimizer and its schedule, steps, batch, validation and
+    checkpoint intervals. The defaults are the DLSR paper's retraining; `nasflow train`'s
+    flags and the task's presets set the fields."""
+
     KIND: ClassVar[str] = "train"
 
     # what is trained, on what
