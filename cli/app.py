@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 
@@ -19,14 +20,34 @@ from nasflow.registry import UnknownNameError
 if TYPE_CHECKING:  # torch: imported by the commands that run, not by --help
     from nasflow.runs.distributed import DistContext
 
+EXIT_CODES = ("Exit codes: 0 done; 2 a user error, said in one line (--debug adds its traceback); "
+              "1 a bug in nasflow (a traceback); 130 interrupted.")
+
 app = typer.Typer(
     help="nasflow: declarative differentiable neural architecture search.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+_typer_display_type = getattr(typer.core.TyperOption, "display_type_rich", None)
+
+
+def _display_type(self: typer.core.TyperOption, ctx: object) -> str | None:
+    """A flag takes no value: help shows `--resume`, not `--resume <bool>`."""
+    if self.is_flag or self.count:
+        return None
+    return _typer_display_type(self, ctx)  # type: ignore[misc]
+
+
+if _typer_display_type is not None:  # typer >= 0.20 prints every option's type
+    typer.core.TyperOption.display_type_rich = _display_type  # type: ignore[method-assign]
+
+_debug = False  # --debug / NASFLOW_DEBUG=1: user errors show their traceback too
 
 
 def _print_version(value: bool) -> None:
@@ -45,9 +66,14 @@ def _options(
              "with the file). Installed packages are always trusted. Also: NASFLOW_TRUST_IMPORTS=1."),
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                  help="Print nasflow's version and exit."),
+    debug: bool = typer.Option(False, "--debug",
+                               help="Show the traceback behind a one-line error. Also: NASFLOW_DEBUG=1."),
 ) -> None:
     """nasflow: declarative differentiable neural architecture search."""
+    global _debug
     from nasflow.space.imports import set_trust_imports
+
+    _debug = debug
 
     set_trust_imports(True if trust_imports else None)
 
@@ -125,12 +151,18 @@ _python_show_warning = warnings.showwarning
 
 
 def run(argv: list[str] | None = None) -> None:
-    """Entry point: user errors print one clear line and exit 2, never a traceback; warnings
-    meant for the user (NasflowWarning) print one line each."""
+    """Entry point: user errors print one clear line and exit 2, a traceback only with
+    --debug (or NASFLOW_DEBUG=1); warnings meant for the user (NasflowWarning) print one line
+    each. Exit codes: 0 done, 2 a user error, 1 a bug (Python's traceback), 130 interrupted."""
+    from .examples import add_examples
+
+    add_examples(app)
     warnings.showwarning = _show_warning
     try:
         app(args=argv)
     except (NasflowError, UnknownNameError) as exc:
+        if _debug or os.environ.get("NASFLOW_DEBUG", "") not in ("", "0"):
+            err_console.print_exception()
         # escape: a message's own brackets ("nasflow[plot]") are text, not rich markup.
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         _exit(2)

@@ -26,9 +26,11 @@ def _load_commands() -> None:
     from . import strategy_cmds  # noqa: F401
     from . import draw_cmds, plot_cmds, sweep_cmds  # noqa: F401  (issue 14; matplotlib is imported only when a figure is drawn)
     from .app import app
+    from .examples import add_examples
     from .plugins import register_plugin_commands
 
     register_plugin_commands(app)
+    add_examples(app)
     _loaded = True
 
 

@@ -18,7 +18,7 @@ from .app import app, console, parse_sets
 def _progress(disable: bool = False) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TextColumn("[dim]{task.fields[what]}"), console=console,
-                    disable=disable)
+                    disable=disable or not console.is_terminal)  # no bars into a pipe or file
 
 
 @app.command()

@@ -57,7 +57,7 @@ class RichReporter:
         self.eta.begin(time.perf_counter())
         self.progress = _GenotypeProgress(
             stage_column(), BarColumn(bar_width=24), MofNCompleteColumn(), RateColumn(), EtaColumn(),
-            console=self.console)
+            console=self.console, disable=not self.console.is_terminal)  # no bars into a pipe or file
         self.task_id = self.progress.add_task("search", total=total, completed=step, stage=self._stage(step),
                                               **eta_fields(self.eta))
         self.progress.start()

@@ -49,7 +49,7 @@ class TrainReporter:
         self.eta.begin(time.perf_counter())
         self.progress = _TrainProgress(
             stage_column(), BarColumn(bar_width=24), MofNCompleteColumn(), RateColumn(), EtaColumn(),
-            console=self.console)
+            console=self.console, disable=not self.console.is_terminal)  # no bars into a pipe or file
         self.task_id = self.progress.add_task("train", total=total, completed=step,
                                               stage="train",
                                               **eta_fields(self.eta))
