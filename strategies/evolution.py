@@ -23,7 +23,7 @@ import torch
 from nasflow.derive.genotype import Genotype
 from nasflow.derive.rule import DerivationRule
 from nasflow.errors import NasflowError
-from nasflow.search.decision_costs import DecisionCosts
+from nasflow.search.decision_costs import DecisionCosts, ValueCost
 from nasflow.space.graph import Graph
 
 Path = tuple[tuple[int, ...], ...]  # per decision (graph.decisions' order), the picked indices
@@ -42,7 +42,7 @@ class PathSpace:
         self.k: list[int] = []
         for label, d in graph.decisions.items():
             allowed = [i for i, o in enumerate(d.options) if rule.eligible(d, o)]
-            k = 1 if d.kind == "alpha" else d.topk
+            k = d.topk if d.kind == "beta" else 1
             if len(allowed) < k:
                 raise NasflowError(f"decision '{label}' has {len(allowed)} option(s) that may be derived but "
                                    f"needs {k}: no single path exists")
@@ -74,20 +74,32 @@ class PathSpace:
             d = self.graph.decisions[label]
             if d.kind == "alpha":
                 geno.choices[label] = d.options[pick[0]]
+            elif d.kind == "value":
+                geno.values[label] = d.values[pick[0]]
             else:
                 geno.edges[label] = [d.options[j] for j in pick]
         return geno
 
     def cheapest(self, costs: DecisionCosts) -> Path:
-        """The path of least cost (costs add up per decision, so pick per decision)."""
+        """The path of least cost: op and input decisions add up, so each picks its cheapest
+        (at the value decisions' smallest values); a value decision then picks the value of
+        least total cost with the others at their smallest."""
+        low = {k: min(d.values) for k, d in self.graph.decisions.items() if d.kind == "value"}
         per_label: dict[str, list[float]] = {label: [0.0] * len(d.options) for label, d in self.graph.decisions.items()}
         for node in costs.nodes:
-            per_label[node.label] = [a + b for a, b in zip(per_label[node.label], node.costs)]
+            at_low = [c.at(low) if isinstance(c, ValueCost) else c for c in node.costs]
+            per_label[node.label] = [a + b for a, b in zip(per_label[node.label], at_low)]
         out = []
         for i, label in enumerate(self.labels):
             ranked = sorted(self.allowed[i], key=lambda j: per_label[label][j])
             out.append(tuple(sorted(ranked[: self.k[i]])))
-        return tuple(out)
+        path = tuple(out)
+        for i, label in enumerate(self.labels):
+            if self.graph.decisions[label].kind == "value":
+                best = min(self.allowed[i], key=lambda j: costs.of_genotype(
+                    self.graph, self.genotype(tuple((j,) if m == i else p for m, p in enumerate(path)))))
+                path = tuple((best,) if m == i else p for m, p in enumerate(path))
+        return path
 
 
 @dataclass

@@ -25,6 +25,7 @@ from nasflow.accel.fused import FusedMixedOp
 from nasflow.compile.mixed_ops import MIXED_OPS, MixedOp, register_mixed_op
 from nasflow.errors import NasflowError
 from nasflow.space.graph import GNode
+from nasflow.space.values import Sym
 
 
 class PartialMixedOp(MixedOp):
@@ -35,6 +36,12 @@ class PartialMixedOp(MixedOp):
 
     def __init__(self, g: GNode) -> None:
         c_in, c_out, k = g.c_in[0], g.c_out, self.k
+        if k > 1 and (isinstance(c_in, Sym) or isinstance(c_out, Sym)):
+            width = c_out if isinstance(c_out, Sym) else c_in
+            raise NasflowError(f"choice node '{g.name}': its width is a value decision ({width.describe()}), "
+                               "and partial channels shuffle channels, which the width's masks and slices cannot "
+                               "follow; search this space with darts, darts2, milenas, gdas, drnas, spos or sandwich, "
+                               "or use k=1")
         if c_in != c_out or c_in % k:
             raise NasflowError(f"choice node '{g.name}': partial channels (K={k}) need as many output "
                                f"channels as input channels, a multiple of K (it has {c_in} -> {c_out}); "

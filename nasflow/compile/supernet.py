@@ -97,6 +97,8 @@ class Supernet(nn.Module):
         # Value decisions: the nodes they touch hold their weights at the largest values and
         # run sliced or masked (nasflow.compile.values).
         self._values: ValuePlan | None = ValuePlan(graph, mixed) if graph.value_decisions else None
+        if self._values is not None:
+            self._values.modules({g.name: module for g, module, _ in self._steps})
 
     def _place(self, path: str, module: nn.Module) -> None:
         parent: nn.Module = self

@@ -11,10 +11,14 @@ holds its module at the largest values. Each forward computes it in one of two w
   device, called with the slices (torch.func.functional_call); gradients reach the shared
   weights through the slices.
 - **masked** (differentiable weights over values, FBNetV2): a node whose ops are
-  `channelwise` runs once at the largest width and its output is multiplied by the expected
-  channel mask, sum_v w_v * [1]*c(v) + [0]*(C - c(v)); a node with a searched arg (a kernel
-  size) or a non-channelwise op (RFDN's ESA) runs once per value combination of weight > 0,
-  each sliced as in exact mode, its outputs zero-padded to the largest width and weighted.
+  `channelwise` runs once, at the largest values, with each weight multiplied by its
+  expected mask: along a dim that a value shrinks, sum_v w_v * [1 where the value's module
+  has that entry, 0 elsewhere] (the first channels; the centre of a kernel, so a searched
+  kernel size is one conv with an effective kernel). Channels past a width carry whatever
+  the node computes there, and every weight that reads them is masked to zero at that width,
+  so with one-hot weights this is the subnet exactly; with soft weights, channel j counts as
+  much as the probability that it exists. A node with another op runs once per value
+  combination of weight > 0, sliced as in exact mode, its output zero-padded and weighted.
   What reads a stack of searched depth reads sum_d w_d * (instance d-1's output).
 
 With one-hot weights both ways compute what the subnet that the values pick computes; the
@@ -40,7 +44,7 @@ from nasflow.errors import NasflowError
 from nasflow.ops.registry import OPS
 from nasflow.space.graph import Graph
 from nasflow.space.node import GNode
-from nasflow.space.values import Assignment, Sym, at, deps_of
+from nasflow.space.values import Assignment, at, deps_of
 
 Segments = tuple[tuple[int, int], ...]  # (start, count) runs of active channels, in order
 
@@ -125,8 +129,8 @@ def _ops_of(g: GNode) -> list[str]:
 
 
 def channelwise(g: GNode) -> bool:
-    """Whether masking node g's output at the largest width is its value at smaller widths
-    (its ops are channelwise, or it only merges its inputs)."""
+    """Whether node g at the largest values, its weights masked to a smaller build's shapes,
+    computes that build (its ops are channelwise, or it only merges its inputs)."""
     if g.kind == "combine" or (g.kind == "dense" and not g.op):
         return True
     if g.kind not in ("op", "choice", "dense"):
@@ -185,6 +189,20 @@ class _Call(nn.Module):
 
 
 @dataclass
+class _Masks:
+    """A node's weight masks: per weight, (dim, one row per value combination of `deps`)."""
+
+    deps: tuple[str, ...]
+    dims: dict[str, list[tuple[int, Tensor]]]
+    call: _Call  # the node's own module, called with the masked weights
+
+    def own(self, module: nn.Module) -> dict[str, Tensor]:
+        out = dict(module.named_parameters())
+        out.update(module.named_buffers())
+        return out
+
+
+@dataclass
 class _Template:
     call: _Call
     g: GNode
@@ -201,7 +219,8 @@ class ValuePlan:
         self.nodes: dict[str, GNode] = {
             g.name: g for g in graph.nodes.values() if deps_of(g.c_in, g.c_out, g.args, g.exists)}
         self._templates: dict[tuple[str, tuple[int, ...]], _Template] = {}
-        self._masks: dict[tuple[str, str, torch.dtype], Tensor] = {}
+        self._masks: dict[str, _Masks | None] = {}
+        self._module_of: dict[str, nn.Module] = {}  # filled by the supernet (module_of)
         self.aliases = graph.depth_aliases
         low = {k: min(d.values) for k, d in self.decisions.items()}
         for g in self.nodes.values():  # a gapped input (a concat of narrower parts) needs a plain conv
@@ -210,6 +229,10 @@ class ValuePlan:
                     f"node '{g.name}' reads a concatenation whose parts' widths are searched, which leaves "
                     f"gaps in its input channels; only a convolution (conv_kxk) can read that: put a conv_1x1 "
                     f"after the concatenation, or give its parts fixed widths")
+
+    def modules(self, by_node: dict[str, nn.Module]) -> None:
+        """The supernet's module of each node (their weights are the ones masked)."""
+        self._module_of = by_node
 
     # --- which way ------------------------------------------------------------------------
     def assignment(self, weights: dict[str, Tensor], active: dict[str, list[int]]) -> dict[str, int] | None:
@@ -268,25 +291,64 @@ class ValuePlan:
     # --- masked: weights over values ---------------------------------------------------------
     def run_masked(self, g: GNode, module: nn.Module, kind: Any, values: dict[str, Tensor],
                    weights: dict[str, Tensor], active: dict[str, list[int]]) -> Tensor:
-        """Node g at the largest width, its channels weighted by how likely each value is."""
-        if channelwise(g):
-            arg_deps = sorted(deps_of(g.args))
-            if not arg_deps:
-                out = kind.run(module, g, values, weights, active)
-            else:  # one run per searched arg value, at the largest channels
-                out = self._weighted(g, module, kind, values, weights, active, arg_deps, narrow=False)
-            if _fresh(g) and isinstance(g.c_out, Sym):
-                out = out * self._mask(g, weights, out)
-            return out
+        """Node g at the largest values, each weight masked by how likely each of its entries
+        is to exist (or, for an op that is not channelwise, once per value and weighted)."""
+        masks = self._weight_masks(g, kind)
+        if masks is None:
+            return kind.run(module, g, values, weights, active)  # no weights: nothing to mask
+        if not channelwise(g):
+            deps = sorted(deps_of(g.c_in, g.c_out, g.args))
+            return self._weighted(g, module, kind, values, weights, active, deps)
+        combo = _combo_weights([weights[d] for d in masks.deps])
+        tensors: dict[str, Tensor] = {}
+        for name, t in masks.own(module).items():
+            for dim, rows in masks.dims.get(name, ()):
+                m = combo.to(t.dtype) @ rows.to(t.device, t.dtype)
+                shape = [1] * t.dim()
+                shape[dim] = -1
+                t = t * m.view(shape)
+            tensors[f"m.{name}"] = t
+        return functional_call(masks.call, tensors, (values, weights, active))
+
+    def _weight_masks(self, g: GNode, kind: Any) -> _Masks | None:
+        """Per weight of node g, per dim the values shrink: one mask row per value combination
+        (itertools.product order of the node's decisions); None for a node without weights."""
+        found = self._masks.get(g.name)
+        if found is not None or g.name in self._masks:
+            return found
+        module = self._module_of[g.name]
+        params = dict(module.named_parameters())
+        if not params:
+            self._masks[g.name] = None
+            return None
         deps = sorted(deps_of(g.c_in, g.c_out, g.args))
-        return self._weighted(g, module, kind, values, weights, active, deps, narrow=True)
+        top = {k: max(d.values) for k, d in self.decisions.items()}
+        combos = [dict(zip(deps, c)) for c in itertools.product(*(self.decisions[d].values for d in deps))]
+        shapes = [self._template(g, kind, {**top, **c}).shapes for c in combos]
+        layouts = [in_layout(self.graph, g, {**top, **c}) for c in combos]
+        dims: dict[str, list[tuple[int, Tensor]]] = {}
+        for name, t in params.items():
+            for dim, big in enumerate(t.shape):
+                sizes = [s[name][dim] for s in shapes]
+                if all(n == big for n in sizes):
+                    continue
+                rows = torch.zeros(len(combos), big)
+                for r, (n, segs) in enumerate(zip(sizes, layouts)):
+                    if dim == 1 and not is_prefix(segs) and _count(segs) == n:
+                        for start, count in segs:  # the input channels its gapped input occupies
+                            rows[r, start:start + count] = 1
+                    elif t.dim() == 4 and dim >= 2:
+                        rows[r, (big - n) // 2:(big - n) // 2 + n] = 1  # a kernel's centre
+                    else:
+                        rows[r, :n] = 1
+                dims.setdefault(name, []).append((dim, rows))
+        found = self._masks[g.name] = _Masks(tuple(deps), dims, _Call(kind, module, g))
+        return found
 
     def _weighted(self, g: GNode, module: nn.Module, kind: Any, values: dict[str, Tensor],
-                  weights: dict[str, Tensor], active: dict[str, list[int]], deps: list[str],
-                  narrow: bool) -> Tensor:
-        """sum over the value combinations of `deps` (weight > 0) of weight * the node there;
-        `narrow`: at those values' widths (inputs cut to them, the output padded back), else
-        at the largest channels with only the args at those values."""
+                  weights: dict[str, Tensor], active: dict[str, list[int]], deps: list[str]) -> Tensor:
+        """sum over the value combinations of `deps` (weight > 0) of weight * the node there,
+        at those values' widths (inputs cut to them, the output padded back)."""
         top = {k: max(d.values) for k, d in self.decisions.items()}
         total: Tensor | None = None
         for combo in itertools.product(*(range(len(self.decisions[d].values)) for d in deps)):
@@ -296,28 +358,11 @@ class ValuePlan:
             if w is None or float(w.detach()) == 0.0:
                 continue
             a = {**top, **{d: self.decisions[d].values[j] for d, j in zip(deps, combo)}}
-            if narrow:
-                local = {i: take_channels(values[i], self.layout(i, a)) for i in g.inputs}
-                out = pad_channels(self._sliced(g, module, kind, local, weights, active, a), int(g.c_out))
-            else:
-                out = self._sliced(g, module, kind, values, weights, active, a)
+            local = {i: take_channels(values[i], self.layout(i, a)) for i in g.inputs}
+            out = pad_channels(self._sliced(g, module, kind, local, weights, active, a), int(g.c_out))
             total = w * out if total is None else total + w * out
         assert total is not None, "softmax weights are never all zero"
         return total
-
-    def _mask(self, g: GNode, weights: dict[str, Tensor], like: Tensor) -> Tensor:
-        """sum over value combinations of their weight * [1 for the active channels, 0 after]."""
-        c = g.c_out
-        assert isinstance(c, Sym)
-        key = (g.name, str(like.device), like.dtype)
-        rows = self._masks.get(key)
-        if rows is None:
-            rows = torch.zeros(len(c.table), int(c), dtype=like.dtype, device=like.device)
-            for r, n in enumerate(c.table.values()):  # itertools.product order, as _combo_weights
-                rows[r, :n] = 1
-            self._masks[key] = rows
-        mask = _combo_weights([weights[d] for d in c.deps]).to(like.dtype) @ rows
-        return mask.view(1, -1, *([1] * (like.dim() - 2)))
 
     # --- stacks of searched depth -------------------------------------------------------------
     def alias(self, name: str, values: dict[str, Tensor], weights: dict[str, Tensor],

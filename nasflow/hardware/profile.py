@@ -71,6 +71,10 @@ class Probe:
 
 def probes(graph: Graph, input_size: tuple[int, int]) -> list[Probe]:
     """What to time for each node (and each option of a node that reads a decision)."""
+    if graph.value_decisions:
+        names = ", ".join(graph.value_decisions)
+        raise NasflowError(f"nasflow profile does not time value decisions yet ({names}); profile one "
+                           f"architecture of the space by fixing them: --set NAME=VALUE")
     out = []
     for g in graph.nodes.values():
         if g.kind == "input":

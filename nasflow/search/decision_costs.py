@@ -12,6 +12,12 @@ copies of that input, divided by k: a derived node keeping inputs i and j costs 
 which is exact when the inputs have the same channels (DLSR's cells). With one-hot weights
 (k = 1) the expected cost is the derived architecture's. Branches that a derived
 architecture prunes (inputs no dense node kept) are still counted.
+
+Value decisions (nasflow.space.values) make a node's cost a table over the values of the
+decisions it reads (a conv's params over the widths of its input and output): a ValueCost,
+whose expectation under independent weights per decision is exact and differentiable
+(sum over value combinations of cost * product of their weights), so a width's, a kernel
+size's and a depth's share of the cost is counted as exactly as an op's.
 """
 from __future__ import annotations
 
@@ -25,17 +31,72 @@ from nasflow.derive.genotype import Genotype
 from nasflow.errors import NasflowError
 from nasflow.space.cost import op_cost, ops_of
 from nasflow.space.graph import GNode, Graph
+from nasflow.space.values import Sym
 
 METRICS = ("params", "madds", "latency")
 
 
+@dataclass(frozen=True)
+class ValueCost:
+    """A cost that value decisions move: its value at each combination of the values of
+    `deps` (`table`, in itertools.product order of `domains`)."""
+
+    deps: tuple[str, ...]
+    domains: tuple[tuple[int, ...], ...]
+    table: tuple[float, ...]
+
+    @classmethod
+    def of(cls, x: int | float, scale: float = 1.0) -> float | ValueCost:
+        """A Sym as a ValueCost (times `scale`), anything else as a float."""
+        if not isinstance(x, Sym):
+            return float(x) * scale
+        return cls(x.deps, x.domains, tuple(float(v) * scale for v in x.table.values()))
+
+    def _grid(self, like: Tensor) -> Tensor:
+        return torch.tensor(self.table, dtype=like.dtype, device=like.device).view(*map(len, self.domains))
+
+    def expected(self, weights: dict[str, Tensor]) -> Tensor:
+        """sum over value combinations of cost * the product of their weights."""
+        out = self._grid(weights[self.deps[0]])
+        for w in (weights[d] for d in self.deps):  # contract the leading dim each time
+            out = torch.tensordot(w, out, dims=([0], [0]))
+        return out
+
+    def given(self, label: str, weights: dict[str, Tensor]) -> Tensor:
+        """The expected cost with `label` at each of its values (a vector over them)."""
+        grid = self._grid(weights[self.deps[0]])
+        j = self.deps.index(label)
+        grid = grid.movedim(j, 0)
+        for d in (d for d in self.deps if d != label):
+            grid = torch.tensordot(grid, weights[d], dims=([1], [0]))
+        return grid
+
+    def at(self, values: dict[str, int]) -> float:
+        missing = [d for d in self.deps if d not in values]
+        if missing:
+            raise NasflowError(f"no value for {', '.join(missing)}: the genotype is from another space")
+        index = 0
+        for d, dom in zip(self.deps, self.domains):
+            index = index * len(dom) + dom.index(values[d])
+        return self.table[index]
+
+
+def _expected(c: float | ValueCost, weights: dict[str, Tensor]) -> Tensor | float:
+    return c.expected(weights) if isinstance(c, ValueCost) else c
+
+
+def _at(c: float | ValueCost, values: dict[str, int]) -> float:
+    return c.at(values) if isinstance(c, ValueCost) else c
+
+
 @dataclass
 class NodeOptions:
-    """One node that reads a decision: its options' costs, in the decision's option order."""
+    """One node that reads a decision: its options' costs, in the decision's option order
+    (a ValueCost where value decisions move an option's cost)."""
 
     node: str
     label: str
-    costs: list[float]
+    costs: list[float | ValueCost]
     k: int = 1  # a dense node's top-k; 1 for a choice node
 
 
@@ -44,19 +105,50 @@ class DecisionCosts:
     metric: str
     fixed: float = 0.0
     nodes: list[NodeOptions] = field(default_factory=list)
+    # Nodes without an op or input decision whose cost value decisions move.
+    values: list[ValueCost] = field(default_factory=list)
 
     def expected(self, weights: dict[str, Tensor]) -> Tensor:
-        """Cost under `weights` (softmax(alpha) / softmax(beta) per label), differentiable."""
+        """Cost under `weights` (softmax(alpha) / softmax(beta) / over values, per label), differentiable."""
         first = next(iter(weights.values()), None)
         total = torch.tensor(self.fixed, dtype=torch.float32, device=first.device if first is not None else None)
+        for v in self.values:
+            total = total + v.expected(weights)
         for n in self.nodes:
             p = weights[n.label]
-            total = total + n.k * (torch.tensor(n.costs, dtype=p.dtype, device=p.device) * p).sum()
+            if any(isinstance(c, ValueCost) for c in n.costs):
+                costs = torch.stack([torch.as_tensor(_expected(c, weights), dtype=p.dtype, device=p.device)
+                                     for c in n.costs])
+            else:
+                costs = torch.tensor(n.costs, dtype=p.dtype, device=p.device)
+            total = total + n.k * (costs * p).sum()
         return total
 
+    def given(self, label: str, weights: dict[str, Tensor]) -> Tensor:
+        """Per option of decision `label`: the expected cost of what that decision moves, with
+        the label at that option and every other decision at `weights` (a vector)."""
+        d_kind = "value" if any(label in v.deps for v in self.values) or any(
+            isinstance(c, ValueCost) and label in c.deps for n in self.nodes for c in n.costs) else "node"
+        parts: list[Tensor] = []
+        ref = weights[label]
+        for n in self.nodes:
+            if n.label == label:
+                parts.append(n.k * torch.stack([torch.as_tensor(_expected(c, weights), dtype=ref.dtype,
+                                                                device=ref.device) for c in n.costs]))
+            elif d_kind == "value":
+                p = weights[n.label]
+                for c, pc in zip(n.costs, p):
+                    if isinstance(c, ValueCost) and label in c.deps:
+                        parts.append(n.k * pc * c.given(label, weights))
+        parts += [v.given(label, weights) for v in self.values if label in v.deps]
+        if not parts:
+            return torch.zeros_like(ref)
+        return torch.stack(parts).sum(0)
+
     def of_genotype(self, graph: Graph, genotype: Genotype) -> float:
-        """The derived architecture's cost: each choice node's picked op, each dense node's kept inputs."""
-        total = self.fixed
+        """The derived architecture's cost: each choice node's picked op, each dense node's
+        kept inputs, each value decision's number."""
+        total = self.fixed + sum(v.at(genotype.values) for v in self.values)
         for n in self.nodes:
             d = graph.decisions[n.label]
             if d.kind == "alpha":
@@ -67,7 +159,7 @@ class DecisionCosts:
                 if option not in d.options:
                     raise NasflowError(f"genotype picks '{option}' for '{n.label}', which is not one of "
                                        f"its options ({', '.join(d.options)})")
-                total += n.costs[d.options.index(option)]
+                total += _at(n.costs[d.options.index(option)], genotype.values)
         return total
 
     @classmethod
@@ -78,26 +170,32 @@ class DecisionCosts:
                                "(latency comes from a table: nasflow profile)")
         index = 0 if metric == "params" else 1
 
-        def cost(g: GNode, option: str | None) -> float:
+        def cost(g: GNode, option: str | None) -> float | ValueCost:
             node, k = option_node(graph, g, option)
-            return sum(float(op_cost(op, c_in, node.c_out, node.args, *size)[index])
-                       for op, c_in, size in _ops(graph, node, input_size)) / k
+            total = sum(op_cost(op, c_in, node.c_out, node.args, *size)[index] * node.exists
+                        for op, c_in, size in _ops(graph, node, input_size))
+            return ValueCost.of(total, 1.0 / k)  # exact: Syms keep a table per value
 
         return split_by_decision(graph, metric, cost)
 
 
 def split_by_decision(graph: Graph, metric: str,
-                      cost: Callable[[GNode, str | None], float]) -> DecisionCosts:
+                      cost: Callable[[GNode, str | None], float | ValueCost]) -> DecisionCosts:
     """Build DecisionCosts from `cost(node, option)`: option None for a node without a
     decision, a candidate op for a choice node, a candidate input for a dense node (the cost
-    of its op on k copies of that input, already divided by k)."""
+    of its op on k copies of that input, already divided by k); a ValueCost where value
+    decisions move it."""
     out = DecisionCosts(metric)
     for g in graph.nodes.values():
         if g.kind == "input":
             continue
         label = decision_of(graph, g)
         if label is None:
-            out.fixed += cost(g, None)
+            c = cost(g, None)
+            if isinstance(c, ValueCost):
+                out.values.append(c)
+            else:
+                out.fixed += c
         else:
             d = graph.decisions[label]
             out.nodes.append(NodeOptions(g.name, label, [cost(g, o) for o in d.options],
@@ -106,7 +204,8 @@ def split_by_decision(graph: Graph, metric: str,
 
 
 def decision_of(graph: Graph, g: GNode) -> str | None:
-    """The decision label a node reads, if any (a dense node keeping all inputs reads none)."""
+    """The op or input decision label a node reads, if any (a dense node keeping all inputs
+    reads none; value decisions move costs through their tables, not a label)."""
     if g.label is not None and g.label in graph.decisions:  # only decision kinds set a label
         return g.label
     return None

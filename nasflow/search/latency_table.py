@@ -99,6 +99,10 @@ class LatencyTable(_Model):
         """LatencyTableError unless every node of `graph` (a supernet or a derived architecture
         of the profiled space) has its entry with the same signature and options."""
         fix = f"profile this space again: nasflow profile SPACE -o TABLE.json{_sets(graph)}"
+        if graph.value_decisions:
+            raise LatencyTableError(f"{where} cannot price the value decisions of space '{graph.space.name}' "
+                                    f"({', '.join(graph.value_decisions)}): latency tables do not time them yet; "
+                                    "use a params or madds regularizer or budget")
         if graph.decisions and graph.space.name != self.space:
             raise LatencyTableError(f"{where} was profiled for space '{self.space}', not "
                                     f"'{graph.space.name}'; {fix}")

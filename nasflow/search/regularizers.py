@@ -27,6 +27,7 @@ from torch import Tensor
 from nasflow._plugins import lookup
 from nasflow.errors import NasflowError
 from nasflow.search.budget import Budget, BudgetPenalty
+from nasflow.search.decision_costs import DecisionCosts
 from nasflow.search.latency_table import LatencyTable, load_table
 from nasflow.space.cost import candidate_costs
 from nasflow.space.graph import Graph
@@ -71,6 +72,32 @@ class CostRegularizer:
         return penalty, {f"{self.metric}/{label}": float(t.detach()) for label, t in terms.items()}
 
 
+class ValueCostRegularizer:
+    """L_P over every decision of a space with value decisions: for each op or value decision,
+    the costs of what it moves at each of its options (the other decisions at their current
+    softmax, held constant), normalised to sum 1, weighted by its softmax. On a space without
+    value decisions this is CostRegularizer's sum (which is used there, unchanged)."""
+
+    def __init__(self, graph: Graph, metric: str) -> None:
+        self.metric = metric
+        self.costs = DecisionCosts.from_graph(graph, metric)
+        self.labels = [k for k, d in graph.decisions.items() if d.kind in ("alpha", "value")]
+
+    def __call__(self, model: Supernet) -> tuple[Tensor, dict[str, float]]:
+        held = {k: w.detach() for k, w in model.arch.softmax().items()}
+        terms = {}
+        for label in self.labels:
+            c = self.costs.given(label, held)
+            if float(c.sum()) > 0:  # a decision among free ops costs nothing
+                logits = model.arch.logits(label)
+                terms[label] = (c.to(logits.device) / c.sum() * F.softmax(logits, dim=-1)).sum()
+        if not terms:
+            first = next(iter(model.arch_parameters()), None)
+            return torch.zeros((), device=first.device if first is not None else None), {}
+        penalty = torch.stack(list(terms.values())).sum()
+        return penalty, {f"{self.metric}/{label}": float(t.detach()) for label, t in terms.items()}
+
+
 class LatencyRegularizer:
     """Expected latency (ms) under softmax(alpha / beta), relative to the uniform weights'."""
 
@@ -106,12 +133,12 @@ def _latency_needs_a_table(graph: Graph) -> Regularizer:
 
 @register_regularizer("params")
 def _params(graph: Graph) -> Regularizer:
-    return CostRegularizer(graph, "params")
+    return ValueCostRegularizer(graph, "params") if graph.value_decisions else CostRegularizer(graph, "params")
 
 
 @register_regularizer("madds")
 def _madds(graph: Graph) -> Regularizer:
-    return CostRegularizer(graph, "madds")
+    return ValueCostRegularizer(graph, "madds") if graph.value_decisions else CostRegularizer(graph, "madds")
 
 
 register_regularizer("latency")(_latency_needs_a_table)

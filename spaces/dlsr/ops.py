@@ -29,5 +29,6 @@ register_op(
     "esa", factory="nasflow.spaces.dlsr.esa:esa", args={"reduction": 4},
     doc="enhanced spatial attention (RFDN); needs inputs of at least 17x17",
     params=_esa_params, madds=_esa_madds, same_channels=True,
+    channelwise=True,  # a smaller width's ESA is the largest's with its weights cut (nasflow.compile.values)
     check=lambda c_in, c_out, reduction=4: None if c_in >= reduction else f"needs at least {reduction} channels",
 )

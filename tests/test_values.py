@@ -1,0 +1,415 @@
+"""Value decisions (nasflow.space.values, nasflow.compile.values): numbers a space searches.
+
+The space language (names, ties, errors at file:line), exact costs per value against counting
+the built modules, the supernet's two ways (masked: one conv at the largest width; exact:
+only the drawn widths run), subnet extraction equal to the supernet restricted to it, and
+every strategy searching and resuming exactly on a space with widths and a depth.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nasflow import Space, build_graph, compile_graph
+from nasflow.compile.relaxation import Relaxation
+from nasflow.derive.genotype import Genotype, derive_space, inherit_weights
+from nasflow.errors import NasflowError, SpaceError
+from nasflow.search.decision_costs import DecisionCosts
+from nasflow.space.cost import graph_cost, value_costs
+
+# A cell stack of searched depth and width, a choice whose width is searched, a concat of
+# searched widths read by a 1x1 conv, and a fixed-width head.
+SPACE = """\
+name: widths
+params: {scale: 2}
+values: {C: [4, 6, 8], depth: [1, 2, 3]}
+inputs: {x: 3}
+blocks:
+  res:
+    params: {C: null}
+    inputs: [x]
+    output: a
+    nodes:
+      c: {op: conv_3x3, in: x, out: C, act: relu}
+      a: {combine: add, in: [c, x]}
+nodes:
+  stem: {op: conv_3x3, in: x, out: C}
+  m: {choice: [conv_1x1, conv_3x3, sep_conv_3x3], in: stem, label: m}
+  body: {stack: depth, block: res, in: "body[i - 1] if i > 0 else m", args: {C: C}}
+  cat: {combine: concat, in: [stem, body]}
+  fuse: {op: conv_1x1, in: cat, out: C, args: {bias: true}}
+  up: {op: conv_3x3, in: fuse, out: 3 * scale * scale}
+  ps: {op: pixel_shuffle, in: up, args: {r: scale}}
+output: ps
+"""
+
+
+@pytest.fixture()
+def space(tmp_path: Path) -> Space:
+    path = tmp_path / "widths.yaml"
+    path.write_text(SPACE)
+    return Space.from_yaml(path)
+
+
+def assignments(space: Space) -> Iterator[dict[str, int]]:
+    names = list(space.values)
+    for combo in itertools.product(*(space.values[n] for n in names)):
+        yield dict(zip(names, combo))
+
+
+class Fixed(Relaxation):
+    """One option per decision, weight exactly 1 (`sparse`: the exact, sliced way)."""
+
+    sparse = True
+
+    def __init__(self, picks: dict[str, int]) -> None:
+        self.picks = picks
+
+    def __call__(self, arch: Any) -> dict[str, Tensor]:
+        out = {}
+        for label, d in arch.decisions.items():
+            w = torch.zeros(len(d.options))
+            w[self.picks[label]] = 1.0
+            out[label] = w
+        return out
+
+
+class FixedSoft(Fixed):
+    """The same one-hot weights, but not sparse: the masked (differentiable) way computes them."""
+
+    sparse = False
+
+
+def picks_of(graph: Any, values: dict[str, int], op: str) -> dict[str, int]:
+    out = {"m": graph.decisions["m"].options.index(op)}
+    out.update({k: graph.decisions[k].values.index(v) for k, v in values.items()})
+    return out
+
+
+@contextmanager
+def conv_calls() -> Iterator[list[tuple[int, ...]]]:
+    """The weight shape of every conv2d computed meanwhile."""
+    seen: list[tuple[int, ...]] = []
+    real = F.conv2d
+
+    def spy(x: Tensor, weight: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        seen.append(tuple(weight.shape))
+        return real(x, weight, *args, **kwargs)
+
+    F.conv2d = spy
+    try:
+        yield seen
+    finally:
+        F.conv2d = real
+
+
+# --- the space language -------------------------------------------------------------------
+
+def test_values_are_decisions_read_by_the_nodes_that_use_them(space: Space) -> None:
+    graph = build_graph(space)
+    d = graph.decisions
+    assert [k for k in d] == ["m", "C", "depth"]  # op decisions first, values after
+    assert d["C"].kind == "value" and d["C"].values == (4, 6, 8) and d["C"].options == ("4", "6", "8")
+    assert "fuse" in d["C"].nodes and "up" in d["C"].nodes and "ps" not in d["C"].nodes
+    assert set(d["depth"].nodes) == {"body1.c", "body1.a", "body2.c", "body2.a"}  # instance 0 always exists
+    # The graph is the largest network; a fixed assignment is a plain one.
+    assert graph.nodes["cat"].c_out == 16 and graph.nodes["body2.c"].c_out == 8
+    small = build_graph(space, values={"C": 4, "depth": 1})
+    assert small.nodes["cat"].c_out == 8 and "body1.c" not in small.nodes
+    assert [k for k in small.decisions] == ["m"]
+    # --set fixes a value decision as it sets a param.
+    assert build_graph(space, {"C": 6}).nodes["fuse"].c_out == 6
+
+
+def test_a_space_with_values_round_trips_through_yaml(space: Space, tmp_path: Path) -> None:
+    space.to_yaml(tmp_path / "again.yaml")
+    again = Space.from_yaml(tmp_path / "again.yaml")
+    assert again.to_data() == space.to_data() and again.values == {"C": [4, 6, 8], "depth": [1, 2, 3]}
+
+
+def test_python_api_builds_the_same_space(space: Space) -> None:
+    from nasflow.space.schema import combine, op
+
+    built = Space(name="p", values={"W": [2, 4]}, inputs={"x": 3}, nodes={
+        "a": op("conv_3x3", "x", out="W"), "b": op("conv_1x1", "x", out="W"),
+        "s": combine("add", ["a", "b"])}, output="s")
+    graph = build_graph(built)
+    assert graph.decisions["W"].nodes == ("a", "b", "s")
+
+
+def _error(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SpaceError) as info:
+        build_graph(Space.from_yaml(path))
+    return str(info.value)
+
+
+def test_added_widths_from_two_decisions_is_an_error_naming_both_nodes(tmp_path: Path) -> None:
+    msg = _error(tmp_path, """\
+name: t
+values: {A: [2, 4], B: [2, 4]}
+inputs: {x: 3}
+nodes:
+  a: {op: conv_3x3, in: x, out: A}
+  b: {op: conv_3x3, in: x, out: B}
+  s: {combine: add, in: [a, b]}
+output: s
+""")
+    assert msg.startswith(f"{tmp_path / 'bad.yaml'}:7:")
+    assert "a: {2, 4} by A" in msg and "b: {2, 4} by B" in msg and "one value decision" in msg
+
+
+@pytest.mark.parametrize("body, where, words", [
+    ("values: {A: [2, 4]}\ninputs: {x: 3}\nnodes:\n  a: {op: conv_3x3, in: x, out: '2 if A > 2 else 4'}\noutput: a\n",
+     5, "condition reads the value decision(s) A"),
+    ("values: {A: [2, 4], B: [1, 2]}\ninputs: {x: 3}\nnodes:\n  a: {op: conv_3x3, in: x, out: A}\noutput: a\n",
+     2, "value decision 'B' is read by no node"),
+    ("params: {A: 3}\nvalues: {A: [2, 4]}\ninputs: {x: 3}\nnodes:\n  a: {op: conv_3x3, in: x, out: A}\noutput: a\n",
+     3, "both a param and a value decision"),
+    ("values: {A: [2, 4, 2]}\ninputs: {x: 3}\nnodes:\n  a: {op: conv_3x3, in: x, out: A}\noutput: a\n",
+     2, "lists 2 twice"),
+    ("values: {A: [2, 4]}\ninputs: {x: 3}\nnodes:\n  a: {op: conv_3x3, in: x, out: 16 // A}\noutput: a\n",
+     5, "not largest at the decisions' largest values"),
+])
+def test_value_mistakes_are_one_error_at_their_line(tmp_path: Path, body: str, where: int, words: str) -> None:
+    msg = _error(tmp_path, "name: t\n" + body)
+    assert msg.startswith(f"{tmp_path / 'bad.yaml'}:{where}:"), msg
+    assert words in msg, msg
+
+
+def test_an_instance_a_searched_depth_may_remove_cannot_be_read(tmp_path: Path) -> None:
+    msg = _error(tmp_path, SPACE.replace("cat: {combine: concat, in: [stem, body]}",
+                                         "cat: {combine: concat, in: [stem, 'body[1]']}"))
+    assert "searched depth" in msg and "may have only 1 instance" in msg
+
+
+def test_validate_and_cost_show_values_without_torch(space: Space, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "w.yaml").write_text(SPACE)
+    code = ("import sys\nfrom nasflow.cli.main import main\nsys.argv = ['nasflow', 'cost', sys.argv[1], "
+            "'--size', '16x16', '--json']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'cost imported torch'\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "w.yaml")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import json
+
+    data = json.loads(done.stdout)
+    graph = build_graph(space)
+    report = graph_cost(graph, (8, 8))
+    assert data["values"]["largest"]["params"] == report.params
+    assert data["values"]["smallest"]["params"] == report.at({"C": 4, "depth": 1})[0]
+    assert data["values"]["per_value"]["C"]["6"]["params"] == report.at({"C": 6})[0]
+
+
+# --- exact costs per value -----------------------------------------------------------------
+
+def test_costs_per_value_are_what_the_built_modules_count(space: Space) -> None:
+    graph = build_graph(space)
+    report = graph_cost(graph, (8, 8))
+    params_costs = DecisionCosts.from_graph(graph, "params", (8, 8))
+    madds_costs = DecisionCosts.from_graph(graph, "madds", (8, 8))
+    for values in assignments(space):
+        for op in graph.decisions["m"].options:
+            geno = Genotype(choices={"m": op}, values=values)
+            derived = build_graph(derive_space(space, geno))
+            counted = sum(p.numel() for p in compile_graph(derived).parameters())
+            madds = graph_cost(derived, (8, 8)).madds
+            assert params_costs.of_genotype(graph, geno) == counted
+            assert madds_costs.of_genotype(graph, geno) == madds
+            one_hot = {k: F.one_hot(torch.tensor(i), len(graph.decisions[k].options)).float()
+                       for k, i in picks_of(graph, values, op).items()}
+            assert float(params_costs.expected(one_hot)) == pytest.approx(counted, rel=1e-6)
+            assert float(madds_costs.expected(one_hot)) == pytest.approx(madds, rel=1e-6)
+        # The supernet report's rows at an assignment: every candidate of m at those widths.
+        fixed = graph_cost(build_graph(space, values=values), (8, 8))
+        assert report.at(values) == (fixed.params, fixed.madds)
+    assert value_costs(graph, report).smallest == report.at({"C": 4, "depth": 1})
+
+
+def test_expected_cost_is_the_average_over_architectures(space: Space) -> None:
+    graph = build_graph(space)
+    costs = DecisionCosts.from_graph(graph, "params", (8, 8))
+    g = torch.Generator().manual_seed(3)
+    weights = {k: torch.softmax(torch.randn(len(d.options), generator=g), 0) for k, d in graph.decisions.items()}
+    brute = 0.0
+    for values in assignments(space):
+        for i, op in enumerate(graph.decisions["m"].options):
+            p = float(weights["m"][i]) * math.prod(
+                float(weights[k][graph.decisions[k].values.index(v)]) for k, v in values.items())
+            brute += p * costs.of_genotype(graph, Genotype(choices={"m": op}, values=values))
+    assert float(costs.expected(weights)) == pytest.approx(brute, rel=1e-5)
+
+
+# --- the supernet ---------------------------------------------------------------------------
+
+def _net(space: Space) -> tuple[Any, Any, Tensor]:
+    torch.manual_seed(0)
+    graph = build_graph(space)
+    return graph, compile_graph(graph), torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+
+
+def test_a_differentiable_width_runs_each_conv_once_at_the_largest_width(space: Space) -> None:
+    graph, net, x = _net(space)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    with conv_calls() as seen:
+        y = net(x)
+    # One call per conv module (no module per value), each with the whole weight.
+    assert sorted(seen) == sorted(tuple(m.weight.shape) for m in convs)
+    y.square().mean().backward()
+    for label in ("C", "depth"):  # the masks and the depth's weighted sum carry the gradient
+        assert net.arch.value[label].grad.abs().sum() > 0
+
+
+def test_a_sampled_step_runs_only_the_drawn_widths(space: Space) -> None:
+    graph, net, x = _net(space)
+    net.relaxation = Fixed(picks_of(graph, {"C": 4, "depth": 2}, "conv_3x3"))
+    with conv_calls() as seen:
+        y = net(x)
+    # stem, m (conv_3x3 only), two instances, fuse (reading 4 + 4 active of 8 + 8), up.
+    assert seen == [(4, 3, 3, 3), (4, 4, 3, 3), (4, 4, 3, 3), (4, 4, 3, 3), (4, 8, 1, 1), (12, 4, 3, 3)]
+    assert y.shape == (2, 3, 16, 16)
+
+
+@pytest.mark.parametrize("values, op", [({"C": 4, "depth": 1}, "conv_1x1"), ({"C": 6, "depth": 2}, "sep_conv_3x3"),
+                                        ({"C": 8, "depth": 3}, "conv_3x3"), ({"C": 4, "depth": 3}, "sep_conv_3x3")])
+def test_a_subnet_with_inherited_weights_is_the_supernet_restricted_to_it(space: Space, values: dict[str, int],
+                                                                        op: str) -> None:
+    graph, net, x = _net(space)
+    with torch.no_grad():  # biases away from zero, so a wrong slice shows
+        for p in net.weights():
+            p.add_(0.1 * torch.randn_like(p))
+    geno = Genotype(choices={"m": op}, values=values)
+    derived = build_graph(derive_space(space, geno))
+    model = compile_graph(derived)
+    model.load_state_dict(inherit_weights(graph, net.state_dict(), derived, model.state_dict(), values))
+    want = model(x)
+    net.relaxation = Fixed(picks_of(graph, values, op))
+    assert torch.equal(net(x), want)
+    net.relaxation = FixedSoft(picks_of(graph, values, op))
+    torch.testing.assert_close(net(x), want, rtol=1e-5, atol=1e-6)
+
+
+def test_partial_channels_refuse_a_searched_width_with_one_line(space: Space) -> None:
+    import nasflow.strategies  # noqa: F401  (registers the partial mixed ops)
+    from strategies.partial_channels import partial_mixed_op  # noqa: F401
+    from nasflow.strategies.partial_channels import partial_mixed_op as name_of
+
+    with pytest.raises(NasflowError, match="choice node 'm': its width is a value decision"):
+        compile_graph(build_graph(space), mixed_op=name_of(2, fused=False))
+
+
+# --- strategies ------------------------------------------------------------------------------
+
+class WidthTask:
+    """Regress a fixed random function of x: enough for a search to run, resume and derive."""
+
+    name = "widths-test"
+
+    def __new__(cls) -> Any:
+        from nasflow.tasks.contract import Metric, Task
+
+        class _Task(Task):
+            name = "widths-test"
+            metrics = (Metric("mse", higher_is_better=False),)
+
+            def batches(self, split: str, batch_size: int, seed: int, *, rank: int = 0,
+                        world_size: int = 1) -> Iterator[Any]:
+                return _Stream(seed * 2 + (split == "valid"), batch_size)
+
+            def loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
+                x, y = batch
+                loss = F.mse_loss(model(x), y)
+                return loss, {"mse": float(loss.detach())}
+
+            def evaluate(self, model: nn.Module) -> dict[str, float]:
+                x, y = next(_Stream(99, 4))
+                with torch.no_grad():
+                    return {"mse": float(F.mse_loss(model(x), y))}
+
+        return _Task()
+
+
+class _Stream:
+    def __init__(self, seed: int, n: int) -> None:
+        self.g, self.n = torch.Generator().manual_seed(seed), n
+
+    def __iter__(self) -> _Stream:
+        return self
+
+    def __next__(self) -> tuple[Tensor, Tensor]:
+        x = torch.rand(self.n, 3, 8, 8, generator=self.g)
+        return x, F.interpolate(x, scale_factor=2, mode="nearest").roll(1, dims=1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"g": self.g.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.g.set_state(state["g"])
+
+
+STRATEGIES = ["darts", "darts2", "milenas", "gdas", "drnas", "spos", "sandwich"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_searches_and_resumes_exactly_on_values(space: Space, tmp_path: Path, strategy: str) -> None:
+    from nasflow.search.loop import run_search
+    from nasflow.search.run_dir import RunDir
+    from synthetic import fast_config
+
+    options = {"population": 2, "generations": 1, "parents": 1} if strategy in ("spos", "sandwich") else {}
+    config = fast_config(strategy=strategy, steps=8, warmup=2, checkpoint_every=3, log_every=2, batch_size=2,
+                         gamma=0.5, regularizer="params", strategy_options=options)
+    whole = run_search(config, tmp_path / "a", space=space, task=WidthTask())
+    stopped = run_search(config, tmp_path / "b", space=space, task=WidthTask(), stop_at=5)
+    assert not stopped.finished
+    resumed = run_search(config, tmp_path / "b", task=WidthTask(), resume=True)
+    assert resumed.finished and resumed.genotype == whole.genotype
+    assert set(whole.genotype.values) == {"C", "depth"}
+    (ta, _), (tb, _) = RunDir(tmp_path / "a").load_checkpoint(), RunDir(tmp_path / "b").load_checkpoint()
+    assert ta.keys() == tb.keys()
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), k
+    # What the search chose builds as a plain model of those widths.
+    derived = build_graph(derive_space(space, whole.genotype))
+    assert not derived.decisions and derived.nodes["fuse"].c_out == whole.genotype.values["C"]
+
+
+def test_the_sandwich_step_trains_the_largest_smallest_and_random_widths(space: Space) -> None:
+    from nasflow.runs.config import AdamConfig
+    from nasflow.search.config import SearchConfig
+    from nasflow.strategies.sandwich import Sandwich
+
+    graph, net, x = _net(space)
+    task = WidthTask()
+    config = SearchConfig(strategy="sandwich", seed=0, weights_optim=AdamConfig(lr=1e-2),
+                          strategy_options={"random": 1})
+    strategy = Sandwich(task.loss, None, None, None, config)
+    strategy.attach(net)
+    with conv_calls() as seen:
+        strategy.weights_step(net, next(_Stream(0, 2)))
+    stems = [s for s in seen if s[1:] == (3, 3, 3)]  # the stem's weight: (C, 3, 3, 3), once per architecture
+    assert [s[0] for s in stems[:2]] == [8, 4] and len(stems) == 3
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in net.weights())
+
+
+def test_sandwich_needs_value_decisions() -> None:
+    from nasflow.search.config import SearchConfig
+    from nasflow.strategies.sandwich import Sandwich
+    from synthetic import planted_space
+
+    net = compile_graph(build_graph(planted_space()))
+    with pytest.raises(NasflowError, match="has none"):
+        Sandwich(None, None, None, None, SearchConfig(strategy="sandwich")).attach(net)
