@@ -14,9 +14,9 @@ class ESA(nn.Module):
     Submodule names follow RFDN's so released checkpoints map one to one.
     """
 
-    def __init__(self, channels: int, reduction: int = 4) -> None:
+    def __init__(self, channels: int, reduction: int = 4, f: int = 0) -> None:
         super().__init__()
-        f = channels // reduction
+        f = f or channels // reduction  # the inner width: RFDN's is a quarter of the channels
         self.conv1 = nn.Conv2d(channels, f, 1)
         self.conv_f = nn.Conv2d(f, f, 1)
         self.conv_max = nn.Conv2d(f, f, 3, padding=1)
@@ -37,5 +37,5 @@ class ESA(nn.Module):
         return x * torch.sigmoid(self.conv4(c3 + cf))
 
 
-def esa(c_in: int, c_out: int, reduction: int = 4) -> nn.Module:
-    return ESA(c_in, reduction)
+def esa(c_in: int, c_out: int, reduction: int = 4, f: int = 0) -> nn.Module:
+    return ESA(c_in, reduction, f)

@@ -11,13 +11,13 @@ from __future__ import annotations
 from nasflow.ops.registry import register_op
 
 
-def _esa_params(c_in: int, c_out: int, reduction: int = 4) -> int:
-    f = c_in // reduction
+def _esa_params(c_in: int, c_out: int, reduction: int = 4, f: int = 0) -> int:
+    f = f or c_in // reduction
     return (c_in * f + f) + (f * f + f) + 4 * (9 * f * f + f) + (f * c_in + c_in)
 
 
-def _esa_madds(c_in: int, c_out: int, h: int, w: int, reduction: int = 4) -> int:
-    f = c_in // reduction
+def _esa_madds(c_in: int, c_out: int, h: int, w: int, reduction: int = 4, f: int = 0) -> int:
+    f = f or c_in // reduction
     h2, w2 = (h - 3) // 2 + 1, (w - 3) // 2 + 1  # conv2: 3x3, stride 2, no padding
     h3, w3 = (h2 - 7) // 3 + 1, (w2 - 7) // 3 + 1  # max pool 7, stride 3
     # every conv has a bias: one add per output value
@@ -26,9 +26,10 @@ def _esa_madds(c_in: int, c_out: int, h: int, w: int, reduction: int = 4) -> int
 
 
 register_op(
-    "esa", factory="nasflow.spaces.dlsr.esa:esa", args={"reduction": 4},
-    doc="enhanced spatial attention (RFDN); needs inputs of at least 17x17",
+    "esa", factory="nasflow.spaces.dlsr.esa:esa", args={"reduction": 4, "f": 0},
+    doc="enhanced spatial attention (RFDN): f inner channels (0: channels // reduction); needs inputs of at least 17x17",
     params=_esa_params, madds=_esa_madds, same_channels=True,
     channelwise=True,  # a smaller width's ESA is the largest's with its weights cut (nasflow.compile.values)
-    check=lambda c_in, c_out, reduction=4: None if c_in >= reduction else f"needs at least {reduction} channels",
+    check=lambda c_in, c_out, reduction=4, f=0: None if (f or c_in // reduction) >= 1 else
+    f"needs at least {reduction} channels (or f >= 1)",
 )
