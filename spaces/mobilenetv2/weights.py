@@ -58,6 +58,11 @@ def from_torchvision(state: Mapping[str, Any], ours: Mapping[str, Any]) -> dict[
     """torchvision's `state` under the names of `ours` (a nasflow model's state dict: its
     names tell the depths). Every tensor on both sides must be mapped, with one shape."""
     pairs = prefixes(ours)
+    features = {k.split(".")[1] for k in state if k.startswith("features.")}
+    mine = {theirs.split(".")[1] for theirs, _ in pairs if theirs.startswith("features.")}
+    if len(features) != len(mine):
+        raise NasflowError(f"torchvision's state has {len(features)} feature modules (features.0 .. "
+                           f"features.{len(features) - 1}), nasflow's model {len(mine)}: the depths differ")
     out: dict[str, Any] = {}
     for name, mine in ours.items():
         theirs = torchvision_name(name, pairs)
