@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from nasflow.runs.config import OptionValue
+from nasflow.search.budget import Budget
 from nasflow.search.config import SearchConfig
 from nasflow.space.cost import parse_size
 from nasflow.search.derive_run import derive_from_arch, derive_genotype, derive_run
@@ -316,8 +317,14 @@ def derive(
         help="Output size WIDTHxHEIGHT Multi-Adds are counted for (default: the task's, SR: 1280x720).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set",
         help="Override a param of the derived architecture: --set layers=20 --set C=36 rebuilds the searched cells deeper and wider.")] = None,
+    budget: Annotated[Optional[list[str]], typer.Option(
+        help="Pick the best subnet of the run's trained supernet under this budget (params=56k, madds=5G, "
+             "latency=20ms), with inherited weights; repeat for a Pareto set.")] = None,
 ) -> None:
     """Derive the architecture a search found: writes OUT/arch.yaml and OUT/genotype.json."""
+    if budget:
+        _subnets(source, budget, out)
+        return
     hw = _size(size)
     if source.is_dir():
         if arch is not None:
@@ -335,3 +342,21 @@ def derive(
     console.print(cost_table(derived, f"{derived.space.name}{at}"))
     console.print(f"genotype: {derived.genotype}")
     console.print(f"wrote [bold]{derived.out_dir}/arch.yaml[/] and genotype.json")
+
+
+def _subnets(source: Path, budgets: list[str], out: Optional[Path]) -> None:
+    """`derive RUN --budget ...`: the best subnet under each budget, inherited weights."""
+    from rich.table import Table
+
+    from nasflow.strategies.subnets import pick_subnets
+
+    if not source.is_dir():
+        raise NasflowError(f"'{source}' is not a run directory; --budget picks subnets of a run's trained supernet")
+    found = pick_subnets(source, budgets, out)
+    table = Table(title=f"subnets of {source} (inherited weights, not retrained)")
+    for col in ("budget", "cost", found[0].metric if found else "metric", "genotype", "model"):
+        table.add_column(col)
+    for s in found:
+        b = Budget.parse(s.budget)
+        table.add_row(s.budget, b.format(s.cost), f"{s.score:.4f}", str(s.genotype), str(s.model_dir))
+    console.print(table)

@@ -413,3 +413,30 @@ def test_sandwich_needs_value_decisions() -> None:
     net = compile_graph(build_graph(planted_space()))
     with pytest.raises(NasflowError, match="has none"):
         Sandwich(None, None, None, None, SearchConfig(strategy="sandwich")).attach(net)
+
+
+def test_derive_with_budgets_picks_subnets_that_score_the_same_with_inherited_weights(space: Space,
+                                                                                     tmp_path: Path) -> None:
+    from nasflow.runs.modeldir import load_model
+    from nasflow.search.loop import run_search
+    from nasflow.strategies.subnets import pick_subnets
+    from nasflow.tasks.contract import TASKS, register_task
+    from synthetic import fast_config
+
+    task = WidthTask()
+    if task.name not in TASKS:
+        register_task(task.name)(type(task))
+    config = fast_config(strategy="sandwich", steps=6, warmup=2, batch_size=2, task=task.name,
+                         strategy_options={"population": 2, "generations": 1, "parents": 1})
+    run_search(config, tmp_path / "run", space=space, task=task)
+    budgets = ["params=3k", "params=12k"]
+    found = pick_subnets(tmp_path / "run", budgets, options={"population": 3, "generations": 2})
+    assert [s.budget for s in found] == budgets
+    graph = build_graph(space)
+    costs = DecisionCosts.from_graph(graph, "params")
+    for s, limit in zip(found, (3e3, 12e3)):
+        assert s.cost == costs.of_genotype(graph, s.genotype) <= limit
+        model = load_model(s.model_dir)[0]
+        assert sum(p.numel() for p in model.parameters()) == s.cost  # the model is that architecture
+        assert task.evaluate(model.eval())["mse"] == pytest.approx(s.score, rel=1e-6)
+    assert (tmp_path / "run" / "subnets" / "subnets.json").is_file()
