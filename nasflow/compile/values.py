@@ -269,6 +269,8 @@ class ValuePlan:
         t = self._template(g, kind, a)
         if not t.shapes:  # no weights: its module works at any width
             return kind.run(module, t.g, values, weights, active)
+        if t.call.m.training != module.training:  # BatchNorm, dropout: as the supernet is
+            t.call.m.train(module.training)
         segs = self.in_layout(g, a)
         own = dict(module.named_parameters())
         own.update(module.named_buffers())

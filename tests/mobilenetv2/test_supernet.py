@@ -85,9 +85,6 @@ def test_masked_supernet_at_a_pick_is_the_derived_model_in_eval(supernet):
         assert float((net(x) - model(x)).abs().max()) <= 1e-5
 
 
-@pytest.mark.xfail(strict=True, reason="engine: the sliced path's template modules (nasflow/compile/values.py, "
-                   "ValuePlan._template) are built in training mode and do not follow the supernet's eval(), so "
-                   "BatchNorm uses and updates batch statistics in eval mode")
 def test_sliced_supernet_at_a_pick_is_the_derived_model_in_eval(supernet):
     space, graph, net = supernet
     model = _derived(space, graph, net, MIXED).eval()
