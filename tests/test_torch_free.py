@@ -17,7 +17,7 @@ from nasflow.errors import NasflowError
 from nasflow.ops.registry import OPS, register_op
 
 ROOT = Path(__file__).resolve().parents[1]
-SPACES = ["spaces/dlsr/space.yaml", "spaces/dlsr/dlsr.yaml", "spaces/darts/space.yaml"]
+SPACES = ["spaces/dlsr/space.yaml", "spaces/dlsr/dlsr.yaml", "spaces/darts/space.yaml", "spaces/mobilenetv2/space.yaml"]
 
 _LIBRARY = """
 import sys
