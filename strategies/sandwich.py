@@ -11,7 +11,9 @@ the mean squared difference between their output and the largest's, detached (fo
 classifier that is logit matching, Ba & Caruana 2014; for an image, its pixels).
 
 Only the drawn widths run (a one-hot relaxation: nasflow.compile.values' exact mode), so
-a step costs about 2 + `random` single-path steps. After the last step, SPOS's evolution
+a step costs about 2 + `random` single-path steps. On a space without value decisions there
+is no largest or smallest: every architecture of the step is drawn (SPOS with 2 + `random`
+paths per update). After the last step, SPOS's evolution
 picks the architecture under the run's `--budget` (strategies/spos.py); `nasflow derive RUN
 --budget ...` picks more from the same supernet, each scored with inherited weights.
 """
@@ -25,7 +27,6 @@ from pydantic import Field
 from torch import Tensor
 
 from nasflow.compile.supernet import Supernet
-from nasflow.errors import NasflowError
 from nasflow.tasks.contract import Batch
 
 from .base import _named, register_strategy
@@ -59,13 +60,6 @@ class Sandwich(SPOS):
 
     Options = SandwichOptions
     options: SandwichOptions
-
-    def attach(self, model: Supernet) -> None:
-        if not model.graph.value_decisions:
-            raise NasflowError("the sandwich rule trains the largest and smallest architectures of value decisions, "
-                               f"and space '{model.graph.space.name}' has none (values: in the space file); "
-                               "search it with spos instead")
-        super().attach(model)
 
     def step_cost(self) -> float:
         return 2.0 + self.options.random

@@ -405,16 +405,6 @@ def test_the_sandwich_step_trains_the_largest_smallest_and_random_widths(space: 
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in net.weights())
 
 
-def test_sandwich_needs_value_decisions() -> None:
-    from nasflow.search.config import SearchConfig
-    from nasflow.strategies.sandwich import Sandwich
-    from synthetic import planted_space
-
-    net = compile_graph(build_graph(planted_space()))
-    with pytest.raises(NasflowError, match="has none"):
-        Sandwich(None, None, None, None, SearchConfig(strategy="sandwich")).attach(net)
-
-
 def test_derive_with_budgets_picks_subnets_that_score_the_same_with_inherited_weights(space: Space,
                                                                                      tmp_path: Path) -> None:
     from nasflow.runs.modeldir import load_model
