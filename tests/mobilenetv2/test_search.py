@@ -2,7 +2,9 @@
 built-in set: SPOS (single path: one value per decision per step, then the evolution),
 first-order DARTS (every value weighted: channel masks at the largest width, kernels run per
 value) and the sandwich rule; `nasflow derive RUN` writes an architecture (the space with
-the picked values as params) that builds, runs and costs what its model counts."""
+the picked values as params) that builds, runs and costs what its model counts; after the
+sandwich rule, `nasflow derive RUN --budget params=N` writes the best subnet under the budget
+with weights inherited from the supernet, which load into its architecture and run."""
 from __future__ import annotations
 
 import json
@@ -14,6 +16,7 @@ from typer.testing import CliRunner
 
 from nasflow.cli.main import app
 from nasflow.compile.supernet import compile_graph
+from nasflow.runs.modeldir import load_model
 from nasflow.space.graph import build_graph
 from nasflow.space.schema import Space
 
@@ -47,3 +50,12 @@ def test_search_derive_build(tmp_path, strategy):
         assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     cost = json.loads(_ok(["cost", str(run / "derived" / "arch.yaml"), "--size", "1x1", "--json"]))
     assert cost["params"] == sum(p.numel() for p in model.parameters())
+    if strategy == "sandwich":  # train once, deploy many: subnets with inherited weights
+        _ok(["derive", str(run), "--budget", "params=1M"])
+        found = json.loads((run / "subnets" / "subnets.json").read_text())["subnets"]
+        assert len(found) == 1 and found[0]["cost"] <= 1_000_000
+        subnet, arch, _ = load_model(found[0]["model"])
+        assert not arch.values and all(arch.params[k] == v for k, v in found[0]["genotype"]["values"].items())
+        assert sum(p.numel() for p in subnet.parameters()) == found[0]["cost"]
+        with torch.no_grad():
+            assert subnet.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
