@@ -430,3 +430,15 @@ def test_derive_with_budgets_picks_subnets_that_score_the_same_with_inherited_we
         assert sum(p.numel() for p in model.parameters()) == s.cost  # the model is that architecture
         assert task.evaluate(model.eval())["mse"] == pytest.approx(s.score, rel=1e-6)
     assert (tmp_path / "run" / "subnets" / "subnets.json").is_file()
+
+
+def test_a_stack_of_searched_depth_may_choose_its_block_by_index() -> None:
+    conv = {"params": {"C": None}, "inputs": ["x"], "output": "c", "nodes": {"c": {"op": "conv_3x3", "in": "x", "out": "C"}}}
+    space = Space.from_data({"name": "r", "values": {"D": [1, 2, 3]}, "params": {"C": 4}, "inputs": {"x": 3},
+                             "blocks": {"first": conv, "rest": conv},
+                             "nodes": {"s": {"stack": "D", "block": "first if i == 0 else rest",
+                                             "in": "s[i - 1] if i > 0 else x", "args": {"C": "C"}},
+                                       "out": {"op": "conv_1x1", "in": "s", "out": 3}}, "output": "out"})
+    graph = build_graph(space)
+    assert graph.stacks["s"] == ["first", "rest", "rest"] and graph.nodes["out"].inputs == ["s2.c"]
+    assert build_graph(space, values={"D": 1}).nodes["out"].inputs == ["s0.c"]

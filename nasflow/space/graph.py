@@ -397,7 +397,7 @@ class _Builder:
                           own: bool = False) -> str:
         path = prefix + name
         n = self._stack_call(stacks.count, loc, path, node, env)
-        k = n - 1 if index is None else index
+        k = int(n) - 1 if index is None else index  # a searched depth: its largest (what aliases it)
         if not 0 <= k < n:
             raise self.fail(loc, f"{what} reads {name}[{index}], but stack '{path}' has instances 0..{n - 1} "
                             f"(stack: {node.stack})")

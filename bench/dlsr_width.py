@@ -1,0 +1,119 @@
+"""DLSR with searched widths against DLSR-S, retrained alike (run by hand; issue 23's proof):
+
+    python bench/dlsr_width.py --seeds 0,1,2 --out runs/width-proof            # quick preset
+    python bench/dlsr_width.py --seeds 0 --budget params=56k --strategy sandwich
+
+Per seed s, with the task's quick preset (the README's main job) and one thread per run:
+
+1. `nasflow search spaces/dlsr/space-width.yaml --strategy STRATEGY --budget BUDGET --seed s`:
+   the widths (channels, ESA's inner width) searched with the ops and cell inputs; the
+   sandwich rule trains the supernet, SPOS's evolution picks the architecture under the
+   budget by Set5 PSNR with inherited weights (so it is under the budget by construction);
+2. `nasflow derive`, then `nasflow train` (seed s) and `nasflow eval` (Set5 x2) of it;
+3. `nasflow train spaces/dlsr/dlsr-s.yaml` (seed s) and `nasflow eval`: the paper's DLSR-S,
+   narrowed by hand to 18 channels, retrained with the same preset, seed and steps.
+
+Prints a table (params, Set5 x2 PSNR per seed, mean and spread) and writes OUT/results.json.
+Runs `--parallel` seeds at a time, each command with OMP_NUM_THREADS=1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDTH = ROOT / "spaces" / "dlsr" / "space-width.yaml"
+DLSR_S = ROOT / "spaces" / "dlsr" / "dlsr-s.yaml"
+
+
+def nasflow(*args: str, log: Path) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "nasflow.cli.main", *args], capture_output=True, text=True, env=env)
+    with log.open("a") as f:
+        f.write(f"$ nasflow {' '.join(args)}  ({time.perf_counter() - start:.0f} s)\n{done.stdout}\n{done.stderr}\n")
+    if done.returncode != 0:
+        raise RuntimeError(f"nasflow {' '.join(args)} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    return done.stdout
+
+
+def psnr(model: Path, log: Path) -> float:
+    data = json.loads(nasflow("eval", str(model), "--json", log=log))
+    return float(_find(data, "psnr"))
+
+
+def _find(data: Any, key: str) -> Any:
+    """The first value named `key` in nested JSON (eval's layout: per bench, per metric)."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k.lower() == key:
+                return v
+            found = _find(v, key)
+            if found is not None:
+                return found
+    if isinstance(data, list):
+        for v in data:
+            found = _find(v, key)
+            if found is not None:
+                return found
+    return None
+
+
+def params_of(arch: Path) -> int:
+    from nasflow.space.cost import graph_cost
+    from nasflow.space.graph import build_graph
+    from nasflow.space.load import load_space
+
+    return graph_cost(build_graph(load_space(arch)), (8, 8)).params
+
+
+def one_seed(seed: int, out: Path, budget: str, strategy: str) -> dict[str, Any]:
+    log = out / f"seed{seed}.log"
+    search = out / f"width-{seed}"
+    nasflow("search", str(WIDTH), "--strategy", strategy, "--budget", budget, "--seed", str(seed),
+            "--out", str(search), log=log)
+    nasflow("derive", str(search), log=log)
+    genotype = json.loads((search / "derived" / "genotype.json").read_text())
+    nasflow("train", str(search / "derived"), "--seed", str(seed), "--out", str(out / f"width-{seed}-train"), log=log)
+    width_psnr = psnr(out / f"width-{seed}-train" / "model", log)
+    nasflow("train", str(DLSR_S), "--seed", str(seed), "--out", str(out / f"dlsr-s-{seed}-train"), log=log)
+    dlsr_s_psnr = psnr(out / f"dlsr-s-{seed}-train" / "model", log)
+    return {"seed": seed, "genotype": genotype, "width_params": params_of(search / "derived" / "arch.yaml"),
+            "width_psnr": width_psnr, "dlsr_s_params": params_of(DLSR_S), "dlsr_s_psnr": dlsr_s_psnr}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--budget", default="params=56k")
+    parser.add_argument("--strategy", default="sandwich")
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("runs/width-proof"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    with ThreadPoolExecutor(args.parallel) as pool:
+        rows = list(pool.map(lambda s: one_seed(s, args.out, args.budget, args.strategy), seeds))
+    w, d = [r["width_psnr"] for r in rows], [r["dlsr_s_psnr"] for r in rows]
+    print(f"DLSR widths searched ({args.strategy}, {args.budget}) vs DLSR-S, quick preset, Set5 x2 PSNR (dB)")
+    print(f"{'seed':>4} {'width params':>12} {'width PSNR':>10} {'DLSR-S params':>13} {'DLSR-S PSNR':>11}  genotype")
+    for r in rows:
+        g = r["genotype"]
+        print(f"{r['seed']:>4} {r['width_params']:>12,} {r['width_psnr']:>10.2f} {r['dlsr_s_params']:>13,} "
+              f"{r['dlsr_s_psnr']:>11.2f}  {g.get('choices')} {g.get('values')}")
+    spread = lambda xs: f"{statistics.mean(xs):.2f} ({min(xs):.2f}..{max(xs):.2f})"  # noqa: E731
+    print(f"mean (min..max): widths {spread(w)}, DLSR-S {spread(d)}; load {os.getloadavg()[0]:.1f}")
+    (args.out / "results.json").write_text(json.dumps({"budget": args.budget, "strategy": args.strategy,
+                                                       "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
