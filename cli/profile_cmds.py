@@ -114,19 +114,26 @@ def latency_table_view(table) -> Table:  # table: LatencyTable
     view = Table(title=f"{table.space}: latency on a {w}x{h} input ({ow}x{oh} output)",
                  caption=(f"{_machine(table)}; median of {table.reps} interleaved rounds, +- half the "
                           f"interquartile range{overhead}"))
-    for col in ("node", "kind", "option", "ms", "+-"):
+    with_values = bool(table.values)  # a row per value combination of the nodes they size
+    for col in ("node", "kind", "option", *(("values",) if with_values else ()), "ms", "+-"):
         view.add_column(col, justify="right" if col in ("ms", "+-") else "left")
     shown: set[str] = set()
     for name, e in table.nodes.items():
-        if e.timing is not None:
-            view.add_row(name, e.kind, "", f"{e.timing.ms:.3f}", f"{e.timing.spread / 2:.3f}")
+        at = e.at_values.items() if e.value_deps else [("", e)]
+        values = (lambda key: (key,)) if with_values else (lambda key: ())  # noqa: E731
+        for key, timings in at:
+            if timings.timing is not None:
+                view.add_row(name, e.kind, "", *values(key), f"{timings.timing.ms:.3f}",
+                             f"{timings.timing.spread / 2:.3f}")
         if e.kind == "choice" and e.label in shown:  # a shared alpha: its first node stands for all
             continue
         shown.add(e.label or name)
-        for option, t in e.options.items():
-            view.add_row(name, e.kind, option, f"{t.ms:.3f}", f"{t.spread / 2:.3f}")
+        for key, timings in at:
+            for option, t in timings.options.items():
+                view.add_row(name, e.kind, option, *values(key), f"{t.ms:.3f}", f"{t.spread / 2:.3f}")
     view.add_section()
-    view.add_row("fixed nodes", "", "", f"{table.fixed_ms:.2f}", "", style="bold")
+    view.add_row("fixed nodes" + (" (largest values)" if with_values else ""), "", "",
+                 *(("",) if with_values else ()), f"{table.fixed_ms:.2f}", "", style="bold")
     return view
 
 

@@ -442,3 +442,30 @@ def test_a_stack_of_searched_depth_may_choose_its_block_by_index() -> None:
     graph = build_graph(space)
     assert graph.stacks["s"] == ["first", "rest", "rest"] and graph.nodes["out"].inputs == ["s2.c"]
     assert build_graph(space, values={"D": 1}).nodes["out"].inputs == ["s0.c"]
+
+
+def test_profile_times_every_value_and_prices_each_architecture_exactly(space: Space, tmp_path: Path) -> None:
+    from nasflow.hardware.profile import profile_space
+    from nasflow.search.latency_table import load_table
+
+    graph = build_graph(space)
+    table = profile_space(graph, (8, 8), warmup=0, reps=1)
+    entry = table.nodes["fuse"]
+    assert entry.value_deps == ["C"] and set(entry.at_values) == {"C=4", "C=6", "C=8"}
+    assert table.nodes["m"].at_values["C=6"].options.keys() == {"conv_1x1", "conv_3x3", "sep_conv_3x3"}
+    table.save(tmp_path / "lat.json")
+    table = load_table(tmp_path / "lat.json")
+    costs = table.decision_costs(graph)
+    for values, op in [({"C": 4, "depth": 1}, "conv_1x1"), ({"C": 8, "depth": 3}, "sep_conv_3x3"),
+                       ({"C": 6, "depth": 2}, "conv_3x3")]:
+        geno = Genotype(choices={"m": op}, values=values)
+        derived = build_graph(derive_space(space, geno))
+        predicted = table.predict(derived)[0]  # the derived nodes find their entries by signature
+        assert costs.of_genotype(graph, geno) == pytest.approx(predicted, rel=1e-9)
+        one_hot = {k: F.one_hot(torch.tensor(i), len(graph.decisions[k].options)).float()
+                   for k, i in picks_of(graph, values, op).items()}
+        assert float(costs.expected(one_hot)) == pytest.approx(predicted, rel=1e-5)
+    # A space whose values differ from the profiled ones is stale, in one line.
+    other = space.model_copy(update={"values": {"C": [4, 8], "depth": [1, 2, 3]}})
+    with pytest.raises(NasflowError, match="profiled with value decisions"):
+        table.decision_costs(build_graph(other))

@@ -18,6 +18,7 @@ per node beyond its parts (calls, threads woken, caches), measured, not fitted t
 """
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,13 +27,15 @@ import torch
 from torch import Tensor, nn
 
 from nasflow.compile.supernet import Combine, DenseEdge, FixedOp
+from nasflow.compile.values import concrete
 from nasflow.errors import NasflowError
 from nasflow.hardware.archs import CALIBRATION_SEED, end_to_end, random_architectures
 from nasflow.hardware.timing import CLOCKS, Runner, threads as using_threads, time_interleaved
 from nasflow.search.decision_costs import decision_of, option_node
-from nasflow.search.latency_table import (LatencyTable, Machine, NodeEntry, Timing, current_machine, now, run_nodes,
-                                          signature)
+from nasflow.search.latency_table import (LatencyTable, Machine, NodeEntry, Timing, ValueEntry, current_machine, now,
+                                          run_nodes, signature, values_key)
 from nasflow.space.graph import GNode, Graph
+from nasflow.space.values import deps_of
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is being timed)
 
@@ -61,6 +64,9 @@ class Probe:
     divide: int  # the time is divided by this (a dense candidate: k)
     shapes: list[tuple[int, int, int, int]]
     key: str  # equal keys compute the same thing: timed once
+    values: str | None = None  # the value decisions' values it is timed at (latency_table.values_key)
+    values_signature: str = ""  # the node's signature at those values
+    value_deps: list[str] | None = None  # the value decisions the node's shapes read
 
     def build(self, seed: int = 0) -> tuple[nn.Module, list[Tensor]]:
         torch.manual_seed(seed)
@@ -71,23 +77,25 @@ class Probe:
 
 def probes(graph: Graph, input_size: tuple[int, int]) -> list[Probe]:
     """What to time for each node (and each option of a node that reads a decision)."""
-    if graph.value_decisions:
-        names = ", ".join(graph.value_decisions)
-        raise NasflowError(f"nasflow profile does not time value decisions yet ({names}); profile one "
-                           f"architecture of the space by fixing them: --set NAME=VALUE")
+    top = {k: max(d.values) for k, d in graph.value_decisions.items()}
     out = []
     for g in graph.nodes.values():
         if g.kind == "input":
             continue
         label = decision_of(graph, g)
         options: list[str | None] = list(graph.decisions[label].options) if label else [None]
-        for option in options:
-            if g.kind == "choice" and option is None:
-                raise NasflowError(f"choice node '{g.name}' reads no decision; the space is inconsistent")
-            node, k = option_node(graph, g, option)
-            shapes = [_shape(graph, i, c, input_size) for i, c in zip(node.inputs, node.c_in)]
-            key = f"{signature(graph, node)}|{shapes}|{k}"
-            out.append(Probe(g.name, option, node, k, shapes, key))
+        deps = sorted(deps_of(g.c_in, g.c_out, g.args))  # a searched width or kernel: every value
+        for values in itertools.product(*(graph.decisions[d].values for d in deps)):
+            a = {**top, **dict(zip(deps, values))}
+            at_values = concrete(g, a) if deps else g
+            for option in options:
+                if g.kind == "choice" and option is None:
+                    raise NasflowError(f"choice node '{g.name}' reads no decision; the space is inconsistent")
+                node, k = option_node(graph, at_values, option)
+                shapes = [_shape(graph, i, c, input_size) for i, c in zip(node.inputs, node.c_in)]
+                key = f"{signature(graph, node)}|{shapes}|{k}"
+                out.append(Probe(g.name, option, node, k, shapes, key, values_key(deps, a) if deps else None,
+                                 signature(graph, at_values), deps))
     return out
 
 
@@ -122,7 +130,7 @@ def profile_space(graph: Graph, input_size: tuple[int, int], runner: Runner | No
             lambda r, n: progress(r, n, f"round {r + 1} of {n}" if r < n else "done")))
         n_threads = torch.get_num_threads()
     table = LatencyTable(
-        space=graph.space.name, params=dict(graph.space.params),
+        space=graph.space.name, params=dict(graph.space.params), values=dict(graph.space.values),
         machine=_machine(runner, n_threads), input_size=input_size,
         output_size=_output_size(graph, input_size), warmup=warmup, reps=reps, created=now(),
         nodes=assemble(graph, todo, timed))
@@ -144,11 +152,18 @@ def assemble(graph: Graph, todo: list[Probe], timed: dict[str, Timing]) -> dict[
         share = Timing(ms=t.ms / p.divide, spread=t.spread / p.divide)
         g = graph.nodes[p.node]
         entry = nodes.setdefault(p.node, NodeEntry(kind=g.kind, signature=signature(graph, g),
-                                                   label=decision_of(graph, g)))
-        if p.option is None:
-            entry.timing = share
-        else:
-            entry.options[p.option] = share
+                                                   label=decision_of(graph, g), value_deps=p.value_deps or []))
+        targets: list[NodeEntry | ValueEntry] = [entry]
+        if p.values is not None:  # at these values; the entry's own fields are the largest values'
+            at_values = entry.at_values.setdefault(p.values, ValueEntry(signature=p.values_signature))
+            mine = {k: v for k, v in (x.split("=") for x in p.values.split(","))}
+            largest = all(int(v) == max(graph.decisions[k].values) for k, v in mine.items())
+            targets = [at_values, entry] if largest else [at_values]
+        for e in targets:
+            if p.option is None:
+                e.timing = share
+            else:
+                e.options[p.option] = share
     return nodes
 
 

@@ -9,6 +9,12 @@ the image size), so a table from another space, other params or other candidates
 stale, while a table measured at a deployment size other than the training patch is normal:
 the size is what the user deploys at, not what the search trains on.
 
+A node whose shapes value decisions set (a searched width, a kernel size) is timed at every
+combination of the values it reads: `at_values` holds each one's timings under a key
+`C=16,esa_f=4`, with its signature, so the latency regularizer and budgets price every value
+exactly (a ValueCost per node), and a derived architecture finds its nodes' entries by their
+signature at its values. The entry's own `timing` / `options` are those at the largest values.
+
 A whole network pays a little more (or less) than the sum of its nodes timed one by one: a
 call per node, threads woken per call, caches warm or cold. `node_overhead_ms` is that
 difference per node, measured when profiling on whole derived architectures timed
@@ -18,6 +24,7 @@ is the sum of its nodes' entries plus the overhead times its node count.
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -28,8 +35,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nasflow.errors import NasflowError
-from nasflow.search.decision_costs import DecisionCosts, decision_of, split_by_decision
+from nasflow.search.decision_costs import DecisionCosts, ValueCost, decision_of, split_by_decision
 from nasflow.space.graph import GNode, Graph
+from nasflow.space.values import Sym, at, deps_of
 
 FORMAT = "nasflow-latency-table/1"
 
@@ -57,18 +65,40 @@ class Machine(_Model):
     clock: Literal["wall", "cpu"] = "wall"  # cpu: the process's CPU time (nasflow/hardware/timing.py)
 
 
+class ValueEntry(_Model):
+    """A node's timings at one combination of the value decisions its shapes read."""
+
+    signature: str  # the node's signature at those values
+    timing: Timing | None = None
+    options: dict[str, Timing] = {}
+
+
 class NodeEntry(_Model):
     kind: str
     signature: str
     label: str | None = None  # the decision the node reads
     timing: Timing | None = None  # a node without a decision
     options: dict[str, Timing] = {}  # candidate op (choice) or candidate input (dense) -> timing
+    value_deps: list[str] = []  # the value decisions the node's shapes read (sorted)
+    at_values: dict[str, ValueEntry] = {}  # values_key(...) -> the timings at those values
+
+    def at(self, signature: str) -> ValueEntry | NodeEntry | None:
+        """The timings whose signature is `signature` (a derived node at its values)."""
+        if not self.value_deps:
+            return self if self.signature == signature else None
+        return next((e for e in self.at_values.values() if e.signature == signature), None)
+
+
+def values_key(deps: list[str], values: dict[str, int]) -> str:
+    """`C=16,esa_f=4`: a node's entry for these values of the decisions it reads."""
+    return ",".join(f"{d}={values[d]}" for d in deps)
 
 
 class LatencyTable(_Model):
     format: Literal["nasflow-latency-table/1"] = FORMAT
     space: str
     params: dict[str, int]
+    values: dict[str, list[int]] = {}  # the space's value decisions, each timed at every value
     machine: Machine
     input_size: tuple[int, int]  # h, w of the space's inputs at deployment
     output_size: tuple[int, int]
@@ -99,10 +129,9 @@ class LatencyTable(_Model):
         """LatencyTableError unless every node of `graph` (a supernet or a derived architecture
         of the profiled space) has its entry with the same signature and options."""
         fix = f"profile this space again: nasflow profile SPACE -o TABLE.json{_sets(graph)}"
-        if graph.value_decisions:
-            raise LatencyTableError(f"{where} cannot price the value decisions of space '{graph.space.name}' "
-                                    f"({', '.join(graph.value_decisions)}): latency tables do not time them yet; "
-                                    "use a params or madds regularizer or budget")
+        if graph.value_decisions and dict(graph.space.values) != self.values:
+            raise LatencyTableError(f"{where} was profiled with value decisions {self.values or 'none'}, the space "
+                                    f"has {dict(graph.space.values)}; {fix}")
         if graph.decisions and graph.space.name != self.space:
             raise LatencyTableError(f"{where} was profiled for space '{self.space}', not "
                                     f"'{graph.space.name}'; {fix}")
@@ -114,6 +143,11 @@ class LatencyTable(_Model):
                 raise LatencyTableError(f"{where} has no entry for node '{g.name}' (profiled with params "
                                         f"{_params(self.params)}); {fix}")
             want = self._wanted(graph, g, entry)
+            if entry.value_deps and not deps_of(g.c_in, g.c_out, g.args):  # a derived node at its values
+                if entry.at(want) is None:
+                    raise LatencyTableError(f"{where} has no timing of node '{g.name}' at its values "
+                                            f"(timed at {', '.join(entry.at_values)}); {fix}")
+                continue
             if want != entry.signature:
                 raise LatencyTableError(f"{where} is stale at node '{g.name}': {_difference(entry.signature, want)} "
                                         f"(the space's params {_params(graph.space.params)}, the table's "
@@ -158,12 +192,26 @@ class LatencyTable(_Model):
         """Milliseconds split by decision, for the regularizer and budgets (graph: the supernet)."""
         self.check_space(graph)
 
-        def cost(g: GNode, option: str | None) -> float:
+        def cost(g: GNode, option: str | None) -> float | ValueCost:
             entry = self.nodes[g.name]
-            return entry.timing.ms if option is None else entry.options[option].ms
+            if not entry.value_deps and not isinstance(g.exists, Sym):
+                return entry.timing.ms if option is None else entry.options[option].ms
+            # Each value combination's timing, times whether a searched depth keeps the node.
+            deps = sorted(set(entry.value_deps) | deps_of(g.exists))
+            domains = tuple(graph.decisions[d].values for d in deps)
+            table = []
+            for combo in itertools.product(*domains):
+                a = dict(zip(deps, combo))
+                e = entry.at_values[values_key(entry.value_deps, a)] if entry.value_deps else entry
+                ms = e.timing.ms if option is None else e.options[option].ms  # type: ignore[union-attr]
+                table.append(ms * at(g.exists, a))
+            return ValueCost(tuple(deps), domains, tuple(table))
 
         costs = split_by_decision(graph, "latency", cost)
-        costs.fixed += self.node_overhead_ms * run_nodes(graph)
+        kept = [g for g in graph.nodes.values() if g.kind != "input"]
+        costs.fixed += self.node_overhead_ms * sum(1 for g in kept if not isinstance(g.exists, Sym))
+        costs.values += [c for g in kept if isinstance(g.exists, Sym)
+                         if isinstance(c := ValueCost.of(g.exists, self.node_overhead_ms), ValueCost)]
         return costs
 
     def predict(self, graph: Graph) -> tuple[float, dict[str, float]]:
@@ -175,9 +223,16 @@ class LatencyTable(_Model):
             if g.kind == "input":
                 continue
             entry = self.nodes[g.name]
-            if entry.timing is not None and g.kind == entry.kind:
+            if entry.value_deps:  # the entry at the derived node's values
+                found = entry.at(self._wanted(graph, g, entry))
+                assert found is not None, "check_space found it"
+                entry = found  # type: ignore[assignment]
+                kind = self.nodes[g.name].kind
+            else:
+                kind = entry.kind
+            if entry.timing is not None and g.kind == kind:
                 per_node[g.name] = entry.timing.ms
-            elif entry.kind == "choice":
+            elif kind == "choice":
                 per_node[g.name] = entry.options[g.op].ms
             else:  # a dense node that kept some inputs
                 per_node[g.name] = sum(entry.options[i].ms for i in g.candidates)
