@@ -40,7 +40,7 @@ class DecisionHistory:
     """One decision's weights over the logged steps: weights[i][j] is option j at steps[i]."""
 
     label: str
-    kind: str  # "alpha": ops of a choice; "beta": inputs of a dense node
+    kind: str  # "alpha": ops of a choice; "beta": inputs of a dense node; "value": a value decision's numbers
     options: tuple[str, ...]
     nodes: tuple[str, ...]  # the nodes this label decides (several when shared)
     steps: list[int] = field(default_factory=list)
@@ -126,6 +126,9 @@ def _picks(genotype: dict[str, Any], label: str, kind: str) -> tuple[str, ...]:
     if kind == "alpha":
         pick = (genotype.get("choices") or {}).get(label)
         return (pick,) if pick is not None else ()
+    if kind == "value":
+        number = (genotype.get("values") or {}).get(label)
+        return (str(number),) if number is not None else ()
     return tuple((genotype.get("edges") or {}).get(label, ()))
 
 

@@ -84,7 +84,8 @@ def _decision_axes(ax: Axes, d: DecisionHistory, legend: bool) -> None:
 
 
 def decisions_figure(history: RunHistory, kind: str) -> Figure | None:
-    """softmax(alpha) (kind 'alpha') or softmax(beta) ('beta') per decision; None if none."""
+    """softmax(alpha) (kind 'alpha'), softmax(beta) ('beta') or over values ('value') per
+    decision; None if none."""
     decisions = [d for d in history.decisions.values() if d.kind == kind and d.steps]
     if not decisions:
         return None
@@ -98,7 +99,8 @@ def decisions_figure(history: RunHistory, kind: str) -> Figure | None:
         per_row = max(1, int(fig.get_figwidth() / 1.7))  # each entry ~1.7 in wide
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), per_row), fontsize=8,
                    frameon=False)
-    what = "candidate ops per choice" if kind == "alpha" else "candidate inputs per dense node"
+    what = {"alpha": "candidate ops per choice", "beta": "candidate inputs per dense node",
+            "value": "values per value decision"}.get(kind, kind)
     _title(fig, history, f"softmax({kind}), {what}")
     return fig
 
@@ -190,7 +192,7 @@ def genotype_figure(history: RunHistory) -> Figure | None:
     span = max(history.last_step, 1)
     for row, d in enumerate(decisions):
         y = len(decisions) - 1 - row
-        if d.kind == "alpha":
+        if d.kind in ("alpha", "value"):
             palette = colors(len(d.options))
             colour_of = {(o,): palette[j] for j, o in enumerate(d.options)}
         else:
@@ -225,6 +227,7 @@ def figures(history: RunHistory) -> dict[str, Figure]:
     """{file stem: figure} of everything there is to draw for this run."""
     made: dict[str, Any] = {
         "alpha": decisions_figure(history, "alpha"), "beta": decisions_figure(history, "beta"),
+        "values": decisions_figure(history, "value"),
         "losses": losses_figure(history), "genotype": genotype_figure(history), "valid": valid_figure(history),
     }
     return {k: v for k, v in made.items() if v is not None}
