@@ -133,6 +133,8 @@ def search(
              "their update); one forward/backward fewer per step (default off). Short for "
              "--strategy-opt reuse_forward=true.")] = None,
     amp: Annotated[Optional[str], typer.Option(help="none or bf16 autocast (default none; not exact).")] = None,
+    kernel_transform: Annotated[Optional[bool], typer.Option("--kernel-transform/--no-kernel-transform",
+        help="A searched kernel size reads the larger kernel's centre through a learned matrix (Once-for-All).")] = None,
     levers: Annotated[str, typer.Option(help=(
         "auto: time the exact speed levers (fused or plain mixed ops, channels-last or NCHW) on "
         "this machine once and use the fastest (cached; recorded in the run's config), unless the "
@@ -155,7 +157,7 @@ def search(
         "strategy": strategy, "steps": steps, "warmup": warmup, "batch_size": batch,
         "gamma": gamma, "seed": seed, "task": task, "log_every": log_every,
         "checkpoint_every": checkpoint_every, "device": device, "fuse": fuse,
-        "channels_last": channels_last, "amp": amp,
+        "channels_last": channels_last, "amp": amp, "kernel_transform": kernel_transform,
         "tensorboard": True if tensorboard else None,
         "regularizer": None if regularizer in ("none", "") else regularizer,
         "latency_table": str(latency_table) if latency_table is not None else None, "budget": budget,

@@ -34,7 +34,7 @@ from nasflow.search.end import SearchEnd
 from nasflow.search.latency_table import load_table
 from nasflow.search.run_dir import RunDir
 from nasflow.space.graph import build_graph
-from nasflow.tasks.contract import make_task
+from nasflow.tasks.contract import checked_loss_fn, checked_metrics, make_task
 
 from .evolution import Evolution, EvolutionSettings, PathSpace, Scored
 from .sampling import OwnGenerator
@@ -75,7 +75,7 @@ def pick_subnets(run_dir: str | Path, budgets: list[str], out: str | Path | None
     settings = SPOSOptions.parse("the evolution", {k: v for k, v in {**own, **(options or {})}.items()
                                                    if k in SPOSOptions.model_fields})
     device = torch.device("cpu")
-    model = compile_graph(graph, mixed_op="plain")
+    model = compile_graph(graph, mixed_op="plain", kernel_transform=config.kernel_transform)
     tensors, state = run.load_checkpoint()
     weights, arch = from_checkpoint(tensors)
     model.load_state_dict({**weights, **arch})
@@ -89,7 +89,7 @@ def pick_subnets(run_dir: str | Path, budgets: list[str], out: str | Path | None
     metric = task.best()
     root = Path(out) if out is not None else run.path / OUT_DIR
     found: list[Subnet] = []
-    scorer = PathScorer(end, task.loss, metric, relaxation, settings.bn_batches)
+    scorer = PathScorer(end, checked_loss_fn(task), metric, relaxation, settings.bn_batches)
     try:
         for budget, text in zip(parsed, budgets):
             costs = budget.costs(graph, table)
@@ -164,7 +164,7 @@ def _score(model_dir: Path, task: Any, metric: str) -> float:
 
     model = load_model(model_dir)[0].eval()
     with torch.no_grad():
-        values = task.evaluate(model)
+        values = checked_metrics(task, "evaluate", task.evaluate(model))
     if metric not in values:
         raise NasflowError(f"task '{task.name}' evaluate() returned {', '.join(values) or 'nothing'}, not '{metric}'")
     return float(values[metric])

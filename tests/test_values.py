@@ -469,3 +469,51 @@ def test_profile_times_every_value_and_prices_each_architecture_exactly(space: S
     other = space.model_copy(update={"values": {"C": [4, 8], "depth": [1, 2, 3]}})
     with pytest.raises(NasflowError, match="profiled with value decisions"):
         table.decision_costs(build_graph(other))
+
+
+KERNELS = """\
+name: kernels
+imports: [nasflow.spaces.mobilenetv2.ops]
+values: {K: [3, 5, 7], W: [4, 8]}
+inputs: {x: 3}
+nodes:
+  stem: {op: mbv2_conv_bn_relu6, in: x, out: W, args: {k: 3}}
+  dw: {op: mbv2_dw_bn_relu6, in: stem, args: {k: K}}
+  head: {op: mbv2_conv_bn, in: dw, out: 3}
+output: head
+"""
+
+
+@pytest.mark.parametrize("transform", [False, True])
+@pytest.mark.parametrize("values", [{"K": 3, "W": 4}, {"K": 5, "W": 8}, {"K": 7, "W": 4}])
+def test_a_searched_kernel_is_the_centre_or_ofas_transform_of_the_largest(tmp_path: Path, transform: bool,
+                                                                           values: dict[str, int]) -> None:
+    (tmp_path / "k.yaml").write_text(KERNELS)
+    space = Space.from_yaml(tmp_path / "k.yaml")
+    graph = build_graph(space)
+    torch.manual_seed(0)
+    net = compile_graph(graph, kernel_transform=transform).eval()
+    if transform:  # one matrix per size pair of the node whose kernel is searched, identity at first
+        assert sorted(net.kernel_transforms) == ["dw/5to3", "dw/7to5"]
+        assert torch.equal(net.kernel_transforms["dw/5to3"], torch.eye(9))
+        with torch.no_grad():
+            for p in net.kernel_transforms.values():
+                p.add_(0.05 * torch.randn_like(p))
+    geno = Genotype(values=values)
+    derived = build_graph(derive_space(space, geno))
+    model = compile_graph(derived).eval()
+    model.load_state_dict(inherit_weights(graph, net.state_dict(), derived, model.state_dict(), values))
+    x = torch.rand(2, 3, 9, 9, generator=torch.Generator().manual_seed(2))
+    picks = {k: graph.decisions[k].values.index(v) for k, v in values.items()}
+    with torch.no_grad():
+        want = model(x)
+        net.relaxation = Fixed(picks)  # sliced: the kernel taken (or transformed) at its size
+        torch.testing.assert_close(net(x), want, rtol=1e-5, atol=1e-6)
+        net.relaxation = FixedSoft(picks)  # masked: one conv at 7x7 with the effective kernel
+        torch.testing.assert_close(net(x), want, rtol=1e-5, atol=1e-6)
+    if transform and values["K"] < 7:  # the transform changes the kernel a plain centre would take
+        plain = compile_graph(graph).eval()
+        plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("kernel_transforms.")})
+        plain.relaxation = Fixed(picks)
+        with torch.no_grad():
+            assert not torch.allclose(plain(x), want)

@@ -17,10 +17,10 @@ from torch import Tensor, nn
 from nasflow.compile.drop_path import drop_path, drop_path_nodes
 from nasflow.compile.kinds import Combine, CompiledKind, DenseEdge, FixedOp, compiled_kind
 from nasflow.compile.mixed_ops import MixedOp, get_mixed_op
-from nasflow.compile.relaxation import Relaxation, active_candidates
+from nasflow.compile.relaxation import Relaxation, active_candidates, checked_weights
 from nasflow.compile.state import arch_key, is_arch, split_state
 from nasflow.compile.values import ValuePlan
-from nasflow.errors import NasflowError, SpaceError
+from nasflow.errors import NasflowError, SpaceError, hook_error
 from nasflow.space.graph import Decision, GNode, Graph
 
 __all__ = ["ArchParameters", "Combine", "DenseEdge", "FixedOp", "Supernet", "compile_graph"]
@@ -61,13 +61,16 @@ class Supernet(nn.Module):
     `drop_path` (a probability, 0 by default) drops the branches of the sums inside blocks
     per sample while training; see nasflow.compile.drop_path.
 
+    `kernel_transform`: a kernel-size value decision reads its kernel through OFA's learned
+    transform of the larger kernel's centre (nasflow.compile.values), not the plain centre.
+
     `auxiliary`: build the space's auxiliary outputs (Space.auxiliary); in training mode the
     model then returns (output, *auxiliary). Off (the default), or in eval mode, the model
     is the one exported and evaluated; eval_state_dict() / eval_parameters() leave them out.
     """
 
     def __init__(self, graph: Graph, fuse: bool | None = None, mixed_op: str | None = None,
-                 auxiliary: bool = False) -> None:
+                 auxiliary: bool = False, kernel_transform: bool = False) -> None:
         super().__init__()
         if mixed_op is None:
             mixed_op = "fused" if fuse else "plain"
@@ -92,6 +95,8 @@ class Supernet(nn.Module):
                 continue
             kind = compiled_kind(g.kind)
             module = kind.build(g, mixed)
+            if not isinstance(module, nn.Module):
+                raise hook_error(f"node kind '{g.kind}' build", f"a torch.nn.Module for node '{g.name}'", module)
             self._place(g.name, module)
             self._steps.append((g, module, kind))
         # Value decisions: the nodes they touch hold their weights at the largest values and
@@ -99,6 +104,12 @@ class Supernet(nn.Module):
         self._values: ValuePlan | None = ValuePlan(graph, mixed) if graph.value_decisions else None
         if self._values is not None:
             self._values.modules({g.name: module for g, module, _ in self._steps})
+        # OFA's kernel transforms: weights (trained with them), one matrix per node and size pair.
+        if kernel_transform and self._values is not None:
+            pairs = self._values.transform_pairs({g.name: kind for g, _, kind in self._steps})
+            self.kernel_transforms = nn.ParameterDict(
+                {k: nn.Parameter(torch.eye(small * small)) for k, (_, small) in pairs.items()})
+            self._values.use_transforms(self.kernel_transforms, pairs)
 
     def _place(self, path: str, module: nn.Module) -> None:
         parent: nn.Module = self
@@ -154,7 +165,8 @@ class Supernet(nn.Module):
                                f"({', '.join(self.graph.inputs)}), got {len(args)}; pass inputs by name")
         values: dict[str, Tensor] = dict(zip(self.graph.inputs, args), **kwargs)
         self._check_inputs(values)
-        weights = self.relaxation(self.arch) if self.graph.decisions else {}
+        weights = (checked_weights(self.relaxation, self.graph.decisions, self.relaxation(self.arch))
+                   if self.graph.decisions else {})
         # A sparse relaxation's zero weights name candidates that need not run at all.
         active = ({label: active_candidates(w) for label, w in weights.items()}
                   if self.relaxation.sparse else {})
@@ -200,7 +212,7 @@ class Supernet(nn.Module):
 
 
 def compile_graph(graph: Graph, fuse: bool | None = None, mixed_op: str | None = None,
-                  auxiliary: bool = False) -> Supernet:
-    """The supernet of `graph` (see Supernet for `fuse`, `mixed_op` (default "plain") and
-    `auxiliary`)."""
-    return Supernet(graph, fuse=fuse, mixed_op=mixed_op, auxiliary=auxiliary)
+                  auxiliary: bool = False, kernel_transform: bool = False) -> Supernet:
+    """The supernet of `graph` (see Supernet for `fuse`, `mixed_op` (default "plain"),
+    `auxiliary` and `kernel_transform`)."""
+    return Supernet(graph, fuse=fuse, mixed_op=mixed_op, auxiliary=auxiliary, kernel_transform=kernel_transform)

@@ -24,6 +24,13 @@ holds its module at the largest values. Each forward computes it in one of two w
 With one-hot weights both ways compute what the subnet that the values pick computes; the
 derived model inherits the same slices (inherit_slice), so they agree with it exactly.
 
+OFA's kernel transform (`kernel_transform=True`): a kernel-size value takes the centre of the
+next larger kernel through a learned linear map of its entries (Once-for-All, section 3.2):
+7x7 -> centre 5x5 -> times a 25 x 25 matrix -> 5x5 -> centre 3x3 -> times a 9 x 9 matrix. One
+matrix per node and size pair, initialised to the identity (so it starts as the plain
+centre), held in the supernet's `kernel_transforms` and trained with the weights; a derived
+model inherits the transformed kernels.
+
 Channel layout: a tensor's channels sit where the largest network has them. A node's own
 output occupies its first c(v) channels; a concatenation keeps each part at its largest
 offset (a part narrower than its largest leaves a gap), so a convolution reading it takes
@@ -37,6 +44,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
@@ -94,26 +102,52 @@ def pad_channels(x: Tensor, width: int) -> Tensor:
     return torch.cat([x, zeros], dim=1)
 
 
-def slice_like(t: Tensor, shape: torch.Size, in_segs: Segments | None, name: str, node: str) -> Tensor:
+Pairs = dict[tuple[int, int], Tensor]  # (larger, smaller) kernel side -> its transform matrix
+
+
+def transform_key(node: str, big: int, small: int) -> str:
+    """A kernel transform's name in the supernet's `kernel_transforms` (no '.' allowed)."""
+    return f"{node.replace('.', '/')}/{big}to{small}"
+
+
+def transformed_kernel(w: Tensor, size: int, pairs: Pairs) -> Tensor:
+    """A 4-D kernel's centre of side `size`, each step from the side it has to the next
+    smaller one its node has a transform for (OFA: centre, then times that matrix)."""
+    side = w.shape[-1]
+    while side > size:
+        smaller = max((b for (a, b) in pairs if a == side and b >= size), default=None)
+        if smaller is None:  # no transform from this side: the plain centre
+            return w.narrow(2, (side - size) // 2, size).narrow(3, (side - size) // 2, size)
+        c = w.narrow(2, (side - smaller) // 2, smaller).narrow(3, (side - smaller) // 2, smaller)
+        w = (c.reshape(-1, smaller * smaller) @ pairs[(side, smaller)].t()).reshape(c.shape)
+        side = smaller
+    return w
+
+
+def slice_like(t: Tensor, shape: torch.Size, in_segs: Segments | None, name: str, node: str,
+               pairs: Pairs | None = None) -> Tensor:
     """The part of a weight (or buffer) held at the largest values that a module of `shape`
     uses: the first entries of each dim, the centre of a conv kernel (dims 2 and 3 of a 4-D
-    tensor), and on dim 1 the input channels `in_segs` when they are not the first ones."""
+    tensor; transformed when `pairs` holds OFA's matrices), and on dim 1 the input channels
+    `in_segs` when they are not the first ones."""
     if t.shape == shape:
         return t
     if t.dim() != len(shape) or any(m > big for m, big in zip(shape, t.shape)):
         raise NasflowError(f"node '{node}': '{name}' needs shape {tuple(shape)} at these values, which does not "
                            f"fit the supernet's {tuple(t.shape)} (held at the decisions' largest values)")
     out = t
+    spatial = t.dim() == 4 and pairs and shape[2] == shape[3] and shape[2] < t.shape[2]
     for dim, (m, big) in enumerate(zip(shape, t.shape)):
         if m == big:
             continue
         if dim == 1 and in_segs is not None and not is_prefix(in_segs) and _count(in_segs) == m:
             out = out.index_select(1, _index(in_segs, t.device))
         elif t.dim() == 4 and dim >= 2:
-            out = out.narrow(dim, (big - m) // 2, m)
+            if not spatial:
+                out = out.narrow(dim, (big - m) // 2, m)
         else:
             out = out.narrow(dim, 0, m)
-    return out
+    return transformed_kernel(out, shape[2], pairs) if spatial else out  # type: ignore[arg-type]
 
 
 def concrete(g: GNode, a: Assignment) -> GNode:
@@ -195,6 +229,7 @@ class _Masks:
     deps: tuple[str, ...]
     dims: dict[str, list[tuple[int, Tensor]]]
     call: _Call  # the node's own module, called with the masked weights
+    sides: dict[str, list[int]]  # a kernel's side per value combination, where a value sizes it
 
     def own(self, module: nn.Module) -> dict[str, Tensor]:
         out = dict(module.named_parameters())
@@ -221,6 +256,7 @@ class ValuePlan:
         self._templates: dict[tuple[str, tuple[int, ...]], _Template] = {}
         self._masks: dict[str, _Masks | None] = {}
         self._module_of: dict[str, nn.Module] = {}  # filled by the supernet (module_of)
+        self.transforms: dict[str, Pairs] = {}  # node -> its kernel transforms (kernel_transform on)
         self.aliases = graph.depth_aliases
         low = {k: min(d.values) for k, d in self.decisions.items()}
         for g in self.nodes.values():  # a gapped input (a concat of narrower parts) needs a plain conv
@@ -233,6 +269,31 @@ class ValuePlan:
     def modules(self, by_node: dict[str, nn.Module]) -> None:
         """The supernet's module of each node (their weights are the ones masked)."""
         self._module_of = by_node
+
+    def transform_pairs(self, kinds: dict[str, Any]) -> dict[str, tuple[int, int]]:
+        """The kernel transforms OFA's option needs: for every node whose kernels a value
+        decision sizes, each (larger, next smaller) side, by transform_key."""
+        out: dict[str, tuple[int, int]] = {}
+        top = {k: max(d.values) for k, d in self.decisions.items()}
+        for name, g in self.nodes.items():
+            module = self._module_of.get(name)
+            deps = sorted(deps_of(g.c_in, g.c_out, g.args))
+            if module is None or not deps or not any(p.dim() == 4 for p in module.parameters()):
+                continue
+            sides: set[int] = set()
+            for c in itertools.product(*(self.decisions[d].values for d in deps)):
+                shapes = self._template(g, kinds[name], {**top, **dict(zip(deps, c))}).shapes
+                sides |= {s[2] for s in shapes.values() if len(s) == 4 and s[2] == s[3]}
+            ordered = sorted(sides, reverse=True)
+            for big, small in zip(ordered, ordered[1:]):
+                out[transform_key(name, big, small)] = (big, small)
+        return out
+
+    def use_transforms(self, params: nn.ParameterDict, pairs: dict[str, tuple[int, int]]) -> None:
+        """Kernel-size values read their kernels through these matrices (OFA)."""
+        for key, (big, small) in pairs.items():
+            node = key.rsplit("/", 1)[0].replace("/", ".")
+            self.transforms.setdefault(node, {})[(big, small)] = params[key]
 
     # --- which way ------------------------------------------------------------------------
     def assignment(self, weights: dict[str, Tensor], active: dict[str, list[int]]) -> dict[str, int] | None:
@@ -274,7 +335,8 @@ class ValuePlan:
         segs = self.in_layout(g, a)
         own = dict(module.named_parameters())
         own.update(module.named_buffers())
-        sliced = {f"m.{n}": slice_like(own[n], shape, segs, n, g.name) for n, shape in t.shapes.items()}
+        pairs = self.transforms.get(g.name)
+        sliced = {f"m.{n}": slice_like(own[n], shape, segs, n, g.name, pairs) for n, shape in t.shapes.items()}
         return functional_call(t.call, sliced, (values, weights, active))
 
     def _template(self, g: GNode, kind: Any, a: Assignment) -> _Template:
@@ -303,12 +365,24 @@ class ValuePlan:
             return self._weighted(g, module, kind, values, weights, active, deps)
         combo = _combo_weights([weights[d] for d in masks.deps])
         tensors: dict[str, Tensor] = {}
+        pairs = self.transforms.get(g.name)
         for name, t in masks.own(module).items():
             for dim, rows in masks.dims.get(name, ()):
+                if pairs and t.dim() == 4 and dim >= 2 and name in masks.sides:
+                    continue  # OFA's transformed kernels, weighted below
                 m = combo.to(t.dtype) @ rows.to(t.device, t.dtype)
                 shape = [1] * t.dim()
                 shape[dim] = -1
                 t = t * m.view(shape)
+            if pairs and t.dim() == 4 and name in masks.sides:  # sum_v w_v * (v's kernel, zero-padded)
+                side, total = t.shape[-1], None
+                for size in sorted(set(masks.sides[name])):
+                    w = sum(combo[r] for r, s in enumerate(masks.sides[name]) if s == size)
+                    k = transformed_kernel(t, size, pairs)
+                    pad = (side - size) // 2
+                    k = F.pad(k, (pad, pad, pad, pad)) if pad else k
+                    total = w * k if total is None else total + w * k
+                t = total  # type: ignore[assignment]
             tensors[f"m.{name}"] = t
         return functional_call(masks.call, tensors, (values, weights, active))
 
@@ -329,7 +403,10 @@ class ValuePlan:
         shapes = [self._template(g, kind, {**top, **c}).shapes for c in combos]
         layouts = [in_layout(self.graph, g, {**top, **c}) for c in combos]
         dims: dict[str, list[tuple[int, Tensor]]] = {}
+        sides: dict[str, list[int]] = {}  # a 4-D weight's kernel side per combination, where it varies
         for name, t in params.items():
+            if t.dim() == 4 and len({s[name][2] for s in shapes}) > 1:
+                sides[name] = [s[name][2] for s in shapes]
             for dim, big in enumerate(t.shape):
                 sizes = [s[name][dim] for s in shapes]
                 if all(n == big for n in sizes):
@@ -344,7 +421,7 @@ class ValuePlan:
                     else:
                         rows[r, :n] = 1
                 dims.setdefault(name, []).append((dim, rows))
-        found = self._masks[g.name] = _Masks(tuple(deps), dims, _Call(kind, module, g))
+        found = self._masks[g.name] = _Masks(tuple(deps), dims, _Call(kind, module, g), sides)
         return found
 
     def _weighted(self, g: GNode, module: nn.Module, kind: Any, values: dict[str, Tensor],
@@ -403,9 +480,14 @@ def _combo_weights_at(ws: list[Tensor], combo: tuple[int, ...], domains: tuple[t
 
 
 def inherit_slice(supernet: Graph, node: str, inputs: list[str], key: str, tensor: Tensor,
-                  shape: torch.Size, a: Assignment) -> Tensor:
+                  shape: torch.Size, a: Assignment, transforms: dict[str, Tensor] | None = None) -> Tensor:
     """A supernet tensor of node `node` cut to a derived model's `shape` at the values `a`
-    (`inputs`: the derived node's inputs, whose active channels its weights read)."""
+    (`inputs`: the derived node's inputs, whose active channels its weights read);
+    `transforms`: the supernet's kernel_transforms (OFA's option), by transform_key."""
     if tensor.shape == shape:
         return tensor
-    return slice_like(tensor, shape, in_layout(supernet, supernet.nodes[node], a, inputs), key, node)
+    prefix = node.replace(".", "/") + "/"
+    pairs = {tuple(map(int, k[len(prefix):].split("to"))): v for k, v in (transforms or {}).items()
+             if k.startswith(prefix) and "/" not in k[len(prefix):]}
+    return slice_like(tensor, shape, in_layout(supernet, supernet.nodes[node], a, inputs), key, node,
+                      pairs or None)  # type: ignore[arg-type]

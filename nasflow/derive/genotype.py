@@ -19,8 +19,8 @@ from torch import Tensor
 from nasflow.compile.values import inherit_slice
 from nasflow.derive.kinds import derived_kind
 from nasflow.derive.record import Genotype
-from nasflow.derive.rule import DerivationRule
-from nasflow.errors import NasflowError
+from nasflow.derive.rule import DerivationRule, checked_pick, checked_scores
+from nasflow.errors import NasflowError, hook_error
 from nasflow.space.expr import ref_names
 from nasflow.space.graph import Decision, Graph, build_graph
 from nasflow.space.kinds import kind, kind_of_data
@@ -48,16 +48,17 @@ def genotype_from_arch(graph: Graph, logits: dict[str, Tensor], topk: int | None
             raise NasflowError(f"decision '{label}' has {len(d.options)} candidates but "
                                f"{row.numel()} architecture parameters")
         if d.kind == "alpha":
-            geno.choices[label] = rule.pick(d, row, 1)[0]
+            geno.choices[label] = checked_pick(rule, d, 1, rule.pick(d, row, 1))[0]
         elif d.kind == "value":
-            geno.values[label] = int(rule.pick(d, row, 1)[0])
+            geno.values[label] = int(checked_pick(rule, d, 1, rule.pick(d, row, 1))[0])
         else:
             k = d.topk if topk is None else topk
             if not 1 <= k <= len(d.options):
                 raise NasflowError(f"topk {k} does not fit dense node '{label}' with "
                                    f"{len(d.options)} candidate inputs; use 1..{len(d.options)}")
             scores = rule.input_scores(d, row, _edge_strengths(graph, d, logits, rule))
-            geno.edges[label] = rule.pick(d, row, k, scores)
+            scores = checked_scores(rule, "input_scores", d, scores)
+            geno.edges[label] = checked_pick(rule, d, k, rule.pick(d, row, k, scores))
     return geno
 
 
@@ -279,17 +280,21 @@ def inherit_weights(supernet_graph: Graph, supernet_state: dict[str, Tensor],
     With one-hot alpha (and top-1 one-hot beta) the derived model then computes exactly
     what the supernet computes; it is also a warm start for retraining. A supernet with value
     decisions holds each weight at the largest values: `values` (the derived architecture's
-    picks) cuts each to the derived shape (nasflow.compile.values.inherit_slice).
+    picks) cuts each to the derived shape (nasflow.compile.values.inherit_slice), a kernel
+    through the supernet's kernel_transforms when it has them (OFA's option).
     """
     out: dict[str, Tensor] = {}
+    transforms = {k.split(".", 1)[1]: v for k, v in supernet_state.items() if k.startswith("kernel_transforms.")}
     for key, target in derived_state.items():
         node, rest = _split_key(key, derived_graph)
         g_new, g_old = derived_graph.nodes[node], supernet_graph.nodes.get(node)
         if g_old is None:
             raise NasflowError(f"'{key}': node '{node}' is not in the supernet")
         src = derived_kind(g_old.kind).inherit(key, rest, g_old, g_new, supernet_state)
+        if not isinstance(src, Tensor):
+            raise hook_error(f"node kind '{g_old.kind}' inherit", f"a tensor for '{key}'", src)
         if values:
-            src = inherit_slice(supernet_graph, node, g_new.inputs, key, src, target.shape, values)
+            src = inherit_slice(supernet_graph, node, g_new.inputs, key, src, target.shape, values, transforms)
         if src.shape != target.shape:
             raise NasflowError(f"'{key}': supernet weight has shape {tuple(src.shape)}, derived "
                                f"model needs {tuple(target.shape)}")

@@ -94,6 +94,9 @@ class SearchConfig(RunConfig):
     arch_optim: AdamConfig = AdamConfig(betas=(0.5, 0.999))
     seed: int = 0
     fuse: bool = True  # compute mixed ops with the fused kernels (same parameters)
+    # OFA's kernel transform: a searched kernel size reads the larger kernel's centre through a
+    # learned matrix (nasflow.compile.values), not as it is.
+    kernel_transform: bool = False
     # Speed levers (nasflow/levers.py, bench/speed.py). channels_last None: on for the CPU.
     channels_last: bool | None = None
     amp: Literal["none", "bf16"] = "none"  # bf16 autocast of the forward: faster, not exact

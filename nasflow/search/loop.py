@@ -16,6 +16,8 @@ run's chosen genotype (RUN/chosen.json), which `nasflow derive RUN` then derives
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,8 +27,9 @@ from torch import Tensor
 from nasflow.runs.checkpoint import seed_everything
 from nasflow.search.config import SearchConfig
 from nasflow.derive.genotype import Genotype, genotype_from_arch
+from nasflow.derive.rule import checked_rule
 from nasflow.runs.distributed import DistContext, any_rank, broadcast_, current, on_main, wrap
-from nasflow.errors import CheckpointError, NasflowError
+from nasflow.errors import CheckpointError, NasflowError, check_return, hook_error
 from nasflow.space.graph import Graph, build_graph
 from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from nasflow.space.load import load_space
@@ -40,7 +43,7 @@ from nasflow.search.run_dir import RunDir
 from nasflow.space.schema import Space
 from nasflow.compile.state import arch_names, from_checkpoint, to_checkpoint
 from nasflow.compile.supernet import Supernet, compile_graph
-from nasflow.tasks.contract import Task, make_task
+from nasflow.tasks.contract import Task, checked_loss_fn, checked_state, make_task
 
 if TYPE_CHECKING:
     from nasflow.strategies import Strategy
@@ -111,6 +114,26 @@ def _resolve_space(config: SearchConfig, space: Space | None) -> Space:
     return space.with_params(config.overrides) if config.overrides else space
 
 
+# --- the strategy's hooks, their returns checked where they enter the loop --------------------
+def _hooks(strategy: Strategy) -> Callable[[str], str]:
+    return lambda hook: f"strategy '{strategy.name or type(strategy).__name__}' {hook}"
+
+
+def checked_schedule(hook: str, value: Any) -> Any:
+    """A schedule: None (a constant lr) or an object with step() and state_dict()."""
+    if value is not None and not all(callable(getattr(value, m, None)) for m in ("step", "state_dict", "load_state_dict")):
+        raise hook_error(hook, "None or an lr scheduler (step(), state_dict(), load_state_dict())", value)
+    return value
+
+
+def checked_logs(hook: str, value: Any) -> dict[str, float]:
+    """What a step returned to log: {name: number}."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, numbers.Real) and not isinstance(v, bool)
+                                              for k, v in value.items()):
+        raise hook_error(hook, "a dict {name: float} of what to log", value)
+    return value
+
+
 # --- the loop -------------------------------------------------------------------------------
 def softmax_table(model: Supernet) -> dict[str, list[float]]:
     return {label: p.detach().cpu().tolist() for label, p in model.arch.softmax().items()}
@@ -136,18 +159,20 @@ class _Search(RunLoop):
                                "below its inputs: no architecture parameters, nothing to search")
         regularizer = make_regularizer(self.graph, config.regularizer, config.latency_table, config.budget)
         channels_last = use_channels_last(config.channels_last, self.device)
-        loss = wrap_loss(task.loss, channels_last=channels_last, amp=config.amp, device=self.device)
+        loss = wrap_loss(checked_loss_fn(task), channels_last=channels_last, amp=config.amp, device=self.device)
         # The strategy first: it picks the mixed op, relaxation and optimizers (built by attach).
         self.strategy = strategy_class(config)(loss, regularizer, None, None, config)
         seed_everything(config.seed)
-        self.model = compile_graph(self.graph, mixed_op=self.strategy.mixed_op()).to(self.device)
+        hook = _hooks(self.strategy)
+        mixed = check_return(hook("mixed_op"), self.strategy.mixed_op(), str, "a mixed-op name (str)")
+        self.model = compile_graph(self.graph, mixed_op=mixed, kernel_transform=config.kernel_transform).to(self.device)
         prepare_model(self.model, channels_last)
         keep_freed_memory(self.device)
         self.model.train()
         self.strategy.attach(self.model)
         self.w_opt, self.a_opt = self.strategy.w_optimizer, self.strategy.a_optimizer
-        self.w_sched = self.strategy.schedule(self.w_opt)  # None: a constant lr
-        self.rule = self.strategy.derivation_rule()
+        self.w_sched = checked_schedule(hook("schedule"), self.strategy.schedule(self.w_opt))  # None: constant lr
+        self.rule = checked_rule(hook("derivation_rule"), self.strategy.derivation_rule())
         if ctx.enabled:
             # Every rank seeded alike, so this only guards against a stray draw; DDP does the
             # same for the weights. DDP leaves arch params alone: the strategy averages them.
@@ -164,7 +189,8 @@ class _Search(RunLoop):
 
     # --- state ------------------------------------------------------------------------------
     def checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        state: dict[str, Any] = {"optim_weights": self.w_opt.state_dict(), "strategy": self.strategy.state_dict()}
+        state: dict[str, Any] = {"optim_weights": self.w_opt.state_dict(), "strategy": checked_state(
+            f"strategy '{self.strategy.name}'", self.strategy.state_dict())}
         if self.a_opt is not None:
             state["optim_arch"] = self.a_opt.state_dict()
         if self.w_sched is not None:
@@ -212,7 +238,8 @@ class _Search(RunLoop):
         with StopFlag() as stop:
             end = SearchEnd(self.model, self.graph, self.task, self.config, self.run_dir.path, self.ctx,
                             self.step, self.device, self.save, lambda: any_rank(stop.requested, self.ctx))
-            chosen = self.strategy.finish(end)
+            chosen = check_return(_hooks(self.strategy)("finish"), self.strategy.finish(end), (Genotype, type(None)),
+                                  "a nasflow.derive.genotype.Genotype or None")
             if chosen is None and any_rank(stop.requested, self.ctx):
                 self.save()
                 return None, end.notes, False
@@ -244,9 +271,9 @@ class _Search(RunLoop):
         self.strategy.on_step(self.step, self.config.steps)
         train = self.train.next()
         if self.step < self.config.warmup:
-            logs = self.strategy.weights_step(self.model, train)
+            logs = checked_logs(_hooks(self.strategy)("weights_step"), self.strategy.weights_step(self.model, train))
         else:
-            logs = self.strategy.step(self.model, train, self.valid.next())
+            logs = checked_logs(_hooks(self.strategy)("step"), self.strategy.step(self.model, train, self.valid.next()))
         if self.w_sched is not None:
             self.w_sched.step()
         return logs

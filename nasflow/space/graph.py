@@ -53,7 +53,7 @@ MODULE_ATTRIBUTES = frozenset({
 MODEL_ATTRIBUTES = frozenset({
     "arch", "graph", "weights", "named_weights", "arch_parameters", "weights_state_dict",
     "arch_state_dict", "relaxation", "mixed_op", "drop_path", "auxiliary", "eval_state_dict",
-    "eval_parameters"})
+    "eval_parameters", "kernel_transforms"})
 
 
 def reserved_name(name: str, top_level: bool) -> str | None:
