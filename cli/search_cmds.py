@@ -12,7 +12,7 @@ from nasflow.search.budget import Budget
 from nasflow.search.config import SearchConfig
 from nasflow.space.cost import parse_size
 from nasflow.search.derive_run import derive_from_arch, derive_genotype, derive_run
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, hook_error
 from nasflow.space.load import load_space
 from nasflow.tasks.presets import apply_preset, exclusive_options, preset_section
 from nasflow.search.run_dir import RunDir
@@ -214,7 +214,7 @@ def search(
         raise NasflowError("--parallel runs several seeds at a time: give --seeds too")
     result = on_ranks(config.device, out, lambda out, ctx: run_search(
         config, out, space=given_space, resume=resume, ctx=ctx,
-        reporter=None if quiet or not ctx.is_main else search_reporter(config)))
+        reporter=None if quiet or not ctx.is_main else search_reporter(config, out if resume else None)))
     if result is None:  # rank 0 alone reports
         return
     console.print(f"run directory: [bold]{result.run_dir}[/]")
@@ -244,10 +244,14 @@ def search(
         raise typer.Exit(130)
 
 
-def search_reporter(config: SearchConfig) -> RichReporter:
-    """The progress bar of a search with `config`: its ETA prices a strategy step as the
-    strategy says (Strategy.step_cost) until strategy steps are timed."""
-    return RichReporter(console, step_cost=strategy_class(config)(config=config).step_cost())
+def search_reporter(config: SearchConfig, run_dir: Path | None = None) -> RichReporter:
+    """The progress bar of a search with `config` (`run_dir`: the run resumed): its ETA prices
+    a strategy step as the strategy says (Strategy.step_cost) until strategy steps are timed."""
+    cls = strategy_class(config, run_dir)
+    cost = cls(config=config).step_cost()
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not cost > 0:
+        raise hook_error(f"strategy '{cls.name}' step_cost", "a number > 0 (a step's cost in warm-up steps)", cost)
+    return RichReporter(console, step_cost=cost)
 
 
 def _auto_levers(config: SearchConfig, space: Any) -> SearchConfig:

@@ -15,6 +15,7 @@ import importlib
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TypeVar
@@ -52,7 +53,10 @@ def beside(module: str, folders: list[Path]) -> Path | None:
     return None
 
 
-def lookup(registry: Registry[T], group: str, name: str) -> T:
+def lookup(registry: Registry[T], group: str, name: str, folders: Sequence[Path] = ()) -> T:
+    """`name` in `registry`, else an entry point of `group` under it, else 'module:attr' with
+    the module installed, or found in one of `folders` (a run directory, which carries its copy)
+    or the current folder, trusted."""
     if name in registry:
         return registry.get(name)
     found = entry_points(group=group)
@@ -62,31 +66,50 @@ def lookup(registry: Registry[T], group: str, name: str) -> T:
     if ":" in name:
         module, _, attr = name.partition(":")
         try:
-            return getattr(_import(module), attr)
+            return getattr(_import(module, folders), attr)
         except (ImportError, AttributeError) as exc:
             raise NasflowError(f"cannot load {registry.kind} '{name}': {exc}") from None
     raise UnknownNameError(registry.unknown_message(name, [ep.name for ep in found])
                            + "; or name one as 'module:attr'")
 
 
-def _import(module: str):  # -> the module
+def _import(module: str, folders: Sequence[Path] = ()):  # -> the module
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         cwd = os.getcwd()
-        if exc.name != module.partition(".")[0] or cwd in sys.path:
+        places = [Path(f).resolve() for f in folders] + [Path(cwd)]
+        if exc.name != module.partition(".")[0]:
             raise
-        local = beside(module, [Path(cwd)])
-        if local is None:
+        for folder in places:
+            local = beside(module, [folder])
+            if local is not None and str(folder) not in sys.path:
+                break
+        else:
             raise
+        where = "the current folder" if folder == Path(cwd) else f"'{folder}'"
         if not trust_imports():
-            raise NasflowError(f"'{module}' is code in the current folder ({local}), not an installed "
+            raise NasflowError(f"'{module}' is code in {where} ({local}), not an installed "
                                f"package, so it is not imported; {HOW_TO_TRUST}") from None
-        sys.path.insert(0, cwd)  # as `python -m` would: a module beside the user, for this import only
+        sys.path.insert(0, str(folder))  # as `python -m` would: a module beside the user, for this import only
         try:
             found = importlib.import_module(module)
         finally:
-            sys.path.remove(cwd)
-        warnings.warn(NasflowWarning(f"ran code from the current folder: imported {module} (trusted imports)"),
+            sys.path.remove(str(folder))
+        _LOCAL_PLUGINS[module.partition(".")[0]] = local.parent if local.name == "__init__.py" else local
+        warnings.warn(NasflowWarning(f"ran code from {where}: imported {module} (trusted imports)"),
                       stacklevel=4)
         return found
+
+
+# module -> the file or package a 'module:attr' plugin was imported from, outside installed
+# packages (this process): a run started with `--strategy module:Class` keeps a copy.
+_LOCAL_PLUGINS: dict[str, Path] = {}
+
+
+def local_plugin(name: str) -> Path | None:
+    """The file or package folder of the module of 'module:attr' `name`, when this process
+    imported it from a folder (not installed); None otherwise."""
+    if ":" not in name:
+        return None
+    return _LOCAL_PLUGINS.get(name.partition(":")[0].partition(".")[0])

@@ -25,7 +25,8 @@ and MiLeNAS differ only in `arch_gradient`. docs/writing-a-strategy.md walks thr
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -36,7 +37,7 @@ from nasflow.compile.relaxation import Relaxation
 from nasflow.compile.supernet import Supernet
 from nasflow.derive.genotype import Genotype
 from nasflow.derive.rule import DerivationRule
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, check_return, hook_error
 from nasflow.registry import Registry
 from nasflow.runs.optim import make_optimizer, make_schedule
 from nasflow.runs.distributed import DistContext, all_reduce_mean_, single
@@ -115,9 +116,15 @@ class Strategy(ABC):
     def attach(self, model: Supernet) -> None:
         """Called once with the compiled supernet, before any step: installs the relaxation
         and builds the optimizers unless they were given."""
-        model.relaxation = self.relaxation()
+        model.relaxation = check_return(self._hook("relaxation"), self.relaxation(), Relaxation,
+                                        "a nasflow.compile.relaxation.Relaxation")
         if self.w_optimizer is None:
-            self.w_optimizer, self.a_optimizer = self.optimizers(model)
+            got = self.optimizers(model)
+            if not (isinstance(got, tuple) and len(got) == 2 and isinstance(got[0], torch.optim.Optimizer)
+                    and isinstance(got[1], (torch.optim.Optimizer, type(None)))):
+                raise hook_error(self._hook("optimizers"), "a tuple (weights optimizer, arch optimizer or None) "
+                                 "of torch.optim.Optimizer", got)
+            self.w_optimizer, self.a_optimizer = got
 
     def step_cost(self) -> float:
         """A strategy step's cost in weights-only (warm-up) steps: forward/backward passes, here
@@ -175,7 +182,7 @@ class Strategy(ABC):
 
     def arch_step(self, model: Supernet, train_batch: Batch, valid_batch: Batch) -> dict[str, float]:
         arch = model.arch_parameters()
-        grads, logs = self.arch_gradient(model, train_batch, valid_batch)
+        grads, logs = self._checked_gradient(arch, self.arch_gradient(model, train_batch, valid_batch))
         # Each rank saw its share of the batch: the mean over ranks is the global batch's
         # gradient. The regularizer's gradient (a function of A alone) is the same everywhere.
         all_reduce_mean_(grads, self._dist)
@@ -192,6 +199,23 @@ class Strategy(ABC):
             p.grad = g
         self.a_optimizer.step()
         return logs
+
+    def _hook(self, hook: str) -> str:
+        return f"strategy '{self.name or type(self).__name__}' {hook}"
+
+    def _checked_gradient(self, arch: list[nn.Parameter], value: Any) -> tuple[list[Tensor], dict[str, float]]:
+        """What arch_gradient returned: (one tensor shaped as each arch parameter, {name: float})."""
+        expected = (f"a tuple (list of {len(arch)} tensors shaped as model.arch_parameters(), "
+                    "{name: float} to log)")
+        if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], (list, tuple))
+                and isinstance(value[1], dict)):
+            raise hook_error(self._hook("arch_gradient"), expected, value)
+        grads = list(value[0])
+        if len(grads) != len(arch) or not all(isinstance(g, Tensor) and g.shape == p.shape for g, p in zip(grads, arch)):
+            shapes = [tuple(g.shape) if isinstance(g, Tensor) else type(g).__name__ for g in grads]
+            raise hook_error(self._hook("arch_gradient"), expected, value,
+                             f"gradients {shapes} for parameters {[tuple(p.shape) for p in arch]}")
+        return grads, value[1]
 
     @abstractmethod
     def arch_gradient(self, model: Supernet, train_batch: Batch,
@@ -223,9 +247,10 @@ def _learn_name(name: str, cls: type[Strategy]) -> None:
 register_strategy: Callable[[str], Callable[[type[Strategy]], type[Strategy]]] = STRATEGIES.decorator(_learn_name)
 
 
-def get_strategy(name: str) -> type[Strategy]:
-    """By registered name, `nasflow.strategies` entry point, or 'module:Class'."""
-    found = lookup(STRATEGIES, "nasflow.strategies", name)
+def get_strategy(name: str, folders: Sequence[Path] = ()) -> type[Strategy]:
+    """By registered name, `nasflow.strategies` entry point, or 'module:Class' (the module
+    installed, or in one of `folders` (a run directory's copy) or the current folder, trusted)."""
+    found = lookup(STRATEGIES, "nasflow.strategies", name, folders)
     if not (isinstance(found, type) and issubclass(found, Strategy)):
         raise NasflowError(f"strategy '{name}' is {found!r}, not a Strategy subclass")
     if "name" not in vars(found):  # 'module:Class' or an entry point never registered: its own name

@@ -38,7 +38,7 @@ from nasflow.runs.optim import make_optimizer
 from nasflow.search.budget import Budget
 from nasflow.search.end import SearchEnd
 from nasflow.search.latency_table import load_table
-from nasflow.tasks.contract import Batch, Metric
+from nasflow.tasks.contract import Batch, Metric, checked_metrics
 
 from .base import Strategy, register_strategy
 from .evolution import Evolution, EvolutionSettings, Path, PathSpace, Scored
@@ -206,7 +206,7 @@ class PathScorer:
             model.eval()
             try:
                 with torch.no_grad():
-                    values = self.end.task.evaluate(model)
+                    values = checked_metrics(self.end.task, "evaluate", self.end.task.evaluate(model))
             finally:
                 model.train(was_training)
         finally:

@@ -12,11 +12,13 @@ gradient; `soft_at` too, with the kept candidates at their soft values.
 """
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor
 
+from nasflow.errors import hook_error, shown
 from nasflow.space.graph import Decision
 
 
@@ -38,6 +40,21 @@ class Relaxation:
 
     def __call__(self, arch: ArchParameters) -> dict[str, Tensor]:
         return arch.softmax()
+
+
+def checked_weights(relaxation: Relaxation, decisions: Mapping[str, Decision], value: Any) -> dict[str, Tensor]:
+    """What `relaxation(arch)` returned when it is {label: a 1-D tensor, one weight per option}
+    for every decision; else one HookError naming the relaxation, the label and what came back."""
+    hook = f"relaxation {type(relaxation).__name__}"
+    expected = "a dict {decision label: 1-D tensor with one weight per option}"
+    if not isinstance(value, dict):
+        raise hook_error(hook, expected, value)
+    for label, d in decisions.items():
+        w = value.get(label)
+        if not isinstance(w, Tensor) or tuple(w.shape) != (len(d.options),):
+            got = f"shape {tuple(w.shape)}" if isinstance(w, Tensor) else shown(w)
+            raise hook_error(hook, expected, value, f"'{label}' has {len(d.options)} options, its weights are {got}")
+    return value
 
 
 def straight_through(soft: Tensor, keep: Tensor | list[int]) -> Tensor:

@@ -22,7 +22,7 @@ from nasflow.space.load import ARCH_FILE
 from nasflow.space.cost import graph_cost, input_size_for_output
 from nasflow.space.graph import build_graph
 from nasflow.space.schema import Space
-from nasflow.tasks.contract import Evaluation, Task, make_task, task_class_for
+from nasflow.tasks.contract import Evaluation, Task, checked_evaluation, make_task, task_class_for
 
 
 @dataclass
@@ -82,6 +82,6 @@ def evaluate_model(model_dir: str | Path, *, device: str | None = None, backend:
     except ValueError as exc:
         raise NasflowError(f"model '{space.name}': {exc}") from None
     predict = Predictor(model, backend or default_backend(dev), dtype, task=task)
-    evaluation = task.benchmark(model, predict, options)
+    evaluation = checked_evaluation(task, task.benchmark(model, predict, options))
     return ModelEvaluation(Path(model_dir), space, meta, task, evaluation, predict.backend, dtype,
                            cost.params, cost.madds, size, input_size)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from nasflow.errors import NasflowError
 from nasflow.runs.durable import replace_durably
-from nasflow.tasks.contract import Task
+from nasflow.tasks.contract import Task, checked_axes, checked_sample
 
 # onnxruntime fuses and reorders convolutions, so its output differs from PyTorch's by float
 # rounding: about 2e-3 on DLSR's 0..255 outputs. Anything above this is a wrong graph.
@@ -53,8 +53,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], task: type[Task]
     channels = _channels(model)
     # Exported from a plain fp32 contiguous copy: the caller's model keeps its format and dtype.
     plain = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
-    sample = task.sample_input(channels, task.export_size, torch.Generator().manual_seed(0))
-    in_axes, out_axes = task.dynamic_axes()
+    sample = checked_sample(task, task.sample_input(channels, task.export_size, torch.Generator().manual_seed(0)))
+    in_axes, out_axes = checked_axes(task, task.dynamic_axes())
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
@@ -109,7 +109,7 @@ def compare_to_pytorch(model: nn.Module, run: Callable[[Tensor], Tensor], runtim
     or the difference is above `tolerance`. Every exported runtime is checked through here."""
     channels = _channels(model)
     size = task.check_size if size is None else tuple(size)
-    x = task.sample_input(channels, size, torch.Generator().manual_seed(seed), batch=2)
+    x = checked_sample(task, task.sample_input(channels, size, torch.Generator().manual_seed(seed), batch=2))
     plain = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
     with torch.inference_mode():
         want = plain(x)

@@ -17,11 +17,37 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, hook_error
 from nasflow.space.graph import Decision
 
 
 RANKS = ("beta", "alpha", "beta_alpha")
+
+
+def checked_rule(hook: str, value: object) -> DerivationRule:
+    """What a strategy's `derivation_rule()` returned, when it is a DerivationRule."""
+    if not isinstance(value, DerivationRule):
+        raise hook_error(hook, "a nasflow.derive.rule.DerivationRule", value)
+    return value
+
+
+def checked_scores(rule: DerivationRule, hook: str, decision: Decision, value: object) -> Tensor:
+    """What a rule's `scores` / `input_scores` returned: a 1-D tensor, one score per option."""
+    if not isinstance(value, Tensor) or tuple(value.shape) != (len(decision.options),):
+        got = f" of shape {tuple(value.shape)}" if isinstance(value, Tensor) else ""
+        raise hook_error(f"derivation rule {type(rule).__name__} {hook}",
+                         f"a 1-D tensor of {len(decision.options)} scores (one per option of '{decision.label}')",
+                         value, f"got a tensor{got}" if got else "")
+    return value
+
+
+def checked_pick(rule: DerivationRule, decision: Decision, k: int, value: object) -> list[str]:
+    """What a rule's `pick` returned: a list of k distinct options of `decision`."""
+    if (not isinstance(value, (list, tuple)) or len(value) != k or len(set(value)) != k
+            or not all(isinstance(o, str) and o in decision.options for o in value)):
+        raise hook_error(f"derivation rule {type(rule).__name__} pick",
+                         f"a list of {k} distinct option(s) of '{decision.label}' ({', '.join(decision.options)})", value)
+    return list(value)
 
 
 class DerivationRule:
@@ -65,7 +91,8 @@ class DerivationRule:
     def pick(self, decision: Decision, logits: Tensor, k: int, scores: Tensor | None = None) -> list[str]:
         """The k best eligible options, best first (a stable order: ties go to the earlier);
         `scores` (one per option) replaces the logits' ranking."""
-        scores = self.scores(decision, logits.detach().float().cpu()) if scores is None else scores
+        scores = checked_scores(self, "scores" if scores is None else "input_scores", decision,
+                                self.scores(decision, logits.detach().float().cpu()) if scores is None else scores)
         allowed = [i for i, o in enumerate(decision.options) if self.eligible(decision, o)]
         if len(allowed) < k:
             raise NasflowError(f"decision '{decision.label}' has {len(allowed)} eligible option(s) "

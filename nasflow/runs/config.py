@@ -56,6 +56,12 @@ class RunConfig(BaseModel):
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
 
+    def resume_consequences(self, run: RunConfig) -> list[str]:
+        """Resuming the run whose config is `run` with this one, which differs only in RESUMABLE
+        fields: what a change that bends the run's trajectory does (warnings), or a RunError
+        for one that cannot be made. Default: nothing."""
+        return []
+
     def differences(self, other: RunConfig) -> dict[str, tuple[Any, Any]]:
         """{field: (self's value, other's value)} for fields that would change the run."""
         mine, theirs = self.to_json(), other.to_json()

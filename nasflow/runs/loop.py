@@ -12,6 +12,7 @@ import inspect
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,10 @@ from torch import Tensor
 from nasflow.runs.checkpoint import rng_state, set_rng_state
 from nasflow.runs.config import RunConfig
 from nasflow.runs.distributed import DistContext, gather_object, on_main, resolve_device, shard
-from nasflow.errors import NasflowError, RunError
+from nasflow.errors import NasflowError, NasflowWarning, RunError
 from nasflow.runs.files import RunFiles
 from nasflow.space.schema import Space
-from nasflow.tasks.contract import Batch, Task
+from nasflow.tasks.contract import Batch, Task, checked_batches, checked_state
 
 
 # --- the run directory ------------------------------------------------------------------------
@@ -55,6 +56,8 @@ def open_run(run_cls: type[RunFiles[Any]], run_dir: str | Path, config: RunConfi
             detail = "; ".join(f"{k}: run {a!r}, now {b!r}" for k, (a, b) in diff.items())
             raise RunError(f"cannot resume '{run.path}': the config differs ({detail}); resume with "
                            "the run's settings or start a new run with another --out")
+        for note in config.resume_consequences(run.config()):
+            warnings.warn(NasflowWarning(f"resuming '{run.path}': {note}"), stacklevel=2)
         if given:
             mine = space()
             if mine.to_data() != run.space().to_data():
@@ -120,7 +123,7 @@ def rank_state(streams: dict[str, BatchStream], task: Task, window: LogWindow | 
     logging window."""
     state: dict[str, Any] = {"rng": rng_state(), "data": {name: s.state_dict() for name, s in streams.items()}}
     if hasattr(task, "state_dict"):  # a task with its own RNG (augmentation, say)
-        state["task"] = task.state_dict()
+        state["task"] = checked_state(f"task '{type(task).name or type(task).__name__}'", task.state_dict())
     if window is not None:
         state["log_window"] = window.state_dict()
     return state
@@ -174,7 +177,7 @@ class BatchStream:
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"consumed": self.consumed}
         if hasattr(self.iterator, "state_dict"):
-            state["iterator"] = self.iterator.state_dict()
+            state["iterator"] = checked_state("the batch iterator's", self.iterator.state_dict())
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -190,11 +193,11 @@ def _rank_batches(task: Task, split: str, batch_size: int, seed: int, ctx: DistC
     """This rank's share of each global batch of `batch_size`: from the task itself when its
     batches() takes rank / world_size, else cut from the global batch (samples i = rank mod W)."""
     if not ctx.enabled:
-        return task.batches(split, batch_size, seed)
+        return checked_batches(task, task.batches(split, batch_size, seed))
     params = inspect.signature(task.batches).parameters
     if {"rank", "world_size"} <= params.keys():
-        return task.batches(split, batch_size, seed, rank=ctx.rank, world_size=ctx.world_size)
-    return _Sharded(iter(task.batches(split, batch_size, seed)), ctx)
+        return checked_batches(task, task.batches(split, batch_size, seed, rank=ctx.rank, world_size=ctx.world_size))
+    return _Sharded(checked_batches(task, task.batches(split, batch_size, seed)), ctx)
 
 
 class _Sharded:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 from typing_extensions import Self
 
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, RunError
 from nasflow.runs.config import AdamConfig, OptionValue, RunConfig
 
 # Former top-level fields -> (MiLeNAS option, the value every other strategy ignored it at).
@@ -114,6 +114,24 @@ class SearchConfig(RunConfig):
     # Fields a resumed run may change: they do not alter the trajectory of the search.
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
         {"space", "steps", "snapshot_steps", "log_every", "checkpoint_every", "device", "tensorboard"})
+
+    def resume_consequences(self, run: RunConfig) -> list[str]:
+        """`steps` may change (the run is extended or cut short), but what runs over the total
+        bends: refused with a cosine weights schedule (its length is in the checkpoint: past the
+        old length the lr would rise again), else a warning that the run will not equal an
+        uninterrupted run of the new length."""
+        assert isinstance(run, SearchConfig)
+        if self.steps == run.steps:
+            return []
+        if self.weights_schedule == "cosine":
+            raise RunError(f"cannot resume with steps {self.steps}: the run's cosine lr schedule is laid over its "
+                           f"{run.steps} steps (the schedule's state is in the checkpoint, and past them the lr "
+                           f"would rise again); resume with --steps {run.steps}, or start a new run of "
+                           f"{self.steps} steps")
+        return [f"steps changed from {run.steps} to {self.steps}: what runs over the total (the strategy's "
+                f"on_step(step, total) schedules, e.g. GDAS' temperature; snapshots and warm-up stay at their "
+                f"steps) continues toward {self.steps} from where the run stopped, so the result is not that "
+                f"of an uninterrupted {self.steps}-step search"]
 
     @model_validator(mode="before")
     @classmethod

@@ -13,16 +13,15 @@ from pathlib import Path
 from torch import Tensor
 
 from nasflow.space.imports import copy_local_imports
-from nasflow.compile.state import from_checkpoint
 from nasflow.runs.checkpoint import load_checkpoint
 from nasflow.space.cost import graph_cost, input_size_for_output
 from nasflow.derive.genotype import Genotype, derive_space, genotype_from_arch
-from nasflow.derive.rule import DerivationRule
+from nasflow.derive.rule import DerivationRule, checked_rule
 from nasflow.errors import NasflowError
 from nasflow.space.graph import build_graph
 from nasflow.space.load import ARCH_FILE, load_space
 from nasflow.search.config import SearchConfig
-from nasflow.search.run_dir import RunDir, arch_logits
+from nasflow.search.run_dir import RunDir, arch_logits, arch_tensors
 from nasflow.runs.files import write_text_atomic
 from nasflow.space.schema import Space
 from nasflow.tasks.contract import default_cost_size
@@ -41,12 +40,17 @@ class Derived:
     out_dir: Path | None = None  # where arch.yaml and genotype.json were written
 
 
-def derivation_rule_of(config: SearchConfig) -> DerivationRule:
-    """The derivation rule of the strategy a run's config names, with its options."""
-    # Imported here: the strategies package builds on nasflow.search itself.
-    from nasflow.strategies import get_strategy
+def derivation_rule_of(config: SearchConfig, run: RunDir | None = None) -> DerivationRule:
+    """The derivation rule of the strategy a run's config names, with its options; `run`: the
+    run directory, where a strategy its space registers or whose module it carries is found."""
+    if run is not None:
+        cls = run.strategy_class(config)
+    else:
+        # Imported here: the strategies package builds on nasflow.search itself.
+        from nasflow.strategies import get_strategy
 
-    return get_strategy(config.strategy)(config=config).derivation_rule()
+        cls = get_strategy(config.strategy)
+    return checked_rule(f"strategy '{cls.name}' derivation_rule", cls(config=config).derivation_rule())
 
 
 def derive_run(run_dir: str | Path, *, step: int | None = None, topk: int | None = None,
@@ -68,18 +72,21 @@ def derive_run(run_dir: str | Path, *, step: int | None = None, topk: int | None
         return _write(derive_genotype(run.space().with_params(overrides) if overrides else run.space(),
                                       chosen[0], size), chosen[1], Path(out) if out else default)
     arch, found_step = run.load_arch(step)
-    rule = rule if rule is not None else derivation_rule_of(run.config())
+    rule = rule if rule is not None else derivation_rule_of(run.config(), run)
     return _derive(run.space(), arch, found_step, topk, Path(out) if out else default, size, rule, overrides)
 
 
 def derive_from_arch(space_path: str | Path, arch_path: str | Path, *, overrides: dict[str, int] | None = None,
                      topk: int | None = None, out: str | Path | None = None,
                      size: tuple[int, int] | None = None, rule: DerivationRule | None = None) -> Derived:
-    """From a space file and a safetensors file with its arch tensors (a checkpoint or a
-    snapshot of a run, or any file with 'arch.alpha.<label>' / 'arch.beta.<label>');
-    `rule`: default argmax alpha / top-k beta."""
+    """From a space file and a safetensors file with its arch tensors: a checkpoint or a
+    snapshot of a run, or any file with one tensor per decision named
+    'arch.<alpha|beta|value>.<label>' (`supernet.state_dict()`'s names; 'arch.' may be left out,
+    as `supernet.arch.state_dict()` writes them; a label's '.' may be written '/');
+    `rule`: default argmax alpha / top-k beta. A mismatch names the missing and the
+    unexpected keys."""
     tensors, state = load_checkpoint(arch_path)
-    arch = from_checkpoint(tensors)[1]
+    arch = arch_tensors(tensors)
     step = state.get("step")
     default = Path(arch_path).parent / "derived"
     return _derive(load_space(space_path, overrides), arch, step, topk, Path(out) if out else default, size, rule)

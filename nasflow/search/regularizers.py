@@ -17,6 +17,7 @@ supernet each arch step; it returns (penalty, details) so each decision's term i
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Protocol
 
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nasflow._plugins import lookup
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, hook_error
 from nasflow.search.budget import Budget, BudgetPenalty
 from nasflow.search.decision_costs import DecisionCosts
 from nasflow.search.latency_table import LatencyTable, load_table
@@ -114,6 +115,26 @@ class LatencyRegularizer:
         return ms / self.reference, {"latency/expected_ms": float(ms.detach())}
 
 
+class CheckedRegularizer:
+    """A regularizer looked up by name (a user's too), its every return checked where it enters
+    the search: (a scalar tensor, {term: float}); else one HookError naming it."""
+
+    def __init__(self, name: str, inner: Regularizer) -> None:
+        if not callable(inner):
+            raise hook_error(f"regularizer '{name}' factory", "a callable model -> (penalty, details)", inner)
+        self.name, self.inner = name, inner
+
+    def __call__(self, model: Supernet) -> tuple[Tensor, dict[str, float]]:
+        value = self.inner(model)
+        expected = "a tuple (scalar tensor penalty, {term: float})"
+        if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], Tensor)
+                and value[0].numel() == 1 and isinstance(value[1], dict)
+                and all(isinstance(k, str) and isinstance(v, numbers.Real) and not isinstance(v, bool)
+                        for k, v in value[1].items())):
+            raise hook_error(f"regularizer '{self.name}'", expected, value)
+        return value
+
+
 class SumOfRegularizers:
     def __init__(self, parts: list[Regularizer]) -> None:
         self.parts = parts
@@ -157,7 +178,7 @@ def make_regularizer(graph: Graph, name: str | None, latency_table: str | None =
     if name == "latency" and table is not None:
         parts.append(LatencyRegularizer(graph, table))
     elif name:
-        parts.append(get_regularizer(name)(graph))
+        parts.append(CheckedRegularizer(name, get_regularizer(name)(graph)))
     if budget is not None:
         b = Budget.parse(budget)
         parts.append(BudgetPenalty(graph, b, b.costs(graph, table)))

@@ -115,7 +115,7 @@ def report_run(run_dir: str | Path, model: str | Path | None = None, *, metric: 
     chosen = run.chosen()  # the strategy's own pick (SPOS), else the arch params by its rule
     arch, step = run.load_arch() if chosen is None else ({}, chosen[1])
     try:
-        rule = derivation_rule_of(run.config())
+        rule = derivation_rule_of(run.config(), run)
         genotype = chosen[0] if chosen is not None else genotype_from_arch(graph, arch_logits(graph, arch), rule=rule)
         derived = derive_genotype(space, genotype, size)
     except NasflowError as exc:  # e.g. an output size the run's scale does not divide

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import Tensor
 
@@ -19,7 +20,13 @@ from nasflow.runs.checkpoint import load_checkpoint, save_checkpoint
 from nasflow.runs.files import RunFiles, write_text_atomic
 from nasflow.runs.formats import migration
 from nasflow.search.config import SearchConfig, migrate_legacy_options
+from nasflow._plugins import local_plugin
 from nasflow.space.graph import Graph
+from nasflow.space.imports import copy_into
+from nasflow.space.schema import Space
+
+if TYPE_CHECKING:  # the strategies package builds on nasflow.search
+    from nasflow.strategies import Strategy
 
 SNAPSHOTS = "snapshots"
 CHOSEN = "chosen.json"
@@ -35,6 +42,27 @@ class RunDir(RunFiles[SearchConfig]):
 
     CONFIG = SearchConfig
     KIND = "search"
+
+    @classmethod
+    def create(cls, path: str | Path, config: SearchConfig, space: Space) -> RunDir:
+        run = super().create(path, config, space)
+        # A strategy named 'module:Class' from a folder (not installed) travels with the run too.
+        local = local_plugin(config.strategy)
+        if local is not None:
+            copy_into(local, run.path)
+        return run
+
+    def strategy_class(self, config: SearchConfig | None = None) -> type[Strategy]:
+        """The strategy the run searched with (`config`: the run's own by default), found from
+        the run directory alone: a name registered by a module the run's space imports (the
+        space is read, which imports them), or 'module:Class' whose module the run carries."""
+        # Imported here: the strategies package builds on nasflow.search itself.
+        from nasflow.strategies import get_strategy
+
+        config = config if config is not None else self.config()
+        if not _known_strategy(config.strategy):
+            self.space()  # imports the modules the space names, which may register it
+        return get_strategy(config.strategy, [self.path])
 
     def snapshot_path(self, step: int) -> Path:
         return self.path / SNAPSHOTS / f"step_{step:06d}.safetensors"
@@ -89,14 +117,42 @@ class RunDir(RunFiles[SearchConfig]):
         return arch, int(state.get("step", 0))
 
 
+
+def _known_strategy(name: str) -> bool:
+    from nasflow.strategies import STRATEGIES
+
+    return name in STRATEGIES or ":" in name
+
+
 def arch_logits(graph: Graph, arch: dict[str, Tensor]) -> dict[str, Tensor]:
     """{decision label: logits} from arch tensors named as the supernet names them."""
+    expected = {arch_param_name(d.kind, label): label for label, d in graph.decisions.items()}
+    missing = [k for k in expected if k not in arch]
+    if missing:
+        unexpected = sorted(k for k in arch if k not in expected)
+        raise CheckpointError(f"the architecture parameters do not fit space '{graph.space.name}': missing "
+                              f"{_few(missing)}; unexpected {_few(unexpected)} (keys are "
+                              "'arch.<alpha|beta|value>.<label>', a label's dots written '/': "
+                              "docs/reference/file-formats.md#arch-tensors)")
+    return {label: arch[key] for key, label in expected.items()}
+
+
+def _few(keys: list[str], n: int = 6) -> str:
+    if not keys:
+        return "none"
+    shown = ", ".join(f"'{k}'" for k in keys[:n])
+    return f"{shown} and {len(keys) - n} more" if len(keys) > n else shown
+
+
+def arch_tensors(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The arch tensors of a file named as the supernet names them ('arch.alpha.<label>'),
+    from a checkpoint or snapshot (arch.* beside weights.*), or a file of `supernet.arch`'s
+    own state dict ('alpha.<label>'); a label's '.' (a block path) may be written '.' or '/'.
+    Other entries are left out."""
     out = {}
-    for label, d in graph.decisions.items():
-        key = arch_param_name(d.kind, label)
-        if key not in arch:
-            have = ", ".join(sorted(arch)) or "none"
-            raise CheckpointError(f"the architecture parameters have no '{key}' for decision "
-                                  f"'{label}' (they have: {have}); they are from another space")
-        out[label] = arch[key]
+    for key, value in tensors.items():
+        rest = key.removeprefix("arch.")
+        kind, _, label = rest.partition(".")
+        if kind in ("alpha", "beta", "value") and label:
+            out[arch_param_name(kind, label)] = value
     return out

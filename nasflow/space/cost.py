@@ -15,7 +15,7 @@ from typing import Any
 
 from nasflow.ops.registry import OPS
 from nasflow.space.graph import GNode, Graph
-from nasflow.space.kinds import kind
+from nasflow.space.kinds import checked_cost_ops, kind, op_hook_int
 from nasflow.space.values import Assignment, at
 
 
@@ -82,7 +82,8 @@ def value_costs(graph: Graph, report: CostReport) -> ValueCosts:
 def op_cost(op: str, c_in: int, c_out: int, args: dict[str, Any], h: int, w: int) -> tuple[int, int]:
     spec = OPS.get(op)
     args = spec.bind(args)
-    return spec.params(c_in, c_out, **args), spec.madds(c_in, c_out, h, w, **args)
+    return (op_hook_int(op, "params", spec.params(c_in, c_out, **args)),
+            op_hook_int(op, "madds", spec.madds(c_in, c_out, h, w, **args)))
 
 
 def _scaled(size: tuple[int, int], factor: Fraction) -> tuple[int, int]:
@@ -110,7 +111,7 @@ def graph_cost(graph: Graph, input_size: tuple[int, int]) -> CostReport:
 def ops_of(g: GNode) -> list[tuple[str, int]]:
     """(op, input channels) of what a node computes, as its kind lists them (a choice: every
     candidate)."""
-    return kind(g.kind).cost_ops(g)
+    return checked_cost_ops(g.kind, kind(g.kind).cost_ops(g))
 
 
 def input_size_for_output(graph: Graph, output_size: tuple[int, int]) -> tuple[int, int]:

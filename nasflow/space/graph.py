@@ -22,7 +22,7 @@ from nasflow.space import stack as stacks
 from nasflow.space.expr import ExprError, evaluate, evaluate_ref, is_plain_name, ref_names
 from nasflow.ops.registry import OPS, find_op, is_activation
 from nasflow.space.imports import SpaceImports, import_space_modules
-from nasflow.space.kinds import kind, kind_of_data
+from nasflow.space.kinds import checked_inferred, checked_refs, kind, kind_of_data
 from nasflow.space.node import GNode
 from nasflow.space.schema import Block, BlockNode, Node, Space, StackNode
 from nasflow.space.values import Sym, apply, combine, deps_of, largest_at_top, same, smallest
@@ -525,6 +525,7 @@ class _Builder:
             raise self.fail(g.loc, f"node '{g.name}' mixes inputs of different sizes ({detail})")
         g.size = srcs[0].size
         kind(g.kind).infer(g, srcs, self)
+        checked_inferred(g.kind, g)
 
     def _decisions(self, nodes: dict[str, GNode]) -> dict[str, Decision]:
         found = self._node_decisions(nodes)
@@ -562,7 +563,8 @@ class _Builder:
 
 def _refs(node: Node) -> list[str]:
     """The names a node may read (a reference expression counts each name it mentions)."""
-    return [name for r in kind(kind_of_data(node)).refs(node) for name in ref_names(r)]
+    name = kind_of_data(node)
+    return [ref for r in checked_refs(str(name), kind(name).refs(node)) for ref in ref_names(r)]
 
 
 def _block_refs(blk: Block) -> set[str]:

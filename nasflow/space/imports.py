@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import shutil
 import sys
 import warnings
@@ -39,8 +40,25 @@ from nasflow.space.yaml_io import SourceMap
 # beside a space file like the original, and runs only with the same consent.
 _LOCAL: dict[str, Path] = {}  # module -> the file or package it was imported from (this process)
 
-__all__ = ["ENV", "HOW_TO_TRUST", "SpaceImports", "copy_local_imports", "import_modules", "import_space_modules",
+__all__ = ["ENV", "HOW_TO_TRUST", "SpaceImports", "copy_into", "copy_local_imports", "import_modules", "import_space_modules",
            "local_imports", "set_trust_imports", "trust_imports"]
+
+
+_MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def _check_module_name(module: object, where: str | None) -> None:
+    """One SpaceError for what importlib cannot take as an absolute module name (a relative
+    '.ops', a path 'ops.py' or 'dir/ops', an empty or non-text entry)."""
+    if isinstance(module, str) and _MODULE.match(module) and module.isascii():
+        return
+    hint = ""
+    if isinstance(module, str) and module.startswith("."):
+        hint = f" (relative names have no package to be relative to: write '{module.lstrip('.')}')"
+    elif isinstance(module, str) and ("/" in module or module.endswith(".py")):
+        hint = f" (a module name, not a path: write '{module.removesuffix('.py').replace('/', '.')}')"
+    raise SpaceError(f"{module!r} is not a module name{hint}; imports: lists absolute module names such as "
+                     "'myops' or 'mypkg.ops'", where)
 
 
 def _installed(module: str, folders: list[Path]) -> bool:
@@ -106,6 +124,7 @@ def import_modules(modules: list[str], source: SourceMap, folders: list[Path] | 
         folders = [Path(source.file).resolve().parent] if source.file else []
         folders += [p for p in [Path.cwd().resolve()] if p not in folders]
     for i, module in enumerate(modules):
+        _check_module_name(module, source.where(("imports", i)))
         local = beside(module, folders)
         installed = _installed(module, folders)
         if not installed and local is not None and not trust_imports():
@@ -161,14 +180,17 @@ def local_imports(space: _WithImports) -> dict[str, Path]:
 def copy_local_imports(space: _WithImports, folder: Path) -> list[Path]:
     """Copy the space's local imports (local_imports) into `folder`, where a space file
     written there finds them; returns what was written. Copies stay untrusted code."""
-    written = []
-    for path in local_imports(space).values():
-        dest = folder / path.name
-        if path.resolve() == dest.resolve():
-            continue
-        if path.is_dir():
-            shutil.copytree(path, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(path, dest)
-        written.append(dest)
-    return written
+    return [dest for path in local_imports(space).values() if (dest := copy_into(path, folder)) is not None]
+
+
+def copy_into(path: Path, folder: Path) -> Path | None:
+    """Copy a module's file or package folder `path` into `folder`; the copy, or None when
+    `path` is already there."""
+    dest = folder / path.name
+    if path.resolve() == dest.resolve():
+        return None
+    if path.is_dir():
+        shutil.copytree(path, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        shutil.copy2(path, dest)
+    return dest

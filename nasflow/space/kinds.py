@@ -22,13 +22,14 @@ kind's field (dense nodes have an `op` field) registers after it.
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, ClassVar, Protocol, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict
 
-from nasflow.errors import SpaceError
+from nasflow.errors import SpaceError, check_return, hook_error
 from nasflow.ops.registry import OPS
 from nasflow.registry import Registry
 from nasflow.space.node import GNode
@@ -153,12 +154,35 @@ def kind_of_data(value: Any) -> str | None:
 
 
 # --- helpers the builtin kinds share, for kinds built on ops ----------------------------
+def checked_refs(name: str, value: Any) -> list[str]:
+    """What node kind `name`'s `refs` returned: a list of str."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(r, str) for r in value):
+        raise hook_error(f"node kind '{name}' refs", "a list of references (str)", value)
+    return list(value)
+
+
+def checked_cost_ops(name: str, value: Any) -> list[tuple[str, int]]:
+    """What node kind `name`'s `cost_ops` returned: a list of (op name, input channels)."""
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], str) and isinstance(t[1], numbers.Integral)
+            and not isinstance(t[1], bool) for t in value):
+        raise hook_error(f"node kind '{name}' cost_ops", "a list of (op name, input channels) tuples", value)
+    return list(value)
+
+
+def checked_inferred(name: str, g: GNode) -> None:
+    """After node kind `name`'s `infer`: g.c_out is an int >= 1 (the node's output channels)."""
+    if isinstance(g.c_out, bool) or not isinstance(g.c_out, numbers.Integral) or g.c_out < 1:
+        raise hook_error(f"node kind '{name}' infer", f"g.c_out set to an int >= 1 on node '{g.name}'", g.c_out,
+                         "infer sets g.c_out; it returns nothing")
+
+
 def op_out(ctx: InferContext, g: GNode, op: str, c_in: int) -> int:
     """Channels `op` gives from `c_in` at node g (its `out` and `args`), checked."""
     spec = OPS.get(op)
     args = spec.bind(g.args)
     if spec.out_channels is not None:
-        fixed = spec.out_channels(c_in, **only_accepted(spec.out_channels, args))
+        fixed = op_hook_int(op, "out_channels", spec.out_channels(c_in, **only_accepted(spec.out_channels, args)))
     elif spec.same_channels:
         fixed = c_in
     else:
@@ -168,6 +192,7 @@ def op_out(ctx: InferContext, g: GNode, op: str, c_in: int) -> int:
                        f"but out is {g.out}; remove 'out' or fix it")
     c_out = fixed if fixed is not None else (g.out if g.out is not None else c_in)
     problem = spec.check(c_in, c_out, **only_accepted(spec.check, args))
+    check_return(f"op '{op}' check", problem, (str, type(None)), "None (fits) or a str saying why not")
     if problem:
         raise ctx.fail(g.loc, f"node '{g.name}': op '{op}' {problem}")
     return c_out
@@ -176,7 +201,19 @@ def op_out(ctx: InferContext, g: GNode, op: str, c_in: int) -> int:
 def resize(op: str, args: dict[str, Any]) -> Fraction:
     """The factor `op` scales the spatial size by."""
     spec = OPS.get(op)
-    return spec.resize(**only_accepted(spec.resize, spec.bind(args)))
+    factor = spec.resize(**only_accepted(spec.resize, spec.bind(args)))
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Rational) or factor <= 0:
+        raise hook_error(f"op '{op}' resize", "a positive int or fractions.Fraction (output size / input "
+                         "size, e.g. Fraction(1, 2) for stride 2)", factor)
+    return Fraction(factor)
+
+
+def op_hook_int(op: str, hook: str, value: Any) -> int:
+    """`value`, which op `op`'s `hook` (params, madds, out_channels) returned, when it is an int
+    >= 0 (a Sym of value decisions is one); else one HookError naming the hook."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise hook_error(f"op '{op}' {hook}", "an int >= 0", value)
+    return value
 
 
 def only_accepted(fn: Any, args: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import numbers
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -20,7 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import Tensor, nn
 
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, check_return, hook_error
 from nasflow._plugins import lookup
 from nasflow.registry import Registry
 from nasflow.space.imports import import_named_module, import_space_modules
@@ -169,7 +170,7 @@ class Task:
         model.eval()
         try:
             with torch.no_grad():
-                return Evaluation({k: float(v) for k, v in self.evaluate(model).items()})
+                return Evaluation(checked_metrics(self, "evaluate", self.evaluate(model)))
         finally:
             model.train(was_training)
 
@@ -227,6 +228,89 @@ class Task:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors())
             raise NasflowError(f"task '{cls.name or cls.__name__}' evaluation options: {problems} "
                                f"(its options: {fields})") from None
+
+
+# --- what a task's hooks return, checked where it enters the engine ---------------------------
+def _hook(task: Task | type[Task], hook: str) -> str:
+    cls = task if isinstance(task, type) else type(task)
+    return f"task '{cls.name or cls.__name__}' {hook}"
+
+
+def _number(value: Any) -> bool:
+    if isinstance(value, Tensor):
+        return value.numel() == 1 and not value.dtype.is_complex
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def checked_metrics(task: Task | type[Task], hook: str, value: Any) -> dict[str, float]:
+    """{name: float} from what `hook` (evaluate, a loss's terms) returned: a dict of str to
+    numbers (a one-element tensor counts); else one HookError naming the hook and the value."""
+    if not isinstance(value, Mapping):
+        raise hook_error(_hook(task, hook), "a dict {metric name: number}", value)
+    for k, v in value.items():
+        if not isinstance(k, str) or not _number(v):
+            raise hook_error(_hook(task, hook), "a dict {metric name: number}", value,
+                             f"entry {k!r} is {type(v).__name__} {v!r}")
+    return {k: float(v) for k, v in value.items()}
+
+
+def checked_loss(task: Task | type[Task], value: Any) -> tuple[Tensor, dict[str, float]]:
+    """What `loss(model, batch)` returned when it is (a scalar tensor, {term: number}); the
+    terms as floats. Else one HookError."""
+    expected = "a tuple (scalar tensor, {term: number})"
+    if not (isinstance(value, tuple) and len(value) == 2):
+        raise hook_error(_hook(task, "loss"), expected, value)
+    total, terms = value
+    if not isinstance(total, Tensor) or total.numel() != 1:
+        raise hook_error(_hook(task, "loss"), expected, value, f"its total is {type(total).__name__}, "
+                         f"shape {tuple(total.shape)}" if isinstance(total, Tensor) else "its total is no tensor")
+    return total, checked_metrics(task, "loss's terms", terms)
+
+
+def checked_loss_fn(task: Task) -> Callable[[nn.Module, Batch], tuple[Tensor, dict[str, float]]]:
+    """`task.loss`, its every return checked (checked_loss)."""
+    def loss(model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, float]]:
+        return checked_loss(task, task.loss(model, batch))
+    return loss
+
+
+def checked_evaluation(task: Task, value: Any) -> Evaluation:
+    """What `benchmark` returned when it is an Evaluation (its metrics checked)."""
+    if not isinstance(value, Evaluation):
+        raise hook_error(_hook(task, "benchmark"), "a nasflow.tasks.Evaluation", value,
+                         "wrap the metrics: Evaluation({'name': value, ...})" if isinstance(value, Mapping) else "")
+    value.metrics = checked_metrics(task, "benchmark's Evaluation.metrics", value.metrics)
+    check_return(_hook(task, "benchmark's Evaluation.details"), value.details, dict, "a dict")
+    check_return(_hook(task, "benchmark's Evaluation.tables"), value.tables, list, "a list")
+    return value
+
+
+def checked_batches(task: Task, value: Any) -> Any:
+    """What `batches(...)` returned when it is an iterator (next() works on it)."""
+    if not isinstance(value, Iterator):
+        raise hook_error(_hook(task, "batches"), "an iterator of batches (a generator, or a class with "
+                         "__iter__ and __next__)", value)
+    return value
+
+
+def checked_sample(task: type[Task], value: Any) -> Tensor:
+    check_return(_hook(task, "sample_input"), value, Tensor, "a torch.Tensor, N x C x *size")
+    return value
+
+
+def checked_axes(task: type[Task], value: Any) -> tuple[dict[int, str], dict[int, str]]:
+    expected = "a tuple (input axes, output axes) of dicts {axis: name}"
+    if not (isinstance(value, tuple) and len(value) == 2
+            and all(isinstance(d, dict) and all(isinstance(a, int) and isinstance(n, str) for a, n in d.items())
+                    for d in value)):
+        raise hook_error(_hook(task, "dynamic_axes"), expected, value)
+    return value
+
+
+def checked_state(owner: str, value: Any) -> dict[str, Any]:
+    """What a `state_dict()` (a task's, a strategy's, a batch iterator's) returned: a dict."""
+    check_return(f"{owner} state_dict", value, dict, "a dict")
+    return value
 
 
 TaskFactory = Callable[..., Task]

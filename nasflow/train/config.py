@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from nasflow.runs.config import AdamConfig, OptionValue, RunConfig
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, RunError
 
 
 class TrainConfig(RunConfig):
@@ -69,6 +69,22 @@ class TrainConfig(RunConfig):
     # (validation runs with the RNG state saved and restored around it).
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
         {"arch", "steps", "validate_every", "log_every", "checkpoint_every", "device", "tensorboard"})
+
+    def resume_consequences(self, run: RunConfig) -> list[str]:
+        """`steps` may change; refused with a cosine schedule (laid over the old length, its
+        state in the checkpoint), else a warning when drop-path grows over `steps`."""
+        assert isinstance(run, TrainConfig)
+        if self.steps == run.steps:
+            return []
+        if self.schedule == "cosine":
+            raise RunError(f"cannot resume with steps {self.steps}: the run's cosine lr schedule is laid over its "
+                           f"{run.steps} steps (the schedule's state is in the checkpoint, and past them the lr "
+                           f"would rise again); resume with --steps {run.steps}, or start a new run")
+        if self.drop_path_prob > 0:
+            return [f"steps changed from {run.steps} to {self.steps}: drop-path's probability, which grows to "
+                    f"{self.drop_path_prob} over the steps, now grows over {self.steps} from where the run "
+                    f"stopped, so the result is not that of an uninterrupted {self.steps}-step training"]
+        return []
 
     def drop_path_at(self, step: int) -> float:
         """Drop-path's probability during step `step` (0-based): DARTS' prob * epoch / epochs, per step."""

@@ -21,7 +21,7 @@ from torch import nn
 from nasflow.runs.checkpoint import rng_state, seed_everything, set_rng_state
 from nasflow.accel.depthwise import use_fast_depthwise
 from nasflow.runs.distributed import DistContext, current, on_main, wrap
-from nasflow.errors import CheckpointError, NasflowError
+from nasflow.errors import CheckpointError, NasflowError, check_return
 from nasflow.space.graph import Graph, build_graph
 from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from nasflow.space.load import load_space
@@ -33,7 +33,7 @@ from nasflow.runs.optim import load_optimizer_state, make_optimizer, make_schedu
 from nasflow.space.schema import Space
 from nasflow.compile.state import from_checkpoint, to_checkpoint
 from nasflow.compile.supernet import Supernet, compile_graph
-from nasflow.tasks.contract import Task, make_task
+from nasflow.tasks.contract import Task, checked_loss_fn, checked_metrics, make_task
 from nasflow.train.config import TrainConfig
 from nasflow.train.run_dir import TrainRunDir
 from nasflow.train.warmstart import InitReport, warm_start
@@ -149,7 +149,7 @@ class _Train(RunLoop):
         use_fast_depthwise(self.model)  # its faster CPU backward; the stock conv elsewhere
         self.model.train()
         self.ddp = wrap(self.model, ctx)  # DDP broadcasts rank 0's weights to every rank
-        self.loss = wrap_loss(task.loss, channels_last=channels_last, amp=config.amp, device=self.device)
+        self.loss = wrap_loss(checked_loss_fn(task), channels_last=channels_last, amp=config.amp, device=self.device)
         self.opt, self.sched = optimizer_and_schedule(config, self.model)
         self.train = BatchStream(task, "train", config.batch_size, config.seed, self.device, ctx)
         super().__init__(ctx=ctx, task=task, streams={"train": self.train}, total=config.steps,
@@ -218,7 +218,7 @@ class _Train(RunLoop):
             self.model.eval()
             try:
                 with torch.no_grad():
-                    self.valid = {k: float(v) for k, v in self.task.evaluate(self.model).items()}
+                    self.valid = checked_metrics(self.task, "evaluate", self.task.evaluate(self.model))
             finally:
                 self.model.train()
                 set_rng_state(saved)
@@ -248,7 +248,8 @@ class _Train(RunLoop):
             "trained_by": "nasflow train", "arch": space.name, "arch_file": cfg.arch,
             "task": cfg.task or space.task, "task_options": dict(cfg.task_options),
             "steps": self.step, "valid": dict(self.valid), "run_dir": str(self.run_dir.path),
-            "init_from": self.init_meta, **self.task.model_meta(space), **extra,
+            "init_from": self.init_meta, **check_return(f"task '{type(self.task).name or type(self.task).__name__}' model_meta",
+                                 self.task.model_meta(space), dict, "a dict of JSON values"), **extra,
         }
         save_model(path, space, self.model.eval_state_dict(), meta)  # auxiliary outputs: training only
 
