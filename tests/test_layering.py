@@ -2,7 +2,7 @@
 from strategies/, cli/ and spaces/), lazy ones inside functions included, goes down the
 pipeline order, and no module imports itself back through others (no cycles).
 
-    base (errors, registry, _plugins) < ops < space < compile < tasks < runs < derive
+    base (errors, limits, registry, _plugins) < ops < space < compile < tasks < runs < derive
         < search, train (peers: neither imports the other) < deploy < hardware < viz < cli
 
     accel       may import compile and below; only search, train, deploy, cli (and the
@@ -23,8 +23,8 @@ import networkx as nx
 REPO = Path(__file__).resolve().parent.parent
 # source folder -> the package it installs as (pyproject.toml's package-dir)
 ROOTS = {"nasflow": "nasflow", "strategies": "nasflow.strategies", "cli": "nasflow.cli", "spaces": "nasflow.spaces"}
-BASE = {"errors", "registry", "_plugins"}
-TOP_LEVEL_MODULES = {"__init__.py", "errors.py", "registry.py", "_plugins.py"}
+BASE = {"errors", "limits", "registry", "_plugins"}
+TOP_LEVEL_MODULES = {"__init__.py", "errors.py", "limits.py", "registry.py", "_plugins.py"}
 
 # The pipeline order; packages of one rank are peers and never import each other.
 RANK = {"base": 0, "ops": 1, "space": 2, "compile": 3, "tasks": 4, "runs": 5, "derive": 6,

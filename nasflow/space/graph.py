@@ -17,6 +17,7 @@ from typing import Any
 
 import networkx as nx
 
+from nasflow import limits
 from nasflow.errors import SpaceError
 from nasflow.space import stack as stacks
 from nasflow.space.expr import ExprError, evaluate, evaluate_ref, is_plain_name, ref_names
@@ -164,6 +165,8 @@ class _Builder:
         self.top_env: dict[str, int] = {}  # the space's params and value decisions
         self.exists: int = 1  # whether nodes expanded now exist (a Sym inside a searched depth)
         self.depth_aliases: dict[str, DepthAlias] = {}
+        self.max_nodes = limits.value("nodes")  # checked as nodes are expanded (nasflow.limits)
+        self.max_block_depth = limits.value("block_depth")
 
     def fail(self, loc: Loc, message: str) -> SpaceError:
         return SpaceError(message, self.space.source.where(loc))
@@ -236,12 +239,15 @@ class _Builder:
             out = getattr(node, "out", None)
             g.out = None if out is None else self._int(out, env, (*nloc, "out"), f"node '{path}'")
             self.nodes[path] = g
+            self._check_size(nloc, 0)
 
     def _expand_block(self, name: str, args: dict[str, Any], env: dict[str, int], path: str,
                       sources: list[str], loc: Loc, stack: tuple[str, ...], check_ports: bool = True) -> None:
         blk = self._block(name, (*loc, "block"), path)
         if name in stack:
             raise self.fail((*loc, "block"), f"block '{name}' uses itself (through {' -> '.join(stack)}); blocks cannot recurse")
+        if len(stack) >= self.max_block_depth:
+            raise self.fail((*loc, "block"), _limit_message("block_depth", len(stack) + 1, f"node '{path}'"))
         if len(sources) != len(blk.inputs):
             raise self.fail((*loc, "in"), f"node '{path}': block '{name}' takes {len(blk.inputs)} "
                             f"input(s) ({', '.join(blk.inputs)}), got {len(sources)}")
@@ -294,6 +300,7 @@ class _Builder:
     def _check_instance_names(self, name: str, nodes: dict[str, Node], env: dict[str, int], prefix: str,
                               ports: dict[str, str], loc: Loc) -> None:
         n = self._stack_call(stacks.count, loc, prefix + name, nodes[name], env)
+        self._check_size(loc, int(n))
         for i in range(n):
             inst = stacks.instance_name(name, i)
             if inst in nodes or inst in ports:
@@ -307,6 +314,7 @@ class _Builder:
                       prefix: str, ports: dict[str, str], loc: Loc, stack: tuple[str, ...]) -> None:
         path = prefix + name
         n = self._stack_call(stacks.count, loc, path, node, env)
+        self._check_size(loc, int(n))  # before expanding: a stack of 1e8 instances never returned
         used: list[str] = []
         outer = self.exists
         for i in range(n):
@@ -450,6 +458,11 @@ class _Builder:
                             f"{' at some values' if isinstance(value, Sym) else ''}; channels must be positive")
         return value
 
+    def _check_size(self, loc: Loc, more: int) -> None:
+        """The nodes limit, before `more` nodes are expanded."""
+        if len(self.nodes) + more > self.max_nodes:
+            raise self.fail(loc, _limit_message("nodes", len(self.nodes) + more, f"space '{self.space.name}'"))
+
     def _check_name(self, name: str, loc: Loc, what: str) -> None:
         if not _NAME.match(str(name)):
             raise self.fail(loc, f"{what} name '{name}' must be an identifier (letters, digits, _)")
@@ -480,7 +493,8 @@ class _Builder:
                 what = "input" if g.kind == "input" else "node"
                 raise self.fail(g.loc, f"{what} '{g.name}' is never used on the way to the output "
                                 f"'{output}'; connect it or remove it")
-        order = list(nx.lexicographical_topological_sort(dag, key=lambda n: list(self.nodes).index(n)))
+        position = {n: i for i, n in enumerate(self.nodes)}  # not list.index: O(n^2) on 20,000 nodes
+        order = list(nx.lexicographical_topological_sort(dag, key=position.__getitem__))
         ordered = {n: self.nodes[n] for n in order}
         for g in ordered.values():
             if g.kind != "input":
@@ -559,6 +573,14 @@ class _Builder:
             else:
                 found[g.label] = Decision(g.label, decision, options, g.topk, (g.name,), never, rank)
         return found
+
+
+def _limit_message(name: str, n: int, subject: str) -> str:
+    try:
+        limits.check(name, n, subject)
+    except limits.LimitError as exc:
+        return str(exc)
+    raise AssertionError(name)  # pragma: no cover - only called over the limit
 
 
 def _refs(node: Node) -> list[str]:

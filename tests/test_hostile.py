@@ -1,0 +1,172 @@
+"""Hostile and unlucky input (issue 25): each case fails with one line naming the thing and
+the fix (exit code 2 from the CLI, no traceback), and a resource limit is checked before
+anything is allocated. No test here allocates more than a few MB: each asserts the refusal,
+which happens first; RLIMIT_AS backs that up where a refusal that came too late would eat
+the machine.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nasflow import limits
+from nasflow.cli.main import run as cli_run
+from nasflow.errors import SpaceError
+from nasflow.space.load import load_graph
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Exit code and stderr of `nasflow ARGS` run in this process."""
+    with pytest.raises(SystemExit) as done:
+        cli_run(args)
+    err = capsys.readouterr().err
+    return done.value.code, err
+
+
+def _one_line_error(code: int, err: str, *words: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    text = " ".join(err.split())  # rich may wrap a long line
+    for w in words:
+        assert w in text, (w, err)
+
+
+# --- space files -------------------------------------------------------------------------
+def _alias_bomb(path: Path, levels: int = 9) -> Path:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    path.write_text("\n".join([*lines, "name: bomb", "inputs: {x: 3}", "nodes: {}", "output: x"]) + "\n")
+    return path
+
+
+def _deep_blocks(path: Path, n: int) -> Path:
+    text = "name: deep\ninputs: {x: 3}\nblocks:\n"
+    for i in range(n):
+        inner = f"{{block: b{i + 1}, in: x}}" if i < n - 1 else "{op: conv_3x3, in: x, out: 3}"
+        text += f"  b{i}:\n    inputs: [x]\n    nodes:\n      n: {inner}\n    output: n\n"
+    path.write_text(text + "nodes:\n  top: {block: b0, in: x}\noutput: top\n")
+    return path
+
+
+_TINY = "name: tiny\ninputs: {x: 3}\nnodes:\n  a: {op: conv_3x3, in: x, out: C}\noutput: a\nparams: {C: 8}\n"
+
+
+def _in_child_with_rlimit(code: str, mb: int = 600) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh Python whose address space is capped at `mb` MB: a refusal that
+    came after the allocation would fail there with MemoryError instead of the error line."""
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (mb << 20, mb << 20))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=cap,
+                          env=env, timeout=120)
+
+
+def test_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    path = _alias_bomb(tmp_path / "bomb.yaml")
+    proc = _in_child_with_rlimit(
+        "from nasflow.space.load import load_graph\n"
+        f"try:\n    load_graph({str(path)!r})\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
+    assert "SpaceError" in proc.stdout and "NASFLOW_MAX_YAML_NODES" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_an_alias_that_contains_itself_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "loop.yaml"
+    path.write_text("a: &a [1, *a]\nname: x\n")
+    with pytest.raises(SpaceError, match=r"loop.yaml:1: .*contains it"):
+        load_graph(path)
+
+
+@pytest.mark.parametrize("text", ["name: " + "[" * 5000 + "]" * 5000,  # flow style
+                                  "name: x\nnodes:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(200))
+                                  + "  " * 201 + "v: 1\n"])
+def test_deep_yaml_is_refused_without_recursion(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(text)
+    with pytest.raises(SpaceError, match="NASFLOW_MAX_YAML_DEPTH"):
+        load_graph(path)
+
+
+def test_aliases_chained_deeper_than_the_limit_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "chain.yaml"
+    path.write_text("\n".join(["a0: &a0 [1]", *(f"a{i}: &a{i} [*a{i - 1}]" for i in range(1, 200)), "name: x"]))
+    with pytest.raises(SpaceError, match="NASFLOW_MAX_YAML_DEPTH"):
+        load_graph(path)
+
+
+def test_blocks_nested_deeper_than_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _deep_blocks(tmp_path / "deep.yaml", 2000)
+    with pytest.raises(SpaceError, match=r"deep.yaml:\d+: .*33 or more levels of blocks.*NASFLOW_MAX_BLOCK_DEPTH"):
+        load_graph(path)
+    # within the limit, and with the limit raised, it builds
+    assert len(load_graph(_deep_blocks(tmp_path / "ok.yaml", 30)).nodes) == 2
+    monkeypatch.setenv("NASFLOW_MAX_BLOCK_DEPTH", "40")
+    assert len(load_graph(_deep_blocks(tmp_path / "ok40.yaml", 40)).nodes) == 2
+
+
+def test_a_stack_of_1e8_instances_is_refused_before_it_expands(tmp_path: Path) -> None:
+    path = tmp_path / "stack.yaml"
+    path.write_text("name: s\ninputs: {x: 3}\nblocks:\n  b:\n    inputs: [x]\n    nodes:\n"
+                    "      c: {op: conv_1x1, in: x, out: 3}\n    output: c\n"
+                    "nodes:\n  s: {stack: 100000000, block: b, in: [\"s[i - 1] if i >= 1 else x\"]}\noutput: s\n")
+    with pytest.raises(SpaceError, match=r"stack.yaml:10: .*100,000,001 or more nodes.*NASFLOW_MAX_NODES"):
+        load_graph(path)
+
+
+def test_the_nodes_limit_counts_expanded_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "chain.yaml"
+    path.write_text("name: c\ninputs: {x: 3}\nnodes:\n" + "".join(
+        f"  n{i}: {{op: conv_1x1, in: {'x' if i == 0 else f'n{i - 1}'}, out: 3}}\n" for i in range(50)) + "output: n49\n")
+    assert len(load_graph(path).nodes) == 51
+    monkeypatch.setenv("NASFLOW_MAX_NODES", "20")
+    with pytest.raises(SpaceError, match="NASFLOW_MAX_NODES"):
+        load_graph(path)
+    monkeypatch.setenv("NASFLOW_MAX_NODES", "many")
+    with pytest.raises(limits.NasflowError, match="NASFLOW_MAX_NODES='many' must be a positive integer"):
+        load_graph(path)
+
+
+def test_a_space_file_larger_than_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(_TINY)
+    monkeypatch.setenv("NASFLOW_MAX_SPACE_BYTES", "10")
+    with pytest.raises(limits.LimitError, match="NASFLOW_MAX_SPACE_BYTES"):
+        load_graph(path)
+
+
+@pytest.mark.parametrize("data,what", [(b"name: caf\xe9\ninputs: {x: 3}\n", "0xe9"),
+                                       (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "0x89")])
+def test_a_file_that_is_not_utf8_text(tmp_path: Path, capsys: pytest.CaptureFixture[str], data: bytes,
+                                      what: str) -> None:
+    path = tmp_path / "latin.yaml"
+    path.write_bytes(data)
+    code, err = _cli(["validate", str(path)], capsys)
+    _one_line_error(code, err, "latin.yaml:1", "not UTF-8 text", what)
+
+
+@pytest.mark.parametrize("module,hint", [(".foo", "write 'foo'"), ("a/b", "write 'a.b'"), ("", "not a module name"),
+                                         ("..", "not a module name")])
+def test_invalid_module_names_in_imports(tmp_path: Path, capsys: pytest.CaptureFixture[str], module: str,
+                                         hint: str) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(f"imports: [{module!r}]\n" + _TINY)
+    code, err = _cli(["--trust-imports", "validate", str(path)], capsys)
+    _one_line_error(code, err, "s.yaml:1", "is not a module name", hint)
+
+
+def test_large_valid_spaces_still_validate_quickly(tmp_path: Path) -> None:
+    """A 5,000-node chain: the topological order was O(n^2) (list.index per node)."""
+    n = 5000
+    path = tmp_path / "chain.yaml"
+    path.write_text("name: c\ninputs: {x: 3}\nnodes:\n" + "".join(
+        f"  n{i}: {{op: conv_1x1, in: {'x' if i == 0 else f'n{i - 1}'}, out: 3}}\n" for i in range(n))
+        + f"output: n{n - 1}\n")
+    assert list(load_graph(path).nodes)[-1] == f"n{n - 1}"
