@@ -170,3 +170,14 @@ def test_large_valid_spaces_still_validate_quickly(tmp_path: Path) -> None:
         f"  n{i}: {{op: conv_1x1, in: {'x' if i == 0 else f'n{i - 1}'}, out: 3}}\n" for i in range(n))
         + f"output: n{n - 1}\n")
     assert list(load_graph(path).nodes)[-1] == f"n{n - 1}"
+
+
+def test_merge_keys_still_read_after_the_checks(tmp_path: Path) -> None:
+    """The checks compose the document once and construct from it: `<<: *anchor` (DLSR's
+    space uses it) still merges, and a duplicate key is still found."""
+    graph = load_graph(REPO / "spaces" / "dlsr" / "space.yaml")
+    assert graph.space.source.where(("nodes",)) is not None and "cell1.m2" in graph.nodes
+    path = tmp_path / "dup.yaml"
+    path.write_text(_TINY + "output: a\n")
+    with pytest.raises(SpaceError, match="duplicate key 'output'"):
+        load_graph(path)

@@ -151,8 +151,10 @@ def load_yaml(path: str | Path) -> tuple[Any, SourceMap]:
         _with_fallback(lambda loader: _check_depth(text, path, loader))
         root = _with_fallback(lambda loader: yaml.compose(text, Loader=loader))
         data = None
+        lines: dict[Loc, int] = {}
         if root is not None:
             _check_expansion(root, path)
+            _walk(root, (), lines, str(path))  # before constructing, which merges `<<:` keys into the nodes
             constructor = yaml.SafeLoader("")
             data = constructor.construct_document(root)
             constructor.dispose()
@@ -161,9 +163,6 @@ def load_yaml(path: str | Path) -> tuple[Any, SourceMap]:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpaceError(f"not valid YAML: {problem}", where) from None
-    lines: dict[Loc, int] = {}
-    if root is not None:
-        _walk(root, (), lines, str(path))
     return data, SourceMap(str(path), lines)
 
 
