@@ -111,7 +111,8 @@ class SearchConfig(RunConfig):
     checkpoint_every: int = Field(1000, ge=1)
     tensorboard: bool = False  # also write RUN/tensorboard/ (nasflow.runs.tensorboard)
 
-    # Fields a resumed run may change: they do not alter the trajectory of the search.
+    # Fields a resumed run may change: they do not alter the trajectory of the search, but for
+    # `steps`, whose change resume_consequences warns about (or refuses: a cosine schedule).
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
         {"space", "steps", "snapshot_steps", "log_every", "checkpoint_every", "device", "tensorboard"})
 
