@@ -10,6 +10,7 @@ EXAMPLES: dict[str, str] = {
     "cost": "nasflow cost spaces/dlsr/dlsr.yaml --size 1280x720",
     "ops": "nasflow ops",
     "strategies": "nasflow strategies",
+    "check": "nasflow check my_plugins",
     "search": "nasflow search spaces/dlsr/space.yaml --strategy milenas --out runs/a",
     "derive": "nasflow derive runs/a --topk-edges 2",
     "train": "nasflow train runs/a/derived --scale 2 --out runs/a-x2",

@@ -102,6 +102,11 @@ def _import(module: str, folders: Sequence[Path] = ()):  # -> the module
         return found
 
 
+def import_plugin(module: str, folders: Sequence[Path] = ()):  # -> the module
+    """Import `module`: installed, or found in `folders` or the current folder (trusted only)."""
+    return _import(module, folders)
+
+
 # module -> the file or package a 'module:attr' plugin was imported from, outside installed
 # packages (this process): a run started with `--strategy module:Class` keeps a copy.
 _LOCAL_PLUGINS: dict[str, Path] = {}
