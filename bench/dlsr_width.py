@@ -22,49 +22,21 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_runs import nasflow  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = ROOT / "spaces" / "dlsr" / "space-width.yaml"
 DLSR_S = ROOT / "spaces" / "dlsr" / "dlsr-s.yaml"
 
 
-def nasflow(*args: str, log: Path) -> str:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "nasflow.cli.main", *args], capture_output=True, text=True, env=env)
-    with log.open("a") as f:
-        f.write(f"$ nasflow {' '.join(args)}  ({time.perf_counter() - start:.0f} s)\n{done.stdout}\n{done.stderr}\n")
-    if done.returncode != 0:
-        raise RuntimeError(f"nasflow {' '.join(args)} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
-    return done.stdout
-
-
 def psnr(model: Path, log: Path) -> float:
-    data = json.loads(nasflow("eval", str(model), "--json", log=log))
-    return float(_find(data, "psnr"))
-
-
-def _find(data: Any, key: str) -> Any:
-    """The first value named `key` in nested JSON (eval's layout: per bench, per metric)."""
-    if isinstance(data, dict):
-        for k, v in data.items():
-            if k.lower() == key:
-                return v
-            found = _find(v, key)
-            if found is not None:
-                return found
-    if isinstance(data, list):
-        for v in data:
-            found = _find(v, key)
-            if found is not None:
-                return found
-    return None
+    return float(json.loads(nasflow(["eval", str(model), "--json"], log))["metrics"]["psnr"])
 
 
 def params_of(arch: Path) -> int:
@@ -78,13 +50,13 @@ def params_of(arch: Path) -> int:
 def one_seed(seed: int, out: Path, budget: str, strategy: str) -> dict[str, Any]:
     log = out / f"seed{seed}.log"
     search = out / f"width-{seed}"
-    nasflow("search", str(WIDTH), "--strategy", strategy, "--budget", budget, "--seed", str(seed),
-            "--out", str(search), log=log)
-    nasflow("derive", str(search), log=log)
+    nasflow(["search", str(WIDTH), "--strategy", strategy, "--budget", budget, "--seed", str(seed),
+             "--out", str(search)], log)
+    nasflow(["derive", str(search)], log)
     genotype = json.loads((search / "derived" / "genotype.json").read_text())
-    nasflow("train", str(search / "derived"), "--seed", str(seed), "--out", str(out / f"width-{seed}-train"), log=log)
+    nasflow(["train", str(search / "derived"), "--seed", str(seed), "--out", str(out / f"width-{seed}-train")], log)
     width_psnr = psnr(out / f"width-{seed}-train" / "model", log)
-    nasflow("train", str(DLSR_S), "--seed", str(seed), "--out", str(out / f"dlsr-s-{seed}-train"), log=log)
+    nasflow(["train", str(DLSR_S), "--seed", str(seed), "--out", str(out / f"dlsr-s-{seed}-train")], log)
     dlsr_s_psnr = psnr(out / f"dlsr-s-{seed}-train" / "model", log)
     return {"seed": seed, "genotype": genotype, "width_params": params_of(search / "derived" / "arch.yaml"),
             "width_psnr": width_psnr, "dlsr_s_params": params_of(DLSR_S), "dlsr_s_psnr": dlsr_s_psnr}

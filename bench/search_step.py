@@ -29,6 +29,22 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def time_strategy_steps(strategy: Any, model: torch.nn.Module, lr: torch.Tensor, hr: torch.Tensor, batch: int,
+                        steps: int) -> tuple[list[float], list[float]]:
+    """(wall, CPU) seconds of `steps` strategy steps after one untimed one, each on its own
+    train and valid batches of the patches (lr, hr)."""
+    n = steps + 1
+    batches = [(lr[i:i + batch], hr[i:i + batch]) for i in range(0, len(lr), batch)]
+    times, cpu_times = [], []
+    for i in range(n):
+        strategy.on_step(i, n)
+        start, cpu_start = time.perf_counter(), cpu_seconds()
+        strategy.step(model, batches[2 * i], batches[2 * i + 1])
+        times.append(time.perf_counter() - start)
+        cpu_times.append(cpu_seconds() - cpu_start)
+    return times[1:], cpu_times[1:]
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 

@@ -22,25 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_runs import nasflow  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ROOT / "spaces" / "mobilenetv2" / "space.yaml"
-
-
-def nasflow(args: list[str], log: Path, threads: int) -> str:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "nasflow.cli.main", *args], capture_output=True, text=True, env=env)
-    with log.open("a") as f:
-        f.write(f"$ nasflow {' '.join(args)}  ({time.perf_counter() - start:.0f} s)\n{done.stdout}\n{done.stderr}\n")
-    if done.returncode != 0:
-        raise RuntimeError(f"nasflow {' '.join(args)} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
-    return done.stdout
 
 
 def top1(model: Path, log: Path, threads: int) -> float:

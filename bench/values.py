@@ -25,7 +25,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ WIDTHS = [16, 24, 32, 48]
 def one(row: str, cfg: dict[str, Any]) -> dict[str, Any]:
     """Time one row's step in this process."""
     import torch
-    from search_step import cpu_seconds, real_patches
+    from search_step import real_patches, time_strategy_steps
 
     from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
     from nasflow.compile.supernet import compile_graph
@@ -75,16 +74,8 @@ def one(row: str, cfg: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(0)
     model = prepare_model(compile_graph(build_graph(space), mixed_op=strategy.mixed_op()).train(), layout)
     strategy.attach(model)
-    n, b = cfg["steps"] + 1, cfg["batch"]
-    batches = [(lr[i:i + b], hr[i:i + b]) for i in range(0, len(lr), b)]
-    times, cpu_times = [], []
-    for i in range(n):
-        strategy.on_step(i, n)
-        start, cpu_start = time.perf_counter(), cpu_seconds()
-        strategy.step(model, batches[2 * i], batches[2 * i + 1])
-        times.append(time.perf_counter() - start)
-        cpu_times.append(cpu_seconds() - cpu_start)
-    return {"times": times[1:], "cpu_times": cpu_times[1:], "mixed_op": strategy.mixed_op()}
+    times, cpu_times = time_strategy_steps(strategy, model, lr, hr, cfg["batch"], cfg["steps"])
+    return {"times": times, "cpu_times": cpu_times, "mixed_op": strategy.mixed_op()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nasflow import Space, build_graph, compile_graph
-from nasflow.compile.relaxation import Relaxation
 from nasflow.derive.genotype import Genotype, derive_space, inherit_weights
 from nasflow.errors import NasflowError, SpaceError
 from nasflow.search.decision_costs import DecisionCosts
 from nasflow.space.cost import graph_cost, value_costs
+from one_hot import OneHot
 
 # A cell stack of searched depth and width, a choice whose width is searched, a concat of
 # searched widths read by a 1x1 conv, and a fixed-width head.
@@ -66,27 +66,14 @@ def assignments(space: Space) -> Iterator[dict[str, int]]:
         yield dict(zip(names, combo))
 
 
-class Fixed(Relaxation):
-    """One option per decision, weight exactly 1 (`sparse`: the exact, sliced way)."""
-
-    sparse = True
-
-    def __init__(self, picks: dict[str, int]) -> None:
-        self.picks = picks
-
-    def __call__(self, arch: Any) -> dict[str, Tensor]:
-        out = {}
-        for label, d in arch.decisions.items():
-            w = torch.zeros(len(d.options))
-            w[self.picks[label]] = 1.0
-            out[label] = w
-        return out
+def Fixed(picks: dict[str, int]) -> OneHot:  # noqa: N802
+    """One option per decision, weight exactly 1, sparse: the exact, sliced way."""
+    return OneHot(picks, sparse=True)
 
 
-class FixedSoft(Fixed):
-    """The same one-hot weights, but not sparse: the masked (differentiable) way computes them."""
-
-    sparse = False
+def FixedSoft(picks: dict[str, int]) -> OneHot:  # noqa: N802
+    """The same one-hot weights, not sparse: the masked (differentiable) way computes them."""
+    return OneHot(picks, sparse=False)
 
 
 def picks_of(graph: Any, values: dict[str, int], op: str) -> dict[str, int]:

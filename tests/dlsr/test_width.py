@@ -14,7 +14,6 @@ import torch
 from typer.testing import CliRunner
 
 from nasflow.cli.main import app
-from nasflow.compile.relaxation import Relaxation
 from nasflow.compile.supernet import compile_graph
 from nasflow.derive.genotype import Genotype, derive_space, inherit_weights
 from nasflow.space.cost import graph_cost
@@ -23,6 +22,7 @@ from nasflow.space.load import load_space
 from nasflow.spaces.dlsr.data import load_rgb
 from nasflow.spaces.dlsr.evaluate import default_bench
 from nasflow.spaces.dlsr.images import to_tensor
+from one_hot import OneHot
 
 DLSR_DIR = Path(__file__).resolve().parents[2] / "spaces" / "dlsr"
 EDGES = {"cell3_in": ["cell1", "cell2"], "cell4_in": ["cell2", "cell3"], "cell5_in": ["cell2", "cell4"],
@@ -56,19 +56,6 @@ def test_the_released_dlsr_s_weights_run_in_the_derived_width_architecture(share
         assert torch.equal(a(x), b(x))
 
 
-class _OneHot(Relaxation):
-    def __init__(self, picks: dict[str, list[int]], sparse: bool) -> None:
-        self.picks, self.sparse = picks, sparse  # type: ignore[misc]
-
-    def __call__(self, arch):  # type: ignore[no-untyped-def]
-        out = {}
-        for label, d in arch.decisions.items():
-            w = torch.zeros(len(d.options))
-            w[self.picks[label]] = 1.0
-            out[label] = w
-        return out
-
-
 @pytest.mark.parametrize("channels, esa_f", [(8, 2), (12, 3), (8, 3)])
 def test_a_width_of_the_supernet_is_its_derived_model_with_inherited_weights(channels: int, esa_f: int) -> None:
     torch.manual_seed(0)
@@ -90,7 +77,7 @@ def test_a_width_of_the_supernet_is_its_derived_model_with_inherited_weights(cha
     with torch.no_grad():
         want = model(x)
         for sparse in (True, False):  # sliced, and masked weights at one-hot
-            net.relaxation = _OneHot(picks, sparse)
+            net.relaxation = OneHot(picks, sparse)
             torch.testing.assert_close(net(x), want, rtol=1e-4, atol=1e-3)
 
 

@@ -1,0 +1,21 @@
+"""What the by-hand experiments share: a nasflow command run in its own process, logged."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def nasflow(args: list[str], log: Path, threads: int = 1) -> str:
+    """`nasflow ARGS` with OMP_NUM_THREADS=threads; its output appended to `log`, its stdout
+    returned; a failure is one RuntimeError with the command's last line."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "nasflow.cli.main", *args], capture_output=True, text=True, env=env)
+    with log.open("a") as f:
+        f.write(f"$ nasflow {' '.join(args)}  ({time.perf_counter() - start:.0f} s)\n{done.stdout}\n{done.stderr}\n")
+    if done.returncode != 0:
+        raise RuntimeError(f"nasflow {' '.join(args)} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    return done.stdout
