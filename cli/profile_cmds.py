@@ -74,6 +74,12 @@ def profile(
             input_size = input_size_for_output(graph, parse_size(size) if size else default_cost_size(graph.space))
         except ValueError as exc:
             raise NasflowError(str(exc)) from None
+        from nasflow.compile.supernet import compile_graph
+        from nasflow.deploy.input_size import check_input_size
+
+        h, w = input_size  # refused before timing anything when the layers cannot take it
+        check_input_size(compile_graph(graph), h, w, f"the input of --size {size} ({w} x {h})",
+                         "profile a larger --size")
         with _progress(disable=as_json) as bar:
             task = bar.add_task("profiling", total=None, what="")
             table = profile_space(graph, input_size, runner, threads, warmup, reps,

@@ -57,13 +57,13 @@ def value(name: str) -> int:
     return n
 
 
-def check(name: str, n: int, subject: str) -> None:
+def check(name: str, n: int, subject: str, at_least: bool = False) -> None:
     """Raise LimitError when `n` exceeds the limit `name`; `subject` says what was counted,
-    e.g. "the YAML document"."""
+    e.g. "the YAML document"; `at_least`: counting stopped at n."""
     lim = LIMITS[name]
     top = value(name)
     if n > top:
-        raise LimitError(f"{subject} has {n:,} or more {lim.unit}, over the limit of {top:,}; if it is "
+        raise LimitError(f"{subject} has {n:,}{' or more' if at_least else ''} {lim.unit}, over the limit of {top:,}; if it is "
                          f"meant to be this large, raise the limit: {lim.env}={_suggest(n)}")
 
 

@@ -181,3 +181,108 @@ def test_merge_keys_still_read_after_the_checks(tmp_path: Path) -> None:
     path.write_text(_TINY + "output: a\n")
     with pytest.raises(SpaceError, match="duplicate key 'output'"):
         load_graph(path)
+
+
+# --- sizes: memory, images -------------------------------------------------------------
+DLSR = REPO / "spaces" / "dlsr"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DLSR-S's architecture at 4 channels, randomly initialised: small and fast."""
+    import torch
+
+    from nasflow.compile.supernet import compile_graph
+    from nasflow.runs.modeldir import save_model
+    from nasflow.space.graph import build_graph
+    from nasflow.space.load import load_space
+
+    space = load_space(DLSR / "dlsr-s.yaml", {"channels": 4})
+    torch.manual_seed(0)
+    model = compile_graph(build_graph(space))
+    return save_model(tmp_path_factory.mktemp("m") / "tiny", space, model.state_dict(), {"scale": 2})
+
+
+def _png(path: Path, w: int, h: int) -> Path:
+    from PIL import Image
+    import numpy as np
+
+    Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(path)
+    return path
+
+
+def _png_header(path: Path, w: int, h: int) -> Path:
+    """A PNG that claims w x h pixels in a few hundred bytes (its data is cut short)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_huge_channels_are_refused_before_the_supernet_is_built(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _cli(["search", str(DLSR / "space.yaml"), "--set", "channels=100000", "--out", str(tmp_path / "r")],
+                     capsys)
+    _one_line_error(code, err, "supernet of space 'dlsr-supernet'", "channels=100000", "NASFLOW_MAX_MEMORY")
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_memory_check_counts_the_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nasflow.compile.supernet import compile_graph
+
+    graph = load_graph(DLSR / "dlsr-s.yaml")  # 56,268 weights: 225 KB in float32
+    monkeypatch.setenv("NASFLOW_MAX_MEMORY", "0.0001")  # 105 KB
+    with pytest.raises(limits.LimitError, match=r"56,268 weights.*needs ~219.8 KB; NASFLOW_MAX_MEMORY allows"):
+        compile_graph(graph)
+    monkeypatch.setenv("NASFLOW_MAX_MEMORY", "0.001")
+    compile_graph(graph)
+    monkeypatch.delenv("NASFLOW_MAX_MEMORY")
+    proc = _in_child_with_rlimit(  # without the variable: this machine's memory, refused before allocating
+        "from nasflow.space.load import load_graph\nfrom nasflow.compile.supernet import compile_graph\n"
+        f"g = load_graph({str(DLSR / 'space.yaml')!r}, {{'channels': 100000}})\n"
+        "try:\n    compile_graph(g)\nexcept Exception as e:\n    print(type(e).__name__, e)\n", mb=2000)
+    assert "LimitError" in proc.stdout and "available" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+
+
+def test_a_decompression_bomb_header_is_one_line(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from nasflow.spaces.dlsr.data import image_size
+
+    bomb = _png_header(tmp_path / "bomb.png", 20000, 20000)
+    code, err = _cli(["upscale", str(model_dir), str(bomb), "-o", str(tmp_path / "out.png")], capsys)
+    _one_line_error(code, err, "bomb.png (20000 x 20000) has 400,000,000 pixels", "NASFLOW_MAX_IMAGE_PIXELS")
+    assert not (tmp_path / "out.png").exists()
+    monkeypatch.setenv("NASFLOW_MAX_IMAGE_PIXELS", "500000000")  # raised: the header reads (PIL's own check gives way)
+    assert image_size(bomb) == (20000, 20000)
+
+
+@pytest.mark.parametrize("w,h", [(1, 1), (40, 6)])
+def test_an_image_smaller_than_the_receptive_field_to_upscale(model_dir: Path, tmp_path: Path, w: int, h: int,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    small = _png(tmp_path / "small.png", w, h)
+    code, err = _cli(["upscale", str(model_dir), str(small), "-o", str(tmp_path / "o.png"), "--backend", "eager"], capsys)
+    _one_line_error(code, err, f"small.png ({w} x {h})", "at least 15 x 15 pixels")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_an_image_smaller_than_the_receptive_field_in_a_bench_folder(model_dir: Path, tmp_path: Path) -> None:
+    from nasflow.runs.modeldir import load_model
+    from nasflow.spaces.dlsr.evaluate import evaluate_folder
+
+    _png(tmp_path / "ok.png", 40, 40)
+    _png(tmp_path / "tiny.png", 24, 20)  # LR 12 x 10 at x2
+    model, _, _ = load_model(model_dir)
+    with pytest.raises(limits.NasflowError, match=r"image 'tiny' .*\(12 x 10, x2\).*at least 15 x 15"):
+        evaluate_folder(model, tmp_path, 2, bicubic=False)
+
+
+def test_profile_at_a_size_the_layers_cannot_take(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _cli(["profile", str(DLSR / "space.yaml"), "--set", "channels=4", "--size", "2x2",
+                      "-o", str(tmp_path / "t.json")], capsys)
+    _one_line_error(code, err, "--size 2x2 (1 x 1)", "at least 15 x 15", "profile a larger --size")
+    assert not (tmp_path / "t.json").exists()

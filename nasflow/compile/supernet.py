@@ -21,6 +21,7 @@ from nasflow.compile.relaxation import Relaxation, active_candidates, checked_we
 from nasflow.compile.state import arch_key, is_arch, split_state
 from nasflow.compile.values import ValuePlan
 from nasflow.errors import NasflowError, SpaceError, hook_error
+from nasflow.limits import check_memory
 from nasflow.space.graph import Decision, GNode, Graph
 
 __all__ = ["ArchParameters", "Combine", "DenseEdge", "FixedOp", "Supernet", "compile_graph"]
@@ -76,6 +77,7 @@ class Supernet(nn.Module):
             mixed_op = "fused" if fuse else "plain"
         elif fuse is not None and fuse != (mixed_op == "fused"):
             raise NasflowError(f"fuse={fuse} contradicts mixed_op='{mixed_op}'; give one of them")
+        check_weights_fit(graph)
         self.graph = graph
         self.mixed_op = mixed_op
         self.relaxation: Relaxation = Relaxation()
@@ -209,6 +211,22 @@ class Supernet(nn.Module):
             if x.dim() < 2 or x.shape[1] != want:
                 raise NasflowError(f"input '{name}' must be N x {want} x ... ({want} channels or features "
                                    f"along dim 1), got {tuple(x.shape)}")
+
+
+def check_weights_fit(graph: Graph) -> None:
+    """Refuse, before one tensor is allocated, a graph whose float32 weights alone exceed the
+    memory available (nasflow.limits.check_memory): `--set channels=100000` asked DLSR's
+    supernet for 64 TB and was killed after taking 20 GB."""
+    from nasflow.space.cost import graph_cost
+
+    try:
+        params = graph_cost(graph, (64, 64)).params
+    except Exception:  # noqa: BLE001 - a guard, not the cost's check: costs report their own errors
+        return
+    what = "supernet" if graph.decisions else "model"
+    widths = ", ".join(f"{k}={v}" for k, v in graph.space.params.items() if isinstance(v, int))
+    check_memory(params * 4, f"the {what} of space '{graph.space.name}' ({params:,} weights in float32)",
+                 f"lower its widths ({widths or 'its params'}: --set NAME=VALUE)")
 
 
 def compile_graph(graph: Graph, fuse: bool | None = None, mixed_op: str | None = None,

@@ -577,7 +577,7 @@ class _Builder:
 
 def _limit_message(name: str, n: int, subject: str) -> str:
     try:
-        limits.check(name, n, subject)
+        limits.check(name, n, subject, at_least=True)
     except limits.LimitError as exc:
         return str(exc)
     raise AssertionError(name)  # pragma: no cover - only called over the limit

@@ -98,7 +98,7 @@ def _check_depth(text: str, path: Path, loader: Any) -> None:
 
 def _limit_error(name: str, n: int, subject: str) -> limits.LimitError:
     try:
-        limits.check(name, n, subject)
+        limits.check(name, n, subject, at_least=True)
     except limits.LimitError as exc:
         return exc
     raise AssertionError(name)  # pragma: no cover - only called over the limit

@@ -112,11 +112,16 @@ def upscale(
 
     from nasflow.hardware.auto import pick_backend
 
-    from .data import load_rgb
+    from nasflow.deploy.input_size import check_input_size
+
+    from .data import image_size, load_rgb
     from .tiling import model_predictor, tile_for_memory, upscale_file
 
     model, _, dev, scale = load_sr_model(model_dir, device)
     pairs = collect_inputs(inputs, out)
+    for src, _ in pairs:  # before timing backends or writing: each header's size (limits, receptive field)
+        w, h = image_size(src)
+        check_input_size(model, h, w, f"image {src} ({w} x {h})", "upscale a larger image")
     guess = tile or tile_for_memory(model.graph, tile_memory << 20, overlap)  # the eager bound: the largest
     chosen = pick_backend(model, dev, backend, dtype, (guess,) * 2,
                           report=lambda text: console.print(text, highlight=False))

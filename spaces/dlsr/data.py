@@ -22,6 +22,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from nasflow import limits
 from nasflow.errors import NasflowError, NasflowWarning
 
 from .bicubic import imresize_uint8
@@ -86,6 +87,42 @@ def list_images(folder: PathLike) -> list[Path]:
     return found
 
 
+def open_image(path: PathLike) -> Image.Image:
+    """The image at `path`, opened (not decoded), its header's size checked against the
+    image_pixels limit (NASFLOW_MAX_IMAGE_PIXELS; nasflow.limits) first: a 20000 x 20000
+    PNG header is one error naming the limit, not PIL's DecompressionBombError. PIL's own
+    check gives way to it (its bound is fixed; the limit is the user's to raise)."""
+    p = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+    except Image.DecompressionBombError:
+        old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            im = Image.open(p)
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+    try:
+        limits.check("image_pixels", im.width * im.height, f"image {p} ({im.width} x {im.height})")
+    except limits.LimitError:
+        im.close()
+        raise
+    return im
+
+
+def image_size(path: PathLike) -> tuple[int, int]:
+    """(W, H) from the image's header, without decoding it (open_image: the limit checked)."""
+    p = Path(path)
+    try:
+        with open_image(p) as im:
+            return im.size
+    except FileNotFoundError as e:
+        raise DataError(f"image {p} does not exist") from e
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"cannot decode image {p}: {e}") from e
+
+
 def load_rgb(path: PathLike) -> np.ndarray:
     """Decode an image as uint8 H x W x 3 RGB.
 
@@ -94,7 +131,7 @@ def load_rgb(path: PathLike) -> np.ndarray:
     """
     p = Path(path)
     try:
-        with Image.open(p) as im:
+        with open_image(p) as im:
             im.load()
             if im.mode.startswith("I;16"):
                 # 16-bit grey: rescale 0..65535 to 0..255 (PIL's convert would clip instead).

@@ -45,11 +45,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from nasflow.runs.durable import replace_durably
 
-from .data import DataError, LRCache, PathLike, Progress, _check_scale, list_images, load_rgb, make_lr
+from .data import DataError, LRCache, PathLike, Progress, _check_scale, list_images, load_rgb, make_lr, open_image
 
 __all__ = ["StoredImages", "PrepareReport", "DecodedStore", "decoded_bytes", "default_prepare_workers", "prepare_folder"]
 
@@ -149,7 +149,7 @@ class PrepareReport:
 def _image_size(path: Path) -> tuple[int, int]:
     """(W, H) from the file's header, without decoding it."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             return im.size
     except FileNotFoundError as e:
         raise DataError(f"image {path} does not exist") from e

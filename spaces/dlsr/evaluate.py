@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from nasflow.deploy.input_size import check_input_size
+
 from .bicubic import imresize_uint8
 from .data import BenchImage, LRCache, PathLike, Progress, load_benchmark
 from .images import to_tensor
@@ -133,6 +135,10 @@ def evaluate_images(model: nn.Module, images: list[BenchImage], scale: int, name
     twice as fast (measured on DLSR), and outputs agree to float rounding (1e-6 dB).
     """
     model.eval()
+    for image in images:  # before any is scored (an onnxruntime MaxPool error otherwise, mid-run)
+        h, w = image.lr.shape[:2]
+        check_input_size(model, h, w, f"the LR of image '{image.name}' of {name} ({w} x {h}, x{scale})",
+                         "remove it from the folder")
     if _device(model)[0].type == "cpu":
         model.to(memory_format=torch.channels_last)
     result = BenchResult(name, scale)
