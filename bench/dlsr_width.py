@@ -1,7 +1,7 @@
 """DLSR with searched widths against DLSR-S, retrained alike (run by hand; issue 23's proof):
 
     python bench/dlsr_width.py --seeds 0,1,2 --out runs/width-proof            # quick preset
-    python bench/dlsr_width.py --seeds 0 --budget params=56k --strategy sandwich
+    python bench/dlsr_width.py --seeds 0 --budget params=56k --strategy sandwich --search-steps 1000
 
 Per seed s, with the task's quick preset (the README's main job) and one thread per run:
 
@@ -47,11 +47,11 @@ def params_of(arch: Path) -> int:
     return graph_cost(build_graph(load_space(arch)), (8, 8)).params
 
 
-def one_seed(seed: int, out: Path, budget: str, strategy: str) -> dict[str, Any]:
+def one_seed(seed: int, out: Path, budget: str, strategy: str, extra: list[str]) -> dict[str, Any]:
     log = out / f"seed{seed}.log"
     search = out / f"width-{seed}"
     nasflow(["search", str(WIDTH), "--strategy", strategy, "--budget", budget, "--seed", str(seed),
-             "--out", str(search)], log)
+             "--out", str(search), *extra], log)
     nasflow(["derive", str(search)], log)
     genotype = json.loads((search / "derived" / "genotype.json").read_text())
     nasflow(["train", str(search / "derived"), "--seed", str(seed), "--out", str(out / f"width-{seed}-train")], log)
@@ -69,13 +69,16 @@ def main() -> None:
     parser.add_argument("--strategy", default="sandwich")
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/width-proof"))
+    parser.add_argument("--search-steps", type=int, help="the search's steps (default: the preset's)")
     args = parser.parse_args()
+    extra = ["--steps", str(args.search_steps)] if args.search_steps else []
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     with ThreadPoolExecutor(args.parallel) as pool:
-        rows = list(pool.map(lambda s: one_seed(s, args.out, args.budget, args.strategy), seeds))
+        rows = list(pool.map(lambda s: one_seed(s, args.out, args.budget, args.strategy, extra), seeds))
     w, d = [r["width_psnr"] for r in rows], [r["dlsr_s_psnr"] for r in rows]
-    print(f"DLSR widths searched ({args.strategy}, {args.budget}) vs DLSR-S, quick preset, Set5 x2 PSNR (dB)")
+    steps = f", {args.search_steps} search steps" if args.search_steps else ""
+    print(f"DLSR widths searched ({args.strategy}, {args.budget}{steps}) vs DLSR-S, quick preset, Set5 x2 PSNR (dB)")
     print(f"{'seed':>4} {'width params':>12} {'width PSNR':>10} {'DLSR-S params':>13} {'DLSR-S PSNR':>11}  genotype")
     for r in rows:
         g = r["genotype"]
@@ -84,7 +87,8 @@ def main() -> None:
     spread = lambda xs: f"{statistics.mean(xs):.2f} ({min(xs):.2f}..{max(xs):.2f})"  # noqa: E731
     print(f"mean (min..max): widths {spread(w)}, DLSR-S {spread(d)}; load {os.getloadavg()[0]:.1f}")
     (args.out / "results.json").write_text(json.dumps({"budget": args.budget, "strategy": args.strategy,
-                                                       "rows": rows}, indent=1) + "\n")
+                                                       "search_steps": args.search_steps, "rows": rows},
+                                                      indent=1) + "\n")
 
 
 if __name__ == "__main__":
