@@ -107,6 +107,8 @@ def cost_table(derived: Derived, title: str) -> Table:
         table.add_row(label, op)
     for label, inputs in derived.genotype.edges.items():
         table.add_row(label, " + ".join(inputs))
+    for label, number in derived.genotype.values.items():
+        table.add_row(label, str(number))
     table.add_section()
     h, w = derived.output_size
     table.add_row("params", f"{derived.params:,}")
