@@ -166,6 +166,16 @@ def run(argv: list[str] | None = None) -> None:
         # escape: a message's own brackets ("nasflow[plot]") are text, not rich markup.
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         _exit(2)
+    except OSError as exc:  # a full disk, a read-only or forbidden folder: one line; anything else, a bug
+        from nasflow.runs.durable import explain_os_error
+
+        line = explain_os_error(exc)
+        if line is None:
+            raise
+        if _debug or os.environ.get("NASFLOW_DEBUG", "") not in ("", "0"):
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        _exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         _exit(130)

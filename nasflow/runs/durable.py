@@ -7,7 +7,9 @@ names is not. So the temporary file is fsynced before the rename, and its direct
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,8 +45,54 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     a failed write leaves the previous file and no partial one."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except OSError:
+            raise
+        except Exception as exc:  # a writer outside Python's io (safetensors: SafetensorError)
+            code = next((c for c, text in _IO_TEXTS.items() if text in str(exc)), None)
+            if code is None:
+                raise
+            raise OSError(code, os.strerror(code), str(tmp)) from exc
         replace_durably(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+_IO_TEXTS = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota exceeded",
+             errno.EROFS: "Read-only file system", errno.EACCES: "Permission denied"}
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _human(n: float) -> str:
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def explain_os_error(exc: OSError) -> str | None:
+    """One line for a file-system failure a user can fix (a full disk, a read-only or
+    forbidden folder), naming the path and what was being written; None for other errors.
+    The command-line boundary prints it instead of a traceback (nasflow.cli.app.run)."""
+    if exc.errno not in _WRITE_ERRORS or not exc.filename:
+        return None
+    path = Path(os.fsdecode(exc.filename))
+    # write_atomic's temporary name '.NAME.tmp' stands for NAME
+    target = path.with_name(path.name[1:-4]) if path.name.startswith(".") and path.name.endswith(".tmp") else path
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        folder = next((p for p in [target, *target.parents] if p.exists()), Path("."))
+        free = shutil.disk_usage(folder).free
+        last = f"; the last one took {_human(target.stat().st_size)}" if target.is_file() else ""
+        return (f"no space left on the disk writing '{target}' ({_human(free)} free there{last}): what was "
+                "written before is kept whole (files are replaced only once written); free some space and run "
+                "the command again (a search or training continues from its last checkpoint with --resume)")
+    reading = path.exists() and not os.access(path, os.R_OK)
+    reason = "the file system is read-only" if exc.errno == errno.EROFS else "permission denied"
+    if reading:
+        return f"cannot read '{path}': {reason}; make it readable"
+    return (f"cannot write '{target}': {reason}; make '{target.parent}' writable, or write somewhere else "
+            "(--out / -o, or copy the folder first)")

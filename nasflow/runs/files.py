@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
@@ -91,11 +92,24 @@ class RunFiles(Generic[C]):
     def create(cls, path: str | Path, config: C, space: Space) -> Self:
         cls.check_free(path)
         run = cls(path)
+        new = not run.path.exists()
         run.path.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run.space_path, space.to_yaml())
-        # The modules the space imports from its folder travel with the run (still untrusted).
-        copy_local_imports(space, run.path)
-        run.write_config(config)
+        written: list[Path] = []
+        try:
+            write_text_atomic(run.space_path, space.to_yaml())
+            written.append(run.space_path)
+            # The modules the space imports from its folder travel with the run (still untrusted).
+            written += copy_local_imports(space, run.path)
+            run.write_config(config)
+        except BaseException:  # a full disk, an interrupt: no half-made run blocks the same command again
+            for p in written:
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+            if new:
+                shutil.rmtree(run.path, ignore_errors=True)
+            raise
         return run
 
     @classmethod

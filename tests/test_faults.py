@@ -1,0 +1,213 @@
+"""Fault injection (issue 25): a disk that fills at each file a search writes, and folders
+that are read-only, injected by hooks (no root, no small file system needed). A failed write
+is one line naming the path (no traceback) and loses nothing: after space returns, the run
+resumes and ends bit for bit as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import builtins
+import errno
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from strategy_checks import final_state
+from synthetic import PlantedTask, fast_config, planted_space
+
+import nasflow.runs.checkpoint as checkpoint
+import nasflow.runs.durable as durable
+from nasflow.cli.main import run as cli_run
+from nasflow.runs.durable import explain_os_error
+from nasflow.search.loop import run_search
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class DiskFull:
+    """Every atomic write (the way run, checkpoint and model files reach disk) counted; the
+    `fail_at`-th one fails as a full disk does: a checkpoint inside safetensors' writer (its
+    own error type), any other file at its rename."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_at: int | None = None) -> None:
+        self.calls, self.fail_at = 0, fail_at
+        real_replace, real_save = durable.replace_durably, checkpoint.save_file
+
+        def replace(tmp: Path, path: Path) -> None:
+            self.calls += 1
+            if self.calls == self.fail_at:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+            real_replace(tmp, path)
+
+        def save(tensors: Any, filename: str, metadata: Any = None) -> None:
+            if self.calls + 1 == self.fail_at:
+                self.calls += 1
+                self.fail_at = -1
+                raise RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                                   'message: "No space left on device" })')
+            real_save(tensors, filename, metadata=metadata)
+
+        monkeypatch.setattr(durable, "replace_durably", replace)
+        monkeypatch.setattr(checkpoint, "save_file", save)
+
+
+def _config() -> Any:
+    return fast_config(steps=8, warmup=2, checkpoint_every=3, log_every=2)
+
+
+def test_disk_full_at_every_atomic_write_then_resume_is_exact(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = DiskFull(monkeypatch)
+    run_search(_config(), tmp_path / "ref", space=planted_space(), task=PlantedTask())
+    writes = counter.calls
+    assert writes >= 4  # config, space, checkpoints at 3, 6 and 8, ...
+    ref, _ = final_state(tmp_path / "ref")
+    for k in range(1, writes + 1):
+        run = tmp_path / f"full{k}"
+        DiskFull(monkeypatch, fail_at=k)
+        with pytest.raises(OSError) as failed:
+            run_search(_config(), run, space=planted_space(), task=PlantedTask())
+        line = explain_os_error(failed.value)
+        assert line is not None and "no space left" in line and "--resume" in line, (k, failed.value)
+        assert not list(run.glob(".*.tmp")), k  # no partial file left behind
+        DiskFull(monkeypatch)  # space returns
+        if (run / "config.json").is_file():  # what the one line says: run it again with --resume
+            assert run_search(_config(), run, task=PlantedTask(), resume=True).finished
+        else:  # it failed making the run (nothing is left of it): the same command again
+            assert run_search(_config(), run, space=planted_space(), task=PlantedTask()).finished
+        got, _ = final_state(run)
+        assert got.keys() == ref.keys()
+        for name in ref:
+            assert torch.equal(got[name], ref[name]), (k, name)
+
+
+# --- read-only folders ---------------------------------------------------------------------
+_WRITE_MODES = set("wax+")
+
+
+def read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make `folder` (and what is below it) read-only for this process, as a read-only mount
+    is: opening for writing, creating a folder, renaming into it or safetensors' writer fail
+    with EROFS."""
+    folder = folder.resolve()
+
+    def inside(path: Any) -> bool:
+        try:
+            p = Path(os.fsdecode(path)).resolve()
+        except (TypeError, ValueError):
+            return False
+        return p == folder or folder in p.parents
+
+    def refuse(path: Any) -> OSError:
+        return OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
+
+    real_open, real_mkdir, real_replace, real_save = builtins.open, os.mkdir, os.replace, checkpoint.save_file
+
+    def open_(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, (str, bytes, os.PathLike)) and _WRITE_MODES & set(mode) and inside(file):
+            raise refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    def mkdir(path: Any, *args: Any, **kwargs: Any) -> None:
+        if inside(path):
+            raise refuse(path)
+        real_mkdir(path, *args, **kwargs)
+
+    def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if inside(dst):
+            raise refuse(dst)
+        real_replace(src, dst, *args, **kwargs)
+
+    def save(tensors: Any, filename: str, metadata: Any = None) -> None:
+        if inside(filename):
+            raise RuntimeError('Error while serializing: IoError(Os { code: 30, kind: ReadOnlyFilesystem, '
+                               'message: "Read-only file system" })')
+        real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(builtins, "open", open_)
+    monkeypatch.setattr(io, "open", open_)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(checkpoint, "save_file", save)
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A search of the built-in planted task stopped at step 4 of 8, its space file beside it."""
+    from synthetic import register_task
+
+    folder = tmp_path_factory.mktemp("ro")
+    name = register_task()
+    (folder / "space.yaml").write_text(planted_space(task=name).to_yaml())
+    run_search(_config(), folder / "run", space=planted_space(task=name), task=PlantedTask(), stop_at=4)
+    return folder / "run"
+
+
+def _one_line(code: int, err: str, *words: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error:"), err
+    for w in words:
+        assert w in " ".join(err.split()), (w, err)
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as done:
+        cli_run(args)
+    return done.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command,written", [
+    (["search", "--resume", "--out", "{run}", "-q"], "{run}/"),
+    (["derive", "{run}"], "{run}/derived"),
+])
+def test_commands_on_a_read_only_run_directory(stopped_run: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str], command: list[str],
+                                               written: str) -> None:
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in stopped_run.iterdir())
+    read_only(monkeypatch, stopped_run)
+    code, err = _cli([c.format(run=stopped_run) for c in command], capsys)
+    _one_line(code, err, "cannot write", written.format(run=stopped_run), "read-only", "write somewhere else")
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in stopped_run.iterdir()) == before
+
+
+def test_plot_on_a_read_only_run_directory(stopped_run: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    read_only(monkeypatch, stopped_run)
+    code, err = _cli(["plot", str(stopped_run)], capsys)
+    _one_line(code, err, "cannot write", str(stopped_run), "read-only")
+
+
+def test_upscale_into_a_read_only_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from nasflow.compile.supernet import compile_graph
+    from nasflow.runs.modeldir import save_model
+    from nasflow.space.graph import build_graph
+    from nasflow.space.load import load_space
+
+    space = load_space(REPO / "spaces" / "dlsr" / "dlsr-s.yaml", {"channels": 4})
+    model = save_model(tmp_path / "m", space, compile_graph(build_graph(space)).state_dict(), {"scale": 2})
+    Image.fromarray(np.full((20, 20, 3), 9, np.uint8)).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    read_only(monkeypatch, out)
+    for dst in (out / "a2.png", out / "sub" / "a2.png"):
+        code, err = _cli(["upscale", str(model), str(tmp_path / "a.png"), "-o", str(dst), "--backend", "eager"],
+                         capsys)
+        _one_line(code, err, "cannot write", str(out), "read-only")
+    assert list(out.iterdir()) == []
+
+
+def test_disk_full_in_a_checkpoint_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.safetensors"
+    path.write_bytes(b"x" * 3000)  # the last checkpoint: its size is what the next one needs
+    line = explain_os_error(OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".checkpoint.safetensors.tmp")))
+    assert line is not None
+    assert f"writing '{path}'" in line and "the last one took 2.9 KB" in line and "--resume" in line
+    assert explain_os_error(OSError(errno.ENOENT, "No such file", str(path))) is None  # not ours to explain
+    assert explain_os_error(OSError(errno.EACCES, "Permission denied", str(path))).startswith(f"cannot write '{path}'")
