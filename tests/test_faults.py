@@ -211,3 +211,28 @@ def test_disk_full_in_a_checkpoint_is_one_line(tmp_path: Path) -> None:
     assert f"writing '{path}'" in line and "the last one took 2.9 KB" in line and "--resume" in line
     assert explain_os_error(OSError(errno.ENOENT, "No such file", str(path))) is None  # not ours to explain
     assert explain_os_error(OSError(errno.EACCES, "Permission denied", str(path))).startswith(f"cannot write '{path}'")
+
+
+# --- NaN ---------------------------------------------------------------------------------
+def test_a_search_stops_at_the_first_non_finite_loss_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    from nasflow.errors import RunError
+    from nasflow.runs.config import AdamConfig
+
+    class Exploding(PlantedTask):
+        """The loss and its logs turn NaN from its 6th call on."""
+        calls = 0
+
+        def loss(self, *args: Any, **kwargs: Any) -> Any:
+            loss, logs = super().loss(*args, **kwargs)
+            Exploding.calls += 1
+            if Exploding.calls >= 6:
+                loss = loss * float("nan")
+                logs = {k: float("nan") for k in logs}
+            return loss, logs
+
+    config = fast_config(steps=8, warmup=2, checkpoint_every=1, log_every=1, weights_optim=AdamConfig(lr=1e-2))
+    with pytest.raises(RunError, match=r"step \d+: .*= nan.*not finite; the run stopped there: its last checkpoint "
+                                       r"\(step \d+\) is kept"):
+        run_search(config, tmp_path / "r", space=planted_space(), task=Exploding())
+    tensors, state = final_state(tmp_path / "r")
+    assert state["step"] >= 1 and all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())

@@ -15,12 +15,14 @@ and what a resumed run continues from, is here, so both loops stop, save and res
 """
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from typing import Any, Protocol
 
 from torch import Tensor
 
+from nasflow.errors import RunError
 from nasflow.runs import threads
 from nasflow.runs.distributed import DistContext, any_rank, mean_scalars, on_main
 from nasflow.runs.files import RunFiles
@@ -127,6 +129,21 @@ class RunLoop(ABC):
         self.step = self.saved_step = int(state["step"])
 
     # --- running --------------------------------------------------------------------------
+    def check_finite(self, logs: dict[str, Any]) -> None:
+        """Stop at the first step whose loss or any logged term is not finite (NaN, inf; on any
+        rank), before it reaches a checkpoint: a run that went on filled every weight with NaN,
+        exited 0 and derived from NaN. The last checkpoint stays the last good one."""
+        bad = {k: v for k, v in logs.items() if isinstance(v, (int, float)) and not math.isfinite(v)}
+        if not any_rank(bool(bad), self.ctx) if self.ctx.enabled else not bad:
+            return
+        terms = ", ".join(f"{k} = {v}" for k, v in list(bad.items())[:3]) or "a term on another process"
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        kept = (f"its last checkpoint (step {self.saved_step}) is kept and --resume continues from it"
+                if self.saved_step > 0 else "nothing was saved")
+        raise RunError(f"step {self.step + 1}: {terms}{more}, not finite; the run stopped there: {kept}. Lower the "
+                       "learning rates (--lr, --arch-lr) or check what feeds that term (a latency table, a "
+                       "regularizer's weight)")
+
     def run(self, run_dir: RunFiles[Any], resume: bool, stop_at: int | None = None) -> bool:
         """Run to `total` steps (from the checkpoint when resuming and there is one). Stops
         early after `stop_at`, or after the step during which SIGINT or SIGTERM came (on any
@@ -149,6 +166,7 @@ class RunLoop(ABC):
                 while self.step < self.total and self.step != stop_at and not any_rank(stop.requested, ctx):
                     self.news = None
                     logs = self.one_step()
+                    self.check_finite(logs)
                     self.step += 1
                     self.window.add(logs)
                     if self.step % self.log_every == 0 or self.step == self.total:
