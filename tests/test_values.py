@@ -504,3 +504,21 @@ def test_a_searched_kernel_is_the_centre_or_ofas_transform_of_the_largest(tmp_pa
         plain.relaxation = Fixed(picks)
         with torch.no_grad():
             assert not torch.allclose(plain(x), want)
+
+
+def test_a_latency_table_with_a_null_or_infinite_timing_is_one_error(space: Space, tmp_path: Path) -> None:
+    import json
+
+    from nasflow.hardware.profile import profile_space
+    from nasflow.search.latency_table import LatencyTableError, load_table
+
+    graph = build_graph(space)
+    data = profile_space(graph, (8, 8), warmup=0, reps=1).model_dump()
+    data["nodes"]["ps"]["timing"] = None  # a node without a decision or a value: its one timing
+    (tmp_path / "null.json").write_text(json.dumps(data))
+    with pytest.raises(LatencyTableError, match="no timing for node 'ps'"):
+        load_table(tmp_path / "null.json").decision_costs(graph)
+    data["nodes"]["ps"]["timing"] = {"ms": float("inf"), "spread": 0.0}
+    (tmp_path / "inf.json").write_text(json.dumps(data))
+    with pytest.raises(LatencyTableError, match="malformed at nodes.ps.timing.ms"):
+        load_table(tmp_path / "inf.json")

@@ -51,8 +51,8 @@ class _Model(BaseModel):
 
 
 class Timing(_Model):
-    ms: float = Field(ge=0)  # median over the repetitions
-    spread: float = Field(ge=0)  # interquartile range, ms
+    ms: float = Field(ge=0, allow_inf_nan=False)  # median over the repetitions
+    spread: float = Field(ge=0, allow_inf_nan=False)  # interquartile range, ms
 
 
 class Machine(_Model):
@@ -108,7 +108,7 @@ class LatencyTable(_Model):
     nodes: dict[str, NodeEntry]
     # what a whole network pays per node beyond its nodes timed alone (ms; may be negative),
     # measured on `calibrated_on` derived architectures; 0 when not calibrated
-    node_overhead_ms: float = 0.0
+    node_overhead_ms: float = Field(default=0.0, allow_inf_nan=False)
     calibrated_on: int = Field(default=0, ge=0)
 
     # --- files -----------------------------------------------------------------------------
@@ -153,6 +153,8 @@ class LatencyTable(_Model):
                                         f"(the space's params {_params(graph.space.params)}, the table's "
                                         f"{_params(self.params)}); {fix}")
             label = decision_of(graph, g)
+            if label is None and not entry.value_deps and entry.timing is None and g.kind == entry.kind:
+                raise LatencyTableError(f"{where} has no timing for node '{g.name}' (its entry's timing is null); {fix}")
             if label is not None:
                 options = list(graph.decisions[label].options)
                 if list(entry.options) != options:
