@@ -153,7 +153,7 @@ class LatencyTable(_Model):
                                         f"(the space's params {_params(graph.space.params)}, the table's "
                                         f"{_params(self.params)}); {fix}")
             label = decision_of(graph, g)
-            if label is None and not entry.value_deps and entry.timing is None and g.kind == entry.kind:
+            if entry.timing is None and not entry.options and not entry.value_deps:
                 raise LatencyTableError(f"{where} has no timing for node '{g.name}' (its entry's timing is null); {fix}")
             if label is not None:
                 options = list(graph.decisions[label].options)
