@@ -52,8 +52,7 @@ def main() -> None:
     run = out / "supernet"
     start = time.perf_counter()
     nasflow(["search", str(SPACE), "--strategy", "sandwich", "--steps", str(args.steps), "--warmup", "0",
-             "--seed", str(args.seed), "--out", str(run), "--strategy-opt", "generations=1",
-             "--strategy-opt", "population=2"], log, t)
+             "--seed", str(args.seed), "--out", str(run)], log, t)
     supernet_s = time.perf_counter() - start
     budgets = args.budgets.split(",")
     nasflow(["derive", str(run), *[x for b in budgets for x in ("--budget", b)]], log, t)
