@@ -48,16 +48,19 @@ def params_of(arch: Path) -> int:
 
 
 def one_seed(seed: int, out: Path, budget: str, strategy: str, extra: list[str]) -> dict[str, Any]:
-    log = out / f"seed{seed}.log"
-    search = out / f"width-{seed}"
+    tag = f"-{strategy}-{extra[1]}" if extra else ""
+    log = out / f"seed{seed}{tag}.log"
+    search = out / f"width-{seed}{tag}"
     nasflow(["search", str(WIDTH), "--strategy", strategy, "--budget", budget, "--seed", str(seed),
              "--out", str(search), *extra], log)
     nasflow(["derive", str(search)], log)
     genotype = json.loads((search / "derived" / "genotype.json").read_text())
-    nasflow(["train", str(search / "derived"), "--seed", str(seed), "--out", str(out / f"width-{seed}-train")], log)
-    width_psnr = psnr(out / f"width-{seed}-train" / "model", log)
-    nasflow(["train", str(DLSR_S), "--seed", str(seed), "--out", str(out / f"dlsr-s-{seed}-train")], log)
-    dlsr_s_psnr = psnr(out / f"dlsr-s-{seed}-train" / "model", log)
+    nasflow(["train", str(search / "derived"), "--seed", str(seed), "--out", str(search) + "-train"], log)
+    width_psnr = psnr(Path(str(search) + "-train") / "model", log)
+    dlsr_s = out / f"dlsr-s-{seed}-train"
+    if not (dlsr_s / "model").is_dir():  # the same for every search of this seed: trained once
+        nasflow(["train", str(DLSR_S), "--seed", str(seed), "--out", str(dlsr_s)], log)
+    dlsr_s_psnr = psnr(dlsr_s / "model", log)
     return {"seed": seed, "genotype": genotype, "width_params": params_of(search / "derived" / "arch.yaml"),
             "width_psnr": width_psnr, "dlsr_s_params": params_of(DLSR_S), "dlsr_s_psnr": dlsr_s_psnr}
 
