@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_torch_free import _CLI
 import torch
 from counting import counted_madds
 from typer.testing import CliRunner
@@ -23,16 +24,6 @@ SPACE = "spaces/mobilenetv2/space.yaml"
 DECISIONS = ([f"W{s}" for s in range(8)] + [f"K{s}" for s in range(1, 8)] + [f"E{s}" for s in range(2, 8)]
              + [f"D{s}" for s in range(2, 7)])
 
-_CLI = """
-import sys
-sys.argv = ['nasflow', *sys.argv[1:]]
-from nasflow.cli.main import main
-try:
-    main()
-except SystemExit as exc:
-    assert not exc.code, exc.code
-print('TORCH', 'torch' in sys.modules, file=sys.stderr)
-"""
 
 
 def _cli_without_torch(*args: str) -> str:
