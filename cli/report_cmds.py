@@ -26,7 +26,8 @@ def report_table(report: Report, title: str) -> Table:
         value = f"{r.value:.3f}" if r.value is not None else "-"
         if r.note and r.model is not None:  # a warning about the model (no model: the caption says how)
             value += f" [yellow]({r.note})[/]"
-        table.add_row(str(r.seed), str(r.run), str(r.step), str(r.genotype), f"{r.params:,}",
+        step = str(r.step) + (f" (restarted from {', '.join(map(str, r.restarts))})" if r.restarts else "")
+        table.add_row(str(r.seed), str(r.run), step, str(r.genotype), f"{r.params:,}",
                       f"{r.madds / 1e9:.3f}G", value)
     return table
 

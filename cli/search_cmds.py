@@ -23,6 +23,7 @@ from nasflow.search.loop import run_search, strategy_class
 from nasflow.strategies import STRATEGIES, options_help
 
 from .app import app, console, on_ranks, parse_sets, preset_line
+from .population_view import CPUS_HELP, EXECUTOR_HELP, GPUS_HELP, RAY_ADDRESS_HELP, population_options
 from .report_cmds import report_table
 from .search_view import RichReporter, cost_table, softmax_table
 
@@ -106,6 +107,10 @@ def search(
         help="Independent searches, one per seed, in OUT/seed-N: --seeds 0,1,2,3,4,5 or 0-5.")] = None,
     parallel: Annotated[Optional[int], typer.Option(
         help="With --seeds: searches at a time (default: one per GPU, else one per 8 CPU cores).")] = None,
+    executor: Annotated[str, typer.Option(help="With --seeds: " + EXECUTOR_HELP)] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help=RAY_ADDRESS_HELP)] = None,
+    cpus_per_run: Annotated[Optional[float], typer.Option(help=CPUS_HELP)] = None,
+    gpus_per_run: Annotated[Optional[float], typer.Option(help=GPUS_HELP)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o",
         help="Run directory (default runs/SPACE-TIME).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set",
@@ -208,10 +213,14 @@ def search(
     if seeds is not None:
         if seed is not None:
             raise NasflowError("give --seed for one search or --seeds for several, not both")
-        _search_seeds(config, out, parse_seeds(seeds), given_space, resume, parallel, quiet)
+        _search_seeds(config, out, parse_seeds(seeds), given_space, resume, parallel, quiet,
+                      (executor, ray_address, cpus_per_run, gpus_per_run))
         return
     if parallel is not None:
         raise NasflowError("--parallel runs several seeds at a time: give --seeds too")
+    if executor != "local" or ray_address is not None or cpus_per_run is not None or gpus_per_run is not None:
+        raise NasflowError("--executor ray runs a population: give --seeds (or use nasflow sweep); one search "
+                           "over several GPUs or machines runs under torchrun")
     result = on_ranks(config.device, out, lambda out, ctx: run_search(
         config, out, space=given_space, resume=resume, ctx=ctx,
         reporter=None if quiet or not ctx.is_main else search_reporter(config, out if resume else None)))
@@ -279,7 +288,7 @@ def _auto_levers(config: SearchConfig, space: Any) -> SearchConfig:
 
 
 def _search_seeds(config: SearchConfig, out: Path | None, seeds: list[int], space: Any, resume: bool,
-                  parallel: int | None, quiet: bool) -> None:
+                  parallel: int | None, quiet: bool, on: tuple[str, Optional[str], Optional[float], Optional[float]]) -> None:
     """`--seeds`: independent searches into OUT/seed-N, then a table of what each found."""
     if distributed.launched_by_torchrun():
         raise NasflowError("--seeds starts its own processes (--parallel); run it without torchrun, or run "
@@ -287,14 +296,18 @@ def _search_seeds(config: SearchConfig, out: Path | None, seeds: list[int], spac
     if out is None:
         raise NasflowError("--seeds needs --out DIR (the seeds' runs go into DIR/seed-N)")
 
-    def done(outcome: SeedOutcome) -> None:
-        state = (f"[red]failed: {outcome.error}[/]" if outcome.error else
-                 "done" if outcome.finished else f"[yellow]stopped at step {outcome.step}[/]")
-        console.print(f"seed {outcome.seed}: {state} ({outcome.run_dir})", highlight=False)
+    executor = on[0]
+    with population_options(*on, [seed_dir(out, s).name for s in seeds], quiet) as (ray, finished):
+        def done(outcome: SeedOutcome) -> None:
+            state = (f"[red]failed: {outcome.error}[/]" if outcome.error else
+                     "done" if outcome.finished else f"[yellow]stopped at step {outcome.step}[/]")
+            finished[outcome.run_dir.name] = state
+            again = f", restarted from step {', '.join(map(str, outcome.restarts))}" if outcome.restarts else ""
+            console.print(f"seed {outcome.seed}: {state} ({outcome.run_dir}{again})", highlight=False)
 
-    reporter = None if quiet else (lambda seed: search_reporter(config))
-    outcomes = run_seeds(config, out, seeds, space=space, resume=resume, parallel=parallel,
-                         reporter=reporter, on_done=done)
+        reporter = None if quiet or executor != "local" else (lambda seed: search_reporter(config))
+        outcomes = run_seeds(config, out, seeds, space=space, resume=resume, parallel=parallel,
+                             reporter=reporter, on_done=done, executor=executor, ray=ray)
     searched = [o.run_dir for o in outcomes if o.error is None and o.step > 0]
     if searched:
         console.print(report_table(build_report(searched), f"{len(searched)} searches in {out}"))
@@ -303,6 +316,10 @@ def _search_seeds(config: SearchConfig, out: Path | None, seeds: list[int], spac
         raise NasflowError(f"{len(failed)} of {len(seeds)} seeds failed: "
                            + "; ".join(f"seed {o.seed}: {o.error}" for o in failed))
     if any(not o.finished for o in outcomes) or len(outcomes) < len(seeds):
+        if executor == "ray":
+            console.print("[yellow]stopped[/]; continue with the same command (started runs continue, "
+                          "finished ones are kept)")
+            raise typer.Exit(130)
         console.print(f"[yellow]stopped[/]; continue with: nasflow search --seeds {','.join(map(str, seeds))} "
                       f"--resume --out {out}")
         raise typer.Exit(130)

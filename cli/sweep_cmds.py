@@ -17,6 +17,7 @@ from nasflow.space.load import load_space
 from nasflow.tasks.presets import apply_preset, exclusive_options, preset_section
 
 from .app import app, console, parse_sets
+from .population_view import CPUS_HELP, EXECUTOR_HELP, GPUS_HELP, RAY_ADDRESS_HELP, population_options
 from .report_cmds import report_table
 from .search_cmds import parse_options, search_reporter
 
@@ -31,6 +32,10 @@ def sweep(
     latency_table: Annotated[Optional[Path], typer.Option(help="nasflow profile's table, for latency budgets.")] = None,
     parallel: Annotated[Optional[int], typer.Option(
         help="Searches at a time (default: one per GPU, else one per 8 CPU cores).")] = None,
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help=RAY_ADDRESS_HELP)] = None,
+    cpus_per_run: Annotated[Optional[float], typer.Option(help=CPUS_HELP)] = None,
+    gpus_per_run: Annotated[Optional[float], typer.Option(help=GPUS_HELP)] = None,
     preset: Annotated[Optional[str], typer.Option(help="The task's named settings (default: its quick one).")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="darts, milenas, or a registered strategy.")] = None,
     regularizer: Annotated[Optional[str], typer.Option(help="params, madds, ... (default params).")] = None,
@@ -74,12 +79,17 @@ def sweep(
             changes = apply_preset(settings, changes, space_file.params, exclusive_options(space_file.task))
         config = SearchConfig.build(changes)
 
-    def done(o: SeedOutcome) -> None:
-        state = f"[red]failed: {o.error}[/]" if o.error else "done" if o.finished else f"[yellow]stopped at {o.step}[/]"
-        console.print(f"{values[o.index].label}: {state} ({o.run_dir})", highlight=False)
+    with population_options(executor, ray_address, cpus_per_run, gpus_per_run, [v.name for v in values],
+                            quiet) as (ray, finished):
+        def done(o: SeedOutcome) -> None:
+            state = f"[red]failed: {o.error}[/]" if o.error else "done" if o.finished else f"[yellow]stopped at {o.step}[/]"
+            finished[o.run_dir.name] = state
+            again = f", restarted from step {', '.join(map(str, o.restarts))}" if o.restarts else ""
+            console.print(f"{values[o.index].label}: {state} ({o.run_dir}{again})", highlight=False)
 
-    reporter = None if quiet else (lambda _: search_reporter(config))
-    results = run_sweep(config, out, values, resume=resume, parallel=parallel, reporter=reporter, on_done=done)
+        reporter = None if quiet or executor != "local" else (lambda _: search_reporter(config))
+        results = run_sweep(config, out, values, resume=resume, parallel=parallel, reporter=reporter, on_done=done,
+                            executor=executor, ray=ray)
     searched = [o.run_dir for _, o in results if o.error is None and o.step > 0]
     if searched:
         console.print(report_table(build_report(searched), f"{len(searched)} searches in {out}"))
@@ -89,5 +99,7 @@ def sweep(
                            + "; ".join(f"{v.label}: {o.error}" for v, o in failed))
     if any(not o.finished for _, o in results) or len(results) < len(values):
         given = f"--gamma {gamma}" if gamma is not None else f"--budget {budget}"
-        console.print(f"[yellow]stopped[/]; continue with: nasflow sweep {space} {given} --resume --out {out}")
+        how = ("the same command (started runs continue, finished ones are kept)" if executor == "ray"
+               else f"nasflow sweep {space} {given} --resume --out {out}")
+        console.print(f"[yellow]stopped[/]; continue with: {how}")
         raise typer.Exit(130)

@@ -7,6 +7,9 @@ interval (Table X). The searches share nothing, so they run `parallel` at a time
 processes: one per GPU when there are GPUs (each search on its own GPU), else as many as the
 CPU cores allow at CPU_CORES_PER_SEARCH cores each. With parallel=1 they run here, one after
 another. A seed whose search fails is reported and the others go on.
+
+That is the local executor. executor="ray" runs each search as a Ray task on a cluster
+instead (search/ray_executor.py: resources per run, lost workers resumed from checkpoints).
 """
 from __future__ import annotations
 
@@ -14,18 +17,20 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from nasflow.search.config import SearchConfig
 from nasflow.errors import NasflowError
+from nasflow.search.population import CPU_CORES_PER_SEARCH, SeedOutcome, _search_one
 from nasflow.space.schema import Space
 
+if TYPE_CHECKING:
+    from nasflow.search.ray_executor import RayOptions
+
 SEED_DIR = "seed-{seed}"
-CPU_CORES_PER_SEARCH = 8  # a search's convolutions use this many threads well; fewer is slow
 
 
 def seed_dir(out: str | Path, seed: int) -> Path:
@@ -53,30 +58,6 @@ def default_parallel(device: str = "auto") -> int:
     return max(1, (os.cpu_count() or 1) // CPU_CORES_PER_SEARCH)
 
 
-@dataclass
-class SeedOutcome:
-    seed: int
-    run_dir: Path
-    step: int = 0
-    finished: bool = False
-    error: str | None = None  # the error that stopped this seed's search
-    index: int = 0  # its place in the searches run together
-
-
-def _search_one(config: SearchConfig, out: str, space: Space | None, resume: bool, reporter: Any = None) -> SeedOutcome:
-    """Search `config` in `out` (a run directory of its own)."""
-    from nasflow.search.loop import run_search  # the search loop is heavy to import; workers need it anyway
-
-    path = Path(out)
-    try:
-        resume_this = resume and (path / "config.json").is_file()  # a seed not started yet starts
-        result = run_search(config, path, space=None if resume_this else space, resume=resume_this,
-                            reporter=reporter)
-        return SeedOutcome(config.seed, path, result.step, result.finished)
-    except Exception as exc:  # noqa: BLE001 - one failed seed must not lose the others
-        return SeedOutcome(config.seed, path, error=f"{type(exc).__name__}: {exc}")
-
-
 # --- worker processes ----------------------------------------------------------------------
 _worker_device: str | None = None
 
@@ -97,27 +78,38 @@ def _worker_search(config: SearchConfig, out: str, space: Space | None, resume: 
 
 def run_seeds(config: SearchConfig, out: str | Path, seeds: list[int], *, space: Space | None = None,
               resume: bool = False, parallel: int | None = None, reporter: Callable[[int], Any] | None = None,
-              on_done: Callable[[SeedOutcome], None] | None = None) -> list[SeedOutcome]:
+              on_done: Callable[[SeedOutcome], None] | None = None, executor: str = "local",
+              ray: RayOptions | None = None) -> list[SeedOutcome]:
     """Search `seeds` (config.seed replaced by each) into OUT/seed-N; outcomes in seed order.
 
     `resume` continues each OUT/seed-N that holds a run (and starts the others); `reporter(seed)`
     makes a progress display for a search run here (parallel=1); `on_done` hears of each
-    seed as it ends.
+    seed as it ends. executor="ray": each search a Ray task (`ray`: where and how), every
+    started run continued, resume or not.
     """
     if not seeds:
         raise NasflowError("no seeds to search: give --seeds, e.g. --seeds 0,1,2")
     configs = [config.model_copy(update={"seed": s}) for s in seeds]
     return run_searches(configs, [seed_dir(out, s) for s in seeds], space=space, resume=resume,
-                        parallel=parallel, reporter=reporter, on_done=on_done)
+                        parallel=parallel, reporter=reporter, on_done=on_done, executor=executor, ray=ray)
 
 
 def run_searches(configs: list[SearchConfig], paths: list[Path], *, space: Space | None = None,
                  resume: bool = False, parallel: int | None = None, reporter: Callable[[int], Any] | None = None,
-                 on_done: Callable[[SeedOutcome], None] | None = None) -> list[SeedOutcome]:
+                 on_done: Callable[[SeedOutcome], None] | None = None, executor: str = "local",
+                 ray: RayOptions | None = None) -> list[SeedOutcome]:
     """Independent searches, configs[i] into paths[i], `parallel` at a time as run_seeds
-    does (which calls this); outcomes in the configs' order. Sweeps (search/sweep.py) too."""
+    does (which calls this); outcomes in the configs' order. Sweeps (search/sweep.py) too.
+    executor="ray" hands them to search/ray_executor.py."""
     if not configs:
         raise NasflowError("no searches to run")
+    from nasflow.search.ray_executor import check_executor, run_searches_ray
+
+    check_executor(executor)
+    if executor == "ray":
+        return run_searches_ray(configs, paths, space=space, parallel=parallel, options=ray, on_done=on_done)
+    if ray is not None:
+        raise NasflowError("Ray options (--ray-address, --cpus-per-run, ...) need --executor ray")
     k = default_parallel(configs[0].device) if parallel is None else parallel
     if k < 1:
         raise NasflowError(f"--parallel must be at least 1, got {k}")

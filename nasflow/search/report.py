@@ -14,11 +14,14 @@ Either is a model directory (arch.yaml, weights.safetensors, meta.json) or a tra
 directory, whose best/ model is used (else its final model/). The value is what `nasflow train`
 recorded in that model's meta.json ("valid": {"psnr": ...}); nothing is re-evaluated here.
 
+A run of a population run on Ray that lost its worker and continued from a checkpoint
+carries those steps (`restarts`, from OUT/population.json: search/population.py).
+
 Nothing is written: the genotype is derived in memory (`nasflow derive` writes the files).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from nasflow.errors import NasflowError
 from nasflow.space.graph import build_graph
 from nasflow.space.load import ARCH_FILE
 from nasflow.runs.modeldir import WEIGHTS_FILE, read_meta
+from nasflow.search.population import restarts_of
 from nasflow.search.run_dir import RunDir, arch_logits
 from nasflow.space.schema import Space
 from nasflow.search.stats import MeanCI, mean_ci
@@ -51,12 +55,13 @@ class RunReport:
     value: float | None = None  # the retrained model's recorded `metric`
     arch_matches: bool | None = None  # the model's architecture is the run's derived one
     note: str = ""  # why there is no value, or a warning about the model
+    restarts: list[int] = field(default_factory=list)  # checkpoint steps it continued from (population.json)
 
     def to_json(self) -> dict[str, Any]:
         return {"run": str(self.run), "seed": self.seed, "step": self.step, "genotype": self.genotype.to_json(),
                 "params": self.params, "madds": self.madds, "output_size": list(self.output_size),
                 "model": str(self.model) if self.model else None, self.metric: self.value,
-                "arch_matches": self.arch_matches, "note": self.note}
+                "arch_matches": self.arch_matches, "note": self.note, "restarts": self.restarts}
 
 
 @dataclass
@@ -121,7 +126,7 @@ def report_run(run_dir: str | Path, model: str | Path | None = None, *, metric: 
     except NasflowError as exc:  # e.g. an output size the run's scale does not divide
         raise NasflowError(f"run '{run.path}': {exc}; pass --size WIDTHxHEIGHT that fits it") from None
     row = RunReport(run.path, run.config().seed, step, derived.genotype, derived.params, derived.madds,
-                    derived.output_size, metric)
+                    derived.output_size, metric, restarts=restarts_of(run.path))
     if model is None and (run.path / RETRAINED).is_dir():
         model = run.path / RETRAINED
     if model is None:

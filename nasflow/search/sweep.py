@@ -5,7 +5,8 @@
                                                   OUT/budget-params-100k/ ...        (config.budget)
 
 Each folder is a search run directory. The searches are independent and run as a --seeds set
-does (multiseed.run_searches: one process per GPU, or per CPU_CORES_PER_SEARCH cores).
+does (multiseed.run_searches: one process per GPU, or per CPU_CORES_PER_SEARCH cores; or
+one Ray task each with --executor ray).
 Retrain each derived architecture into RUN/retrained and `nasflow report OUT --pareto
 FILE.png` draws quality against cost.
 """
@@ -14,13 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasflow.errors import NasflowError
 from nasflow.search.budget import Budget
 from nasflow.search.config import SearchConfig
 from nasflow.search.multiseed import SeedOutcome, run_searches
 from nasflow.space.schema import Space
+
+if TYPE_CHECKING:
+    from nasflow.search.ray_executor import RayOptions
 
 GAMMA_DIR = "gamma-{value:g}"
 
@@ -68,8 +72,10 @@ def budget_values(text: str) -> list[SweepValue]:
 
 def run_sweep(config: SearchConfig, out: str | Path, values: list[SweepValue], *, space: Space | None = None,
               resume: bool = False, parallel: int | None = None, reporter: Callable[[int], Any] | None = None,
-              on_done: Callable[[SeedOutcome], None] | None = None) -> list[tuple[SweepValue, SeedOutcome]]:
-    """One search per value (its fields set in `config`) into OUT/<value's name>; in order."""
+              on_done: Callable[[SeedOutcome], None] | None = None, executor: str = "local",
+              ray: RayOptions | None = None) -> list[tuple[SweepValue, SeedOutcome]]:
+    """One search per value (its fields set in `config`) into OUT/<value's name>; in order.
+    executor="ray": each search a Ray task (multiseed.run_searches)."""
     if not values:
         raise NasflowError("no values to sweep: give --gamma 0,0.1,0.2,0.5 or --budget params=100k,params=300k")
     if config.regularizer is None and any("gamma" in v.update for v in values):
@@ -77,5 +83,5 @@ def run_sweep(config: SearchConfig, out: str | Path, values: list[SweepValue], *
                            "without one gamma changes nothing")
     configs = [SearchConfig.build({**config.to_json(), **v.update}) for v in values]
     outcomes = run_searches(configs, [Path(out) / v.name for v in values], space=space, resume=resume,
-                            parallel=parallel, reporter=reporter, on_done=on_done)
+                            parallel=parallel, reporter=reporter, on_done=on_done, executor=executor, ray=ray)
     return [(values[o.index], o) for o in outcomes]
