@@ -39,11 +39,23 @@ def runs_at(model: nn.Module, h: int, w: int) -> bool:
     try:
         with torch.no_grad():
             functional_call(model, state, (torch.empty(1, channels, h, w, device="meta"),))
-    except (RuntimeError, ValueError, IndexError):
-        return False
-    except Exception:  # noqa: BLE001 - an op meta tensors cannot run (e.g. .item()): no answer, no refusal
+    except (RuntimeError, ValueError, IndexError) as exc:
+        return not _too_small(exc)
+    except Exception:  # noqa: BLE001 - an op meta tensors cannot run: no answer, no refusal
         return True
     return True
+
+
+# What torch says when an input is below a layer's window (conv, pooling, a reflection pad);
+# any other failure on meta tensors (a sampled path reading its weights with .item() or
+# .tolist(), which meta tensors cannot answer) is no answer, and refuses nothing.
+_TOO_SMALL = ("kernel size can't be greater than actual input size", "output size is too small",
+              "padding size should be less than", "input size", "output size", "non-positive")
+
+
+def _too_small(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in _TOO_SMALL) and "meta" not in text
 
 
 def smallest_side(model: nn.Module) -> int | None:
