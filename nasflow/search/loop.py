@@ -89,17 +89,22 @@ def run_search(config: SearchConfig, run_dir: str | Path, *, space: Space | None
     """
     ctx = ctx if ctx is not None else current(config.device)
     check_batch_splits(config.batch_size, ctx)
-    strategy_class(config).parse_options(config.strategy_options)  # a bad option: no run written
     searched = open_run(RunDir, run_dir, config, resume, ctx, lambda: _resolve_space(config, space),
                         given=space is not None)
+    # After the space is read (its imports may register the strategy); a bad option: no run written.
+    strategy_class(config, run_dir if resume else None).parse_options(config.strategy_options)
     task = task if task is not None else make_task(config.task, config.task_options, searched)
     # Built before any file is written, so a bad strategy or space leaves no run behind.
-    search = _Search(config, searched, task, reporter if ctx.is_main else None, ctx)
+    search = _Search(config, searched, task, reporter if ctx.is_main else None, ctx, run_dir if resume else None)
     record_run(RunDir, run_dir, config, searched, resume, ctx)
     return search.run_search(RunDir(run_dir), resume, stop_at)
 
 
-def strategy_class(config: SearchConfig) -> type[Strategy]:
+def strategy_class(config: SearchConfig, run_dir: str | Path | None = None) -> type[Strategy]:
+    """The strategy `config` names; `run_dir`: a run to resume, whose space may register it
+    and whose folder carries the module of a 'module:Class' one."""
+    if run_dir is not None and RunDir(run_dir).config_path.is_file():
+        return RunDir(run_dir).strategy_class(config)
     # Imported here: the strategies package builds on nasflow.search itself.
     from nasflow.strategies import get_strategy
 
@@ -150,7 +155,7 @@ class _Search(RunLoop):
     run_dir: RunDir  # set by run(): the run directory is created once the search is built
 
     def __init__(self, config: SearchConfig, space: Space, task: Task, reporter: Reporter | None,
-                 ctx: DistContext) -> None:
+                 ctx: DistContext, run_dir: str | Path | None = None) -> None:
         self.config = config
         self.device = run_device(config.device, ctx)
         self.graph = build_graph(space)
@@ -161,7 +166,7 @@ class _Search(RunLoop):
         channels_last = use_channels_last(config.channels_last, self.device)
         loss = wrap_loss(checked_loss_fn(task), channels_last=channels_last, amp=config.amp, device=self.device)
         # The strategy first: it picks the mixed op, relaxation and optimizers (built by attach).
-        self.strategy = strategy_class(config)(loss, regularizer, None, None, config)
+        self.strategy = strategy_class(config, run_dir)(loss, regularizer, None, None, config)
         seed_everything(config.seed)
         hook = _hooks(self.strategy)
         mixed = check_return(hook("mixed_op"), self.strategy.mixed_op(), str, "a mixed-op name (str)")
