@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -46,13 +47,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/train-once"))
+    parser.add_argument("--search-args", default="", help="more flags for the supernet's search, e.g. "
+                        "'--preset none --lr 3e-3 --batch 32 --task-opt half=false' (the retraining's optimizer)")
     args = parser.parse_args()
     out, log, t = args.out, args.out / "log.txt", args.threads
     out.mkdir(parents=True, exist_ok=True)
     run = out / "supernet"
     start = time.perf_counter()
     nasflow(["search", str(SPACE), "--strategy", "sandwich", "--steps", str(args.steps), "--warmup", "0",
-             "--seed", str(args.seed), "--out", str(run)], log, t)
+             "--seed", str(args.seed), "--out", str(run), *shlex.split(args.search_args)], log, t)
     supernet_s = time.perf_counter() - start
     budgets = args.budgets.split(",")
     nasflow(["derive", str(run), *[x for b in budgets for x in ("--budget", b)]], log, t)
@@ -70,13 +73,15 @@ def main() -> None:
                      "scratch_top1": scratch, "gap": inherited - scratch, "retrain_s": retrain_s,
                      "genotype": sub["genotype"]})
     print(f"Train once, deploy many: MobileNetV2 space, built-in set, supernet {args.steps} sandwich steps "
-          f"({supernet_s:.0f} s), each subnet retrained {args.retrain} steps from scratch; top-1 % on the test split")
+          f"({supernet_s:.0f} s{', ' + args.search_args if args.search_args else ''}), each subnet retrained "
+          f"{args.retrain} steps from scratch; top-1 % on the test split")
     print(f"{'budget':>14} {'params':>10} {'inherited':>10} {'scratch':>8} {'gap':>6} {'retrain s':>9}")
     for r in rows:
         print(f"{r['budget']:>14} {r['params']:>10,.0f} {r['inherited_top1']:>10.1f} {r['scratch_top1']:>8.1f} "
               f"{r['gap']:>+6.1f} {r['retrain_s']:>9.0f}")
     print(f"load {os.getloadavg()[0]:.1f}")
     (out / "results.json").write_text(json.dumps({"steps": args.steps, "retrain": args.retrain,
+                                                  "search_args": args.search_args,
                                                   "supernet_s": supernet_s, "rows": rows}, indent=1) + "\n")
 
 
