@@ -107,6 +107,7 @@ class Supernet(nn.Module):
         if self._values is not None:
             self._values.modules({g.name: module for g, module, _ in self._steps})
         # OFA's kernel transforms: weights (trained with them), one matrix per node and size pair.
+        self.kernel_transforms: nn.ParameterDict | None = None
         if kernel_transform and self._values is not None:
             pairs = self._values.transform_pairs({g.name: kind for g, _, kind in self._steps})
             self.kernel_transforms = nn.ParameterDict(

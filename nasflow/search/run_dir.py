@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-from nasflow.compile.state import arch_param_name, from_checkpoint
+from nasflow.compile.state import ARCH, arch_param_name, from_checkpoint
 from nasflow.derive.genotype import Genotype
 from nasflow.errors import CheckpointError, RunError
 from nasflow.runs.checkpoint import load_checkpoint, save_checkpoint
@@ -151,7 +151,7 @@ def arch_tensors(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     Other entries are left out."""
     out = {}
     for key, value in tensors.items():
-        rest = key.removeprefix("arch.")
+        rest = key.removeprefix(ARCH + ".")
         kind, _, label = rest.partition(".")
         if kind in ("alpha", "beta", "value") and label:
             out[arch_param_name(kind, label)] = value
