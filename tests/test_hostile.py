@@ -190,17 +190,9 @@ DLSR = REPO / "spaces" / "dlsr"
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """DLSR-S's architecture at 4 channels, randomly initialised: small and fast."""
-    import torch
+    from tiny_models import tiny_dlsr_s
 
-    from nasflow.compile.supernet import compile_graph
-    from nasflow.runs.modeldir import save_model
-    from nasflow.space.graph import build_graph
-    from nasflow.space.load import load_space
-
-    space = load_space(DLSR / "dlsr-s.yaml", {"channels": 4})
-    torch.manual_seed(0)
-    model = compile_graph(build_graph(space))
-    return save_model(tmp_path_factory.mktemp("m") / "tiny", space, model.state_dict(), {"scale": 2})
+    return tiny_dlsr_s(tmp_path_factory.mktemp("m"))
 
 
 def _png(path: Path, w: int, h: int) -> Path:

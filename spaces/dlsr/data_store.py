@@ -45,11 +45,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from PIL import UnidentifiedImageError
 
 from nasflow.runs.durable import replace_durably
 
-from .data import DataError, LRCache, PathLike, Progress, _check_scale, list_images, load_rgb, make_lr, open_image
+from .data import DataError, LRCache, PathLike, Progress, _check_scale, image_size, list_images, load_rgb, make_lr
 
 __all__ = ["StoredImages", "PrepareReport", "DecodedStore", "decoded_bytes", "default_prepare_workers", "prepare_folder"]
 
@@ -146,22 +145,11 @@ class PrepareReport:
     written_names: list[str] = field(default_factory=list, repr=False)
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    """(W, H) from the file's header, without decoding it."""
-    try:
-        with open_image(path) as im:
-            return im.size
-    except FileNotFoundError as e:
-        raise DataError(f"image {path} does not exist") from e
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"cannot decode image {path}: {e}") from e
-
-
 def decoded_bytes(paths: Sequence[PathLike], scale: int) -> int:
     """Bytes the decoded HR + LR of ``paths`` take (read from the headers, nothing decoded)."""
     total = 0
     for p in paths:
-        w, h = _image_size(Path(p))
+        w, h = image_size(p)
         total += 3 * (h * w + (h // scale) * (w // scale))
     return total
 

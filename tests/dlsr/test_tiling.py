@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_models import tiny_dlsr_s
 import torch
 from PIL import Image
 from torch import nn
@@ -14,15 +15,12 @@ from typer.testing import CliRunner
 
 from nasflow.cli.main import app
 from nasflow.errors import NasflowError
-from nasflow.space.graph import build_graph
-from nasflow.space.load import load_space
-from nasflow.runs.modeldir import load_model, save_model
+from nasflow.runs.modeldir import load_model
 from nasflow.spaces.dlsr.data import load_pair, load_rgb
 from nasflow.spaces.dlsr.evaluate import default_bench
 from nasflow.spaces.dlsr.images import to_tensor
 from nasflow.spaces.dlsr.metrics import psnr
 from nasflow.spaces.dlsr.tiling import model_predictor, tile_spans, upscale_tiled
-from nasflow.compile.supernet import compile_graph
 
 DLSR = Path(__file__).resolve().parents[2] / "spaces" / "dlsr"
 
@@ -89,10 +87,7 @@ def test_bad_tiles_and_models_fail_clearly() -> None:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """DLSR-S's architecture at 4 channels, randomly initialised: small and fast."""
-    space = load_space(DLSR / "dlsr-s.yaml", {"channels": 4})
-    torch.manual_seed(0)
-    model = compile_graph(build_graph(space))
-    return save_model(tmp_path_factory.mktemp("m") / "tiny", space, model.state_dict(), {"scale": 2})
+    return tiny_dlsr_s(tmp_path_factory.mktemp("m"))
 
 
 runner = CliRunner()
