@@ -3,12 +3,12 @@ errors that name the field, the JSON form, the fields a resumed run may change; 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from typing_extensions import Self  # typing.Self is 3.11+; pydantic depends on typing_extensions
 
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, RunError
 from nasflow.runs.formats import KEY
 
 OptionValue = Union[bool, int, float, str]
@@ -19,6 +19,15 @@ class AdamConfig(BaseModel):
     lr: float = Field(3e-4, gt=0)
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = Field(1e-8, ge=0)
+
+
+def cosine_steps_refused(new: int, old: int, what: str) -> RunError:
+    """The error a resume that changes `steps` under a cosine schedule gets: the schedule is
+    laid over the run's old length (its state is in the checkpoint), so past it the lr would
+    rise again. `what`: how to start anew instead ("a new run of 400 steps")."""
+    return RunError(f"cannot resume with steps {new}: the run's cosine lr schedule is laid over its {old} steps "
+                    f"(the schedule's state is in the checkpoint, and past them the lr would rise again); resume "
+                    f"with --steps {old}, or start {what}")
 
 
 class RunConfig(BaseModel):

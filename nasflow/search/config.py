@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 from typing_extensions import Self
 
-from nasflow.errors import NasflowError, RunError
-from nasflow.runs.config import AdamConfig, OptionValue, RunConfig
+from nasflow.errors import NasflowError
+from nasflow.runs.config import AdamConfig, OptionValue, RunConfig, cosine_steps_refused
 
 # Former top-level fields -> (MiLeNAS option, the value every other strategy ignored it at).
 LEGACY_OPTIONS: dict[str, tuple[str, OptionValue]] = {
@@ -125,10 +125,7 @@ class SearchConfig(RunConfig):
         if self.steps == run.steps:
             return []
         if self.weights_schedule == "cosine":
-            raise RunError(f"cannot resume with steps {self.steps}: the run's cosine lr schedule is laid over its "
-                           f"{run.steps} steps (the schedule's state is in the checkpoint, and past them the lr "
-                           f"would rise again); resume with --steps {run.steps}, or start a new run of "
-                           f"{self.steps} steps")
+            raise cosine_steps_refused(self.steps, run.steps, f"a new run of {self.steps} steps")
         return [f"steps changed from {run.steps} to {self.steps}: what runs over the total (the strategy's "
                 f"on_step(step, total) schedules, e.g. GDAS' temperature; snapshots and warm-up stay at their "
                 f"steps) continues toward {self.steps} from where the run stopped, so the result is not that "

@@ -12,8 +12,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from nasflow.runs.config import AdamConfig, OptionValue, RunConfig
-from nasflow.errors import NasflowError, RunError
+from nasflow.runs.config import AdamConfig, OptionValue, RunConfig, cosine_steps_refused
+from nasflow.errors import NasflowError
 
 
 class TrainConfig(RunConfig):
@@ -77,9 +77,7 @@ class TrainConfig(RunConfig):
         if self.steps == run.steps:
             return []
         if self.schedule == "cosine":
-            raise RunError(f"cannot resume with steps {self.steps}: the run's cosine lr schedule is laid over its "
-                           f"{run.steps} steps (the schedule's state is in the checkpoint, and past them the lr "
-                           f"would rise again); resume with --steps {run.steps}, or start a new run")
+            raise cosine_steps_refused(self.steps, run.steps, "a new run")
         if self.drop_path_prob > 0:
             return [f"steps changed from {run.steps} to {self.steps}: drop-path's probability, which grows to "
                     f"{self.drop_path_prob} over the steps, now grows over {self.steps} from where the run "
