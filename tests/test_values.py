@@ -522,3 +522,35 @@ def test_a_latency_table_with_a_null_or_infinite_timing_is_one_error(space: Spac
     (tmp_path / "inf.json").write_text(json.dumps(data))
     with pytest.raises(LatencyTableError, match="malformed at nodes.ps.timing.ms"):
         load_table(tmp_path / "inf.json")
+
+
+def test_batchnorm_statistics_recomputed_for_a_sampled_width_are_the_subnets(tmp_path: Path) -> None:
+    """SPOS / sandwich recompute BatchNorm statistics per path (momentum None: the plain average
+    over batches); the sliced modules must follow the supernet's momentum, not their own."""
+    from nasflow.strategies.spos import batch_norms
+
+    (tmp_path / "k.yaml").write_text(KERNELS)
+    space = Space.from_yaml(tmp_path / "k.yaml")
+    graph = build_graph(space)
+    torch.manual_seed(0)
+    net = compile_graph(graph)
+    values = {"K": 5, "W": 4}
+    derived = build_graph(derive_space(space, Genotype(values=values)))
+    model = compile_graph(derived)
+    model.load_state_dict(inherit_weights(graph, net.state_dict(), derived, model.state_dict(), values))
+    net.relaxation = Fixed({k: graph.decisions[k].values.index(v) for k, v in values.items()})
+    g = torch.Generator().manual_seed(5)
+    batches = [torch.rand(4, 3, 9, 9, generator=g) * (1 + i) for i in range(3)]
+    for m in (net, model):
+        for bn in batch_norms(m):
+            bn.reset_running_stats()
+            bn.momentum = None
+        m.train()
+        with torch.no_grad():
+            for x in batches:
+                m(x)
+    mean = net.state_dict()["stem.op.1.running_mean"][:4]
+    torch.testing.assert_close(mean, model.state_dict()["stem.op.1.running_mean"])
+    net.eval(), model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net(batches[0]), model(batches[0]), rtol=1e-5, atol=1e-6)

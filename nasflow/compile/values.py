@@ -243,6 +243,17 @@ class _Template:
     g: GNode
     shapes: dict[str, torch.Size]  # each weight and buffer's shape at these values
 
+    def mirror(self, module: nn.Module) -> None:
+        """The template as the supernet's module is now: train / eval (BatchNorm, dropout), and
+        each BatchNorm's momentum (None while SPOS recomputes a path's statistics: the plain
+        average over batches, which the template must take too)."""
+        mine = self.call.m
+        if mine.training != module.training:
+            mine.train(module.training)
+        for ours, theirs in zip(mine.modules(), module.modules()):
+            if isinstance(ours, nn.modules.batchnorm._BatchNorm) and ours.momentum != theirs.momentum:
+                ours.momentum = theirs.momentum  # type: ignore[assignment]
+
 
 class ValuePlan:
     """How the supernet of `graph` computes the nodes that value decisions touch."""
@@ -330,8 +341,7 @@ class ValuePlan:
         t = self._template(g, kind, a)
         if not t.shapes:  # no weights: its module works at any width
             return kind.run(module, t.g, values, weights, active)
-        if t.call.m.training != module.training:  # BatchNorm, dropout: as the supernet is
-            t.call.m.train(module.training)
+        t.mirror(module)
         segs = self.in_layout(g, a)
         own = dict(module.named_parameters())
         own.update(module.named_buffers())
