@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -49,14 +50,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/train-once"))
     parser.add_argument("--search-args", default="", help="more flags for the supernet's search, e.g. "
                         "'--preset none --lr 3e-3 --batch 32 --task-opt half=false' (the retraining's optimizer)")
+    parser.add_argument("--reuse-supernet", action="store_true",
+                        help="keep OUT/supernet if it is there (only the subnets and retrainings again)")
     args = parser.parse_args()
     out, log, t = args.out, args.out / "log.txt", args.threads
     out.mkdir(parents=True, exist_ok=True)
     run = out / "supernet"
     start = time.perf_counter()
-    nasflow(["search", str(SPACE), "--strategy", "sandwich", "--steps", str(args.steps), "--warmup", "0",
-             "--seed", str(args.seed), "--out", str(run), *shlex.split(args.search_args)], log, t)
+    if not (args.reuse_supernet and (run / "checkpoint.safetensors").is_file()):
+        nasflow(["search", str(SPACE), "--strategy", "sandwich", "--steps", str(args.steps), "--warmup", "0",
+                 "--seed", str(args.seed), "--out", str(run), *shlex.split(args.search_args)], log, t)
     supernet_s = time.perf_counter() - start
+    if (run / "subnets").is_dir():
+        shutil.rmtree(run / "subnets")  # picked again from this supernet
     budgets = args.budgets.split(",")
     nasflow(["derive", str(run), *[x for b in budgets for x in ("--budget", b)]], log, t)
     picked = json.loads((run / "subnets" / "subnets.json").read_text())["subnets"]
