@@ -1,5 +1,6 @@
 """The space language: the pydantic schema of a space file, YAML with a line map for errors,
-integer expressions, node kinds (kinds: the NodeKind classes and their registry; the builtin
+integer expressions, value decisions (values: searched numbers as Syms with a table per
+value), node kinds (kinds: the NodeKind classes and their registry; the builtin
 kinds' space side in builtin_kinds), and the graph a space expands to (blocks inlined,
 channels and sizes inferred by each node's kind, everything validated) plus its cost, and
 what a task declares without torch for that cost (task_facts: its cost size).
