@@ -135,9 +135,30 @@ class Evolution:
     def admitted(self, path: Path) -> bool:
         return self.limit is None or self.cost(path) <= self.limit
 
-    def start(self) -> None:
-        """The first generation: random paths under the budget."""
-        self.population = self._fill([], lambda: self.space.random(self.generator))
+    def start(self, fallback: Path) -> None:
+        """The first generation: random paths under the budget, or `fallback` (the cheapest
+        path) when a budget is so tight that random draws found none under it."""
+        self.population = self._fill([], lambda: self.space.random(self.generator)) or [fallback]
+
+    def run(self, score: Callable[[Path], float], after_generation: Callable[[], None] = lambda: None,
+            stop: Callable[[], bool] = lambda: False) -> bool:
+        """Score every path not scored yet, generation by generation, breeding the next after
+        each (`after_generation` then: a checkpoint); False when `stop()` ended it early (the
+        generation is done again on resume: scores are repeatable)."""
+        while self.generation < self.settings.generations:
+            known = {s.path for s in self.scored}
+            for path in self.population:
+                if path in known:
+                    continue
+                if stop():
+                    return False
+                self.scored.append(Scored(path, score(path), self.cost(path), self.generation))
+                known.add(path)
+            self.generation += 1
+            if self.generation < self.settings.generations:
+                self.breed()
+            after_generation()
+        return True
 
     def breed(self) -> None:
         """The next generation, from the best `parents` scored so far."""

@@ -136,12 +136,7 @@ class SPOS(Strategy):
         metric = end.task.best()
         budget, costs = _cost_model(end)
         limit = budget.limit if end.config.budget is not None else None
-        cheapest = space.cheapest(costs)
-        if limit is not None:
-            least = costs.of_genotype(end.graph, space.genotype(cheapest))
-            if least > limit:
-                raise NasflowError(f"budget {end.config.budget}: no architecture of this space is under it (the "
-                                   f"cheapest costs {budget.format(least)}); raise the budget")
+        cheapest = check_budget(space, costs, budget, end.config.budget)
         o = self.options
         evo = Evolution(space, EvolutionSettings(o.population, o.generations, o.parents, o.mutation_prob),
                         metric.higher_is_better, lambda p: costs.of_genotype(end.graph, space.genotype(p)),
@@ -150,26 +145,17 @@ class SPOS(Strategy):
         if saved is not None and saved["step"] == end.step:  # resumed: go on from the last generation saved
             evo.load_state(saved["state"])
         else:  # a fresh evolution (or the supernet trained on since the last one)
-            evo.start()
-            if not evo.population:  # a budget so tight that random draws found nothing under it
-                evo.population = [cheapest]
+            evo.start(cheapest)
             self._commit(evo, end.step)
+
+        def checkpoint() -> None:
+            self._commit(evo, end.step)
+            end.save()
+
         scorer = PathScorer(end, self.loss_fn, metric, self.path_relaxation, o.bn_batches)
         try:
-            while evo.generation < o.generations:
-                known = {s.path for s in evo.scored}
-                for path in evo.population:
-                    if path in known:
-                        continue
-                    if end.stop_requested():
-                        return None  # the generation is done again on resume: scores are repeatable
-                    evo.scored.append(Scored(path, scorer.score(path), evo.cost(path), evo.generation))
-                    known.add(path)
-                evo.generation += 1
-                if evo.generation < o.generations:
-                    evo.breed()
-                self._commit(evo, end.step)
-                end.save()
+            if not evo.run(scorer.score, checkpoint, end.stop_requested):
+                return None
         finally:
             scorer.close()
         if not evo.scored:
@@ -179,6 +165,18 @@ class SPOS(Strategy):
 
     def _commit(self, evo: Evolution, step: int) -> None:
         self.evolution = {"step": step, "state": evo.state()}
+
+
+def check_budget(space: PathSpace, costs: Any, budget: Budget, given: str | None) -> Path:
+    """The cheapest path; one error when even it is over the budget (`given`: the budget as
+    the user wrote it, None: no budget)."""
+    cheapest = space.cheapest(costs)
+    if given is not None:
+        least = costs.of_genotype(space.graph, space.genotype(cheapest))
+        if least > budget.limit:
+            raise NasflowError(f"budget {given}: no architecture of this space is under it (the cheapest costs "
+                               f"{budget.format(least)}); raise the budget")
+    return cheapest
 
 
 class PathScorer:

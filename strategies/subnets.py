@@ -36,9 +36,9 @@ from nasflow.search.run_dir import RunDir
 from nasflow.space.graph import build_graph
 from nasflow.tasks.contract import checked_loss_fn, checked_metrics, make_task
 
-from .evolution import Evolution, EvolutionSettings, PathSpace, Scored
+from .evolution import Evolution, EvolutionSettings, PathSpace
 from .sampling import OwnGenerator
-from .spos import _EVOLUTION_SEED, PathScorer, SPOSOptions, UniformPath, batch_norms, recalibrate
+from .spos import _EVOLUTION_SEED, PathScorer, SPOSOptions, UniformPath, batch_norms, check_budget, recalibrate
 
 OUT_DIR = "subnets"
 
@@ -94,25 +94,12 @@ def pick_subnets(run_dir: str | Path, budgets: list[str], out: str | Path | None
         for budget, text in zip(parsed, budgets):
             costs = budget.costs(graph, table)
             cost = lambda p: costs.of_genotype(graph, space_paths.genotype(p))  # noqa: E731
-            least = cost(space_paths.cheapest(costs))
-            if least > budget.limit:
-                raise NasflowError(f"budget {text}: no architecture of this space is under it (the cheapest costs "
-                                   f"{budget.format(least)}); raise the budget")
+            cheapest = check_budget(space_paths, costs, budget, text)
             evo = Evolution(space_paths, EvolutionSettings(settings.population, settings.generations, settings.parents,
                                                            settings.mutation_prob),
                             metric.higher_is_better, cost, budget.limit, config.seed + _EVOLUTION_SEED)
-            evo.start()
-            if not evo.population:
-                evo.population = [space_paths.cheapest(costs)]
-            known: set[Any] = set()
-            while evo.generation < settings.generations:
-                for path in evo.population:
-                    if path not in known:
-                        evo.scored.append(Scored(path, scorer.score(path), cost(path), evo.generation))
-                        known.add(path)
-                evo.generation += 1
-                if evo.generation < settings.generations:
-                    evo.breed()
+            evo.start(cheapest)
+            evo.run(scorer.score)
             best = evo.best()
             genotype = space_paths.genotype(best.path)
             where = root / _folder(text)
