@@ -231,11 +231,6 @@ class _Masks:
     call: _Call  # the node's own module, called with the masked weights
     sides: dict[str, list[int]]  # a kernel's side per value combination, where a value sizes it
 
-    def own(self, module: nn.Module) -> dict[str, Tensor]:
-        out = dict(module.named_parameters())
-        out.update(module.named_buffers())
-        return out
-
 
 @dataclass
 class _Template:
@@ -343,8 +338,7 @@ class ValuePlan:
             return kind.run(module, t.g, values, weights, active)
         t.mirror(module)
         segs = self.in_layout(g, a)
-        own = dict(module.named_parameters())
-        own.update(module.named_buffers())
+        own = _tensors(module)
         pairs = self.transforms.get(g.name)
         sliced = {f"m.{n}": slice_like(own[n], shape, segs, n, g.name, pairs) for n, shape in t.shapes.items()}
         return functional_call(t.call, sliced, (values, weights, active))
@@ -376,7 +370,7 @@ class ValuePlan:
         combo = _combo_weights([weights[d] for d in masks.deps])
         tensors: dict[str, Tensor] = {}
         pairs = self.transforms.get(g.name)
-        for name, t in masks.own(module).items():
+        for name, t in _tensors(module).items():
             for dim, rows in masks.dims.get(name, ()):
                 if pairs and t.dim() == 4 and dim >= 2 and name in masks.sides:
                     continue  # OFA's transformed kernels, weighted below
@@ -470,6 +464,13 @@ class ValuePlan:
                     total = v if total is None else total + v
                 assert total is not None
                 values[last] = total
+
+
+def _tensors(module: nn.Module) -> dict[str, Tensor]:
+    """A module's weights and buffers by name, read now (a probe may have swapped them)."""
+    out: dict[str, Tensor] = dict(module.named_parameters())
+    out.update(module.named_buffers())
+    return out
 
 
 def _combo_weights(ws: list[Tensor]) -> Tensor:
