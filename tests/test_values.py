@@ -554,3 +554,23 @@ def test_batchnorm_statistics_recomputed_for_a_sampled_width_are_the_subnets(tmp
     net.eval(), model.eval()
     with torch.no_grad():
         torch.testing.assert_close(net(batches[0]), model(batches[0]), rtol=1e-5, atol=1e-6)
+
+
+def test_a_gapped_concatenation_read_by_other_than_a_conv_is_one_error(tmp_path: Path) -> None:
+    (tmp_path / "g.yaml").write_text(SPACE.replace("fuse: {op: conv_1x1, in: cat, out: C, args: {bias: true}}",
+                                                   "fuse: {op: sep_conv_3x3, in: cat, out: C}"))
+    graph = build_graph(Space.from_yaml(tmp_path / "g.yaml"))
+    with pytest.raises(NasflowError, match="node 'fuse' reads a concatenation whose parts' widths are searched"):
+        compile_graph(graph)
+
+
+def test_derive_budget_mistakes_are_one_line(space: Space, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from nasflow.strategies.subnets import pick_subnets
+    from test_hostile import _cli, _one_line_error
+
+    (tmp_path / "w.yaml").write_text(SPACE)
+    _one_line_error(*_cli(["derive", str(tmp_path / "w.yaml"), "--budget", "params=10k"], capsys),
+                    "is not a run directory")
+    with pytest.raises(NasflowError, match="does not exist"):
+        pick_subnets(tmp_path / "nowhere", ["params=10k"])
