@@ -237,6 +237,7 @@ class _Template:
     call: _Call
     g: GNode
     shapes: dict[str, torch.Size]  # each weight and buffer's shape at these values
+    norms: list[tuple[nn.Module, nn.Module]] | None = None  # (template's, supernet's) BatchNorms
 
     def mirror(self, module: nn.Module) -> None:
         """The template as the supernet's module is now: train / eval (BatchNorm, dropout), and
@@ -245,8 +246,11 @@ class _Template:
         mine = self.call.m
         if mine.training != module.training:
             mine.train(module.training)
-        for ours, theirs in zip(mine.modules(), module.modules()):
-            if isinstance(ours, nn.modules.batchnorm._BatchNorm) and ours.momentum != theirs.momentum:
+        if self.norms is None:  # found once: a node's module is the same object every forward
+            self.norms = [(ours, theirs) for ours, theirs in zip(mine.modules(), module.modules())
+                          if isinstance(ours, nn.modules.batchnorm._BatchNorm)]
+        for ours, theirs in self.norms:
+            if ours.momentum != theirs.momentum:
                 ours.momentum = theirs.momentum  # type: ignore[assignment]
 
 
