@@ -9,6 +9,7 @@ EXAMPLES: dict[str, str] = {
     "validate": "nasflow validate spaces/dlsr/space.yaml",
     "cost": "nasflow cost spaces/dlsr/dlsr.yaml --size 1280x720",
     "ops": "nasflow ops",
+    "spaces": "nasflow spaces",
     "strategies": "nasflow strategies",
     "check": "nasflow check my_plugins",
     "search": "nasflow search spaces/dlsr/space.yaml --strategy milenas --out runs/a",

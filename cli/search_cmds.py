@@ -82,7 +82,9 @@ SEARCH_FLAGS = {"steps": "--steps", "warmup": "--warmup", "batch_size": "--batch
 
 @app.command()
 def search(
-    space: Annotated[Optional[Path], typer.Argument(help="The space file to search (optional with --resume).")] = None,
+    space: Annotated[Optional[Path], typer.Argument(
+        help="The space file to search, or a built-in space's name: dlsr, darts ... (nasflow spaces; "
+             "optional with --resume).")] = None,
     strategy: Annotated[Optional[str], typer.Option(
         help=f"{', '.join(sorted(STRATEGIES.names()))}, or a registered strategy (default milenas; "
              "list: nasflow strategies).")] = None,

@@ -25,7 +25,8 @@ SetOpt = Annotated[Optional[list[str]], typer.Option(
 
 @app.command()
 def validate(
-    space: Annotated[Path, typer.Argument(help="A space file (YAML) or a model directory.")],
+    space: Annotated[Path, typer.Argument(
+        help="A space file (YAML), a model directory or a built-in space's name (nasflow spaces).")],
     set_: SetOpt = None,
 ) -> None:
     """Check a space file: schema, names, inputs, cycles, channels. Prints a summary."""
@@ -45,7 +46,8 @@ def validate(
 
 @app.command()
 def cost(
-    space: Annotated[Path, typer.Argument(help="A space file, architecture file or model directory.")],
+    space: Annotated[Path, typer.Argument(
+        help="A space file, architecture file, model directory or built-in name (nasflow spaces).")],
     size: Annotated[Optional[str], typer.Option(
         help="Output size WIDTHxHEIGHT; the input is this over the scale (default: the task's, SR: 1280x720).")] = None,
     scale: Annotated[Optional[int], typer.Option(help="Shorthand for --set scale=S.")] = None,
@@ -165,4 +167,26 @@ def list_ops(
         table.add_column(col)
     for name, spec in rows:
         table.add_row(name, ", ".join(f"{k}={v}" for k, v in spec.args.items()), spec.doc)
+    console.print(table)
+
+
+@app.command("spaces")
+def list_spaces(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The spaces and architectures shipped with nasflow, by name.
+
+    Any command that takes a space file takes one of these names too, from any folder:
+    nasflow search dlsr, nasflow train dlsr/dlsr-s, nasflow cost darts/darts_v2."""
+    from nasflow.space.builtin import describe_builtin
+
+    found = describe_builtin()
+    if as_json:
+        print(json.dumps({s.name: {"file": str(s.path), "description": s.description} for s in found}, indent=2))
+        return
+    table = Table(title="built-in spaces", caption="a name works wherever a space file does: nasflow validate dlsr")
+    for col in ("name", "description"):
+        table.add_column(col)
+    for s in found:
+        table.add_row(s.name, s.description)
     console.print(table)

@@ -29,7 +29,8 @@ TRAIN_FLAGS = {"steps": "--steps", "batch_size": "--batch", "optim.lr": "--lr", 
 @app.command()
 def train(
     arch: Annotated[Optional[Path], typer.Argument(
-        help="The architecture to train: a derived arch.yaml or spaces/dlsr/dlsr.yaml (optional with --resume).")] = None,
+        help="The architecture to train: a derived arch.yaml, spaces/dlsr/dlsr.yaml or a built-in name "
+             "such as dlsr/dlsr-s (nasflow spaces; optional with --resume).")] = None,
     scale: Annotated[Optional[int], typer.Option(help="Set the architecture's `scale` param (2, 3, 4).")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Folder of training images (the task option `data`).")] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", metavar="MODEL",

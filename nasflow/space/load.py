@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nasflow.errors import SpaceError
+from nasflow.space.builtin import builtin_space, unknown_space_hint
 from nasflow.space.graph import Graph, build_graph
 from nasflow.space.imports import import_space_modules
 from nasflow.space.schema import Space
@@ -13,7 +14,8 @@ ARCH_FILE = "arch.yaml"
 
 
 def resolve_space_path(path: str | Path) -> Path:
-    """A space file, or a directory holding one (a model or run directory)."""
+    """A space file, a directory holding one (a model or run directory), or, when no such
+    path exists, a built-in space's name (`dlsr`, `dlsr/dlsr-s`: nasflow.space.builtin)."""
     p = Path(path)
     if p.is_dir():
         for name in (ARCH_FILE, "space.yaml"):
@@ -21,7 +23,10 @@ def resolve_space_path(path: str | Path) -> Path:
                 return p / name
         raise SpaceError(f"'{p}' is a directory without {ARCH_FILE} or space.yaml; pass a space file")
     if not p.exists():
-        raise SpaceError(f"'{p}' does not exist; pass a space file (e.g. spaces/dlsr/space.yaml)")
+        shipped = builtin_space(str(path))
+        if shipped is not None:
+            return shipped
+        raise SpaceError(f"'{p}' does not exist; {unknown_space_hint()}")
     return p
 
 
