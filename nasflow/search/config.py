@@ -12,14 +12,16 @@ migrate_legacy_options.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from typing_extensions import Self
 
 from nasflow.errors import NasflowError
 from nasflow.runs.config import AdamConfig, OptionValue, RunConfig, cosine_steps_refused
+from nasflow.runs.formats import KEY
 
 # Former top-level fields -> (MiLeNAS option, the value every other strategy ignored it at).
 LEGACY_OPTIONS: dict[str, tuple[str, OptionValue]] = {
@@ -59,6 +61,38 @@ def migrate_legacy_options(data: dict[str, Any]) -> dict[str, Any]:
             options[name] = value
     out["strategy_options"] = options
     return out
+
+
+def fill_sections(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with each partial nested section (a dict given for a field whose default is a
+    model, e.g. a preset's `arch_optim: {lr: 3e-3}`) merged into that field's default, so
+    the keys it leaves out keep the config's defaults (arch_optim's betas (0.5, 0.999)),
+    not the section class's (AdamConfig's (0.9, 0.999))."""
+    out = dict(data)
+    for name, f in model.model_fields.items():
+        key = f.alias or name
+        if isinstance(out.get(key), Mapping) and isinstance(f.default, BaseModel):
+            out[key] = {**f.default.model_dump(), **out[key]}
+    return out
+
+
+def unknown_key(model: type[BaseModel], data: Any, where: str = "") -> None:
+    """One NasflowError naming the first key of `data` (and of its nested sections) that
+    `model` does not take, with the keys it does take; nothing when every key is known."""
+    if not isinstance(data, Mapping):
+        return
+    known = {f.alias or n: f for n, f in model.model_fields.items()}
+    for key, value in data.items():
+        f = known.get(key) if isinstance(key, str) else None
+        if f is None and key not in model.model_fields and key != KEY:  # KEY: config.json's format
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            what = f"{where.rstrip('.')} takes" if where else "the settings are"
+            raise NasflowError(f"{getattr(model, 'KIND', 'search')} config: unknown setting '{where}{key}'{hint}; "
+                               f"{what}: {', '.join(known)}")
+        sub = f.annotation if f is not None else None
+        if isinstance(sub, type) and issubclass(sub, BaseModel) and isinstance(value, Mapping):
+            unknown_key(sub, value, f"{where}{key}.")
 
 
 class SearchConfig(RunConfig):
@@ -134,7 +168,14 @@ class SearchConfig(RunConfig):
     @model_validator(mode="before")
     @classmethod
     def _migrate(cls, data: Any) -> Any:
-        return migrate_legacy_options(data) if isinstance(data, dict) else data
+        return fill_sections(cls, migrate_legacy_options(data)) if isinstance(data, dict) else data
+
+    @classmethod
+    def build(cls, data: dict[str, Any], flags: Mapping[str, str] | None = None) -> Self:
+        """As RunConfig's, with an unknown key (a preset's, a misspelt one in Python) named
+        with the keys its section takes, the closest first."""
+        unknown_key(cls, migrate_legacy_options(data) if isinstance(data, dict) else data)
+        return super().build(data, flags)
 
     def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Self:
         """As pydantic's, with the former fields `lam` / `lambda` / `reuse_forward` accepted

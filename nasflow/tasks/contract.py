@@ -220,11 +220,22 @@ class Task:
 
     @classmethod
     def parse_eval_options(cls, given: Mapping[str, Any]) -> BaseModel:
-        """The task's eval_options from `nasflow eval`'s extra options; one clear error."""
+        """The task's eval_options from `nasflow eval`'s extra options; one clear error.
+
+        An option the model does not declare is refused, whatever pydantic's default (which
+        ignores it): a misspelt `--bench` must not evaluate on the default data unnoticed. A
+        model that means to take more says so (`model_config = ConfigDict(extra="allow")`)."""
+        model = cls.eval_options
+        fields = ", ".join(f"--{f.replace('_', '-')}" for f in model.model_fields) or "none"
+        if model.model_config.get("extra") is None:
+            names = {f.alias or n for n, f in model.model_fields.items()} | set(model.model_fields)
+            unknown = [k for k in given if k not in names]
+            if unknown:
+                raise NasflowError(f"task '{cls.name or cls.__name__}' evaluation options: unknown option "
+                                   f"{', '.join('--' + k.replace('_', '-') for k in unknown)} (its options: {fields})")
         try:
-            return cls.eval_options.model_validate(dict(given))
+            return model.model_validate(dict(given))
         except ValidationError as exc:
-            fields = ", ".join(f"--{f.replace('_', '-')}" for f in cls.eval_options.model_fields) or "none"
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors())
             raise NasflowError(f"task '{cls.name or cls.__name__}' evaluation options: {problems} "
                                f"(its options: {fields})") from None
