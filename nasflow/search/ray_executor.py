@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,8 @@ from typing import Any
 
 from nasflow.errors import NasflowError
 from nasflow.search.config import SearchConfig
-from nasflow.search.population import CPU_CORES_PER_SEARCH, PopulationRecord, SeedOutcome, _search_one
+from nasflow.search.population import (CPU_CORES_PER_SEARCH, BoardReporter, Job, Plan, PopulationRecord, SeedOutcome,
+                                       _search_one, checkpoint_step)
 from nasflow.space.schema import Space
 
 EXECUTORS = ("local", "ray")
@@ -79,63 +79,28 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
     return True
 
 
-def checkpoint_step(path: Path) -> int | None:
-    """The step of the run's checkpoint at `path`, None without one."""
-    from nasflow.search.run_dir import RunDir
-
-    run = RunDir(path)
-    if not run.has_checkpoint():
-        return None
-    return int(run.load_checkpoint()[1]["step"])
-
-
 # --- the task, on a worker -----------------------------------------------------------------
-class _BoardReporter:
-    """A search's progress reporter that posts (throttled) to the driver's board actor."""
-
-    def __init__(self, board: Any, name: str, node: str) -> None:
-        self.board, self.name, self.node = board, name, node
-        self.last = 0.0
-
-    def _post(self, **info: Any) -> None:
-        self.board.update.remote(self.name, {"node": self.node, "time": time.time(), **info})
-
-    def start(self, step: int, total: int, warmup: int = 0) -> None:
-        self.first, self.total, self.warmup, self.began = step, total, warmup, time.time()
-        self._post(step=step, total=total, stage="warm-up" if step < warmup else "search", first=step,
-                   began=self.began)
-
-    def update(self, step: int, logs: dict[str, float], news: Any) -> None:
-        now = time.time()
-        if now - self.last < 0.5 and step < self.total:
-            return
-        self.last = now
-        self._post(step=step, total=self.total, stage="warm-up" if step < self.warmup else "search",
-                   first=self.first, began=self.began)
-
-    def stop(self) -> None:
-        pass
-
-
-def _ray_search(config: SearchConfig, path: str, space: Space | None, name: str, board: Any,
-                cwd: str) -> SeedOutcome:
+def _ray_run(job: Job, board: Any, cwd: str) -> SeedOutcome:
     import ray
     import torch
 
     try:  # relative paths (OUT, the space file, data) mean what they mean to the driver
         os.chdir(cwd)
     except OSError as exc:
-        return SeedOutcome(config.seed, Path(path), error=(
+        return SeedOutcome(job.seed, job.path, error=(
             f"the driver's folder '{cwd}' is not on this node ({exc.strerror}): start the population "
             "from a folder every node sees at the same path"))
     context = ray.get_runtime_context()
     cpus = context.get_assigned_resources().get("CPU")
     if cpus:
         torch.set_num_threads(max(1, int(cpus)))
-    reporter = _BoardReporter(board, name, context.get_node_id()[:8]) if board is not None else None
+    reporter = None
+    if board is not None:
+        reporter = BoardReporter(lambda name, info: board.update.remote(name, info), job.name,
+                                 context.get_node_id()[:8], job.stage)
     # Always as --resume: a run this population started before (a lost worker, the population
     # stopped) continues from its checkpoint; one not started yet starts.
-    return _search_one(config, path, space, True, reporter)
+    return job.fn(*job.args, reporter=reporter)
 
 
 class _Board:
@@ -152,11 +117,11 @@ class _Board:
 
 
 # --- the driver ----------------------------------------------------------------------------
-def _resources(ray: Any, config: SearchConfig, options: RayOptions) -> dict[str, float]:
+def _resources(ray: Any, device: str, options: RayOptions) -> dict[str, float]:
     total = ray.cluster_resources()
     gpus = options.gpus_per_run
     if gpus is None:
-        gpus = 1.0 if config.device != "cpu" and total.get("GPU", 0) > 0 else 0.0
+        gpus = 1.0 if device != "cpu" and total.get("GPU", 0) > 0 else 0.0
     cpus = options.cpus_per_run
     if cpus is None:
         largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=1)
@@ -176,88 +141,73 @@ def run_searches_ray(configs: list[SearchConfig], paths: list[Path], *, space: S
     """configs[i] searched into paths[i] (all in one folder, OUT), each as a Ray task; at most
     `parallel` at a time (default: as many as the cluster's resources hold). Outcomes in the
     configs' order, as multiseed.run_searches gives them."""
-    options = options or RayOptions()
-    ray = require_ray()
     outs = {p.parent for p in paths}
     if len(outs) != 1:
         raise NasflowError(f"a population's runs share one folder, got {sorted(map(str, outs))}")
-    limit = len(configs) if parallel is None else parallel
+    jobs = [Job(p.name, p, _search_one, (c, str(p), space, True), c.seed, c.device) for c, p in zip(configs, paths)]
+    return run_population_ray(jobs, PopulationRecord.load(outs.pop()), parallel=parallel, options=options,
+                              on_done=on_done)
+
+
+def run_population_ray(jobs: list[Job], record: PopulationRecord, *, parallel: int | None = None,
+                       options: RayOptions | None = None,
+                       on_done: Callable[[SeedOutcome], None] | None = None) -> list[SeedOutcome]:
+    """Each job a Ray task, at most `parallel` at a time (default: as many as the cluster's
+    resources hold); finished runs in `record` skipped, started ones continued, lost ones
+    resubmitted. Outcomes in the jobs' order."""
+    options = options or RayOptions()
+    ray = require_ray()
+    limit = len(jobs) if parallel is None else parallel
     if limit < 1:
         raise NasflowError(f"--parallel must be at least 1, got {limit}")
-    record = PopulationRecord.load(outs.pop())
-    outcomes: dict[int, SeedOutcome] = {}
-
-    def finish(i: int, outcome: SeedOutcome) -> None:
-        outcome.index, outcome.restarts = i, record.restarts(paths[i].name)
-        if outcome.error is None and record.finished(paths[i].name) != outcome.finished:
-            record.mark(paths[i].name, outcome.finished)
-            record.save()
-        outcomes[i] = outcome
-        if on_done:
-            on_done(outcome)
-
-    def restart(i: int, step: int, why: str) -> None:
-        record.restart(paths[i].name, step, why)
-        record.save()
-        if options.on_restart:
-            options.on_restart(paths[i].name, step, why)
-
-    todo: list[int] = []
-    for i, (c, path) in enumerate(zip(configs, paths)):
-        step = checkpoint_step(path) if (path / "config.json").is_file() else None
-        if record.finished(path.name) and step is not None:  # done before: nothing to run, nothing written
-            finish(i, SeedOutcome(c.seed, path, step, True))
-            continue
-        if step is not None:
-            restart(i, step, "the population was started again")
-        todo.append(i)
-    if todo:  # a finished population does not even join the cluster
+    plan = Plan(jobs, record, on_done, options.on_restart)
+    if plan.todo:  # a finished population does not even join the cluster
         joined = connect(options.address)
         try:
-            _drive(ray, configs, paths, space, todo, limit, options, finish, restart)
+            _drive(ray, jobs, plan, limit, options)
         finally:
             if joined:
                 ray.shutdown()
-    return [outcomes[i] for i in sorted(outcomes)]
+    return plan.results()
 
 
-def _drive(ray: Any, configs: list[SearchConfig], paths: list[Path], space: Space | None, todo: list[int],
-           limit: int, options: RayOptions, finish: Callable[[int, SeedOutcome], None],
-           restart: Callable[[int, int, str], None]) -> None:
-    """Run configs[i] for i in `todo` as Ray tasks, `limit` at a time; each outcome to finish()."""
-    resources = _resources(ray, configs[0], options)
-    task = ray.remote(max_retries=0)(_ray_search).options(**resources)
+def _drive(ray: Any, jobs: list[Job], plan: Plan, limit: int, options: RayOptions) -> None:
+    """Run jobs[i] for i in plan.todo as Ray tasks, `limit` at a time; each outcome to plan.finish()."""
+    resources = _resources(ray, jobs[0].device, options)
+    task = ray.remote(max_retries=0)(_ray_run).options(**resources)
     board = ray.remote(num_cpus=0)(_Board).remote() if options.progress is not None else None
     lost = tuple(getattr(ray.exceptions, n) for n in _LOST if hasattr(ray.exceptions, n))
-    tries = [0] * len(configs)
+    tries = [0] * len(jobs)
     running: dict[Any, int] = {}
+    todo = plan.todo
     try:
         while todo or running:
             while todo and len(running) < limit:
                 i = todo.pop(0)
-                running[task.remote(configs[i], str(paths[i]), space, paths[i].name, board, os.getcwd())] = i
+                running[task.remote(jobs[i], board, os.getcwd())] = i
             ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
             if board is not None and options.progress is not None:
                 options.progress(ray.get(board.snapshot.remote()))
             for ref in ready:
                 i = running.pop(ref)
+                job = jobs[i]
                 try:
                     outcome = ray.get(ref)
                 except lost as exc:  # the worker or its node went away: continue from the checkpoint
                     tries[i] += 1
-                    step = checkpoint_step(paths[i]) or 0
+                    step = checkpoint_step(job.path, job.kind) or 0
                     why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'worker lost'}"
                     if tries[i] > options.max_restarts:
-                        finish(i, SeedOutcome(configs[i].seed, paths[i], step, error=(
+                        plan.finish(i, SeedOutcome(job.seed, job.path, step, error=(
                             f"its worker was lost {tries[i]} times (last: {why}); its checkpoint at step {step} "
                             "is kept and the same command continues it")))
                     else:
-                        restart(i, step, why)
+                        plan.restart(i, step, why)
                         todo.insert(0, i)
                     continue
                 except ray.exceptions.RayError as exc:  # e.g. unschedulable: the run's error, the others go on
-                    outcome = SeedOutcome(configs[i].seed, paths[i], error=f"{type(exc).__name__}: {exc}")
-                finish(i, outcome)
+                    outcome = SeedOutcome(job.seed, job.path, error=f"{type(exc).__name__}: {exc}")
+                plan.finish(i, outcome)
     except KeyboardInterrupt:
         # Ray hands the running tasks a Ctrl-C: each saves a checkpoint after its step and returns.
         for ref in running:
