@@ -106,6 +106,12 @@ def read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
         return OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
 
     real_open, real_mkdir, real_replace, real_save = builtins.open, os.mkdir, os.replace, checkpoint.save_file
+    real_os_open = os.open
+
+    def os_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:  # the run's lock file
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
+            raise refuse(path)
+        return real_os_open(path, flags, *args, **kwargs)
 
     def open_(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         if isinstance(file, (str, bytes, os.PathLike)) and _WRITE_MODES & set(mode) and inside(file):
@@ -131,6 +137,7 @@ def read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     monkeypatch.setattr(builtins, "open", open_)
     monkeypatch.setattr(io, "open", open_)
     monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", os_open)
     monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(checkpoint, "save_file", save)
 

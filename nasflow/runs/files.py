@@ -15,7 +15,6 @@ this class only, so a distributed run can later let rank 0 alone write with one 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar, cast
@@ -29,6 +28,7 @@ from nasflow.runs.config import RunConfig
 from nasflow.runs.durable import write_atomic
 from nasflow.errors import CheckpointError, RunError
 from nasflow.runs.formats import migrate, read_version, stamped
+from nasflow.runs.lock import LOCK
 from nasflow.space.schema import Space
 
 CONFIG = "config.json"
@@ -84,7 +84,7 @@ class RunFiles(Generic[C]):
                            "or choose another --out")
         if p.exists() and not p.is_dir():
             raise RunError(f"--out '{path}' is a file; give a directory for the run")
-        if p.is_dir() and any(p.iterdir()):
+        if p.is_dir() and any(c.name != LOCK for c in p.iterdir()):  # the lock of the run being made
             raise RunError(f"--out '{path}' is a folder of other files, not a run; choose an empty "
                            "or new --out")
 

@@ -33,6 +33,7 @@ from nasflow.errors import CheckpointError, NasflowError, check_return, hook_err
 from nasflow.space.graph import Graph, build_graph
 from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from nasflow.space.load import load_space
+from nasflow.runs.lock import hold_run
 from nasflow.runs.loop import BatchStream, StopFlag, check_batch_splits, open_run, record_run, run_device
 from nasflow.runs.optim import load_optimizer_state
 from nasflow.runs.run_loop import RecordSink, RunLoop
@@ -41,6 +42,7 @@ from nasflow.search.end import SearchEnd
 from nasflow.search.regularizers import make_regularizer
 from nasflow.search.run_dir import RunDir
 from nasflow.space.schema import Space
+from nasflow.compile.relaxation import checked_weights
 from nasflow.compile.state import arch_names, from_checkpoint, to_checkpoint
 from nasflow.compile.supernet import Supernet, compile_graph
 from nasflow.tasks.contract import Task, checked_loss_fn, checked_state, make_task
@@ -65,11 +67,12 @@ class SearchResult:
     step: int
     finished: bool  # False when stopped early (Ctrl-C, stop_at); the checkpoint is saved
     genotype: Genotype  # the strategy's chosen one (chosen True), else the derivation rule's
-    softmax: dict[str, list[float]]  # final softmax(alpha) / softmax(beta) per decision
+    softmax: dict[str, list[float]]  # final decision weights (the relaxation's: softmax by default)
     initial_softmax: dict[str, list[float]]
     graph: Graph = field(repr=False)
     chosen: bool = False  # the strategy's finish hook chose the genotype (not the arch params)
     notes: list[Any] = field(default_factory=list)  # what the finish hook had to say (text, rich tables)
+    weights_name: str = "softmax"  # the relaxation's weights function, which `softmax` holds
 
 
 def run_search(config: SearchConfig, run_dir: str | Path, *, space: Space | None = None,
@@ -89,15 +92,16 @@ def run_search(config: SearchConfig, run_dir: str | Path, *, space: Space | None
     """
     ctx = ctx if ctx is not None else current(config.device)
     check_batch_splits(config.batch_size, ctx)
-    searched = open_run(RunDir, run_dir, config, resume, ctx, lambda: _resolve_space(config, space),
-                        given=space is not None)
-    # After the space is read (its imports may register the strategy); a bad option: no run written.
-    strategy_class(config, run_dir if resume else None).parse_options(config.strategy_options)
-    task = task if task is not None else make_task(config.task, config.task_options, searched)
-    # Built before any file is written, so a bad strategy or space leaves no run behind.
-    search = _Search(config, searched, task, reporter if ctx.is_main else None, ctx, run_dir if resume else None)
-    record_run(RunDir, run_dir, config, searched, resume, ctx)
-    return search.run_search(RunDir(run_dir), resume, stop_at)
+    with hold_run(run_dir, ctx, new=not resume):  # one writer per run (runs/lock.py)
+        searched = open_run(RunDir, run_dir, config, resume, ctx, lambda: _resolve_space(config, space),
+                            given=space is not None)
+        # After the space is read (its imports may register the strategy); a bad option: no run written.
+        strategy_class(config, run_dir if resume else None).parse_options(config.strategy_options)
+        task = task if task is not None else make_task(config.task, config.task_options, searched)
+        # Built before any file is written, so a bad strategy or space leaves no run behind.
+        search = _Search(config, searched, task, reporter if ctx.is_main else None, ctx, run_dir if resume else None)
+        record_run(RunDir, run_dir, config, searched, resume, ctx)
+        return search.run_search(RunDir(run_dir), resume, stop_at)
 
 
 def strategy_class(config: SearchConfig, run_dir: str | Path | None = None) -> type[Strategy]:
@@ -141,7 +145,11 @@ def checked_logs(hook: str, value: Any) -> dict[str, float]:
 
 # --- the loop -------------------------------------------------------------------------------
 def softmax_table(model: Supernet) -> dict[str, list[float]]:
-    return {label: p.detach().cpu().tolist() for label, p in model.arch.softmax().items()}
+    """Each decision's weights as the strategy's relaxation has them (its decision_weights:
+    softmax by default, a sigmoid relaxation's sigmoid), for the log and the end table."""
+    relaxation = model.relaxation
+    weights = checked_weights(relaxation, model.arch.decisions, relaxation.decision_weights(model.arch))
+    return {label: p.detach().cpu().tolist() for label, p in weights.items()}
 
 
 def entropy(p: list[float]) -> float:
@@ -235,7 +243,7 @@ class _Search(RunLoop):
         initial = on_main(self.initial_softmax, self.ctx)
         genotype = chosen if chosen is not None else self.genotype()
         return SearchResult(self.run_dir.path, self.step, finished, genotype, softmax_table(self.model), initial,
-                            self.graph, chosen is not None, notes)
+                            self.graph, chosen is not None, notes, self.model.relaxation.weights_name)
 
     def finish(self) -> tuple[Genotype | None, list[Any], bool]:
         """The strategy's end-of-search hook: (its chosen genotype or None, its notes,

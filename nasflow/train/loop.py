@@ -25,6 +25,7 @@ from nasflow.errors import CheckpointError, NasflowError, check_return
 from nasflow.space.graph import Graph, build_graph
 from nasflow.accel.levers import keep_freed_memory, prepare_model, use_channels_last, wrap_loss
 from nasflow.space.load import load_space
+from nasflow.runs.lock import hold_run
 from nasflow.runs.loop import BatchStream, check_batch_splits, open_run, record_run, run_device
 from nasflow.runs.run_loop import RecordSink, RunLoop
 from nasflow.runs.tensorboard import open_tensorboard
@@ -78,19 +79,20 @@ def run_train(config: TrainConfig, run_dir: str | Path, *, arch: Space | None = 
     """
     ctx = ctx if ctx is not None else current(config.device)
     check_batch_splits(config.batch_size, ctx)
-    space = open_run(TrainRunDir, run_dir, config, resume, ctx, lambda: resolve_arch(config, arch),
-                     given=arch is not None)
-    graph = build_graph(space)
-    check_no_choices(graph)
-    task = task if task is not None else make_task(config.task, config.task_options, space)
-    if not isinstance(task, Task):  # best/ needs the metric directions the base class declares
-        raise NasflowError(f"task {task!r} is not a subclass of nasflow.tasks.Task; see docs/writing-a-task.md")
-    # A resumed run with a checkpoint takes its weights from there, not from --init-from again.
-    restart = resume and on_main(TrainRunDir(run_dir).has_checkpoint, ctx)
-    # Built before any file is written, so a bad arch, task or --init-from leaves no run behind.
-    loop = _Train(config, graph, task, ctx, reporter if ctx.is_main else None, warm=not restart)
-    record_run(TrainRunDir, run_dir, config, space, resume, ctx)
-    return loop.run_train(TrainRunDir(run_dir), resume, stop_at)
+    with hold_run(run_dir, ctx, new=not resume):  # one writer per run (runs/lock.py)
+        space = open_run(TrainRunDir, run_dir, config, resume, ctx, lambda: resolve_arch(config, arch),
+                         given=arch is not None)
+        graph = build_graph(space)
+        check_no_choices(graph)
+        task = task if task is not None else make_task(config.task, config.task_options, space)
+        if not isinstance(task, Task):  # best/ needs the metric directions the base class declares
+            raise NasflowError(f"task {task!r} is not a subclass of nasflow.tasks.Task; see docs/writing-a-task.md")
+        # A resumed run with a checkpoint takes its weights from there, not from --init-from again.
+        restart = resume and on_main(TrainRunDir(run_dir).has_checkpoint, ctx)
+        # Built before any file is written, so a bad arch, task or --init-from leaves no run behind.
+        loop = _Train(config, graph, task, ctx, reporter if ctx.is_main else None, warm=not restart)
+        record_run(TrainRunDir, run_dir, config, space, resume, ctx)
+        return loop.run_train(TrainRunDir(run_dir), resume, stop_at)
 
 
 # --- the pieces run_train checks and builds -------------------------------------------------
