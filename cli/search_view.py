@@ -83,11 +83,13 @@ class RichReporter:
 
 
 def softmax_table(result: SearchResult) -> Table:
-    """Each decision's options with softmax at the start and the end; the chosen in bold."""
-    table = Table(title="softmax(alpha) and softmax(beta): start -> end")
+    """Each decision's options with their weights (the strategy's relaxation's: softmax by
+    default) at the start and the end; the chosen in bold."""
+    f = result.weights_name
+    table = Table(title=f"{f}(alpha) and {f}(beta): start -> end")
     for col in ("decision", "kind", "option", "start", "end", "change"):
         table.add_column(col, justify="right" if col in ("start", "end", "change") else "left")
-    chosen = {**{k: [v] for k, v in result.genotype.choices.items()}, **result.genotype.edges}
+    chosen = {**{k: result.genotype.ops(k) for k in result.genotype.choices}, **result.genotype.edges}
     for label, d in result.graph.decisions.items():
         end = result.softmax[label]
         start = result.initial_softmax.get(label, [float("nan")] * len(end))
@@ -103,8 +105,8 @@ def cost_table(derived: Derived, title: str) -> Table:
     table = Table(title=title, show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    for label, op in derived.genotype.choices.items():
-        table.add_row(label, op)
+    for label in derived.genotype.choices:
+        table.add_row(label, " + ".join(derived.genotype.ops(label)))  # several: their sum
     for label, inputs in derived.genotype.edges.items():
         table.add_row(label, " + ".join(inputs))
     for label, number in derived.genotype.values.items():

@@ -46,3 +46,50 @@ def test_eval_refuses_an_option_the_tasks_model_does_not_declare():
     with pytest.raises(NasflowError, match=r"task 'open-options' evaluation options: unknown option --bnech "
                                            r"\(its options: --bench\)"):
         _OpenTask.parse_eval_options({"bnech": "x"})
+
+
+# --- 7. the strategy's own decision weights ----------------------------------------------------
+def test_the_end_table_and_the_log_show_a_sigmoid_relaxations_weights(tmp_path):
+    import json
+
+    import torch
+    from synthetic import PlantedTask, fast_config, planted_space
+
+    from nasflow.compile.relaxation import Relaxation
+    from nasflow.search.loop import run_search
+    from nasflow.strategies import STRATEGIES, Darts, register_strategy
+
+    class Sigmoid(Relaxation):
+        weights_name = "sigmoid"
+
+        def __call__(self, arch: Any) -> dict[str, torch.Tensor]:
+            return {label: torch.sigmoid(arch.logits(label)) for label in arch.decisions}
+
+        decision_weights = __call__
+
+    name = "sigmoid-test-strategy"
+
+    @register_strategy(name)
+    class SigmoidDarts(Darts):
+        def relaxation(self) -> Relaxation:
+            return Sigmoid()
+
+    try:
+        config = fast_config(strategy=name, steps=4, warmup=1, log_every=2, checkpoint_every=4)
+        result = run_search(config, tmp_path / "run", space=planted_space(), task=PlantedTask())
+    finally:
+        STRATEGIES.remove(name)
+    from nasflow.search.run_dir import RunDir, arch_logits
+    from nasflow.space.graph import build_graph
+
+    arch, _ = RunDir(tmp_path / "run").load_arch()
+    logits = arch_logits(build_graph(planted_space()), arch)
+    assert result.weights_name == "sigmoid"
+    assert result.softmax.keys() == logits.keys()
+    for label, row in logits.items():  # sigmoid(alpha), not softmax(alpha)
+        assert result.softmax[label] == pytest.approx(torch.sigmoid(row).tolist(), abs=1e-6)
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["softmax"] == result.softmax
+    from nasflow.cli.search_view import softmax_table
+
+    assert softmax_table(result).title == "sigmoid(alpha) and sigmoid(beta): start -> end"

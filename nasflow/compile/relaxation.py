@@ -9,6 +9,11 @@ A relaxation whose weights hold exact zeros may say so with `sparse = True`: mix
 compute only the candidates whose weight is non-zero (a sampled single path costs one
 candidate). `straight_through` makes such weights: one-hot in value, the soft weights'
 gradient; `soft_at` too, with the kept candidates at their soft values.
+
+What tables, logs and plots show of a decision is the relaxation's own weights function,
+`decision_weights(arch)` (named `weights_name`): softmax by default, a sigmoid relaxation's
+sigmoid, a sampler's expectation (its draws are random), so a strategy whose weights are
+not softmax(alpha) is shown as it runs.
 """
 from __future__ import annotations
 
@@ -37,8 +42,17 @@ class Relaxation:
 
     # True: the weights may hold exact zeros and mixed ops skip those candidates.
     sparse: ClassVar[bool] = False
+    # The name of decision_weights' function, for titles and labels ("sigmoid(alpha)").
+    weights_name: ClassVar[str] = "softmax"
 
     def __call__(self, arch: ArchParameters) -> dict[str, Tensor]:
+        return arch.softmax()
+
+    def decision_weights(self, arch: ArchParameters) -> dict[str, Tensor]:
+        """The weights each decision stands at, as tables and logs show them: deterministic
+        (a sampling relaxation shows its distribution, not one draw). Softmax by default; a
+        relaxation whose weights are another function of the logits (a sigmoid) overrides it
+        with that function, and `weights_name` with its name."""
         return arch.softmax()
 
 
