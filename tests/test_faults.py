@@ -243,3 +243,42 @@ def test_a_search_stops_at_the_first_non_finite_loss_and_keeps_the_last_good_che
         run_search(config, tmp_path / "r", space=planted_space(), task=Exploding())
     tensors, state = final_state(tmp_path / "r")
     assert state["step"] >= 1 and all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+
+
+def _poison(path: Path, name: str, value: float) -> None:
+    """Write `value` into the first entry of tensor `name` of a checkpoint or snapshot."""
+    tensors, state = checkpoint.load_checkpoint(path)
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] = value
+    checkpoint.save_checkpoint(path, tensors, state)
+
+
+def test_derive_refuses_arch_parameters_that_are_not_finite(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A diverged search's arch (NaN: argmax picks at random) is one line naming the tensor
+    and where finite ones are, and nothing is derived from it."""
+    from nasflow.search.run_dir import RunDir
+
+    run = tmp_path / "run"
+    run_search(fast_config(steps=6, warmup=1, checkpoint_every=3, log_every=3, snapshot_steps=[2, 4]), run,
+               space=planted_space(), task=PlantedTask())
+    _poison(run / "checkpoint.safetensors", "arch.alpha.m", float("nan"))
+    code, err = _cli(["derive", str(run)], capsys)
+    _one_line(code, err, "at step 6: arch tensor 'arch.alpha.m' holds NaN (1 of 6 values)", "the search diverged",
+              "derive the snapshot at step 4, the latest finite one (--step 4)", "re-run the search")
+    _poison(RunDir(run).snapshot_path(4), "arch.beta.e", float("-inf"))
+    code, err = _cli(["derive", str(run)], capsys)
+    _one_line(code, err, "(--step 2)")
+    code, err = _cli(["derive", str(run), "--step", "4"], capsys)
+    _one_line(code, err, "at step 4: arch tensor 'arch.beta.e' holds inf", "(--step 2)")
+    assert _cli(["derive", str(run), "--step", "2"], capsys)[0] == 0  # the finite snapshot derives
+    assert (run / "derived_step_2" / "arch.yaml").is_file()
+    _poison(RunDir(run).snapshot_path(2), "arch.alpha.m", float("inf"))
+    code, err = _cli(["derive", str(run)], capsys)
+    _one_line(code, err, "resume from an earlier checkpoint")
+    assert not (run / "derived").exists() and not (run / "derived_step_4").exists()  # nothing from NaN
+    # A space file with an arch file: the same refusal, naming the file.
+    (tmp_path / "space.yaml").write_text(planted_space().to_yaml())
+    code, err = _cli(["derive", str(tmp_path / "space.yaml"), "--arch", str(run / "checkpoint.safetensors")], capsys)
+    _one_line(code, err, f"'{run / 'checkpoint.safetensors'}': arch tensor 'arch.alpha.m' holds NaN")
+    assert not (tmp_path / "run" / "derived").exists()

@@ -7,9 +7,11 @@ OUT/genotype.json, and reports the architecture's cost.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import Tensor
 
 from nasflow.space.imports import copy_local_imports
@@ -72,6 +74,7 @@ def derive_run(run_dir: str | Path, *, step: int | None = None, topk: int | None
         return _write(derive_genotype(run.space().with_params(overrides) if overrides else run.space(),
                                       chosen[0], size), chosen[1], Path(out) if out else default)
     arch, found_step = run.load_arch(step)
+    _check_finite(arch, f"run '{run.path}' at step {found_step}", lambda: _finite_snapshot_hint(run, found_step))
     rule = rule if rule is not None else derivation_rule_of(run.config(), run)
     return _derive(run.space(), arch, found_step, topk, Path(out) if out else default, size, rule, overrides)
 
@@ -88,6 +91,7 @@ def derive_from_arch(space_path: str | Path, arch_path: str | Path, *, overrides
     tensors, state = load_checkpoint(arch_path)
     arch = arch_tensors(tensors)
     step = state.get("step")
+    _check_finite(arch, f"'{arch_path}'", lambda: "give the arch of a step before it diverged")
     default = Path(arch_path).parent / "derived"
     return _derive(load_space(space_path, overrides), arch, step, topk, Path(out) if out else default, size, rule)
 
@@ -101,6 +105,27 @@ def _derive(space: Space, arch: dict[str, Tensor], step: int | None, topk: int |
     genotype = genotype_from_arch(graph, arch_logits(graph, arch), topk, rule)
     result = derive_genotype(space.with_params(overrides) if overrides else space, genotype, size)
     return _write(result, step, out)
+
+
+def _check_finite(arch: dict[str, Tensor], where: str, hint: Callable[[], str]) -> None:
+    """Refuse arch parameters holding NaN or inf: argmax over NaN picks an op at random, and a
+    derivation from a diverged search looked like any other. `hint`: where finite ones are."""
+    for name, t in arch.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            what = "NaN" if bool(torch.isnan(t).any()) else "inf"
+            bad = int((~torch.isfinite(t)).sum())
+            raise NasflowError(f"{where}: arch tensor '{name}' holds {what} ({bad} of {t.numel()} values): the search "
+                               f"diverged; {hint()}, or re-run the search with lower learning rates (--arch-lr, --lr)")
+
+
+def _finite_snapshot_hint(run: RunDir, step: int) -> str:
+    """Derive the latest snapshot before `step` whose arch is finite, or resume a copy of the
+    run from before it diverged (one checkpoint is kept: it is the diverged one)."""
+    for earlier in reversed([s for s in run.snapshot_steps() if s < step]):
+        arch, _ = run.load_arch(earlier)
+        if all(bool(torch.isfinite(t).all()) for t in arch.values() if t.is_floating_point()):
+            return f"derive the snapshot at step {earlier}, the latest finite one (--step {earlier})"
+    return "resume from an earlier checkpoint (a copy of the run from before it diverged)"
 
 
 def _write(result: Derived, step: int | None, out: Path) -> Derived:
