@@ -283,10 +283,13 @@ def _auto_levers(config: SearchConfig, space: Any) -> SearchConfig:
     shown = ", ".join(f"{k} {v:.3f} s/step" for k, v in choice.timings.items())
     if choice.source == "short run":
         shown = "timing them would cost more than they could save in a run this short"
-    console.print(f"levers auto ({choice.source}): fuse={choice.value['fuse']}, "
-                  f"channels_last={choice.value['channels_last']}" + (f" [dim]({shown})[/]" if shown else ""),
+    # What runs: a strategy whose mixed op ignores fuse (one candidate at a time) runs plain.
+    levers = {**choice.value, "fuse": bool(choice.value["fuse"]) and strategy_class(config).fuse_acts(config)}
+    inert = "" if levers["fuse"] == choice.value["fuse"] else f" ({config.strategy}'s mixed op does not fuse)"
+    console.print(f"levers auto ({choice.source}): fuse={levers['fuse']}{inert}, "
+                  f"channels_last={levers['channels_last']}" + (f" [dim]({shown})[/]" if shown else ""),
                   highlight=False)
-    return config.model_copy(update={**choice.value, "levers": "auto"})
+    return config.model_copy(update={**levers, "levers": "auto"})
 
 
 def _search_seeds(config: SearchConfig, out: Path | None, seeds: list[int], space: Any, resume: bool,

@@ -83,6 +83,15 @@ class Strategy(ABC):
         clear error for an unknown option or a bad value."""
         return cls.Options.parse(cls.name or cls.__name__, given)
 
+    @classmethod
+    def fuse_acts(cls, config: SearchConfig) -> bool:
+        """Whether the config's `fuse` lever changes what this strategy computes: its
+        mixed op differs with fuse on and off (a strategy computing one candidate at a time
+        returns "plain" either way). Where it does not, the fused kernels never run, and
+        what is printed and recorded says fuse=False (`--levers auto`)."""
+        ops = {cls(config=config.model_copy(update={"fuse": f})).mixed_op() for f in (True, False)}
+        return len(ops) > 1
+
     # --- what the strategy chooses (override any) ------------------------------------------
     def mixed_op(self) -> str:
         """The mixed-op implementation to compile the supernet with (MIXED_OPS name)."""

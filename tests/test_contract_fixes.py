@@ -93,3 +93,28 @@ def test_the_end_table_and_the_log_show_a_sigmoid_relaxations_weights(tmp_path):
     from nasflow.cli.search_view import softmax_table
 
     assert softmax_table(result).title == "sigmoid(alpha) and sigmoid(beta): start -> end"
+
+
+# --- 6. the levers printed and recorded are those that run -------------------------------------
+@pytest.mark.parametrize("strategy, fused", [("gdas", False), ("darts", True)])
+def test_levers_auto_records_fuse_as_the_strategy_runs_it(tmp_path, monkeypatch, strategy, fused):
+    import json
+    import sys
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from nasflow.cli.main import app
+
+    monkeypatch.setattr(sys, "path", [*sys.path, str(Path(__file__).resolve().parent)])
+    monkeypatch.setenv("NASFLOW_CACHE", str(tmp_path / "cache"))  # no cached choice from elsewhere
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.yaml").write_text(
+        "name: levers\ntask: synthetic:PlantedTask\nparams: {C: 4}\ninputs: {x: C, y: C}\n"
+        "nodes:\n  m: {choice: [conv_1x1, conv_3x3], in: x}\n  out: {combine: add, in: [m, y]}\noutput: out\n")
+    done = CliRunner().invoke(app, ["search", "space.yaml", "--strategy", strategy, "--steps", "3", "--warmup", "1",
+                                    "--out", "run", "--batch", "4", "--device", "cpu", "--snapshot-steps", "none",
+                                    "--levers", "auto"])
+    assert done.exit_code == 0, done.output + repr(done.exception)
+    assert f"levers auto (short run): fuse={fused}" in done.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["fuse"] is fused
