@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import typer
 import typer.core
+import typer.rich_utils
 from rich.console import Console
 from rich.markup import escape
 
@@ -28,10 +29,35 @@ app = typer.Typer(
     epilog=EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (typer, through shellingham)
 )
-console = Console()
-err_console = Console(stderr=True)
+
+
+def no_color() -> bool:
+    """NO_COLOR set (https://no-color.org): no ANSI styling at all, tables in ASCII."""
+    return os.environ.get("NO_COLOR", "") != ""
+
+
+class PlainAwareConsole(Console):
+    """A rich console that writes plain text where plain text is wanted: into a pipe or a
+    file (rich then drops the ANSI codes itself) or with NO_COLOR set, no ANSI styling and
+    tables drawn in ASCII, not box-drawing characters. Decided on each render, so a console
+    made at import follows where stdout points when it prints (CliRunner swaps it)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        if no_color():
+            kwargs.setdefault("color_system", None)  # bold and dim too, not only colours
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    @property
+    def encoding(self) -> str:
+        # rich substitutes ASCII boxes (tables, panels) and bars when the encoding is not UTF
+        return "ascii" if no_color() or not self.is_terminal else super().encoding
+
+
+console = PlainAwareConsole()
+err_console = PlainAwareConsole(stderr=True)
+typer.rich_utils.Console = PlainAwareConsole  # type: ignore[attr-defined,misc]  # --help's panels too
 
 
 _typer_display_type = getattr(typer.core.TyperOption, "display_type_rich", None)

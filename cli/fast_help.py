@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -59,15 +60,38 @@ def command_module(argv: list[str]) -> str | None:
     return next((m for n, _, m in core_commands() if n == name), None)
 
 
+COMPLETION_FLAGS = ("--install-completion", "--show-completion")
+
+
+def completion_args() -> list[str] | None:
+    """When the shell asks for completions (typer's `_NASFLOW_COMPLETE` protocol), the words
+    typed before the one being completed; None otherwise."""
+    if not any(k.endswith("_COMPLETE") and k.startswith("_") for k in os.environ):
+        return None
+    from click.shell_completion import split_arg_string
+
+    if "COMP_WORDS" in os.environ:  # bash: the words and the cursor's word
+        words = split_arg_string(os.environ["COMP_WORDS"])
+        return words[1:int(os.environ.get("COMP_CWORD", len(words)))]
+    line = os.environ.get("_TYPER_COMPLETE_ARGS", "")  # zsh, fish, powershell: the line so far
+    words = split_arg_string(line)[1:]
+    return words if line.endswith(" ") or not words else words[:-1]
+
+
 def answer(argv: list[str]) -> bool:
-    """Answer `--version` or the top-level `--help` (also: no arguments) here; False when the
-    commands are needed."""
+    """Answer `--version`, the top-level `--help` (also: no arguments), `--show-completion`
+    / `--install-completion`, and the shell's completion of a command's name here; False when
+    a command's module is needed (main imports that one alone)."""
     if argv == ["--version"]:
         from importlib.metadata import version
 
         print(f"nasflow {version('nasflow')}")
         return True
-    if argv not in ([], ["--help"]):
+    completing = completion_args()
+    if completing is not None:
+        if command_module(completing) is not None:  # a core command's options: its module
+            return False
+    elif argv not in ([], ["--help"]) and not (argv and argv[0] in COMPLETION_FLAGS):
         return False
     from .app import app, run
     from .plugins import register_plugin_commands
@@ -75,5 +99,5 @@ def answer(argv: list[str]) -> bool:
     for name, doc, _ in core_commands():
         app.command(name, help=inspect.cleandoc(doc) or None)(lambda: None)
     register_plugin_commands(app)
-    run(["--help"])
+    run(argv or ["--help"])
     return True

@@ -44,11 +44,12 @@ def __getattr__(name: str) -> Any:  # `from nasflow.cli.main import app`: the ap
 
 
 def main() -> None:
-    from .fast_help import answer, command_module
+    from .fast_help import answer, command_module, completion_args
 
     if answer(sys.argv[1:]):
         return
-    module = command_module(sys.argv[1:])
+    completing = completion_args()  # the shell completing a command's options: its words
+    module = command_module(sys.argv[1:] if completing is None else completing)
     if module is None:  # a plugin's command, a typo, help of a group: every command
         _load_commands()
     else:  # that command's module alone (and the plugins, which import nothing heavy)

@@ -1,7 +1,7 @@
 """The command line follows the ecosystem's conventions (issue 27): help shows no `<bool>`
 for flags and ends with an example the CLI accepts; a user error is one line and exit code 2,
-its traceback only with --debug; output into a pipe carries no colour codes and no progress
-bars."""
+its traceback only with --debug; output into a pipe (or with NO_COLOR set) carries no colour
+codes, no box-drawing and no progress bars; shell completion installs and answers."""
 from __future__ import annotations
 
 import io
@@ -86,3 +86,111 @@ def test_progress_bars_only_on_a_terminal() -> None:
                 assert reporter.progress is not None and reporter.progress.disable is (not terminal)
             finally:
                 reporter.stop()
+
+
+BOX_DRAWING = set(range(0x2500, 0x2580)) | set(range(0x2580, 0x25A0))  # box and block characters
+
+
+def _plain(text: str) -> bool:
+    return "\x1b[" not in text and not any(ord(c) in BOX_DRAWING for c in text)
+
+
+def _on_a_terminal(*args: str, **env: str) -> str:
+    """stdout and stderr of `nasflow ARGS` run on a pseudo-terminal, as a user's shell runs it."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "nasflow.cli.main", *args], stdout=follower,
+                              stderr=follower, timeout=120, env={**os.environ, "COLUMNS": "120", **env})
+    finally:
+        os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal's other end is closed and everything was read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert done.returncode == 0
+    return b"".join(chunks).decode()
+
+
+def test_tables_are_plain_into_a_pipe_and_with_no_color() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE")}
+    piped = subprocess.run([sys.executable, "-m", "nasflow.cli.main", "cost", "dlsr/dlsr-s", "--totals"],
+                           capture_output=True, text=True, timeout=120, env={**env, "COLUMNS": "120"})
+    assert piped.returncode == 0 and "56,268" in piped.stdout and "| total" in piped.stdout
+    assert _plain(piped.stdout + piped.stderr), piped.stdout
+    help_text = subprocess.run([sys.executable, "-m", "nasflow.cli.main", "validate", "--help"],
+                               capture_output=True, text=True, timeout=120, env=env).stdout
+    assert "Options" in help_text and _plain(help_text)
+    saved = {k: os.environ.pop(k) for k in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE") if k in os.environ}
+    try:
+        styled = _on_a_terminal("cost", "dlsr/dlsr-s", "--totals")
+        assert "56,268" in styled and not _plain(styled)  # a terminal gets the styled table
+        plain = _on_a_terminal("cost", "dlsr/dlsr-s", "--totals", NO_COLOR="1")
+        assert "56,268" in plain and _plain(plain), plain
+    finally:
+        os.environ.update(saved)
+
+
+def test_the_main_job_by_name_into_a_pipe_has_no_progress_frames(tmp_path) -> None:
+    """`nasflow search dlsr` and `nasflow train dlsr/dlsr-s` (two steps each, the shipped
+    data) from an empty folder into a pipe: they run by name, and their output has no ANSI
+    codes, no carriage-return redraws and no progress bar."""
+    tiny = ("--steps", "2", "--batch", "2", "--device", "cpu", "--task-opt", "patch=48", "--set", "channels=8")
+    env = {**os.environ, "COLUMNS": "120", "OMP_NUM_THREADS": "1"}
+    runs = [("search", "dlsr", "--warmup", "1", "--levers", "given", "--no-fuse", "--snapshot-steps", "none",
+             "--out", "s", *tiny),
+            ("train", "dlsr/dlsr-s", "--validate-every", "2", "--out", "t", *tiny)]
+    for args in runs:
+        done = subprocess.run([sys.executable, "-m", "nasflow.cli.main", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300, env=env)
+        out = done.stdout + done.stderr
+        assert done.returncode == 0, out[-3000:]
+        assert _plain(out) and "\r" not in out, out[-3000:]
+        assert "━" not in out and "ETA" not in out and "remaining" not in out, out[-3000:]
+    assert (tmp_path / "s" / "checkpoint.safetensors").is_file()
+    assert (tmp_path / "t" / "model" / "weights.safetensors").is_file()
+
+
+def _script() -> str | None:
+    """The installed `nasflow` script: completion keys on the program's name."""
+    import shutil
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / "nasflow"
+    return str(beside) if beside.is_file() else shutil.which("nasflow")
+
+
+def test_shell_completion(tmp_path) -> None:
+    script = _script()
+    if script is None:
+        import pytest
+
+        pytest.skip("no installed nasflow script on PATH")
+    assert "--install-completion" in _help() and "--show-completion" in _help()
+    shown = subprocess.run([script, "--show-completion", "bash"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "_NASFLOW_COMPLETE=complete_bash" in shown.stdout
+    assert "complete -o default -F _nasflow_completion nasflow" in shown.stdout
+
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_NASFLOW_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+        done = subprocess.run([script], capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert {"search", "spaces", "strategies", "sweep"} <= set(complete("nasflow s"))
+    assert "--strategy" in complete("nasflow search --str") and "--set" in complete("nasflow validate --")
+    home = tmp_path / "home"
+    home.mkdir()
+    installed = subprocess.run(["bash", "-c", f"'{script}' --install-completion"], capture_output=True, text=True,
+                               timeout=120, env={**os.environ, "HOME": str(home), "SHELL": "/bin/bash"})
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "_nasflow_completion" in (home / ".bash_completions" / "nasflow.sh").read_text()
+    assert ".bash_completions/nasflow.sh" in (home / ".bashrc").read_text()
