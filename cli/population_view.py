@@ -1,9 +1,10 @@
-"""The command line of populations on an executor (`search --seeds`, `sweep`): the options that
-choose Ray and the live table of its runs (a line per run: stage, step, node, time left)."""
+"""The command line of populations on an executor (`search --seeds`, `sweep`, `train` of several
+architectures): the options that choose Ray and the live table of its runs (a line per run:
+stage, step, node, time left)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,8 +32,9 @@ def _eta(info: dict[str, Any]) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(left))
 
 
-def runs_table(runs: dict[str, dict[str, Any]], names: list[str], done: dict[str, str]) -> Table:
-    table = Table(title="population on Ray", title_justify="left")
+def runs_table(runs: dict[str, dict[str, Any]], names: list[str], done: dict[str, str],
+               title: str = "population on Ray") -> Table:
+    table = Table(title=title, title_justify="left")
     for col in ("run", "stage", "step", "node", "time left"):
         table.add_column(col, justify="right" if col in ("step", "time left") else "left")
     for name in names:
@@ -67,6 +69,14 @@ def population_options(executor: str, ray_address: str | None, cpus_per_run: flo
     if quiet:
         yield options, done
         return
-    with Live(runs_table({}, names, done), console=console, refresh_per_second=2, transient=True) as live:
-        options.progress = lambda runs: live.update(runs_table(runs, names, done))
+    with live_runs(names, f"population on Ray: {len(names)} runs", done) as progress:
+        options.progress = progress
         yield options, done
+
+
+@contextmanager
+def live_runs(names: list[str], title: str, done: dict[str, str]) -> Iterator[Callable[[dict[str, dict[str, Any]]], None]]:
+    """A live table of the runs while inside; yields the callback that redraws it from the runs'
+    posted states (`done` holds the finished runs' states, filled by the caller)."""
+    with Live(runs_table({}, names, done, title), console=console, refresh_per_second=2, transient=True) as live:
+        yield lambda runs: live.update(runs_table(runs, names, done, title))

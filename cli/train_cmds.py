@@ -1,4 +1,5 @@
-"""`nasflow train`: a thin shell over nasflow.train.loop.run_train."""
+"""`nasflow train`: a thin shell over nasflow.train.loop.run_train; several architectures (or a
+population folder) are retrained as one population (cli/train_population.py)."""
 from __future__ import annotations
 
 import time
@@ -16,7 +17,9 @@ from nasflow.train.config import TrainConfig, preset_changes
 from nasflow.train.run_dir import TrainRunDir
 
 from .app import app, console, on_ranks, parse_sets, preset_line
+from .population_view import CPUS_HELP, EXECUTOR_HELP, GPUS_HELP, RAY_ADDRESS_HELP
 from .search_cmds import parse_options
+from .train_population import is_population, targets, train_population
 from .train_view import TrainReporter, summary_table, warm_start_lines
 
 
@@ -28,9 +31,10 @@ TRAIN_FLAGS = {"steps": "--steps", "batch_size": "--batch", "optim.lr": "--lr", 
 
 @app.command()
 def train(
-    arch: Annotated[Optional[Path], typer.Argument(
+    archs: Annotated[Optional[list[Path]], typer.Argument(metavar="ARCH...",
         help="The architecture to train: a derived arch.yaml, spaces/dlsr/dlsr.yaml or a built-in name "
-             "such as dlsr/dlsr-s (nasflow spaces; optional with --resume).")] = None,
+             "such as dlsr/dlsr-s (nasflow spaces; optional with --resume). Several (RUN/derived ...) or a "
+             "population folder: each retrained into RUN/retrained, as one population.")] = None,
     scale: Annotated[Optional[int], typer.Option(help="Set the architecture's `scale` param (2, 3, 4).")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Folder of training images (the task option `data`).")] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", metavar="MODEL",
@@ -59,13 +63,25 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard",
         help="Also write TensorBoard logs to RUN/tensorboard (pip install 'nasflow\\[tensorboard]').")] = False,
+    parallel: Annotated[Optional[int], typer.Option(
+        help="A population: retrainings at a time (local: processes, default 1; ray: default all).")] = None,
+    executor: Annotated[str, typer.Option(help="A population: " + EXECUTOR_HELP)] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help=RAY_ADDRESS_HELP)] = None,
+    cpus_per_run: Annotated[Optional[float], typer.Option(help=CPUS_HELP)] = None,
+    gpus_per_run: Annotated[Optional[float], typer.Option(help=GPUS_HELP)] = None,
 ) -> None:
     """Retrain a derived architecture: Adam, lr halved every N steps, periodic validation;
     writes a resumable run directory and, at the end, RUN/model (and RUN/best).
 
     Ctrl-C stops after the current step and saves a checkpoint; --resume continues it.
     Under torchrun, each process trains on its share of every batch (DDP).
+
+    A population: `nasflow train runs/seeds/*/derived` (or `nasflow train runs/seeds`) retrains
+    each RUN/derived into RUN/retrained, --parallel K at a time or on Ray (--executor ray), with
+    a line per run and a table at the end; the same command continues a stopped population.
     """
+    population = is_population(archs or [], executor, parallel, ray_address, cpus_per_run, gpus_per_run)
+    arch = archs[0] if archs and not population else None
     overrides = parse_sets(set_)
     if scale is not None:
         overrides["scale"] = scale
@@ -81,6 +97,14 @@ def train(
     }
     changes = {k: v for k, v in given.items() if v is not None}
     given_arch: Space | None = None
+    if population:
+        if out is not None or resume:
+            raise NasflowError("a population retrains each RUN/derived into RUN/retrained: drop --out / --resume "
+                               "(the same command continues a stopped population)")
+        found = targets(archs or [])
+        configs = [_new_config(t.arch, changes, options, lr, preset, task, echo=i == 0) for i, t in enumerate(found)]
+        train_population(configs, found, executor, parallel, (ray_address, cpus_per_run, gpus_per_run), quiet)
+        return
     if resume:
         if out is None:
             raise NasflowError("--resume needs the run directory: --out RUN_DIR")
@@ -96,17 +120,7 @@ def train(
     else:
         if arch is None:
             raise NasflowError("give an architecture to train (a derived arch.yaml), or --resume --out RUN_DIR")
-        space = load_space(arch)
-        if options:
-            changes["task_options"] = options
-        used, settings = preset_section(task or space.task, preset, "train")
-        base = preset_changes(used, settings) if used is not None else {}
-        if lr is not None:
-            changes["optim"] = {**base.get("optim", {}), "lr": lr}
-        changes = apply_preset(base, changes, space.params, exclusive_options(task or space.task))
-        if used is not None:
-            console.print(preset_line(used, task or space.task), highlight=False)
-        config = TrainConfig.build(changes, TRAIN_FLAGS)
+        config = _new_config(arch, changes, options, lr, preset, task)
         out = out or Path("runs") / f"{arch.stem}-train-{time.strftime('%Y%m%d-%H%M%S')}"
     result = on_ranks(config.device, out, lambda out, ctx: run_train(
         config, out, arch=given_arch, resume=resume, ctx=ctx,
@@ -124,3 +138,20 @@ def train(
         console.print(f"[yellow]stopped at step {result.step} of {config.steps}[/]; checkpoint saved. "
                       f"Continue with: nasflow train --resume --out {result.run_dir}")
         raise typer.Exit(130)
+
+
+def _new_config(arch: Path, changes: dict[str, Any], options: dict[str, Any], lr: float | None, preset: str | None,
+                task: str | None, echo: bool = True) -> TrainConfig:
+    """A new run's config: the arch's task preset, then the flags (`changes`)."""
+    space = load_space(arch)
+    changes = {**changes, "arch": str(arch)}
+    if options:
+        changes["task_options"] = options
+    used, settings = preset_section(task or space.task, preset, "train")
+    base = preset_changes(used, settings) if used is not None else {}
+    if lr is not None:
+        changes["optim"] = {**base.get("optim", {}), "lr": lr}
+    changes = apply_preset(base, changes, space.params, exclusive_options(task or space.task))
+    if used is not None and echo:
+        console.print(preset_line(used, task or space.task), highlight=False)
+    return TrainConfig.build(changes, TRAIN_FLAGS)
