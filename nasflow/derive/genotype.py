@@ -1,9 +1,10 @@
 """Derivation: a genotype from the architecture parameters, and the derived architecture.
 
-The genotype is a plain record keyed by decision label: the argmax op of each alpha, the
-top-k inputs of each beta (in descending beta order, which is the concatenation order). The
-derived architecture is the same space with every choice replaced by its op and every dense
-node cut to its k inputs: a space file with no choices, which the same compiler builds.
+The genotype is a plain record keyed by decision label: the argmax op of each alpha (or the
+ops the strategy's rule keeps, a list), the top-k inputs of each beta (in descending beta
+order, which is the concatenation order). The derived architecture is the same space with
+every choice replaced by its op (by a node per kept op and their sum) and every dense node
+cut to its k inputs: a space file with no choices, which the same compiler builds.
 A stack stays a stack (its blocks derived), so the derived file keeps the params its count
 and arguments read (`layers`, `C`) and rebuilds at another depth; only a stack whose
 instances of one block derive differently (per-instance decisions) is pinned to its count.
@@ -17,9 +18,9 @@ import networkx as nx
 from torch import Tensor
 
 from nasflow.compile.values import inherit_slice
-from nasflow.derive.kinds import derived_kind
+from nasflow.derive.kinds import derived_kind, kept_op_source
 from nasflow.derive.record import Genotype
-from nasflow.derive.rule import DerivationRule, checked_pick, checked_scores
+from nasflow.derive.rule import DerivationRule, checked_keep, checked_pick, checked_scores
 from nasflow.errors import NasflowError, hook_error
 from nasflow.space.expr import ref_names
 from nasflow.space.graph import Decision, Graph, build_graph
@@ -48,7 +49,8 @@ def genotype_from_arch(graph: Graph, logits: dict[str, Tensor], topk: int | None
             raise NasflowError(f"decision '{label}' has {len(d.options)} candidates but "
                                f"{row.numel()} architecture parameters")
         if d.kind == "alpha":
-            geno.choices[label] = checked_pick(rule, d, 1, rule.pick(d, row, 1))[0]
+            kept = checked_keep(rule, d, rule.keep(d, row))
+            geno.choices[label] = kept[0] if len(kept) == 1 else kept  # several: summed when derived
         elif d.kind == "value":
             geno.values[label] = int(checked_pick(rule, d, 1, rule.pick(d, row, 1))[0])
         else:
@@ -223,8 +225,9 @@ class _Deriver:
                 out[name] = node.model_copy(update={"block": self._specialise(node.block, path + ".")})
             elif isinstance(node, StackNode):
                 out[name] = self._stack(node, path)
-            else:  # each kind derives its own nodes (nasflow.derive.kinds)
-                out[name] = derived_kind(kind_of_data(node)).derive(node, path, self.geno)
+            else:  # each kind derives its own nodes (nasflow.derive.kinds); a choice keeping
+                # several ops becomes a node per op and their sum under its name
+                out.update(derived_kind(kind_of_data(node)).derive_nodes(node, name, path, self.geno, nodes))
         return out
 
     def _stack(self, node: StackNode, path: str) -> StackNode:
@@ -286,8 +289,13 @@ def inherit_weights(supernet_graph: Graph, supernet_state: dict[str, Tensor],
     out: dict[str, Tensor] = {}
     transforms = {k.split(".", 1)[1]: v for k, v in supernet_state.items() if k.startswith("kernel_transforms.")}
     for key, target in derived_state.items():
+        own = key  # the derived model's name for it
         node, rest = _split_key(key, derived_graph)
         g_new, g_old = derived_graph.nodes[node], supernet_graph.nodes.get(node)
+        source = kept_op_source(node, supernet_graph) if g_old is None else None
+        if source is not None:  # one of several ops a choice kept: that candidate's weights
+            node, key = source[0], f"{source[0]}.{rest}"
+            g_old = supernet_graph.nodes[node]
         if g_old is None:
             raise NasflowError(f"'{key}': node '{node}' is not in the supernet")
         src = derived_kind(g_old.kind).inherit(key, rest, g_old, g_new, supernet_state)
@@ -298,7 +306,7 @@ def inherit_weights(supernet_graph: Graph, supernet_state: dict[str, Tensor],
         if src.shape != target.shape:
             raise NasflowError(f"'{key}': supernet weight has shape {tuple(src.shape)}, derived "
                                f"model needs {tuple(target.shape)}")
-        out[key] = src.clone()
+        out[own] = src.clone()
     return out
 
 

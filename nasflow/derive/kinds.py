@@ -4,10 +4,17 @@ weights it inherits from the supernet.
 
 A kind without a derive side derives unchanged and keeps its weights as they are (op,
 combine, and most kinds a user adds); choice and dense register theirs here.
+
+A choice whose rule kept several ops derives, in the space language itself, as one op node
+per kept op (`NAME__OP`, the op's name with non-identifier characters as `_`) and an `add`
+combine under the choice's own name (with its `act`): what the search computed, unweighted.
+Compiler, costs, export and drawing read it as any other space; `kept_op_source` maps such a
+node back to its choice and op, so it inherits that candidate's weights.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -17,7 +24,10 @@ from nasflow.derive.record import Genotype
 from nasflow.errors import NasflowError
 from nasflow.registry import Registry
 from nasflow.space.node import GNode
-from nasflow.space.schema import ChoiceNode, DenseNode, OpNode
+from nasflow.space.graph import Graph
+from nasflow.space.schema import ChoiceNode, CombineNode, DenseNode, OpNode
+
+KEPT_SEP = "__"  # between a choice's name and one of its kept ops: NAME__OP
 
 
 class DerivedKind:
@@ -27,6 +37,12 @@ class DerivedKind:
         """The schema node the derived space has for `node` (written at `path`, its expanded
         name): no decision left. By default the node itself."""
         return node
+
+    def derive_nodes(self, node: Any, name: str, path: str, genotype: Genotype,
+                     siblings: Mapping[str, Any]) -> dict[str, Any]:
+        """The derived space's nodes in place of `node` (named `name` among `siblings`): by
+        default `{name: derive(...)}`; a kind may write one node as several."""
+        return {name: self.derive(node, path, genotype)}
 
     def inherit(self, key: str, rest: str, old: GNode, new: GNode, supernet: dict[str, Tensor]) -> Tensor:
         """The supernet's tensor for the derived model's state-dict entry `key` (`rest`: the
@@ -68,8 +84,41 @@ class DerivedChoice(DerivedKind):
     """A choice becomes an op node of its picked candidate, which keeps that candidate's weights."""
 
     def derive(self, node: ChoiceNode, path: str, genotype: Genotype) -> OpNode:
-        op = pick(genotype.choices, node.label or path, "choice")
-        return OpNode(op=op, input=node.input, out=node.out, args={**node.args, **node.final_args}, act=node.act)
+        ops = self._kept(node, path, genotype)
+        if len(ops) != 1:
+            raise NasflowError(f"choice '{node.label or path}' keeps {len(ops)} ops ({', '.join(ops)}): "
+                               "derive it with derive_nodes (a node per op and their sum)")
+        return self._op(node, ops[0], node.act)
+
+    def derive_nodes(self, node: ChoiceNode, name: str, path: str, genotype: Genotype,
+                     siblings: Mapping[str, Any]) -> dict[str, Any]:
+        ops = self._kept(node, path, genotype)
+        if len(ops) == 1:
+            return {name: self._op(node, ops[0], node.act)}
+        out: dict[str, Any] = {}
+        for op in ops:  # the activation acts on the sum, as in the supernet's mixed op
+            part = kept_op_name(name, op)
+            if part in siblings or part in out:
+                raise NasflowError(f"choice '{path}' keeps {', '.join(ops)}, but the node '{part}' that would "
+                                   f"hold {op} already exists; rename that node")
+            out[part] = self._op(node, op, None)
+        out[name] = CombineNode(combine="add", inputs=list(out), act=node.act)
+        return out
+
+    @staticmethod
+    def _kept(node: ChoiceNode, path: str, genotype: Genotype) -> list[str]:
+        picked = pick(genotype.choices, node.label or path, "choice")
+        ops = [picked] if isinstance(picked, str) else list(picked)
+        unknown = [o for o in ops if o not in node.choice]
+        if unknown or not ops:
+            raise NasflowError(f"the genotype keeps {', '.join(map(repr, unknown)) or 'no op'} for choice "
+                               f"'{node.label or path}', whose candidates are {', '.join(node.choice)}; "
+                               "it is from another space")
+        return ops
+
+    @staticmethod
+    def _op(node: ChoiceNode, op: str, act: str | None) -> OpNode:
+        return OpNode(op=op, input=node.input, out=node.out, args={**node.args, **node.final_args}, act=act)
 
     def inherit(self, key: str, rest: str, old: GNode, new: GNode, supernet: dict[str, Tensor]) -> Tensor:
         return supernet[f"{old.name}.ops.{new.op}.{rest.removeprefix('op.')}"]
@@ -90,3 +139,22 @@ class DerivedDense(DerivedKind):
             chunks = supernet[key].split(old.c_in[0], dim=1)
             return torch.cat([chunks[old.inputs.index(i)] for i in new.inputs], dim=1)
         return supernet[key]
+
+
+def _ident(op: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_]", "_", op)
+
+
+def kept_op_name(choice: str, op: str) -> str:
+    """The name of the node holding op `op` of a choice `choice` that kept several."""
+    return f"{choice}{KEPT_SEP}{_ident(op)}"
+
+
+def kept_op_source(node: str, supernet: Graph) -> tuple[str, str] | None:
+    """(the supernet's choice node, the op) a derived node `NAME__OP` holds, when it is one
+    of the ops a choice kept (derive_nodes); None otherwise."""
+    base, sep, suffix = node.rpartition(KEPT_SEP)
+    g = supernet.nodes.get(base) if sep else None
+    if g is None or g.kind != "choice":
+        return None
+    return next(((base, o) for o in g.candidates if _ident(o) == suffix), None)

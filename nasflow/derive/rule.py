@@ -7,6 +7,10 @@ the space, as DARTS' `zero`): DARTS' and MiLeNAS's rule. A strategy sets its own
 (e.g. DARTS' "never derive `zero`", or ranking by a Dirichlet's mean) through
 `Strategy.derivation_rule()`; `derive` and the search loop's genotypes use it.
 
+A rule may keep several ops for one choice (`keep`: Fair DARTS keeps every op whose sigmoid
+weight is above a threshold, DARTS+ several): the genotype then lists them and the derived
+node is their sum, as the search computed it (nasflow.derive.kinds).
+
 A node's inputs (a beta decision) rank as its dense node's `rank` says: by beta (the
 default), by the strongest derivable alpha of the choice node each input is (DARTS: the
 edge's best op that is not `none`), or by their product (softmax weights). A rule's
@@ -50,6 +54,16 @@ def checked_pick(rule: DerivationRule, decision: Decision, k: int, value: object
     return list(value)
 
 
+def checked_keep(rule: DerivationRule, decision: Decision, value: object) -> list[str]:
+    """What a rule's `keep` returned: a non-empty list of distinct options of `decision`."""
+    if (not isinstance(value, (list, tuple)) or not value or len(set(value)) != len(value)
+            or not all(isinstance(o, str) and o in decision.options for o in value)):
+        raise hook_error(f"derivation rule {type(rule).__name__} keep",
+                         f"a non-empty list of distinct option(s) of '{decision.label}' ({', '.join(decision.options)})",
+                         value)
+    return list(value)
+
+
 class DerivationRule:
     """Rank by the logits; every option eligible but the space's `never_derive` ones."""
 
@@ -87,6 +101,11 @@ class DerivationRule:
         if rank == "alpha":
             return strength
         return torch.softmax(logits.detach().float().cpu(), dim=-1) * strength
+
+    def keep(self, decision: Decision, logits: Tensor) -> list[str]:
+        """The op(s) a choice (an alpha decision) keeps, best first: one by default (`pick`
+        with k = 1). A rule that keeps several returns them all; the derived node sums them."""
+        return self.pick(decision, logits, 1)
 
     def pick(self, decision: Decision, logits: Tensor, k: int, scores: Tensor | None = None) -> list[str]:
         """The k best eligible options, best first (a stable order: ties go to the earlier);

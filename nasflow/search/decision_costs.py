@@ -152,7 +152,7 @@ class DecisionCosts:
         for n in self.nodes:
             d = graph.decisions[n.label]
             if d.kind == "alpha":
-                picked = [genotype.choices.get(n.label)]
+                picked = genotype.ops(n.label) if n.label in genotype.choices else [None]  # kept ops: summed
             else:
                 picked = genotype.edges.get(n.label, [])
             for option in picked:

@@ -125,7 +125,7 @@ def _weights_of(record: dict[str, Any]) -> dict[str, list[float]] | None:
 def _picks(genotype: dict[str, Any], label: str, kind: str) -> tuple[str, ...]:
     if kind == "alpha":
         pick = (genotype.get("choices") or {}).get(label)
-        return (pick,) if pick is not None else ()
+        return () if pick is None else (pick,) if isinstance(pick, str) else tuple(pick)  # a list: ops kept together
     if kind == "value":
         number = (genotype.get("values") or {}).get(label)
         return (str(number),) if number is not None else ()
