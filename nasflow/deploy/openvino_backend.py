@@ -116,7 +116,8 @@ class worker_runner:
         if not openvino_available():
             _require_openvino()  # raises the clear error
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "nasflow.deploy.openvino_backend", str(path), str(threads or torch.get_num_threads())],
+            [sys.executable, "-m", "nasflow.deploy.openvino_backend", str(path), str(threads or torch.get_num_threads()),
+             str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -171,4 +172,7 @@ def check_openvino(model: nn.Module, path: str | os.PathLike[str], task: type[Ta
 if __name__ == "__main__":
     import sys
 
+    from nasflow.runs.children import die_with_parent
+
+    die_with_parent(int(sys.argv[3]) if len(sys.argv) > 3 else None)  # not outlive a killed parent
     _serve(sys.argv[1], int(sys.argv[2]))

@@ -24,6 +24,7 @@ import torch
 
 from nasflow.search.config import SearchConfig
 from nasflow.errors import NasflowError
+from nasflow.runs.children import die_with_parent
 from nasflow.search.population import CPU_CORES_PER_SEARCH, SeedOutcome, _search_one
 from nasflow.space.schema import Space
 
@@ -65,6 +66,7 @@ _worker_device: str | None = None
 def _init_worker(devices: Any, threads: int) -> None:
     """Each worker takes one device (a GPU) for all its searches and `threads` CPU threads."""
     global _worker_device
+    die_with_parent()  # a killed `--seeds` parent: its searches save and stop, not run on unseen
     _worker_device = devices.get() if devices is not None else None
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)

@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from nasflow.errors import NasflowError
+from nasflow.runs.children import die_with_parent
 
 from .data import SRPatchDataset
 
@@ -43,6 +44,10 @@ def epoch_samples(images: int, batch_size: int, min_batches: int) -> int:
 
 def _collate(samples: list[Pair]) -> Pair:
     return torch.stack([s[0] for s in samples]), torch.stack([s[1] for s in samples])
+
+
+def _init_worker(worker_id: int) -> None:
+    die_with_parent()  # a killed search or training leaves no DataLoader workers behind
 
 
 class PatchBatches(Iterator[Pair]):
@@ -80,7 +85,7 @@ class PatchBatches(Iterator[Pair]):
             return (_collate([self.dataset[i] for i in idx]) for idx in plan)
         # Non-persistent workers: each epoch's workers copy the dataset after set_epoch.
         loader = DataLoader(self.dataset, batch_sampler=plan, num_workers=self.workers,
-                            collate_fn=_collate, pin_memory=self.pin_memory)
+                            collate_fn=_collate, pin_memory=self.pin_memory, worker_init_fn=_init_worker)
         return iter(loader)
 
     def __next__(self) -> Pair:

@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from nasflow.runs.children import die_with_parent
 from nasflow.runs.durable import replace_durably
 
 from .data import DataError, LRCache, PathLike, Progress, _check_scale, image_size, list_images, load_rgb, make_lr
@@ -193,6 +194,7 @@ def _prepare_one(src: str, hr_entry: str, lr_entry: str, scale: int, key: tuple[
 
 
 def _init_worker() -> None:
+    die_with_parent()  # a killed prepare-data must not leave workers (and the store's lock) behind
     torch.set_num_threads(1)  # one process per core already
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
