@@ -122,11 +122,13 @@ def latency_table_view(table) -> Table:  # table: LatencyTable
                           f"interquartile range{overhead}"))
     with_values = bool(table.values)  # a row per value combination of the nodes they size
     for col in ("node", "kind", "option", *(("values",) if with_values else ()), "ms", "+-"):
-        view.add_column(col, justify="right" if col in ("ms", "+-") else "left")
+        # the values fold rather than end in "...": "channels=16,esa_f=4" is the row's key
+        view.add_column(col, justify="right" if col in ("ms", "+-") else "left",
+                        overflow="fold" if col == "values" else "ellipsis")
     shown: set[str] = set()
     for name, e in table.nodes.items():
         at = e.at_values.items() if e.value_deps else [("", e)]
-        values = (lambda key: (key,)) if with_values else (lambda key: ())  # noqa: E731
+        values = (lambda key: (key.replace(",", ", "),)) if with_values else (lambda key: ())  # noqa: E731
         for key, timings in at:
             if timings.timing is not None:
                 view.add_row(name, e.kind, "", *values(key), f"{timings.timing.ms:.3f}",

@@ -38,6 +38,7 @@ from nasflow.runs.optim import make_optimizer
 from nasflow.search.budget import Budget
 from nasflow.search.end import SearchEnd
 from nasflow.search.latency_table import load_table
+from nasflow.space.graph import Graph
 from nasflow.tasks.contract import Batch, Metric, checked_metrics
 
 from .base import Strategy, register_strategy
@@ -248,11 +249,15 @@ def recalibrate(model: nn.Module, bns: list[nn.modules.batchnorm._BatchNorm], ba
 
 
 def _cost_model(end: SearchEnd) -> tuple[Budget, Any]:
+    return cost_model(end.config, end.graph)
+
+
+def cost_model(config: Any, graph: Graph) -> tuple[Budget, Any]:
     """The run's budget (its metric and limit) and the costs by decision; without a budget,
     parameters with no limit (the Pareto set's cost axis)."""
-    budget = Budget.parse(end.config.budget) if end.config.budget is not None else Budget("params", math.inf)
-    table = load_table(end.config.latency_table) if end.config.latency_table is not None else None
-    return budget, budget.costs(end.graph, table)
+    budget = Budget.parse(config.budget) if config.budget is not None else Budget("params", math.inf)
+    table = load_table(config.latency_table) if config.latency_table is not None else None
+    return budget, budget.costs(graph, table)
 
 
 def _row(s: Scored, space: PathSpace, metric: Metric) -> dict[str, Any]:

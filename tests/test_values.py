@@ -392,6 +392,35 @@ def test_the_sandwich_step_trains_the_largest_smallest_and_random_widths(space: 
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in net.weights())
 
 
+def test_under_a_budget_the_sandwich_draws_only_architectures_under_it(space: Space) -> None:
+    from nasflow.search.config import SearchConfig
+    from nasflow.strategies.sandwich import Sandwich
+
+    graph, net, _ = _net(space)
+    costs = DecisionCosts.from_graph(graph, "params")
+    task = WidthTask()
+
+    def drawn(**config: Any) -> list[list[float]]:
+        strategy = Sandwich(task.loss, None, None, None, SearchConfig(strategy="sandwich", seed=0, **config))
+        strategy.attach(net)
+        space_ = strategy.path_relaxation.space
+        return [[costs.of_genotype(graph, space_.genotype(p)) for p in strategy.draw_paths()] for _ in range(40)]
+
+    limit = 1500.0
+    everywhere = drawn()
+    assert max(step[0] for step in everywhere) > limit  # unfocused, the largest is over the budget
+    focused = drawn(budget=f"params={limit:g}")
+    assert all(c <= limit for step in focused for c in step)
+    # The largest is the widest under the budget: lowered only as far as needed, so it costs
+    # more than the step's smallest, and the random ones spread between.
+    assert all(step[0] >= step[1] for step in focused) and any(step[0] > step[1] for step in focused)
+    assert len({c for step in focused for c in step[2:]}) > 3
+    off = drawn(budget=f"params={limit:g}", strategy_options={"focus": False})
+    assert off == everywhere  # focus=false: every budget at once, as without one
+    with pytest.raises(NasflowError, match="no architecture of this space is under it"):
+        drawn(budget="params=10")  # refused when attached, not after the training
+
+
 def test_derive_with_budgets_picks_subnets_that_score_the_same_with_inherited_weights(space: Space,
                                                                                      tmp_path: Path) -> None:
     from nasflow.runs.modeldir import load_model
