@@ -1,18 +1,106 @@
-"""The conformance kit (issue 24): built-in plugins pass it, and deliberately broken ones get
-the one line each failure deserves (a wrong cost, strategy state that does not survive resume,
-a task whose metric is undeclared)."""
+"""The conformance kit (issue 24): every built-in op, strategy and task passes it, and so do
+the docs' examples (the strategies of writing-a-strategy.md, the ops and task of
+writing-a-task.md); deliberately broken plugins get the one line each failure deserves (a
+wrong cost, strategy state that does not survive resume, a task whose metric is undeclared)."""
 from __future__ import annotations
 
+import re
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from synthetic import PlantedTask, planted_space
 from torch import nn
 
+import nasflow.spaces.darts.ops  # noqa: F401 - registers the DARTS ops
+from nasflow._plugins import _LOCAL_PLUGINS
+from nasflow.space.imports import _LOCAL
+import nasflow.spaces.dlsr.ops  # noqa: F401 - registers ESA
 from nasflow.ops.registry import OPS, register_op
-from nasflow.search.conformance import check_op, check_strategy, check_task
+from nasflow.search.conformance import Check, check_module, check_op, check_strategy, check_task
+from nasflow.space.load import load_space
 from nasflow.strategies import STRATEGIES, Darts, register_strategy
+from nasflow.tasks.contract import make_task
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def _failures(checks: list[Check]) -> list[str]:
+    assert checks, "nothing was checked"
+    return [c.line() for c in checks if not c.ok]
+
+
+# --- the kit in CI: every built-in plugin and the docs' examples -----------------------------------
+def test_every_builtin_op_conforms():
+    def module(name: str) -> str:
+        source = OPS.get(name).source
+        return source.split(":")[0] if isinstance(source, str) else getattr(source, "__module__", "")
+
+    shipped = [n for n in OPS.names() if module(n).startswith("nasflow.")]  # not what other tests register
+    assert {"conv_3x3", "darts_classifier", "esa"} <= set(shipped)
+    failed = [line for name in shipped for line in _failures(check_op(name))]
+    assert not failed, failed
+
+
+SHIPPED_STRATEGIES = ["darts", "darts2", "drnas", "gdas", "milenas", "pcdarts", "sandwich", "spos"]
+
+
+def test_the_list_of_shipped_strategies_is_whole():
+    shipped = {n for n in STRATEGIES.names() if STRATEGIES.get(n).__module__.startswith("nasflow.strategies.")}
+    assert shipped == set(SHIPPED_STRATEGIES)
+
+
+@pytest.mark.parametrize("name", SHIPPED_STRATEGIES)
+def test_every_builtin_strategy_conforms(name: str):
+    assert not _failures(check_strategy(name))
+
+
+@pytest.mark.parametrize("task, space, params", [("sr", "spaces/dlsr/space.yaml", {"channels": 8}),
+                                                 ("classify", "spaces/darts/space.yaml", {"C": 4, "layers": 2})])
+def test_every_builtin_task_conforms(task: str, space: str, params: dict[str, int]):
+    searched = load_space(ROOT / space, params)
+    assert not _failures(check_task(make_task(task, {}, searched), searched))
+
+
+def _doc_blocks(page: str, pattern: str) -> dict[str, str]:
+    return dict(re.findall(pattern, (DOCS / page).read_text(), flags=re.S))
+
+
+@pytest.fixture
+def doc_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    monkeypatch.setenv("NASFLOW_TRUST_IMPORTS", "1")
+    modules = set(sys.modules)
+    yield tmp_path
+    for name in ("my_gumbel", "my_threshold", "featreg"):  # imported afresh by their own tests
+        if name not in modules:
+            sys.modules.pop(name, None)
+            _LOCAL_PLUGINS.pop(name, None)
+            _LOCAL.pop(name, None)
+
+
+def test_the_docs_example_strategies_conform(doc_folder: Path):
+    (hard_gumbel,) = re.findall(r"```python\n(.*?)```", (DOCS / "writing-a-strategy.md").read_text(), flags=re.S)
+    (doc_folder / "my_gumbel.py").write_text(hard_gumbel)
+    (threshold,) = re.findall(r'```python title="my_threshold.py"\n(.*?)```',
+                              (DOCS / "writing-a-strategy.md").read_text(), flags=re.S)
+    (doc_folder / "my_threshold.py").write_text(threshold)
+    assert not _failures(check_strategy("my_gumbel:HardGumbel"))
+    assert not _failures(check_strategy("my_threshold:Threshold", {"threshold": 0.3}))
+
+
+def test_the_docs_example_ops_and_task_conform(doc_folder: Path):
+    files = _doc_blocks("writing-a-task.md", r"```\w+ file=(\S+)\n(.*?)```")
+    for name, body in files.items():
+        (doc_folder / name).write_text(body)
+    assert not _failures(check_module("featreg"))  # its vector ops (linear layers), checked on vectors
+    space = load_space(doc_folder / "featreg.yaml")  # its task, named module:Class by the space
+    assert not _failures(check_task(make_task(space.task, {}, space), space))
 
 
 def test_builtin_ops_strategy_and_task_pass():
@@ -35,7 +123,7 @@ def test_a_wrong_cost_is_one_line_with_both_numbers():
     finally:
         OPS.remove(name)
     assert f"op '{name}': params at 4->4: declares 16 params, the module has 20" in failed
-    assert f"op '{name}': Multi-Adds at 4->4: declares 1024 Multi-Adds at 8x8, counting gives 1280" in failed
+    assert f"op '{name}': Multi-Adds at 4->4: declares 1280 Multi-Adds at 8x10, counting gives 1600" in failed
 
 
 def test_a_strategy_whose_state_does_not_survive_resume_is_named():

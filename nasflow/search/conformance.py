@@ -76,9 +76,12 @@ def _counted_madds(module: nn.Module, x: Tensor) -> int:
     return counter.get_total_flops() // 2 + adds[0]
 
 
-def check_op(name: str, size: tuple[int, int] = (8, 8), vector: bool = False) -> list[Check]:
+def check_op(name: str, size: tuple[int, int] = (8, 10), vector: bool | None = None) -> list[Check]:
     """Declared params and Multi-Adds against counting the module built at WIDTHS, on an
-    input of `size` (or N x C vectors with `vector`: costs per sample)."""
+    input of `size` (or its first doubling the module takes), or on N x C vectors with
+    `vector` (costs per sample); None: vectors when the module takes no image but a vector
+    (a linear layer). `size` is no width of WIDTHS, so a linear layer cannot pass for an
+    image op by reading the image's last dim."""
     from nasflow.ops.registry import OPS
     from nasflow.space.kinds import op_hook_int, resize
 
@@ -101,19 +104,52 @@ def check_op(name: str, size: tuple[int, int] = (8, 8), vector: bool = False) ->
 
         def madds(c_in: int = c_in, c_out: int = c_out) -> str | None:
             module = spec.factory(c_in, c_out, **spec.args).eval()
-            h, w = (1, 1) if vector else size
-            x = torch.rand(1, c_in) if vector else torch.rand(1, c_in, h, w)
+            on_vectors = vector if vector is not None else _takes_vectors(module, c_in, size)
+            h, w = (1, 1) if on_vectors else _fitting_size(module, c_in, size)
+            x = torch.rand(1, c_in) if on_vectors else torch.rand(1, c_in, h, w)
             counted = _counted_madds(module, x)
             declared = op_hook_int(name, "madds", spec.madds(c_in, c_out, h, w, **spec.args))
             factor = resize(name, {})
-            out = module(x)
-            if not vector and tuple(out.shape[-2:]) != (int(h * factor), int(w * factor)):
+            with torch.no_grad():
+                out = module(x)
+            # An op that maps images to vectors (pool + linear: N x C x H x W -> N x C) has no
+            # output size to check; its Multi-Adds are those of one sample at this input.
+            if not on_vectors and out.dim() == 4 and tuple(out.shape[-2:]) != (int(h * factor), int(w * factor)):
                 return f"resize says x{factor}, the module maps {h}x{w} to {tuple(out.shape[-2:])}"
             return None if counted == declared else f"declares {declared} Multi-Adds at {h}x{w}, counting gives {counted}"
 
         checks.append(_run(plugin, f"params at {c_in}->{c_out}", params))
         checks.append(_run(plugin, f"Multi-Adds at {c_in}->{c_out}", madds))
     return checks
+
+
+def _takes_vectors(module: nn.Module, c_in: int, size: tuple[int, int]) -> bool:
+    """Whether the module takes N x C vectors and no image (no size up to 8x `size`)."""
+    try:
+        _fitting_size(module, c_in, size)
+        return False
+    except RuntimeError:
+        try:
+            with torch.no_grad():
+                module(torch.rand(1, c_in))
+            return True
+        except RuntimeError:
+            return False  # neither: the image's error is the one to report
+
+
+def _fitting_size(module: nn.Module, c_in: int, size: tuple[int, int]) -> tuple[int, int]:
+    """`size`, or the first of its doublings the module takes (an op with strided pooling
+    inside, as RFDN's ESA, refuses a small input); the last one's error if none fits."""
+    for k in (1, 2, 4, 8):
+        h, w = size[0] * k, size[1] * k
+        try:
+            with torch.no_grad():
+                module(torch.rand(1, c_in, h, w))
+            return h, w
+        except RuntimeError:
+            if k == 8:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _accepted(fn: Any, args: dict[str, Any]) -> dict[str, Any]:
