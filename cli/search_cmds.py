@@ -246,7 +246,8 @@ def search(
     if config.budget is not None:
         from nasflow.search.budget import derived_against_budget
 
-        console.print(derived_against_budget(result.graph, result.genotype, config.budget, config.latency_table))
+        table = RunDir(result.run_dir).latency_table(config.latency_table, say=False)  # the run's copy
+        console.print(derived_against_budget(result.graph, result.genotype, config.budget, table))
     if not result.finished:
         where = (f"after the last step, in {config.strategy}'s end (its progress so far is saved)"
                  if result.step >= config.steps else f"at step {result.step} of {config.steps}")

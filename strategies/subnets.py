@@ -85,7 +85,7 @@ def pick_subnets(run_dir: str | Path, budgets: list[str], out: str | Path | None
     model.relaxation = relaxation
     end = SearchEnd(model, graph, task, config, run.path, single(device), int(state.get("step", 0)), device,
                     save=lambda: None, stop_requested=lambda: False)
-    table = load_table(config.latency_table) if config.latency_table is not None else None
+    table = load_table(run.latency_table(config.latency_table)) if config.latency_table is not None else None
     metric = task.best()
     root = Path(out) if out is not None else run.path / OUT_DIR
     found: list[Subnet] = []

@@ -95,11 +95,12 @@ def run_search(config: SearchConfig, run_dir: str | Path, *, space: Space | None
     with hold_run(run_dir, ctx, new=not resume):  # one writer per run (runs/lock.py)
         searched = open_run(RunDir, run_dir, config, resume, ctx, lambda: _resolve_space(config, space),
                             given=space is not None)
+        used = _with_run_table(config, run_dir, ctx) if resume else config
         # After the space is read (its imports may register the strategy); a bad option: no run written.
         strategy_class(config, run_dir if resume else None).parse_options(config.strategy_options)
         task = task if task is not None else make_task(config.task, config.task_options, searched)
         # Built before any file is written, so a bad strategy or space leaves no run behind.
-        search = _Search(config, searched, task, reporter if ctx.is_main else None, ctx, run_dir if resume else None)
+        search = _Search(used, searched, task, reporter if ctx.is_main else None, ctx, run_dir if resume else None)
         record_run(RunDir, run_dir, config, searched, resume, ctx)
         return search.run_search(RunDir(run_dir), resume, stop_at)
 
@@ -113,6 +114,18 @@ def strategy_class(config: SearchConfig, run_dir: str | Path | None = None) -> t
     from nasflow.strategies import get_strategy
 
     return get_strategy(config.strategy)
+
+
+def _with_run_table(config: SearchConfig, run_dir: str | Path, ctx: DistContext) -> SearchConfig:
+    """A resumed search reads the run's own copy of its latency table (RunDir.latency_table:
+    checked, and a changed original said), where this rank can read it; the config the run
+    records keeps the table's path as given."""
+    if config.latency_table is None:
+        return config
+    path = on_main(lambda: RunDir(run_dir).latency_table(config.latency_table), ctx)
+    if path is None or path == config.latency_table or not Path(path).is_file():
+        return config
+    return config.model_copy(update={"latency_table": path})
 
 
 def _resolve_space(config: SearchConfig, space: Space | None) -> Space:

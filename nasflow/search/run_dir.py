@@ -2,12 +2,16 @@
 
     RUN_DIR/snapshots/step_000050.safetensors + step_000050.genotype.json   arch at snapshot steps
     RUN_DIR/chosen.json        the genotype the strategy chose at the end (SPOS's evolution), if any
+    RUN_DIR/latency_table.json + latency_table.source.json    the run's copy of --latency-table,
+                               with where it came from and its sha256 (a resume reads the copy)
     RUN_DIR/derived/arch.yaml, genotype.json                                written by `derive`
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,8 +19,9 @@ from torch import Tensor
 
 from nasflow.compile.state import ARCH, arch_param_name, from_checkpoint
 from nasflow.derive.genotype import Genotype
-from nasflow.errors import CheckpointError, RunError
+from nasflow.errors import CheckpointError, NasflowWarning, RunError
 from nasflow.runs.checkpoint import load_checkpoint, save_checkpoint
+from nasflow.runs.durable import write_atomic
 from nasflow.runs.files import RunFiles, write_text_atomic
 from nasflow.runs.formats import migration
 from nasflow.search.config import SearchConfig, migrate_legacy_options
@@ -30,6 +35,8 @@ if TYPE_CHECKING:  # the strategies package builds on nasflow.search
 
 SNAPSHOTS = "snapshots"
 CHOSEN = "chosen.json"
+LATENCY_TABLE = "latency_table.json"
+LATENCY_SOURCE = "latency_table.source.json"
 
 # Format 0 (config.json before format versions) held MiLeNAS's `lambda` and `reuse_forward`
 # at its top level; they are strategy options since format 1.
@@ -50,7 +57,45 @@ class RunDir(RunFiles[SearchConfig]):
         local = local_plugin(config.strategy)
         if local is not None:
             copy_into(local, run.path)
+        if config.latency_table is not None:
+            run._copy_latency_table(Path(config.latency_table))
         return run
+
+    # --- the latency table -----------------------------------------------------------------
+    def _copy_latency_table(self, source: Path) -> None:
+        """The table travels with the run (a resume from another folder finds it; an edit of
+        the original after the start does not change the costs mid-run)."""
+        data = source.read_bytes()
+        write_atomic(self.path / LATENCY_TABLE, lambda tmp: tmp.write_bytes(data))
+        write_text_atomic(self.path / LATENCY_SOURCE, json.dumps(
+            {"path": str(source.resolve()), "sha256": _sha256(data)}, indent=2) + "\n")
+
+    def latency_table(self, given: str | None, say: bool = True) -> str | None:
+        """The table to read for this run (a resume, derive --budget, a report): its own copy,
+        checked against the hash recorded when it was made; a warning (`say`) when the table it
+        came from has changed since (the copy is used). `given`: the config's table, read as
+        before by a run that has no copy (an older nasflow's)."""
+        copy, source = self.path / LATENCY_TABLE, self.path / LATENCY_SOURCE
+        if given is None or not copy.is_file() or not source.is_file():
+            return given
+        try:
+            record = json.loads(source.read_text())
+            origin, recorded = Path(record["path"]), str(record["sha256"])
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise RunError(f"'{source}' is not a latency table record ({exc}); start a new run") from None
+        if _sha256(copy.read_bytes()) != recorded:
+            raise RunError(f"'{copy}', the run's latency table, was changed after the run started (its sha256 "
+                           f"is no longer {recorded[:12]}...): put the original back (from '{origin}'), or start a "
+                           "new run to search with another table")
+        try:
+            now = _sha256(origin.read_bytes())
+        except OSError:  # moved or gone: the copy is what the run searches with anyway
+            now = recorded
+        if now != recorded and say:
+            warnings.warn(NasflowWarning(
+                f"latency table '{origin}' changed since run '{self.path}' started; the run's costs stay those "
+                f"of the table it started with ({copy}): start a new run to search with the new one"), stacklevel=2)
+        return str(copy)
 
     def strategy_class(self, config: SearchConfig | None = None) -> type[Strategy]:
         """The strategy the run searched with (`config`: the run's own by default), found from
@@ -116,6 +161,10 @@ class RunDir(RunFiles[SearchConfig]):
         arch = from_checkpoint(tensors)[1]
         return arch, int(state.get("step", 0))
 
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _known_strategy(name: str) -> bool:

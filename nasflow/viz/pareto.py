@@ -60,7 +60,7 @@ def report_points(report: Report, table: LatencyTable | None = None) -> list[Poi
         run = RunDir.open(r.run)
         runs_table = table
         if runs_table is None and run.config().latency_table is not None:
-            runs_table = load_table(run.config().latency_table)
+            runs_table = load_table(run.latency_table(run.config().latency_table))  # the run's copy
         latency = None
         if runs_table is not None:
             latency = runs_table.predict(build_graph(derive_space(run.space(), r.genotype)))[0]
