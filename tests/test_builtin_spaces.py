@@ -1,9 +1,11 @@
 """Built-in spaces by name (issue 27): `nasflow search dlsr` (and validate, cost, draw, train
 of `dlsr/dlsr-s`) finds the packaged space file from any folder when no such path exists; a
 path that exists wins; an unknown name is one line listing the names; `nasflow spaces`
-lists them."""
+lists them. (tests/test_cli_conventions.py searches `dlsr` and trains `dlsr/dlsr-s` by
+name from an empty folder; tests/test_wheel.py runs the main job by name from a wheel.)"""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -16,7 +18,9 @@ from nasflow.errors import SpaceError
 from nasflow.space.builtin import builtin_space, builtin_spaces, describe_builtin
 from nasflow.space.load import resolve_space_path
 
-SPACES = Path(__file__).resolve().parents[1] / "spaces"
+# the installed package's folder: the checkout's spaces/ in an editable install, site-packages
+# from a wheel (.ci/run runs these tests against one)
+SPACES = Path(importlib.import_module("nasflow.spaces").__file__).resolve().parent
 
 
 def test_the_shipped_spaces_have_names() -> None:
@@ -79,17 +83,3 @@ def test_commands_take_names_from_an_empty_folder(tmp_path: Path) -> None:
     bad = _nasflow(tmp_path, "validate", "dlsrr")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "dlsr/space-width" in bad.stderr and "Traceback" not in bad.stderr
-
-
-def test_search_and_train_by_name(tmp_path: Path) -> None:
-    """The main job's first and third steps by name: two search steps on `dlsr`, two training
-    steps of `dlsr/dlsr-s`, on the data shipped with the package."""
-    tiny = ("--steps", "2", "--batch", "2", "--device", "cpu", "--quiet", "--task-opt", "patch=48")
-    done = _nasflow(tmp_path, "search", "dlsr", *tiny, "--warmup", "1", "--set", "channels=8",
-                    "--levers", "given", "--no-fuse", "--snapshot-steps", "none", "--out", "s")
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert (tmp_path / "s" / "checkpoint.safetensors").is_file()
-    trained = _nasflow(tmp_path, "train", "dlsr/dlsr-s", *tiny, "--set", "channels=8",
-                       "--validate-every", "2", "--out", "t")
-    assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
-    assert (tmp_path / "t" / "model" / "weights.safetensors").is_file()
