@@ -118,3 +118,14 @@ def test_levers_auto_records_fuse_as_the_strategy_runs_it(tmp_path, monkeypatch,
     assert done.exit_code == 0, done.output + repr(done.exception)
     assert f"levers auto (short run): fuse={fused}" in done.output
     assert json.loads((tmp_path / "run" / "config.json").read_text())["fuse"] is fused
+
+
+# --- 10. every preset key is on the page a task author reads ---------------------------------
+def test_writing_a_task_names_every_search_preset_key():
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "writing-a-task.md").read_text()
+    (bullet,) = re.findall(r"^- \*\*Presets\*\*.*?(?=^- \*\*)", page, flags=re.S | re.M)
+    missing = [f.alias or n for n, f in SearchConfig.model_fields.items() if f"`{f.alias or n}`" not in bullet]
+    assert not missing, f"docs/writing-a-task.md's Presets bullet does not name {missing}"
