@@ -100,6 +100,7 @@ class SPOS(Strategy):
 
     def attach(self, model: Supernet) -> None:
         self.path_relaxation = UniformPath(PathSpace(model.graph, self.derivation_rule()), self.draws)
+        check_population(self.path_relaxation.space, self.options.population)
         super().attach(model)
 
     def relaxation(self) -> Relaxation:
@@ -166,6 +167,15 @@ class SPOS(Strategy):
 
     def _commit(self, evo: Evolution, step: int) -> None:
         self.evolution = {"step": step, "state": evo.state()}
+
+
+def check_population(space: PathSpace, population: int) -> None:
+    """One error, before the search starts, for a population the space cannot fill: the
+    evolution draws distinct paths, and drew on and on for ones that did not exist."""
+    count = space.count()
+    if population > count:
+        raise NasflowError(f"--strategy-opt population={population} is more than the {count:,} paths space "
+                           f"'{space.graph.space.name}' has: use population={count} or fewer")
 
 
 def check_budget(space: PathSpace, costs: Any, budget: Budget, given: str | None) -> Path:

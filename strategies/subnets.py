@@ -38,7 +38,8 @@ from nasflow.tasks.contract import checked_loss_fn, checked_metrics, make_task
 
 from .evolution import Evolution, EvolutionSettings, PathSpace
 from .sampling import OwnGenerator
-from .spos import _EVOLUTION_SEED, PathScorer, SPOSOptions, UniformPath, batch_norms, check_budget, recalibrate
+from .spos import (_EVOLUTION_SEED, PathScorer, SPOSOptions, UniformPath, batch_norms, check_budget, check_population,
+                   recalibrate)
 
 OUT_DIR = "subnets"
 
@@ -81,6 +82,7 @@ def pick_subnets(run_dir: str | Path, budgets: list[str], out: str | Path | None
     model.load_state_dict({**weights, **arch})
     rule = _rule(config)
     space_paths = PathSpace(graph, rule)
+    check_population(space_paths, settings.population)
     relaxation = UniformPath(space_paths, OwnGenerator(config.seed))
     model.relaxation = relaxation
     end = SearchEnd(model, graph, task, config, run.path, single(device), int(state.get("step", 0)), device,
