@@ -105,7 +105,7 @@ class DerivationRule:
     def keep(self, decision: Decision, logits: Tensor) -> list[str]:
         """The op(s) a choice (an alpha decision) keeps, best first: one by default (`pick`
         with k = 1). A rule that keeps several returns them all; the derived node sums them."""
-        return self.pick(decision, logits, 1)
+        return checked_pick(self, decision, 1, self.pick(decision, logits, 1))  # a wrong pick named as pick
 
     def pick(self, decision: Decision, logits: Tensor, k: int, scores: Tensor | None = None) -> list[str]:
         """The k best eligible options, best first (a stable order: ties go to the earlier);
