@@ -14,6 +14,10 @@ from typing import Any
 
 @dataclass
 class Genotype:
+    """What a search found, as a flat record: the op of each alpha decision, the inputs
+    kept by each beta decision and the number of each value decision. `derive_space` turns it
+    into a space with no choices; RUN/derived/genotype.json holds its `to_json()`."""
+
     choices: dict[str, str | list[str]] = field(default_factory=dict)  # alpha label -> op (or ops, summed)
     edges: dict[str, list[str]] = field(default_factory=dict)  # beta label -> inputs kept
     values: dict[str, int] = field(default_factory=dict)  # value decision -> its number

@@ -96,6 +96,11 @@ def unknown_key(model: type[BaseModel], data: Any, where: str = "") -> None:
 
 
 class SearchConfig(RunConfig):
+    """Everything a search run is: the space and task, the strategy and its options, the
+    regularizer and budget, the optimizers, steps and speed levers. `nasflow search` builds
+    one from a task preset and its flags; RUN/config.json holds it, and `--resume` reads it
+    back."""
+
     KIND: ClassVar[str] = "search"
 
     # what is searched, on what

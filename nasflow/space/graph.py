@@ -98,6 +98,19 @@ class DepthAlias:
 
 @dataclass
 class Graph:
+    """A space expanded and validated (`build_graph`): blocks and stacks inlined, every
+    node's channels and size inferred, in topological order; what the compiler builds and
+    what costs are counted on.
+
+    Attributes:
+        space: The space it was built from.
+        nodes: Expanded node name -> node, in topological order.
+        inputs: The input names.
+        output: The output node's expanded name.
+        decisions: Decision label -> decision (alpha, beta and value decisions).
+        dag: The data flow as a networkx DiGraph.
+    """
+
     space: Space
     nodes: dict[str, GNode]  # topological order
     inputs: list[str]

@@ -31,10 +31,13 @@ def resolve_space_path(path: str | Path) -> Path:
 
 
 def load_space(path: str | Path, overrides: dict[str, int] | None = None) -> Space:
+    """The space in `path` (a file, a model or run directory, or a built-in name such as
+    `dlsr`), its `imports:` imported, with `overrides` set as `--set` does."""
     space = Space.from_yaml(resolve_space_path(path))
     import_space_modules(space)
     return space.with_params(overrides) if overrides else space
 
 
 def load_graph(path: str | Path, overrides: dict[str, int] | None = None) -> Graph:
+    """`build_graph(load_space(path, overrides))`: the space expanded and validated."""
     return build_graph(load_space(path, overrides))

@@ -54,6 +54,25 @@ class Block(BaseModel):
 
 
 class Space(BaseModel):
+    """A search space, or an architecture (a space with no choices): the schema of a space
+    file, read with `Space.from_yaml(path)` (errors say `file:line`) or built in Python with
+    `op`, `choice`, `dense`, `combine`, `block` and `stack`.
+
+    Attributes:
+        name: The space's name (run and model directories carry it).
+        description: One line saying what it is (`nasflow spaces` shows it).
+        task: The task adapter it is meant for, e.g. `sr` or `classify`.
+        imports: Python modules imported before validation (ops and kinds they register).
+        params: Integer params usable in expressions (`C`, `scale`); `--set` overrides them.
+        values: Value decisions: a name searched over these integers (`channels: [16, 32]`).
+        inputs: Input name -> its channels.
+        blocks: Reusable cells by name, instantiated by `block` and `stack` nodes.
+        nodes: Node name -> node, in any order (the graph sorts them).
+        output: The node whose result the network returns.
+        auxiliary: Nodes computed only in training (DARTS' auxiliary head).
+        meta: Provenance of a derived space: what it was derived from.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     description: str = ""
@@ -177,11 +196,17 @@ def _explain(exc: ValidationError) -> str:
 
 # --- Python builder API: the same schema objects, with short constructors ---------------
 def op(name: str, input: str, out: Expr | None = None, act: str | None = None, **args: ArgValue) -> OpNode:
+    """A fixed op: `name` (a registered op) on node `input`, with `out` channels (default:
+    what the op gives, else the input's), an optional activation `act` after it, and the op's
+    own arguments."""
     return OpNode(op=name, input=input, out=out, act=act, args=args)
 
 
 def choice(candidates: list[str], input: str, out: Expr | None = None, act: str | None = None,
            label: str | None = None, never_derive: list[str] | None = None, **args: ArgValue) -> ChoiceNode:
+    """An alpha decision: one of the `candidates` ops on `input`, weighted by softmax(alpha)
+    while searching. Nodes with the same `label` share one alpha; `never_derive` names
+    candidates (e.g. `none`) the derivation never picks."""
     return ChoiceNode(choice=candidates, input=input, out=out, act=act, label=label,
                       never_derive=never_derive or [], args=args)
 
@@ -189,15 +214,19 @@ def choice(candidates: list[str], input: str, out: Expr | None = None, act: str 
 def dense(candidates: list[str], topk: int = 1, merge: Literal["concat", "sum"] = "concat",
           op: str | None = None, out: Expr | None = None, act: str | None = None,
           label: str | None = None, **args: ArgValue) -> DenseNode:
+    """A beta decision: which of the `candidates` nodes feed this one, the `topk` kept at
+    derivation, merged by `concat` or `sum` (then `op`, if given, applied to the merge)."""
     return DenseNode(dense=candidates, topk=topk, merge=merge, op=op, out=out, act=act,
                      label=label, args=args)
 
 
 def combine(kind: Literal["add", "concat", "mul"], inputs: list[str], act: str | None = None) -> CombineNode:
+    """A fixed merge of `inputs`: element-wise `add` or `mul`, or channel `concat`."""
     return CombineNode(combine=kind, inputs=inputs, act=act)
 
 
 def block(name: str, inputs: str | list[str], **args: Expr) -> BlockNode:
+    """One instance of the space's block `name` on `inputs`, its params set by `args`."""
     return BlockNode(block=name, inputs=inputs, args=args)
 
 
