@@ -87,7 +87,7 @@ def test_readme_is_a_five_minute_read() -> None:
 def test_readme_two_commands_are_the_ones_getting_started_and_ci_run() -> None:
     blocks = bash_blocks(README)
     main_job, tests = blocks[0].strip(), blocks[1].strip()
-    assert "nasflow search spaces/dlsr/space.yaml" in main_job and "nasflow eval" in main_job
+    assert "nasflow search dlsr " in main_job and "nasflow eval" in main_job
     assert main_job in (DOCS / "getting-started.md").read_text()
     assert tests.endswith("python -m pytest") and 'pip install -e ".[test]"' in tests
     assert tests in (DOCS / "getting-started.md").read_text()
