@@ -66,7 +66,7 @@ COMPLETION_FLAGS = ("--install-completion", "--show-completion")
 def completion_args() -> list[str] | None:
     """When the shell asks for completions (typer's `_NASFLOW_COMPLETE` protocol), the words
     typed before the one being completed; None otherwise."""
-    if not any(k.endswith("_COMPLETE") and k.startswith("_") for k in os.environ):
+    if not os.environ.get("_NASFLOW_COMPLETE"):  # typer's variable for the program `nasflow`
         return None
     from click.shell_completion import split_arg_string
 
