@@ -8,7 +8,11 @@ from __future__ import annotations
 import builtins
 import errno
 import io
+import json
 import os
+import random
+import signal
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ from synthetic import PlantedTask, fast_config, planted_space
 import nasflow.runs.checkpoint as checkpoint
 import nasflow.runs.durable as durable
 from nasflow.cli.main import run as cli_run
+from nasflow.errors import NasflowWarning
 from nasflow.runs.durable import explain_os_error
 from nasflow.search.loop import run_search
 
@@ -282,3 +287,145 @@ def test_derive_refuses_arch_parameters_that_are_not_finite(tmp_path: Path,
     code, err = _cli(["derive", str(tmp_path / "space.yaml"), "--arch", str(run / "checkpoint.safetensors")], capsys)
     _one_line(code, err, f"'{run / 'checkpoint.safetensors'}': arch tensor 'arch.alpha.m' holds NaN")
     assert not (tmp_path / "run" / "derived").exists()
+
+
+# --- SIGKILL at seeded points --------------------------------------------------------------
+class KillPoints:
+    """The points where a run can die, counted in the order it reaches them: a file written to
+    its temporary name and not yet moved into place, moved but its folder not yet synced, a
+    metrics line appended (at the kill: torn, half of it written), a step computed and not yet
+    recorded. With `kill_at` k, the process SIGKILLs itself at the k-th: a real SIGKILL (no
+    handler, no cleanup, the kernel drops its lock), at a point chosen by seed, not by timing."""
+
+    def __init__(self, kill_at: int | None = None) -> None:
+        self.count, self.kill_at = 0, kill_at
+
+    def point(self) -> bool:
+        self.count += 1
+        return self.count == self.kill_at
+
+    def install(self, patch: Any) -> None:
+        from nasflow.runs.files import RunFiles
+        from nasflow.runs.run_loop import RunLoop
+
+        real_fsync_file, real_fsync_dir = durable.fsync_file, durable.fsync_dir
+        real_append, real_check = RunFiles.append_metrics, RunLoop.check_finite
+
+        def die() -> None:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        def fsync_file(path: Path) -> None:
+            if self.point():
+                die()
+            real_fsync_file(path)
+
+        def fsync_dir(path: Path) -> None:
+            if self.point():
+                die()
+            real_fsync_dir(path)
+
+        def append_metrics(run: Any, record: dict[str, Any]) -> None:
+            if self.point():
+                line = json.dumps(record) + "\n"
+                with run.metrics_path.open("a") as f:
+                    f.write(line[: len(line) // 2])
+                die()
+            real_append(run, record)
+
+        def check_finite(loop: Any, logs: dict[str, Any]) -> None:
+            if self.point():
+                die()
+            real_check(loop, logs)
+
+        patch(durable, "fsync_file", fsync_file)
+        patch(durable, "fsync_dir", fsync_dir)
+        patch(RunFiles, "append_metrics", append_metrics)
+        patch(RunLoop, "check_finite", check_finite)
+
+
+def _killed_at(k: int, run: Any) -> None:
+    """`run()` in a forked child that SIGKILLs itself at point k; returns once it is dead."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            KillPoints(k).install(setattr)
+            run()
+            code = 3  # ran to the end: k was past the run's last point
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (k, status)
+
+
+def _plain_records(run: Path) -> list[dict[str, Any]]:
+    """The metrics records without what is timed (steps/s varies from run to run)."""
+    out = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        out.append({k: v for k, v in record.items() if k not in ("steps_per_s", "time", "elapsed")})
+    return out
+
+
+def _check_killed_runs(tmp_path: Path, name: str, start: Any, resume: Any, points: int, seed: int) -> None:
+    """A run killed at `points` seeded points each, then resumed (or, killed before it was
+    made, started again: what the error says), ends bit for bit as the uninterrupted one."""
+    counter = KillPoints()
+    ref = tmp_path / f"{name}-ref"
+    undo: list[tuple[Any, str, Any]] = []
+    try:
+        counter.install(lambda obj, attr, value: (undo.append((obj, attr, getattr(obj, attr))),
+                                                  setattr(obj, attr, value)))
+        start(ref)
+    finally:
+        for obj, attr, value in reversed(undo):
+            setattr(obj, attr, value)
+    assert counter.count >= points, counter.count
+    ref_tensors, ref_state = final_state(ref)
+    chosen = sorted(random.Random(seed).sample(range(1, counter.count + 1), points))
+    for k in chosen:
+        run = tmp_path / f"{name}-{k}"
+        _killed_at(k, lambda: start(run))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NasflowWarning)  # 'taking over the lock of process ...'
+            if (run / "config.json").is_file():
+                assert resume(run), k
+            else:
+                assert start(run), k
+        tensors, state = final_state(run)
+        assert tensors.keys() == ref_tensors.keys(), k
+        for key in ref_tensors:
+            assert torch.equal(tensors[key], ref_tensors[key]), (name, k, key)
+        assert state["step"] == ref_state["step"]
+        assert _plain_records(run) == _plain_records(ref), (name, k)
+        assert not (run / ".lock").exists(), k
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the killed runs are forked children")
+def test_a_search_killed_at_seeded_points_resumes_exactly(tmp_path: Path) -> None:
+    config = fast_config(steps=8, warmup=2, checkpoint_every=3, log_every=2, snapshot_steps=[4])
+
+    def start(run: Path) -> bool:
+        return run_search(config, run, space=planted_space(), task=PlantedTask()).finished
+
+    def resume(run: Path) -> bool:
+        return run_search(config, run, task=PlantedTask(), resume=True).finished
+
+    _check_killed_runs(tmp_path, "search", start, resume, points=20, seed=25)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the killed runs are forked children")
+def test_a_training_killed_at_seeded_points_resumes_exactly(tmp_path: Path) -> None:
+    from test_train import fast, planted_arch
+
+    from nasflow.train.loop import run_train
+
+    config = fast(steps=8, validate_every=4, log_every=2, checkpoint_every=3)
+
+    def start(run: Path) -> bool:
+        return run_train(config, run, arch=planted_arch(), task=PlantedTask()).finished
+
+    def resume(run: Path) -> bool:
+        return run_train(config, run, task=PlantedTask(), resume=True).finished
+
+    _check_killed_runs(tmp_path, "train", start, resume, points=20, seed=26)

@@ -28,7 +28,7 @@ from nasflow.runs.config import RunConfig
 from nasflow.runs.durable import write_atomic
 from nasflow.errors import CheckpointError, RunError
 from nasflow.runs.formats import migrate, read_version, stamped
-from nasflow.runs.lock import LOCK
+from nasflow.runs.lock import LOCK, taken_over
 from nasflow.space.schema import Space
 
 CONFIG = "config.json"
@@ -84,7 +84,9 @@ class RunFiles(Generic[C]):
                            "or choose another --out")
         if p.exists() and not p.is_dir():
             raise RunError(f"--out '{path}' is a file; give a directory for the run")
-        if p.is_dir() and any(c.name != LOCK for c in p.iterdir()):  # the lock of the run being made
+        # The lock of the run being made is there; what a run killed while being made wrote is
+        # its own (its lock, left behind, was taken over): made again, as after a clean failure.
+        if p.is_dir() and any(c.name != LOCK for c in p.iterdir()) and not taken_over(p):
             raise RunError(f"--out '{path}' is a folder of other files, not a run; choose an empty "
                            "or new --out")
 
@@ -148,9 +150,12 @@ class RunFiles(Generic[C]):
             f.write(json.dumps(record) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The records; a last line without its newline is a record a killed process was
+        appending (torn: its step is past the last checkpoint, so a resume writes it again)."""
         if not self.metrics_path.exists():
             return []
-        lines = self.metrics_path.read_text().splitlines()
+        text = self.metrics_path.read_text()
+        lines = text.split("\n")[:-1]  # the piece after the last newline: empty, or torn
         return [json.loads(line) for line in lines if line.strip()]
 
     def truncate_metrics(self, step: int) -> None:

@@ -32,6 +32,7 @@ LOCK = ".lock"
 # Run directories this process holds: {resolved path: (fd, depth, folder made by the lock)}.
 # Re-entrant, so a run resumed in the process that stopped it (tests, population) is no clash.
 _held: dict[Path, tuple[int, int, bool]] = {}
+_taken_over: set[Path] = set()  # held run directories whose lock a killed process had left
 
 
 def holder(run_dir: str | Path) -> int | None:
@@ -80,6 +81,10 @@ def acquire(run_dir: str | Path, new: bool = True) -> None:
         return
     if path.exists() and not path.is_dir():
         raise RunError(f"--out '{run_dir}' is a file; give a directory for the run")
+    if new and path.is_dir() and not (path / LOCK).exists() and any(path.iterdir()):
+        # A run already, or other files: the caller's check refuses it, and no lock file is left
+        # there, so a lock file left behind always means a folder a nasflow run made.
+        return
     made = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     fd = _try_lock(path / LOCK)
@@ -92,6 +97,7 @@ def acquire(run_dir: str | Path, new: bool = True) -> None:
     try:
         stale = os.read(fd, 32).decode(errors="replace").strip()
         if stale and stale != str(os.getpid()):
+            _taken_over.add(path)
             warnings.warn(NasflowWarning(
                 f"run '{run_dir}': taking over the lock of process {stale}, which is no longer running (it was "
                 "killed; its last checkpoint is kept)"), stacklevel=3)
@@ -101,6 +107,12 @@ def acquire(run_dir: str | Path, new: bool = True) -> None:
         os.close(fd)
         raise
     _held[path] = (fd, 1, made)
+
+
+def taken_over(run_dir: str | Path) -> bool:
+    """Whether this process holds `run_dir` and took its lock over from a killed process: what
+    else is there was written by that process (a run killed while being made has no config)."""
+    return Path(run_dir).resolve() in _taken_over
 
 
 def release(run_dir: str | Path) -> None:
@@ -114,6 +126,7 @@ def release(run_dir: str | Path) -> None:
         _held[path] = (fd, depth - 1, made)
         return
     del _held[path]
+    _taken_over.discard(path)
     try:
         (path / LOCK).unlink(missing_ok=True)  # before unlocking: a waiter then opens a new file
         if made and path.is_dir() and not any(path.iterdir()):
