@@ -1,6 +1,7 @@
 """The typer app every command module adds itself to, and the error boundary around it."""
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import warnings
@@ -176,6 +177,15 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 _python_show_warning = warnings.showwarning
 
 
+def add_short_help(app: typer.Typer) -> None:
+    """The command list shows each command's first paragraph as one line of text (typer's
+    rich mode keeps a docstring's line breaks there, which wrap raggedly); idempotent."""
+    for info in app.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if info.short_help is None and doc:
+            info.short_help = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+
+
 def run(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one clear line and exit 2, a traceback only with
     --debug (or NASFLOW_DEBUG=1); warnings meant for the user (NasflowWarning) print one line
@@ -183,6 +193,7 @@ def run(argv: list[str] | None = None) -> None:
     from .examples import add_examples
 
     add_examples(app)
+    add_short_help(app)
     warnings.showwarning = _show_warning
     try:
         app(args=argv)

@@ -54,3 +54,26 @@ def test_errors_name_the_flag_typed(tmp_path) -> None:
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"nasflow {version('nasflow')}"
+
+
+def test_the_command_list_shows_each_first_paragraph_as_running_text() -> None:
+    """typer's rich mode keeps a docstring's line breaks in the command list, which then wraps
+    raggedly ("periodic validation;" alone on a line); the list shows the paragraph joined."""
+    import subprocess
+    import sys
+
+    import typer
+
+    from nasflow.cli.app import add_short_help
+
+    add_short_help(app)
+    infos = {typer.main.get_command_name(i.callback.__name__) if i.name is None else i.name: i
+             for i in app.registered_commands}
+    assert all(i.short_help is None or "\n" not in i.short_help for i in infos.values())
+    joined = infos["train"].short_help
+    assert joined and joined.startswith("Retrain a derived architecture") and "RUN/model" in joined
+    fast = subprocess.run([sys.executable, "-m", "nasflow.cli.main", "--help"], capture_output=True, text=True,
+                          timeout=120, env={**__import__("os").environ, "COLUMNS": "250"})
+    full = runner.invoke(app, ["--help"], env={"COLUMNS": "250"}).output
+    for text in (fast.stdout, full):  # the fast path (no torch) and the full app print the same
+        assert any(joined in line for line in text.splitlines()), text
