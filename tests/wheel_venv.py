@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,10 +39,19 @@ def copy_source(dest: Path) -> Path:
     return dest
 
 
+def _can_build_here() -> bool:
+    """This environment's setuptools builds wheels itself (70.1 and later), or with `wheel`."""
+    try:
+        major, minor = (int(x) for x in version("setuptools").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return False
+    return (major, minor) >= (70, 1) or importlib.util.find_spec("wheel") is not None
+
+
 def build_wheel(work: Path) -> Path:
     """nasflow-*.whl built from a copy of the working tree, in `work`/wheels."""
     source = copy_source(work / "src")
-    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    isolation = ["--no-build-isolation"] if _can_build_here() else []  # else pip fetches setuptools
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, "-w", str(work / "wheels"),
                     str(source)], cwd=source, check=True, timeout=600)
     (wheel,) = (work / "wheels").glob("nasflow-*.whl")
