@@ -101,7 +101,7 @@ def train(
         if out is not None or resume:
             raise NasflowError("a population retrains each RUN/derived into RUN/retrained: drop --out / --resume "
                                "(the same command continues a stopped population)")
-        found = targets(archs or [])
+        found = targets(archs or [], derive=True)  # a finished search not derived yet is derived first
         configs = [_new_config(t.arch, changes, options, lr, preset, task, echo=i == 0) for i, t in enumerate(found)]
         train_population(configs, found, executor, parallel, (ray_address, cpus_per_run, gpus_per_run), quiet)
         return

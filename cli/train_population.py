@@ -48,20 +48,34 @@ class Target:
 
     arch: Path
     out: Path
+    derived_now: bool = False  # its search run had no derived/: derived here, as `nasflow derive RUN` does
 
 
-def _derived_of(run: Path) -> Path:
+def _derived_of(run: Path, derive: bool) -> Target:
+    """RUN/derived/arch.yaml; with `derive`, a finished search run without one is derived first."""
+    from nasflow.search.derive_run import derive_run
+    from nasflow.search.population import checkpoint_step
+    from nasflow.search.run_dir import RunDir
+
     arch = run / DERIVED / ARCH_FILE
-    if not arch.is_file():
+    if arch.is_file():
+        return Target(arch, run / RETRAINED)
+    if not derive:
         raise NasflowError(f"search run '{run}' has no derived architecture ({arch}); derive it first: "
                            f"nasflow derive {run}")
-    return arch
+    step, steps = checkpoint_step(run), RunDir.open(run).config().steps
+    if step is None or step < steps:
+        raise NasflowError(f"search run '{run}' stopped at step {step or 0} of {steps} and has no derived "
+                           f"architecture: finish the search, or derive it as it is (nasflow derive {run})")
+    derive_run(run)
+    return Target(arch, run / RETRAINED, derived_now=True)
 
 
-def targets(paths: list[Path]) -> list[Target]:
+def targets(paths: list[Path], derive: bool = False) -> list[Target]:
     """What `nasflow train P1 P2 ...` retrains: each P a derived folder (RUN/derived), its
     arch.yaml, a search run (RUN) or a population folder (OUT/seed-N, OUT/gamma-G, ...); each
-    into RUN/retrained. In the order given, populations in their runs' order."""
+    into RUN/retrained. In the order given, populations in their runs' order. `derive`: a
+    finished search run not derived yet is derived first (RUN/derived, the run's own rule)."""
     from nasflow.search.report import expand_runs
 
     found: list[Target] = []
@@ -75,7 +89,7 @@ def targets(paths: list[Path]) -> list[Target]:
             if not runs:
                 raise NasflowError(f"'{p}' is neither a derived folder (RUN/derived with arch.yaml), a search run "
                                    "nor a population folder (seed-N, gamma-G, budget-...); give RUN/derived")
-            found += [Target(_derived_of(r), r / RETRAINED) for r in runs]
+            found += [_derived_of(r, derive) for r in runs]
             continue
         else:
             raise NasflowError(f"'{p}': with several architectures each must be a run's derived folder "
@@ -253,6 +267,9 @@ def train_population(configs: list[TrainConfig], found: list[Target], executor: 
     root = record_root(found)
     names = [run_name(root, t) for t in found]
     finished: dict[str, str] = {}
+    for t in found:
+        if t.derived_now:
+            console.print(f"{t.arch.parent.parent}: derived into {t.arch.parent} (nasflow derive)", highlight=False)
 
     def done(o: SeedOutcome) -> None:
         state = f"[red]failed: {o.error}[/]" if o.error else "done" if o.finished else f"[yellow]stopped at {o.step}[/]"

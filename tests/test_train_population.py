@@ -11,6 +11,7 @@ in tests/test_ray_cluster.py.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def copy_searches(searched: Path, to: Path) -> Path:
     """The searches' folders (configs, derived architectures) without any retraining."""
     for s in (0, 1):
         src = seed_dir(searched, s)
-        for f in (src / "config.json", src / "derived" / "arch.yaml"):
+        for f in (src / "config.json", src / "space.yaml", src / "derived" / "arch.yaml"):
             dst = to / "pop" / src.name / f.relative_to(src)
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_bytes(f.read_bytes())
@@ -83,6 +84,8 @@ def test_what_the_arguments_name(searched, tmp_path):
     (pop / "seed-1" / "derived" / "arch.yaml").unlink()
     with pytest.raises(NasflowError, match=r"has no derived architecture .*nasflow derive .*seed-1$"):
         targets([pop])
+    with pytest.raises(NasflowError, match=r"seed-1' stopped at step 0 of 6 .*finish the search"):
+        targets([pop], derive=True)  # the copy has no checkpoint: not a finished search
     with pytest.raises(NasflowError, match="each architecture once"):
         targets([pop / "seed-0", pop / "seed-0" / "derived"])
     with pytest.raises(NasflowError, match="neither a derived folder"):
@@ -123,8 +126,14 @@ def test_cli_retrains_a_population(searched, tmp_path, monkeypatch):
     assert isinstance(bad.exception, NasflowError) and "drop --out" in str(bad.exception)  # main(): one line, exit 2
     bad = runner.invoke(app, ["train", "pop", "--ray-address", "auto", *small])
     assert isinstance(bad.exception, NasflowError) and "need --executor ray" in str(bad.exception)
-    result = runner.invoke(app, ["train", "pop/seed-0/derived", "pop/seed-1/derived", "--parallel", "2", *small])
+    # seed-1 searched but not derived: the command derives it first, as `nasflow derive` would.
+    (pop / "seed-1" / "checkpoint.safetensors").write_bytes((seed_dir(searched, 1) / "checkpoint.safetensors").read_bytes())
+    shutil.rmtree(pop / "seed-1" / "derived")
+    result = runner.invoke(app, ["train", "pop/seed-0/derived", "pop/seed-1", "--parallel", "2", *small])
     assert result.exit_code == 0, result.output
+    assert "pop/seed-1: derived into pop/seed-1/derived" in result.output
+    assert (pop / "seed-1" / "derived" / "arch.yaml").read_text() == \
+        (seed_dir(searched, 1) / "derived" / "arch.yaml").read_text()
     for s in (0, 1):
         assert f"seed-{s}/retrained: done" in result.output
         assert (pop / f"seed-{s}" / RETRAINED / "model" / "weights.safetensors").is_file()
