@@ -15,6 +15,13 @@ in tests):
    and checked against the default row: auto must not be slower than the default.
 2. Seconds per image of derived DLSR x2 on a 640x360 image: plain eager fp32 NCHW against
    the Predictor backends (nasflow/inference.py), with max |diff| and PSNR against the HR.
+3. Seconds per training step of derived DLSR x2 (bench/train_step.py's rows).
+
+Every row also gives its achieved GFLOP/s, the FLOPs the cost model counts for it (every
+candidate of the supernet, forward and the gradients autograd runs: nasflow/hardware/flops.py)
+per second, and that as a share of this machine's measured peak (bench/peak.py, cached per
+machine and thread count): how far each configuration is from what the machine can do.
+`--profile` adds where the default step's time goes, op by op (bench/profile_step.py).
 """
 from __future__ import annotations
 
@@ -28,7 +35,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+
+import roofline  # noqa: E402  (bench/, on the path just above)
 
 # Cumulative: each row adds one lever to the row above. "default" marks nasflow's default
 # on the CPU (SearchConfig: fuse on, channels_last auto = on; reuse_forward and amp opt-in).
@@ -103,8 +113,8 @@ def search_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 def print_search(rows: list[dict[str, Any]]) -> None:
     base = rows[0]
     print(f"\nMiLeNAS search step, DLSR supernet: {_search_caption}")
-    print(f"{'configuration':30s} {'s/step':>8s} {'speed-up':>9s} {'CPU s':>8s} {'CPU x':>7s} "
-          f"{'peak RSS MB':>12s} {'step MB':>8s} {'loss diff':>10s}")
+    print(f"{'configuration':30s} {'s/step':>8s} {'speed-up':>9s} {'GFLOP/s':>8s} {'% peak':>7s} {'CPU s':>8s} "
+          f"{'CPU x':>7s} {'peak RSS MB':>12s} {'step MB':>8s} {'loss diff':>10s}")
     for r in rows:
         if "error" in r:
             print(f"{r['name']:30s} failed: {r['error']}")
@@ -112,12 +122,13 @@ def print_search(rows: list[dict[str, Any]]) -> None:
         step_mb = r["peak_rss_mb"] - r["setup_rss_mb"]
         diff = (r["first_loss"] - base["first_loss"]) / base["first_loss"]
         print(f"{r['name']:30s} {r['s_per_step']:8.2f} {base['s_per_step'] / r['s_per_step']:8.2f}x "
-              f"{r['cpu_s_per_step']:8.2f} {base['cpu_s_per_step'] / r['cpu_s_per_step']:6.2f}x "
+              f"{r['gflops']:8.1f} {r['pct_peak']:6.1f}% {r['cpu_s_per_step']:8.2f} {base['cpu_s_per_step'] / r['cpu_s_per_step']:6.2f}x "
               f"{r['peak_rss_mb']:12.0f} {step_mb:8.0f} {diff:+10.1e}")
     print("s/step: median wall time, each configuration alone in a fresh process; CPU s: the\n"
           "process's CPU time per step (all threads); peak RSS: ru_maxrss of that process;\n"
           "step MB: its growth over the steps (the activations);\n"
           "loss diff: the first step's train loss relative to plain (same weights, arch and batch).")
+    print(roofline.peak_line(_peak))
     auto = next((r for r in rows if r.get("auto")), None)
     default = next((r for r in rows if "[default]" in r["name"]), None)
     if auto is not None and default is not None and "error" not in auto and "error" not in default:
@@ -136,25 +147,43 @@ def print_inference(result: dict[str, Any]) -> None:
     rows = result["rows"]
     base = rows[0]
     print(f"\nDerived DLSR x{_scale} inference, {result['image']} ({result['weights']})")
-    print(f"{'backend':16s} {'s/image':>8s} {'speed-up':>9s} {'CPU s':>7s} {'CPU x':>7s} "
-          f"{'max|diff|':>10s} {'PSNR dB':>8s} {'dPSNR':>8s}")
+    print(f"{'backend':16s} {'s/image':>8s} {'speed-up':>9s} {'GFLOP/s':>8s} {'% peak':>7s} {'CPU s':>7s} "
+          f"{'CPU x':>7s} {'max|diff|':>10s} {'PSNR dB':>8s} {'dPSNR':>8s}")
     for r in rows:
         label = f"{r['backend']} {r['dtype']}"
         if "error" in r:
             print(f"{label:16s} unavailable: {r['error'][:100]}")
             continue
         print(f"{label:16s} {r['s_per_image']:8.3f} {base['s_per_image'] / r['s_per_image']:8.2f}x "
-              f"{r['cpu_s_per_image']:7.2f} {base['cpu_s_per_image'] / r['cpu_s_per_image']:6.2f}x "
+              f"{r['gflops']:8.1f} {r['pct_peak']:6.1f}% {r['cpu_s_per_image']:7.2f} {base['cpu_s_per_image'] / r['cpu_s_per_image']:6.2f}x "
               f"{r['max_abs_diff']:10.2e} {r['psnr']:8.3f} {r['psnr'] - base['psnr']:+8.4f}")
+    print(roofline.peak_line(_peak))
 
 
 _search_caption = ""
 _scale = 2
 _threads = 2
+_peak: Any = None
+INFERENCE_SIZE = (360, 640)  # LR (h, w) of inference_speed.test_image
+
+
+def add_search_rates(rows: list[dict[str, Any]], args: argparse.Namespace, peak: Any) -> None:
+    """Each search row's achieved GFLOP/s and % of peak (its passes: reuse_forward saves one)."""
+    for row in rows:
+        if "error" not in row:
+            flops = roofline.search_step(args.channels, args.scale, args.patch, args.batch, row["reuse_forward"])
+            row.update(roofline.rate(flops, row["s_per_step"], peak, "bf16" if row["amp"] == "bf16" else "fp32"))
+
+
+def add_inference_rates(result: dict[str, Any], args: argparse.Namespace, peak: Any) -> None:
+    flops = roofline.inference(args.channels, args.scale, INFERENCE_SIZE)
+    for row in result["rows"]:
+        if "error" not in row:
+            row.update(roofline.rate(flops, row["s_per_image"], peak, row["dtype"]))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    global _search_caption, _scale, _threads
+    global _search_caption, _scale, _threads, _peak
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=16)
@@ -165,7 +194,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=1, help="runs of every search configuration, interleaved")
     parser.add_argument("--reps", type=int, default=3, help="timed inference runs per backend")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", choices=["search", "inference"], help="run one half only")
+    parser.add_argument("--only", choices=["search", "inference", "train"], help="run one section only")
+    parser.add_argument("--train-patch", type=int, default=96, help="HR patch side of the training rows")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the default DLSR and DARTS search steps op by op (bench/profile_step.py)")
     parser.add_argument("--no-auto", dest="auto", action="store_false",
                         help="leave out the search's auto row (what --levers auto picks, timed once and cached)")
     parser.add_argument("--malloc", choices=["kept", "default"], default="kept",
@@ -184,16 +216,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        f"{args.threads} threads, median of {args.steps} steps, malloc {args.malloc}")
     out: dict[str, Any] = {"args": vars(args) | {"json": str(args.json) if args.json else None},
                            "torch": torch.__version__}
-    if args.only != "inference":
+    print("  this machine's peak (bench/peak.py; measured once, then cached) ...", file=sys.stderr, flush=True)
+    _peak = roofline.peak(args.threads)
+    out["peak"] = _peak.to_json()
+    if args.only in (None, "search"):
         out["search"] = search_rows(args)
+        add_search_rates(out["search"], args, _peak)
         print_search(out["search"])
-    if args.only != "search":
+    if args.only in (None, "inference"):
         import inference_speed
 
         print("  inference ...", file=sys.stderr, flush=True)
         backends = [tuple(b.split("-")) if "-" in b else (b, "fp32") for b in args.backends.split(",") if b]
         out["inference"] = inference_speed.run(args.scale, args.channels, args.reps, backends)
+        add_inference_rates(out["inference"], args, _peak)
         print_inference(out["inference"])
+    if args.only in (None, "train"):
+        import train_step
+
+        arch = str(ROOT / "spaces" / "dlsr" / "dlsr.yaml")
+        out["train"] = train_step.rows(arch, args.batch, args.train_patch, args.steps, args.threads)
+        train_step.add_rates(out["train"], arch, args.batch, args.train_patch, args.threads)
+        train_step.print_train(out["train"], arch, args.batch, args.train_patch, args.threads, args.steps, _peak)
+    if args.profile:
+        import profile_step
+
+        out["profile"] = profile_step.run(args.threads, _peak)
+        profile_step.print_profiles(out["profile"], _peak)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return out

@@ -7,6 +7,9 @@ nasflow's levers, each configuration alone in a fresh process (by hand, never in
 Rows, each adding one lever to the row above: plain (NCHW fp32, glibc's own malloc
 thresholds), + channels_last, + kept freed memory (levers.keep_freed_memory), + fast
 depthwise backward (depthwise.use_fast_depthwise). Loss: L1 + 0.2 HFEN on real Set5 patches.
+Each row also gives its achieved GFLOP/s (the cost model's FLOPs of a step: forward, input and
+kernel gradients) and its share of this machine's measured peak (bench/roofline.py).
+`nasflow bench` (bench/speed.py) runs the same rows as its training section.
 """
 from __future__ import annotations
 
@@ -68,6 +71,52 @@ def one(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"s_per_step": statistics.median(times[1:]), "first_loss": losses[0]}
 
 
+def rows(arch: str, batch: int, patch: int, steps: int, threads: int) -> list[dict[str, Any]]:
+    """Every configuration of ROWS, each alone in a fresh process: [{name, s_per_step, first_loss}]."""
+    base = {"arch": arch, "batch": batch, "patch": patch, "steps": steps, "threads": threads}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    results = []
+    for name, levers in ROWS:
+        print(f"  {name} ...", file=sys.stderr, flush=True)
+        proc = subprocess.run([sys.executable, __file__, "--one", json.dumps({**base, **levers})],
+                              capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            results.append({"name": name, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]})
+            continue
+        results.append({"name": name, **json.loads(proc.stdout.strip().splitlines()[-1])})
+    return results
+
+
+def add_rates(results: list[dict[str, Any]], arch: str, batch: int, patch: int, threads: int) -> Any:
+    """Each row's achieved GFLOP/s and % of this machine's peak (bench/roofline.py); the peak."""
+    import roofline
+
+    peak = roofline.peak(threads)
+    flops = roofline.train_step(Path(arch), batch, patch)
+    for r in results:
+        if "error" not in r:
+            r.update(roofline.rate(flops, r["s_per_step"], peak, "fp32"))
+    return peak
+
+
+def print_train(results: list[dict[str, Any]], arch: str, batch: int, patch: int, threads: int, steps: int,
+                peak: Any) -> None:
+    import roofline
+
+    print(f"\nTraining step, {Path(arch).name}: batch {batch}, HR patch {patch}, x2, "
+          f"{threads} threads, median of {steps} steps")
+    print(f"{'configuration':36s} {'s/step':>8s} {'speed-up':>9s} {'GFLOP/s':>8s} {'% peak':>7s} {'first loss':>12s}")
+    plain = results[0].get("s_per_step")
+    for r in results:
+        if "error" in r:
+            print(f"{r['name']:36s} failed: {r['error']}")
+            continue
+        speed_up = f"{plain / r['s_per_step']:8.2f}x" if plain else f"{'':9s}"
+        print(f"{r['name']:36s} {r['s_per_step']:8.3f} {speed_up} {r['gflops']:8.1f} {r['pct_peak']:6.1f}% "
+              f"{r['first_loss']:12.4f}")
+    print(roofline.peak_line(peak))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default=str(ROOT / "spaces" / "dlsr" / "dlsr.yaml"))
@@ -76,20 +125,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    base = {"arch": args.arch, "batch": args.batch, "patch": args.patch, "steps": args.steps, "threads": args.threads}
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    results = []
-    for name, levers in ROWS:
-        print(f"  {name} ...", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--one", json.dumps({**base, **levers})],
-                              capture_output=True, text=True, env=env, check=True)
-        results.append((name, json.loads(proc.stdout.strip().splitlines()[-1])))
-    print(f"\nTraining step, {Path(args.arch).name}: batch {args.batch}, HR patch {args.patch}, x2, "
-          f"{args.threads} threads, median of {args.steps} steps")
-    print(f"{'configuration':36s} {'s/step':>8s} {'speed-up':>9s} {'first loss':>12s}")
-    plain = results[0][1]["s_per_step"]
-    for name, r in results:
-        print(f"{name:36s} {r['s_per_step']:8.3f} {plain / r['s_per_step']:8.2f}x {r['first_loss']:12.4f}")
+    results = rows(args.arch, args.batch, args.patch, args.steps, args.threads)
+    peak = add_rates(results, args.arch, args.batch, args.patch, args.threads)
+    print_train(results, args.arch, args.batch, args.patch, args.threads, args.steps, peak)
 
 
 if __name__ == "__main__":

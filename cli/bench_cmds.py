@@ -1,4 +1,5 @@
-"""`nasflow bench`: the speed benchmark of bench/speed.py (plain path vs nasflow's), run by hand."""
+"""`nasflow bench`: the speed benchmark of bench/speed.py (plain path vs nasflow's, and each row's share
+of the machine's measured peak), run by hand."""
 from __future__ import annotations
 
 import runpy
@@ -17,10 +18,12 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "speed.py"
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
-    """Seconds per search step and per image, plain vs nasflow's levers, as ratios. Takes
-    bench/speed.py's options: --batch 16 --channels 48 --patch 64 --scale 2 --steps N
-    --rounds N --reps N --threads 2 --malloc kept|default --only search|inference --json FILE
-    (see --help there)."""
+    """Seconds per search step, per image and per training step, plain vs nasflow's levers, as
+    ratios, each row with its achieved GFLOP/s and % of this machine's measured peak
+    (bench/peak.py, cached). Takes bench/speed.py's options: --batch 16 --channels 48 --patch 64
+    --scale 2 --steps N --rounds N --reps N --threads 2 --malloc kept|default
+    --only search|inference|train --profile (where the default DLSR and DARTS steps' time goes,
+    op by op) --json FILE (see --help there)."""
     if not SCRIPT.is_file():
         raise NasflowError(f"the benchmark script {SCRIPT} is missing: it ships with a checkout of "
                            "the repository (git clone, then pip install -e .)")

@@ -35,7 +35,7 @@ class PeakSizes:
     matmul: int = 2048  # n of an n x n @ n x n matmul: 17 GFLOP
     conv: tuple[int, int, int] = (8, 128, 64)  # batch, channels in = out, side: 3x3, 9.7 GFLOP
     stream: int = 32 << 20  # floats per array: 128 MiB each, far above any L3
-    reps: int = 5
+    reps: int = 8  # the best of them: on a shared machine some run without being descheduled
 
 
 @dataclass(frozen=True)
