@@ -20,6 +20,7 @@ from torch import Tensor
 from nasflow.compile.values import inherit_slice
 from nasflow.derive.kinds import derived_kind, kept_op_source
 from nasflow.derive.record import Genotype
+from nasflow.derive.supernet_state import SupernetState
 from nasflow.derive.rule import DerivationRule, checked_keep, checked_pick, checked_scores
 from nasflow.errors import NasflowError, hook_error
 from nasflow.space.expr import ref_names
@@ -284,8 +285,11 @@ def inherit_weights(supernet_graph: Graph, supernet_state: dict[str, Tensor],
     what the supernet computes; it is also a warm start for retraining. A supernet with value
     decisions holds each weight at the largest values: `values` (the derived architecture's
     picks) cuts each to the derived shape (nasflow.compile.values.inherit_slice), a kernel
-    through the supernet's kernel_transforms when it has them (OFA's option).
+    through the supernet's kernel_transforms when it has them (OFA's option). A norm the
+    search ran without affine parameters (DARTS' `affine: false`) and the derived model has
+    with them gets the identity affine (weight 1, bias 0) and the supernet's statistics.
     """
+    supernet_state = SupernetState(supernet_state)  # missing affine parameters: the identity
     out: dict[str, Tensor] = {}
     transforms = {k.split(".", 1)[1]: v for k, v in supernet_state.items() if k.startswith("kernel_transforms.")}
     for key, target in derived_state.items():
