@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import typer
 import typer.core
 import typer.rich_utils
-from rich.console import Console
 from rich.markup import escape
 
 from nasflow.errors import NasflowError, NasflowWarning
 from nasflow.registry import UnknownNameError
+from nasflow.viz.console import PlainAwareConsole, err_console
+from nasflow.viz.console import console as console  # the commands print through `from .app import console`
 
 if TYPE_CHECKING:  # torch: imported by the commands that run, not by --help
     from nasflow.runs.distributed import DistContext
@@ -34,30 +35,6 @@ app = typer.Typer(
 )
 
 
-def no_color() -> bool:
-    """NO_COLOR set (https://no-color.org): no ANSI styling at all, tables in ASCII."""
-    return os.environ.get("NO_COLOR", "") != ""
-
-
-class PlainAwareConsole(Console):
-    """A rich console that writes plain text where plain text is wanted: into a pipe or a
-    file (rich then drops the ANSI codes itself) or with NO_COLOR set, no ANSI styling and
-    tables drawn in ASCII, not box-drawing characters. Decided on each render, so a console
-    made at import follows where stdout points when it prints (CliRunner swaps it)."""
-
-    def __init__(self, **kwargs: object) -> None:
-        if no_color():
-            kwargs.setdefault("color_system", None)  # bold and dim too, not only colours
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-
-    @property
-    def encoding(self) -> str:
-        # rich substitutes ASCII boxes (tables, panels) and bars when the encoding is not UTF
-        return "ascii" if no_color() or not self.is_terminal else super().encoding
-
-
-console = PlainAwareConsole()
-err_console = PlainAwareConsole(stderr=True)
 typer.rich_utils.Console = PlainAwareConsole  # type: ignore[attr-defined,misc]  # --help's panels too
 
 

@@ -138,6 +138,45 @@ def test_tables_are_plain_into_a_pipe_and_with_no_color() -> None:
         os.environ.update(saved)
 
 
+def test_the_sr_commands_print_plain_into_a_pipe_and_with_no_color(tmp_path) -> None:
+    """The DLSR package's own commands (upscale, compare) print through the CLI's console:
+    into a pipe, and on a terminal with NO_COLOR, no ANSI codes and no box-drawing."""
+    from pathlib import Path
+
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    from nasflow.compile.supernet import compile_graph
+    from nasflow.runs.modeldir import save_model
+    from nasflow.space.graph import build_graph
+    from nasflow.space.load import load_space
+
+    pytest.importorskip("matplotlib")  # compare draws its figure with it
+    space = load_space(Path(__file__).resolve().parents[1] / "spaces" / "dlsr" / "dlsr-s.yaml", {"channels": 4})
+    model = str(save_model(tmp_path / "m", space, compile_graph(build_graph(space)).state_dict(), {"scale": 2}))
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)).save(tmp_path / "a.png")
+    compare = ("compare", model, "--image", str(tmp_path / "a.png"), "--box", "8,8,16,16", "--device", "cpu",
+               "-o", str(tmp_path / "c.png"))
+    upscale = ("upscale", model, str(tmp_path / "a.png"), "-o", str(tmp_path / "a2.png"), "--backend", "eager",
+               "--device", "cpu")
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE")}
+    for args in (compare, upscale):
+        piped = subprocess.run([sys.executable, "-m", "nasflow.cli.main", *args], capture_output=True, text=True,
+                               timeout=120, env={**env, "COLUMNS": "120", "OMP_NUM_THREADS": "1"})
+        out = piped.stdout + piped.stderr
+        assert piped.returncode == 0 and ("wrote" in out or "ok" in out), out
+        assert _plain(out) and "\r" not in out, out
+    saved = {k: os.environ.pop(k) for k in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE") if k in os.environ}
+    try:
+        styled = _on_a_terminal(*compare, OMP_NUM_THREADS="1")
+        assert "wrote" in styled and not _plain(styled)  # a terminal gets bold
+        plain = _on_a_terminal(*compare, NO_COLOR="1", OMP_NUM_THREADS="1")
+        assert "wrote" in plain and _plain(plain), plain
+    finally:
+        os.environ.update(saved)
+
+
 def test_the_main_job_by_name_into_a_pipe_has_no_progress_frames(tmp_path) -> None:
     """`nasflow search dlsr` and `nasflow train dlsr/dlsr-s` (two steps each, the shipped
     data) from an empty folder into a pipe: they run by name, and their output has no ANSI

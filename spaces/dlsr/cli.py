@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 
 from nasflow.errors import NasflowError
 from nasflow.hardware import BACKEND_HELP
+from nasflow.viz.console import console  # the CLI's: plain into a pipe or with NO_COLOR
 
 if TYPE_CHECKING:
     import torch
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-console = Console()  # its own: a space package sits below the CLI and may not import it
 
 
 def load_sr_model(model_dir: Path, device: str | None) -> tuple[torch.nn.Module, dict[str, Any], str, int]:
