@@ -143,16 +143,17 @@ def limit(row: dict[str, Any], peak: Any) -> str:
     return f"memory-bound element-wise ({bw:.0f}% of triad bandwidth)"
 
 
-def analyse(events: Any, wall_s: float, peak: Any, dtype: str = "fp32") -> dict[str, Any]:
+def analyse(events: Any, wall_s: float, peak: Any, dtype: str = "fp32", scale: float = 1.0) -> dict[str, Any]:
     """Rows by op and shape, sorted by time: calls, ms, executed FLOPs, GFLOP/s, % of the
-    `dtype` peak, GB/s, limit; and the time outside ATen ops."""
+    `dtype` peak, GB/s, limit; and the time outside ATen ops. `wall_s`: the step's time;
+    `scale`: what the profiler's op times are multiplied by (to put them on the peak's clock)."""
     acc: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {"calls": 0, "us": 0.0, "flops": 0, "bytes": 0})
     for e in events:
         if not e.name.startswith("aten::") or _ancestor_is_aten(e):
             continue
         r = acc[_key(e)]
         r["calls"] += 1
-        r["us"] += e.cpu_time_total
+        r["us"] += e.cpu_time_total * scale
         r["flops"] += event_flops(e)
         r["bytes"] += _bytes(e)
     top = peak.flops(dtype)

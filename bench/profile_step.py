@@ -49,17 +49,18 @@ def profile_dlsr(threads: int) -> dict[str, Any]:
 
     cfg = {**DLSR_CFG, "threads": threads}
     bench = StepBench(cfg)
-    times = [bench.step(i)[0] for i in range(cfg["steps"])][WARM:]
+    times = [bench.step(i) for i in range(cfg["steps"])][WARM:]
     with _profiler() as prof:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         bench.step(cfg["steps"])
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     import roofline
 
     useful = roofline.search_step(cfg["channels"], cfg["scale"], cfg["patch"], cfg["batch"], False)
     what = (f"MiLeNAS on the DLSR supernet, C{cfg['channels']}, batch {cfg['batch']}, HR patch {cfg['patch']}, "
             f"x{cfg['scale']}, fused, channels-last (bench/speed.py's default row)")
-    return {"name": "dlsr", "what": what, "step_s": statistics.median(times), "profiled_s": wall,
+    return {"name": "dlsr", "what": what, "step_s": statistics.median(t for t, _ in times),
+            "step_cpu_s": statistics.median(c for _, c in times), "profiled_s": wall, "profiled_cpu_s": cpu,
             "useful_flops": useful, "events": prof.events()}
 
 
@@ -67,19 +68,19 @@ class _Window:
     """A search Reporter that profiles the step after `warm` steps (and times those before)."""
 
     def __init__(self, warm: int) -> None:
-        self.warm, self.ends, self.prof, self.wall = warm, [], _profiler(), 0.0
+        self.warm, self.prof, self.wall, self.cpu = warm, _profiler(), 0.0, 0.0
+        self.ends: list[tuple[float, float]] = []  # (wall, CPU) at each step's end
 
     def start(self, step: int, total: int, warmup: int) -> None:
-        self.ends.append(time.perf_counter())
+        self.ends.append((time.perf_counter(), time.process_time()))
 
     def update(self, step: int, logs: dict[str, float], genotype: Any) -> None:
-        now = time.perf_counter()
-        self.ends.append(now)
+        self.ends.append((time.perf_counter(), time.process_time()))
         if len(self.ends) == self.warm + 2:  # `warm` + 1 steps done: profile the next one
             self.prof.__enter__()
-            self.t0 = time.perf_counter()
+            self.t0 = (time.perf_counter(), time.process_time())
         elif len(self.ends) == self.warm + 3:
-            self.wall = now - self.t0
+            self.wall, self.cpu = (b - a for a, b in zip(self.t0, self.ends[-1]))
             self.prof.__exit__(None, None, None)
 
     def stop(self) -> None:
@@ -108,15 +109,16 @@ def profile_darts(threads: int) -> dict[str, Any]:
     window = _Window(WARM)
     with tempfile.TemporaryDirectory(prefix="nasflow-profile-") as tmp:
         run_search(config, Path(tmp) / "run", space=space, reporter=window)
-    steps = [b - a for a, b in zip(window.ends, window.ends[1:])]
+    steps = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(window.ends, window.ends[1:])]
     searched = space.with_params(config.overrides)
     graph = build_graph(searched)
     passes = strategy_passes(config.strategy, bool(config.strategy_options.get("reuse_forward", False)))
     useful = step_flops(graph, (32, 32), config.batch_size, passes).total
     what = (f"{config.strategy} on the DARTS cell space, C{config.overrides.get('C')}, "
             f"{searched.params.get('layers')} cells, batch {config.batch_size}, 32x32 (the classify task's quick preset)")
-    return {"name": "darts", "what": what, "step_s": statistics.median(steps[WARM:WARM + 1]),
-            "profiled_s": window.wall, "useful_flops": useful, "events": window.prof.events()}
+    return {"name": "darts", "what": what, "step_s": steps[WARM][0], "step_cpu_s": steps[WARM][1],
+            "profiled_s": window.wall, "profiled_cpu_s": window.cpu, "useful_flops": useful,
+            "events": window.prof.events()}
 
 
 def one(name: str, threads: int) -> dict[str, Any]:
@@ -126,8 +128,13 @@ def one(name: str, threads: int) -> dict[str, Any]:
 
     peak = roofline.peak(threads)
     got = profile_dlsr(threads) if name == "dlsr" else profile_darts(threads)
-    table = op_profile.analyse(got.pop("events"), got["profiled_s"], peak)
-    return {**got, **table, "by_limit": op_profile.by_limit(table), "threads": threads}
+    # With one thread the peak is on CPU time: the profiler's wall times are scaled by the
+    # profiled step's CPU / wall (the share of the time it ran, on a shared machine).
+    scale = got["profiled_cpu_s"] / got["profiled_s"] if threads == 1 else 1.0
+    table = op_profile.analyse(got.pop("events"), got["profiled_s"] * scale, peak, scale=scale)
+    step = got["step_cpu_s"] if threads == 1 else got["step_s"]
+    return {**got, **table, "by_limit": op_profile.by_limit(table), "threads": threads, "scale": scale,
+            "clock_step_s": step}
 
 
 def run(threads: int, peak: Any = None, only: list[str] | None = None) -> list[dict[str, Any]]:
@@ -151,24 +158,29 @@ def print_profiles(profiles: list[dict[str, Any]], peak: Any, top: int = 25) -> 
             print(f"\nprofile of the {p['name']} step failed: {p['error']}")
             continue
         useful, executed = p["useful_flops"], p["executed_flops"]
+        step, clock = p["clock_step_s"], "CPU s" if p["threads"] == 1 else "s"
         print(f"\nWhere the default {p['name']} step goes: {p['what']}, {p['threads']} threads")
-        print(f"step {p['step_s']:.3f} s unprofiled, {p['profiled_s']:.3f} s profiled; in ATen ops "
-              f"{p['aten_s']:.3f} s, outside them (Python, autograd engine) {p['outside_s']:.3f} s")
-        print(f"useful FLOPs (cost model) {useful / 1e9:.2f} G: {useful / p['step_s'] / 1e9:.1f} GFLOP/s, "
-              f"{100 * useful / p['step_s'] / peak.flops('fp32'):.1f}% of peak; executed by convs and "
-              f"matmuls {executed / 1e9:.2f} G; at peak they would take {executed / peak.flops('fp32'):.3f} s")
+        print(f"step {p['step_s']:.3f} s unprofiled ({p['step_cpu_s']:.3f} CPU s), {p['profiled_s']:.3f} s "
+              f"profiled ({p['profiled_cpu_s']:.3f} CPU s); in ATen ops {p['aten_s']:.3f} {clock}, outside "
+              f"them (Python, autograd engine) {p['outside_s']:.3f} {clock}")
+        if p["scale"] != 1.0:
+            print(f"(one thread: op times are the profiler's wall times x {p['scale']:.2f}, the profiled "
+                  "step's CPU / wall, as the peak is on CPU time)")
+        print(f"useful FLOPs (cost model) {useful / 1e9:.2f} G: {useful / step / 1e9:.1f} GFLOP/s, "
+              f"{100 * useful / step / peak.flops('fp32'):.1f}% of peak; executed by convs and "
+              f"matmuls {executed / 1e9:.2f} G; at peak they would take {executed / peak.flops('fp32'):.3f} {clock}")
         print(f"{'op':28s} {'shape':44s} {'calls':>5s} {'ms':>8s} {'share':>6s} {'GFLOP/s':>8s} "
               f"{'% peak':>7s} {'GB/s':>6s}  limit (under 30% of peak)")
         for r in p["rows"][:top]:
             print(f"{r['op'][:28]:28s} {r['shape'][:44]:44s} {r['calls']:5d} {r['ms']:8.1f} "
-                  f"{100 * r['ms'] / 1e3 / p['profiled_s']:5.1f}% {r['gflops']:8.1f} {r['pct_peak']:6.1f}% "
+                  f"{100 * r['ms'] / 1e3 / p['wall_s']:5.1f}% {r['gflops']:8.1f} {r['pct_peak']:6.1f}% "
                   f"{r['gb_s']:6.1f}  {r['limit']}")
         rest = p["rows"][top:]
         if rest:
             print(f"... {len(rest)} more op/shape rows, {sum(r['ms'] for r in rest):.1f} ms in all (--json has them)")
         print("time by what limits it:")
         for kind, s in p["by_limit"]:
-            print(f"  {kind:58s} {s:7.3f} s {100 * s / p['profiled_s']:5.1f}%")
+            print(f"  {kind:58s} {s:7.3f} {clock} {100 * s / p['wall_s']:5.1f}%")
 
 
 def main() -> None:

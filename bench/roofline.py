@@ -61,6 +61,13 @@ def inference(channels: int, scale: int, size: tuple[int, int], arch: Path = DLS
     return inference_flops(_graph(arch, {"channels": channels, "scale": scale}), size)
 
 
+def seconds(row: dict[str, Any], per: str, threads: int) -> float:
+    """A row's seconds per `per` ("step", "image") on the peak's clock: with one thread its CPU
+    time (so a shared machine's other jobs do not count), else the wall time."""
+    key = f"cpu_s_per_{per}" if threads == 1 and f"cpu_s_per_{per}" in row else f"s_per_{per}"
+    return float(row[key])
+
+
 def rate(flops: int, seconds: float, peak: Any, dtype: str) -> dict[str, float]:
     """{"gflops": achieved GFLOP/s, "pct_peak": per cent of the `dtype` peak}."""
     achieved = flops / seconds
@@ -70,7 +77,8 @@ def rate(flops: int, seconds: float, peak: Any, dtype: str) -> dict[str, float]:
 def peak_line(peak: Any) -> str:
     bf16 = (f", bf16 {peak.flops('bf16') / 1e9:.0f}" if peak.matmul_bf16 is not None
             else " (bf16: no bf16 arithmetic here, its rows are divided by the fp32 peak)")
-    return (f"% peak: of this machine's measured peak at {peak.threads} threads ({peak.source}; "
+    clock = "CPU time, as the rows' GFLOP/s" if peak.threads == 1 else "wall time"
+    return (f"% peak: of this machine's measured peak at {peak.threads} threads on {clock} ({peak.source}; "
             f"bench/peak.py): fp32 {peak.flops('fp32') / 1e9:.0f} GFLOP/s{bf16}; "
             f"triad {peak.triad_bw / 1e9:.0f} GB/s.\nGFLOP/s: the cost model's FLOPs of the row "
             "(every candidate, forward and the gradients autograd runs; nasflow/hardware/flops.py) "

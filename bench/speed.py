@@ -168,18 +168,20 @@ INFERENCE_SIZE = (360, 640)  # LR (h, w) of inference_speed.test_image
 
 
 def add_search_rates(rows: list[dict[str, Any]], args: argparse.Namespace, peak: Any) -> None:
-    """Each search row's achieved GFLOP/s and % of peak (its passes: reuse_forward saves one)."""
+    """Each search row's achieved GFLOP/s and % of peak (its passes: reuse_forward saves one);
+    with one thread on the CPU time, as the peak was measured (roofline.seconds)."""
     for row in rows:
         if "error" not in row:
             flops = roofline.search_step(args.channels, args.scale, args.patch, args.batch, row["reuse_forward"])
-            row.update(roofline.rate(flops, row["s_per_step"], peak, "bf16" if row["amp"] == "bf16" else "fp32"))
+            secs = roofline.seconds(row, "step", args.threads)
+            row.update(roofline.rate(flops, secs, peak, "bf16" if row["amp"] == "bf16" else "fp32"))
 
 
 def add_inference_rates(result: dict[str, Any], args: argparse.Namespace, peak: Any) -> None:
     flops = roofline.inference(args.channels, args.scale, INFERENCE_SIZE)
     for row in result["rows"]:
         if "error" not in row:
-            row.update(roofline.rate(flops, row["s_per_image"], peak, row["dtype"]))
+            row.update(roofline.rate(flops, roofline.seconds(row, "image", args.threads), peak, row["dtype"]))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

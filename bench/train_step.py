@@ -45,7 +45,7 @@ def one(cfg: dict[str, Any]) -> dict[str, Any]:
     from nasflow.space.load import load_space
     from nasflow.spaces.dlsr.loss import SRLoss
     from nasflow.compile.supernet import compile_graph
-    from search_step import real_patches
+    from search_step import cpu_seconds, real_patches
 
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(0)
@@ -59,16 +59,18 @@ def one(cfg: dict[str, Any]) -> dict[str, Any]:
     lr, hr = real_patches(cfg["batch"], cfg["patch"], 2, seed=0)
     if cfg["channels_last"]:
         lr, hr = to_channels_last((lr, hr))
-    times, losses = [], []
+    times, cpu_times, losses = [], [], []
     for _ in range(cfg["steps"] + 1):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         opt.zero_grad(set_to_none=True)
         loss, _ = criterion(model(lr), hr)
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - start)
+        cpu_times.append(cpu_seconds() - cpu)
         losses.append(float(loss))
-    return {"s_per_step": statistics.median(times[1:]), "first_loss": losses[0]}
+    return {"s_per_step": statistics.median(times[1:]), "cpu_s_per_step": statistics.median(cpu_times[1:]),
+            "first_loss": losses[0]}
 
 
 def rows(arch: str, batch: int, patch: int, steps: int, threads: int) -> list[dict[str, Any]]:
@@ -95,7 +97,7 @@ def add_rates(results: list[dict[str, Any]], arch: str, batch: int, patch: int, 
     flops = roofline.train_step(Path(arch), batch, patch)
     for r in results:
         if "error" not in r:
-            r.update(roofline.rate(flops, r["s_per_step"], peak, "fp32"))
+            r.update(roofline.rate(flops, roofline.seconds(r, "step", threads), peak, "fp32"))
     return peak
 
 

@@ -34,7 +34,7 @@ def search_row(name: str, s: float, reuse: bool = False, amp: str = "none") -> d
 
 
 def test_search_rows_get_gflops_and_percent_of_peak(capsys: pytest.CaptureFixture[str]) -> None:
-    args = argparse.Namespace(channels=4, scale=2, patch=8, batch=1)
+    args = argparse.Namespace(channels=4, scale=2, patch=8, batch=1, threads=2)
     rows = [search_row("plain", 2.0), search_row("+ reuse_forward", 1.0, reuse=True),
             search_row("+ bf16 autocast", 0.5, reuse=True, amp="bf16"), {"name": "broken", "error": "boom"}]
     speed.add_search_rates(rows, args, PEAK)
@@ -45,6 +45,9 @@ def test_search_rows_get_gflops_and_percent_of_peak(capsys: pytest.CaptureFixtur
     assert rows[0]["pct_peak"] == pytest.approx(100 * three / 2.0 / 100e9)
     assert rows[2]["pct_peak"] == pytest.approx(100 * two / 0.5 / 200e9)  # bf16 rows: the bf16 peak
     assert "gflops" not in rows[3]
+    # With one thread the peak is on CPU time, and so are the rows' rates.
+    assert roofline.seconds({"s_per_step": 2.0, "cpu_s_per_step": 1.5}, "step", 1) == 1.5
+    assert roofline.seconds({"s_per_step": 2.0, "cpu_s_per_step": 1.5}, "step", 2) == 2.0
     speed._peak = PEAK
     speed.print_search(rows)
     out = capsys.readouterr().out
@@ -61,7 +64,7 @@ def test_inference_and_training_rows_get_them_too(capsys: pytest.CaptureFixture[
          "psnr": 30.0},
         {"backend": "eager", "dtype": "bf16", "s_per_image": 1.0, "cpu_s_per_image": 1.0, "max_abs_diff": 0.1,
          "psnr": 29.9}]}
-    args = argparse.Namespace(channels=4, scale=2)
+    args = argparse.Namespace(channels=4, scale=2, threads=2)
     speed.add_inference_rates(result, args, PEAK)
     flops = roofline.inference(4, 2, speed.INFERENCE_SIZE)
     assert result["rows"][1]["pct_peak"] == pytest.approx(100 * flops / 1.0 / 200e9)
@@ -105,5 +108,7 @@ def test_the_op_profile_counts_what_each_conv_executes() -> None:
     limits = {r["shape"]: r["limit"] for r in slow["rows"] if r["flops"]}
     assert limits["2x8x16x16 8x1x5x5 g8"].startswith("depthwise")
     assert all(limits.values())
+    doubled = op_profile.analyse(prof.events(), 2.0, PEAK, scale=2.0)  # op times put on another clock
+    assert doubled["aten_s"] == pytest.approx(2 * table["aten_s"])
     kinds = dict(op_profile.by_limit(table))
     assert sum(kinds.values()) == pytest.approx(max(table["aten_s"], 1.0))

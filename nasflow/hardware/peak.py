@@ -9,6 +9,9 @@ layout on the CPU) through this torch build at torch.get_num_threads(), in fp32 
 CPU has bf16 arithmetic (avx512_bf16 or amx_bf16), in bf16; each the best of a few runs after
 a warm-up (a peak is what the machine *can* do, so the fastest run is the measurement).
 Memory: a large copy (read + write) and a STREAM-style triad (two reads, one write).
+Timed on the clock the lever choices use (nasflow/hardware/auto.py step_clock): with one
+thread the process's CPU time, so other jobs on a shared machine do not lower the peak; with
+more, the wall clock.
 
 The result is cached in the lever choices' cache (nasflow/hardware/auto.py: $NASFLOW_CACHE/
 choices.json, keyed by the CPU model, the thread count, the torch version and the sizes
@@ -16,14 +19,13 @@ measured), so a machine measures it once per thread count.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
-from nasflow.hardware.auto import _key, _read_cache, _write_cache, fast_bf16
+from nasflow.hardware.auto import _key, _read_cache, _write_cache, fast_bf16, step_clock
 from nasflow.search.latency_table import cpu_name
 
 
@@ -71,12 +73,12 @@ class Peak:
 def _best(fn: Callable[[], Any], reps: int) -> float:
     """The fastest of `reps` calls after one warm-up (oneDNN primitives, page faults), in seconds."""
     fn()
-    best = float("inf")
+    clock, best = step_clock(), float("inf")
     for _ in range(reps):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        best = min(best, clock() - start)
+    return max(best, 1e-9)  # a tiny test size can run within the clock's resolution
 
 
 def matmul_flops(n: int, dtype: torch.dtype, reps: int) -> float:
