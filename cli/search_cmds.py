@@ -183,7 +183,8 @@ def search(
             raise NasflowError("--preset is for a new run; a resumed run keeps its own settings")
         # With --seeds, the seeds' runs share their config but for the seed: read one of them.
         runs = [seed_dir(out, s) for s in parse_seeds(seeds)] if seeds else [out]
-        base = RunDir.open(next((r for r in runs if (r / "config.json").is_file()), runs[0])).config().to_json()
+        run = next((r for r in runs if (r / "config.json").is_file()), runs[0])
+        base = RunDir.open(run).config().to_json()
         if strategy_options:  # merged into the run's, so a changed one is reported by name
             changes["strategy_options"] = {**base["strategy_options"], **strategy_options}
         for key, value in (("lr", lr), ("arch_lr", arch_lr)):
@@ -191,6 +192,8 @@ def search(
                 group = "weights_optim" if key == "lr" else "arch_optim"
                 changes[group] = {**base[group], "lr": value}
         config = SearchConfig.build({**base, **changes}, SEARCH_FLAGS)
+        if config.fuse != base["fuse"] and not strategy_class(config, run).fuse_acts(config):
+            config = config.model_copy(update={"fuse": base["fuse"]})  # inert for it: no change
         given_space = load_space(space) if space is not None else None
     else:
         if space is None:
@@ -212,6 +215,8 @@ def search(
         config = _auto_levers(config, given_space or load_space(space, config.overrides))
     elif levers not in ("auto", "given"):
         raise NasflowError(f"--levers must be auto or given, not '{levers}'")
+    if not resume:  # a resumed run keeps the fuse its config recorded (an older run's inert True)
+        config = _fuse_that_runs(config, asked=fuse)
     if seeds is not None:
         if seed is not None:
             raise NasflowError("give --seed for one search or --seeds for several, not both")
@@ -264,6 +269,18 @@ def search_reporter(config: SearchConfig, run_dir: Path | None = None) -> RichRe
     if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not cost > 0:
         raise hook_error(f"strategy '{cls.name}' step_cost", "a number > 0 (a step's cost in warm-up steps)", cost)
     return RichReporter(console, step_cost=cost)
+
+
+def _fuse_that_runs(config: SearchConfig, asked: bool | None) -> SearchConfig:
+    """The config with fuse as the strategy runs it: one whose mixed op ignores fuse (GDAS,
+    SPOS: one candidate at a time) runs plain, so the run records fuse=False; said in a line
+    when --fuse was asked for."""
+    if not config.fuse or strategy_class(config).fuse_acts(config):
+        return config
+    if asked:
+        console.print(f"--fuse: {config.strategy}'s mixed op does not fuse; it runs plain (fuse=False)",
+                      highlight=False)
+    return config.model_copy(update={"fuse": False})
 
 
 def _auto_levers(config: SearchConfig, space: Any) -> SearchConfig:
