@@ -12,7 +12,8 @@ from .app import app, console
 @app.command()
 def draw(
     source: Annotated[Path, typer.Argument(metavar="SPACE_OR_MODEL",
-        help="A space or architecture file, a model directory or a run directory.")],
+        help="A space or architecture file, a built-in name (dlsr, dlsr/dlsr: nasflow spaces), a "
+             "model directory or a run directory.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The picture to write: FILE.png or FILE.svg.")],
     layout: Annotated[str, typer.Option(
         help="auto (graphviz's dot for a space without blocks when installed, else nasflow's), graphviz "

@@ -23,7 +23,8 @@ def _progress(disable: bool = False) -> Progress:
 
 @app.command()
 def profile(
-    space: Annotated[Path, typer.Argument(help="A space file (or a derived architecture) to measure.")],
+    space: Annotated[Path, typer.Argument(help="A space file (or a derived architecture) to measure, or a built-in "
+                                                "name: dlsr, dlsr/dlsr-s ... (nasflow spaces).")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the table here (JSON).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     threads: Annotated[Optional[int], typer.Option(help="Intra-op threads (default: torch's).")] = None,

@@ -24,7 +24,8 @@ from .search_cmds import parse_options, search_reporter
 
 @app.command()
 def sweep(
-    space: Annotated[Path, typer.Argument(help="The space file to search.")],
+    space: Annotated[Path, typer.Argument(help="The space file to search, or a built-in space's name: dlsr, darts "
+                                                "... (nasflow spaces).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The sweep's folder: OUT/gamma-G or OUT/budget-... per value.")],
     gamma: Annotated[Optional[str], typer.Option(help="The regularizer weights, one search each: 0,0.1,0.2,0.5.")] = None,
     budget: Annotated[Optional[str], typer.Option(

@@ -77,3 +77,50 @@ def test_the_command_list_shows_each_first_paragraph_as_running_text() -> None:
     full = runner.invoke(app, ["--help"], env={"COLUMNS": "250"}).output
     for text in (fast.stdout, full):  # the fast path (no torch) and the full app print the same
         assert any(joined in line for line in text.splitlines()), text
+
+
+SPACE_COMMANDS = ("validate", "cost", "search", "sweep", "profile", "draw")  # their first argument is a space
+
+
+def test_examples_show_spaces_by_their_built_in_names() -> None:
+    """A user types `nasflow profile dlsr ...` from any folder (an installed wheel has no
+    spaces/ folder): the examples show the built-in names, each one nasflow resolves, and the
+    help of every command taking a space says it takes a name."""
+    from nasflow.cli.examples import EXAMPLES
+    from nasflow.space.builtin import builtin_spaces
+
+    from test_readme import nasflow_calls
+
+    for command in SPACE_COMMANDS:
+        (args,) = nasflow_calls(EXAMPLES[command])
+        assert args[0] == command and args[1] in builtin_spaces(), (command, EXAMPLES[command])
+        assert "built-in" in _help(command), command
+    shown = [e for e in EXAMPLES.values() if re.search(r"\S+\.ya?ml\b", e)]
+    assert not shown, f"examples naming a space file where a built-in name would do: {shown}"
+
+
+def test_the_space_examples_run_as_shown(tmp_path, monkeypatch) -> None:
+    """The quick ones, run from an empty folder (search, sweep and profile take minutes; their
+    names resolve as validate's do: the test above)."""
+    import pytest
+
+    from nasflow.cli.examples import EXAMPLES
+
+    from test_readme import nasflow_calls
+
+    monkeypatch.chdir(tmp_path)
+    runs = ["validate", "cost"] + (["draw"] if _has_matplotlib() else [])
+    for command in runs:
+        (args,) = nasflow_calls(EXAMPLES[command])
+        result = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (command, result.output, result.exception)
+    if "draw" in runs:
+        assert (tmp_path / "dlsr.png").stat().st_size > 0
+    else:
+        pytest.skip("matplotlib absent: draw's example not run")
+
+
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
