@@ -3,30 +3,24 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from nasflow.runs.config import OptionValue
-from nasflow.search.budget import Budget
 from nasflow.search.config import SearchConfig
 from nasflow.space.cost import parse_size
-from nasflow.search.derive_run import derive_from_arch, derive_genotype, derive_run
 from nasflow.errors import NasflowError, hook_error
 from nasflow.space.load import load_space
-from nasflow.tasks.presets import apply_preset, exclusive_options, preset_section
-from nasflow.search.run_dir import RunDir
-from nasflow.runs import distributed
-from nasflow.search.multiseed import SeedOutcome, parse_seeds, run_seeds, seed_dir
-from nasflow.search.report import build_report
-from nasflow.search.loop import run_search, strategy_class
-from nasflow.strategies import STRATEGIES, options_help
 
 from .app import app, console, on_ranks, parse_sets, preset_line
 from .population_view import CPUS_HELP, EXECUTOR_HELP, GPUS_HELP, RAY_ADDRESS_HELP, population_options
-from .report_cmds import report_table
-from .search_view import RichReporter, cost_table, softmax_table
+from .strategy_help import options_help, strategy_names
 
+# The search machinery imports torch: it is imported where a command runs, so `nasflow search
+# --help` and `derive --help` import none (tests/test_torch_free.py).
+if TYPE_CHECKING:
+    from .search_view import RichReporter
 
 def parse_options(items: list[str] | None, flag: str = "--task-opt",
                   example: str = "patch=64") -> dict[str, OptionValue]:
@@ -86,7 +80,7 @@ def search(
         help="The space file to search, or a built-in space's name: dlsr, darts ... (nasflow spaces; "
              "optional with --resume).")] = None,
     strategy: Annotated[Optional[str], typer.Option(
-        help=f"{', '.join(sorted(STRATEGIES.names()))}, or a registered strategy (default milenas; "
+        help=f"{', '.join(strategy_names())}, or a registered strategy (default milenas; "
              "list: nasflow strategies).")] = None,
     strategy_opt: Annotated[Optional[list[str]], typer.Option("--strategy-opt",
         help=f"A strategy option: --strategy-opt lambda=0.5. Options (default): {options_help()}.")] = None,
@@ -156,6 +150,14 @@ def search(
 
     Ctrl-C stops after the current step and saves a checkpoint; --resume continues it.
     """
+    from nasflow.search.derive_run import derive_genotype
+    from nasflow.search.loop import run_search, strategy_class
+    from nasflow.search.multiseed import parse_seeds, seed_dir
+    from nasflow.search.run_dir import RunDir
+    from nasflow.tasks.presets import apply_preset, exclusive_options, preset_section
+
+    from .search_view import cost_table, softmax_table
+
     strategy_options = parse_options(strategy_opt, "--strategy-opt", "lambda=0.5")
     for key, value in (("lambda", lam), ("reuse_forward", reuse_forward)):  # MiLeNAS's shortcuts
         if value is not None:
@@ -264,6 +266,10 @@ def search(
 def search_reporter(config: SearchConfig, run_dir: Path | None = None) -> RichReporter:
     """The progress bar of a search with `config` (`run_dir`: the run resumed): its ETA prices
     a strategy step as the strategy says (Strategy.step_cost) until strategy steps are timed."""
+    from nasflow.search.loop import strategy_class
+
+    from .search_view import RichReporter
+
     cls = strategy_class(config, run_dir)
     cost = cls(config=config).step_cost()
     if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not cost > 0:
@@ -275,6 +281,8 @@ def _fuse_that_runs(config: SearchConfig, asked: bool | None) -> SearchConfig:
     """The config with fuse as the strategy runs it: one whose mixed op ignores fuse (GDAS,
     SPOS: one candidate at a time) runs plain, so the run records fuse=False; said in a line
     when --fuse was asked for."""
+    from nasflow.search.loop import strategy_class
+
     if not config.fuse or strategy_class(config).fuse_acts(config):
         return config
     if asked:
@@ -286,6 +294,8 @@ def _fuse_that_runs(config: SearchConfig, asked: bool | None) -> SearchConfig:
 def _auto_levers(config: SearchConfig, space: Any) -> SearchConfig:
     """`--levers auto`: the fastest exact levers on this machine, recorded in the config."""
     from nasflow.hardware.auto import bf16_warning, choose_search_levers
+    from nasflow.runs import distributed
+    from nasflow.search.loop import strategy_class
     from nasflow.tasks.contract import make_task
 
     warning = bf16_warning(config)
@@ -313,6 +323,12 @@ def _auto_levers(config: SearchConfig, space: Any) -> SearchConfig:
 def _search_seeds(config: SearchConfig, out: Path | None, seeds: list[int], space: Any, resume: bool,
                   parallel: int | None, quiet: bool, on: tuple[str, Optional[str], Optional[float], Optional[float]]) -> None:
     """`--seeds`: independent searches into OUT/seed-N, then a table of what each found."""
+    from nasflow.runs import distributed
+    from nasflow.search.multiseed import SeedOutcome, run_seeds, seed_dir
+    from nasflow.search.report import build_report
+
+    from .report_cmds import report_table
+
     if distributed.launched_by_torchrun():
         raise NasflowError("--seeds starts its own processes (--parallel); run it without torchrun, or run "
                            "one seed per torchrun job with --seed")
@@ -368,6 +384,10 @@ def derive(
              "latency=20ms), with inherited weights; repeat for a Pareto set.")] = None,
 ) -> None:
     """Derive the architecture a search found: writes OUT/arch.yaml and OUT/genotype.json."""
+    from nasflow.search.derive_run import derive_from_arch, derive_run
+
+    from .search_view import cost_table
+
     if budget:
         _subnets(source, budget, out)
         return
@@ -395,6 +415,7 @@ def _subnets(source: Path, budgets: list[str], out: Optional[Path]) -> None:
     from rich.table import Table
 
     from nasflow.strategies.subnets import pick_subnets
+    from nasflow.search.budget import Budget
 
     if not source.is_dir():
         raise NasflowError(f"'{source}' is not a run directory; --budget picks subnets of a run's trained supernet")
