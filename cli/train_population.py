@@ -292,7 +292,8 @@ def train_population(configs: list[TrainConfig], found: list[Target], executor: 
     if len(outcomes) < len(found) or any(not o.finished for o in outcomes):
         console.print("[yellow]stopped[/]; continue with the same command (finished retrainings are kept)")
         raise typer.Exit(130)
-    console.print(f"each RUN/{RETRAINED} holds its model; compare them: nasflow report {root}")
+    shown = os.path.relpath(root) if root.is_relative_to(Path.cwd()) else root
+    console.print(f"each RUN/{RETRAINED} holds its model; compare them: nasflow report {shown}", highlight=False)
     return outcomes
 
 
