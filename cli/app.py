@@ -168,9 +168,11 @@ def run(argv: list[str] | None = None) -> None:
     --debug (or NASFLOW_DEBUG=1); warnings meant for the user (NasflowWarning) print one line
     each. Exit codes: 0 done, 2 a user error, 1 a bug (Python's traceback), 130 interrupted."""
     from .examples import add_examples
+    from .order import order_commands
 
     add_examples(app)
     add_short_help(app)
+    order_commands(app)
     warnings.showwarning = _show_warning
     try:
         app(args=argv)

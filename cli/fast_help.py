@@ -3,7 +3,8 @@ import torch (~1.3 s), which neither answer needs; and which module a core comma
 in, so running one imports that module alone (main.main). The version comes from the package
 metadata; the command list from the command modules' source, read with `ast`: each
 `@app.command(...)` function's name and docstring, in the order a real import registers
-them, as placeholders on the same app, so typer prints the same help. Plugin commands
+them, as placeholders on the same app, so typer prints the same help (cli/order.py then
+puts both in the user's order). Plugin commands
 (the `nasflow.commands` entry points) are registered for real: they import nothing heavy.
 """
 from __future__ import annotations

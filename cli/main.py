@@ -25,12 +25,15 @@ def _load_commands() -> None:
     from . import bench_cmds, eval_cmds, export_cmds, profile_cmds, search_cmds, space_cmds, train_cmds, report_cmds  # noqa: F401  (they register commands)
     from . import strategy_cmds  # noqa: F401
     from . import draw_cmds, plot_cmds, sweep_cmds  # noqa: F401  (issue 14; matplotlib is imported only when a figure is drawn)
-    from .app import app
+    from .app import add_short_help, app
     from .examples import add_examples
+    from .order import order_commands
     from .plugins import register_plugin_commands
 
     register_plugin_commands(app)
     add_examples(app)
+    add_short_help(app)  # as run() does, so `from nasflow.cli.main import app` prints the same help
+    order_commands(app)  # the user's order, not the import order above
     _loaded = True
 
 

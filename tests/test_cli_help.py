@@ -124,3 +124,35 @@ def _has_matplotlib() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("matplotlib") is not None
+
+
+def _listed(text: str) -> list[str]:
+    """The command names of a --help's panels, in order, with the tools panel's title where it
+    starts (continuation lines begin with spaces, options with --)."""
+    names = []
+    for line in text.splitlines():
+        if "Spaces, costs and tools" in line:
+            names.append("<tools>")
+        found = re.match(r"^[|│] ([a-z][\w-]*)\s{2,}\S", line)
+        if found:
+            names.append(found.group(1))
+    return names
+
+
+def test_help_lists_commands_in_the_users_order() -> None:
+    """The main job first (search, derive, train, eval), then what a user does with its model,
+    the tools in a panel of their own: the same in the fast help (no torch) and the full app."""
+    import os
+    import subprocess
+    import sys
+
+    fast = subprocess.run([sys.executable, "-m", "nasflow.cli.main", "--help"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "200"}).stdout
+    full = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    for text in (fast, full):
+        names = _listed(text)
+        assert names[:5] == ["search", "derive", "train", "eval", "upscale"], names
+        tools = names.index("<tools>")
+        assert {"export", "report", "sweep"} <= set(names[:tools]), names
+        assert {"spaces", "validate", "cost", "ops", "strategies", "bench", "check"} <= set(names[tools:]), names
+    assert _listed(fast) == _listed(full)
