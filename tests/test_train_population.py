@@ -143,3 +143,16 @@ def test_cli_retrains_a_population(searched, tmp_path, monkeypatch):
         run_train(TrainConfig(steps=4, batch_size=8, device="cpu", task=TASK, validate_every=2,
                               arch=f"pop/seed-{s}/derived/arch.yaml"), f"alone-{s}")
         same_run(pop / f"seed-{s}" / RETRAINED, tmp_path / f"alone-{s}")
+
+
+def test_ray_executor_without_ray_is_one_line(searched, tmp_path, monkeypatch):
+    import sys
+
+    from nasflow.search.ray_executor import INSTALL
+
+    pop = copy_searches(searched, tmp_path)
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(NasflowError) as exc:
+        run_population([train_config()] * 2, targets([pop]), executor="ray")
+    assert str(exc.value) == INSTALL
+    assert not any((pop / "seed-0").glob(RETRAINED)) and not (pop / TRAIN_RECORD).exists()
