@@ -4,8 +4,8 @@ in, so running one imports that module alone (main.main). The version comes from
 metadata; the command list from the command modules' source, read with `ast`: each
 `@app.command(...)` function's name and docstring, in the order a real import registers
 them, as placeholders on the same app, so typer prints the same help (cli/order.py then
-puts both in the user's order). Plugin commands
-(the `nasflow.commands` entry points) are registered for real: they import nothing heavy.
+puts both in the user's order). Plugin commands (the `nasflow.commands` entry points) are
+registered for real: they import nothing heavy.
 """
 from __future__ import annotations
 
