@@ -16,7 +16,7 @@ def plot(
     svg: Annotated[bool, typer.Option("--svg/--no-svg", help="Write SVG beside each PNG.")] = True,
 ) -> None:
     """Figures of a run into RUN/plots/: softmax(alpha) per choice and softmax(beta) per dense
-    node over steps, losses and the regularizer term, the genotype's history. Works on a run
+    node over steps (a strategy's own weights function in its place, e.g. sigmoid), losses and the regularizer term, the genotype's history. Works on a run
     still in progress. Needs matplotlib: pip install 'nasflow\\[plot]'."""
     from nasflow.viz.run_plots import plot_runs  # matplotlib is imported only here
 

@@ -315,6 +315,8 @@ class _Search(RunLoop):
             "steps_per_s": round(steps_per_s, 3),
             "losses": losses,
             "softmax": soft,
+            # what `softmax` holds when the relaxation's weights are another function (nasflow plot)
+            **({"weights_name": name} if (name := self.model.relaxation.weights_name) != "softmax" else {}),
             "entropy": {label: entropy(p) for label, p in soft.items()},
             "genotype": geno.to_json(),
         })

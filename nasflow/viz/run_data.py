@@ -21,7 +21,8 @@ from nasflow.search.run_dir import RunDir
 from nasflow.space.graph import build_graph
 from nasflow.train.run_dir import TrainRunDir
 
-# The record field holding each decision's weights (softmax(alpha), softmax(beta)).
+# The record field holding each decision's weights (softmax(alpha), softmax(beta); another
+# relaxation's, as its `weights_name` field says).
 WEIGHT_FIELDS = ("softmax",)
 
 
@@ -70,6 +71,9 @@ class RunHistory:
     gamma: float | None  # the regularizer's weight (search runs with a regularizer)
     regularizer: str | None
     strategy: str | None
+    # the function of the arch parameters the weights are (the relaxation's weights_name:
+    # "sigmoid" for a sigmoid relaxation), as the search's records say; softmax by default
+    weights_name: str = "softmax"
     decisions: dict[str, DecisionHistory] = field(default_factory=dict)
     losses: dict[str, Series] = field(default_factory=dict)  # "train/loss", "valid/loss", ...
     terms: dict[str, Series] = field(default_factory=dict)  # the task's loss terms ("train/l1", ...)
@@ -163,6 +167,8 @@ def run_history(path: str | Path) -> RunHistory:
         weights = _weights_of(record)
         if weights is None:
             continue
+        if isinstance(record.get("weights_name"), str):
+            history.weights_name = record["weights_name"]
         genotype = record.get("genotype") or {}
         for label, d in history.decisions.items():
             if label not in weights:

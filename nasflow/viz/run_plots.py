@@ -3,6 +3,7 @@
 Search run:
     alpha.png     per choice label, its softmax(alpha) over steps, one line per candidate op
     beta.png      per dense node, its softmax(beta) over steps, one line per candidate input
+                  (a strategy whose relaxation weighs otherwise: its function, sigmoid(alpha))
     losses.png    train / valid (and arch) losses, the task's loss terms, the regularizer term
     genotype.png  the genotype's pick per decision over steps, where the argmax changed
 Training run:
@@ -66,7 +67,7 @@ def _marker(n_points: int) -> str | None:
 
 
 # --- decision weights ------------------------------------------------------------------------
-def _decision_axes(ax: Axes, d: DecisionHistory, legend: bool) -> None:
+def _decision_axes(ax: Axes, d: DecisionHistory, legend: bool, weights_name: str) -> None:
     palette = colors(len(d.options))
     for j, option in enumerate(d.options):
         s = d.option_series(j)
@@ -76,7 +77,7 @@ def _decision_axes(ax: Axes, d: DecisionHistory, legend: bool) -> None:
     keeps = f", top {len(d.picks[-1])} kept" if d.kind == "beta" and d.picks else ""
     ax.set_title(f"{d.label}{shared}{keeps}", fontsize=10)
     ax.set_xlabel("step")
-    ax.set_ylabel(f"softmax({d.kind})")
+    ax.set_ylabel(f"{weights_name}({d.kind})")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     if legend:
@@ -85,14 +86,14 @@ def _decision_axes(ax: Axes, d: DecisionHistory, legend: bool) -> None:
 
 def decisions_figure(history: RunHistory, kind: str) -> Figure | None:
     """softmax(alpha) (kind 'alpha'), softmax(beta) ('beta') or over values ('value') per
-    decision; None if none."""
+    decision (the run's relaxation's function in place of softmax); None if none."""
     decisions = [d for d in history.decisions.values() if d.kind == kind and d.steps]
     if not decisions:
         return None
     same = len({d.options for d in decisions}) == 1  # one legend serves every panel
     fig, axes = _grid(len(decisions), width=5.2 if not same else 4.6)
     for ax, d in zip(axes, decisions):
-        _decision_axes(ax, d, legend=not same)
+        _decision_axes(ax, d, legend=not same, weights_name=history.weights_name)
         _mark_warmup(ax, history)
     if same:
         handles, labels = axes[0].get_legend_handles_labels()
@@ -101,7 +102,7 @@ def decisions_figure(history: RunHistory, kind: str) -> Figure | None:
                    frameon=False)
     what = {"alpha": "candidate ops per choice", "beta": "candidate inputs per dense node",
             "value": "values per value decision"}.get(kind, kind)
-    _title(fig, history, f"softmax({kind}), {what}")
+    _title(fig, history, f"{history.weights_name}({kind}), {what}")
     return fig
 
 
