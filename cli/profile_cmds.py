@@ -51,11 +51,19 @@ def profile(
     table_file: Annotated[Optional[Path], typer.Option("--table", help=(
         "Check this existing table (with --check) instead of profiling again."))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    executor: Annotated[str, typer.Option(help=(
+        "--check on local (this machine) or ray: the architectures split over the nodes of a Ray cluster, one "
+        "task per node, each node the table's device model (pip install 'nasflow\\[ray]')."))] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="With --executor ray: a running cluster, auto or HOST:PORT (default: start a local Ray here).")] = None,
+    cpus_per_run: Annotated[Optional[float], typer.Option(
+        help="With --executor ray: CPUs each node's check task asks for (default: the table's threads).")] = None,
 ) -> None:
     """Measure every candidate of every decision, and every fixed node, at the deployment
     size on this machine (warm-up, repetitions, median and spread) and write a latency
     table for `nasflow search --regularizer latency --latency-table FILE` and `--budget`."""
     from nasflow.hardware.check import check_table
+    from nasflow.search.ray_executor import RayOptions, check_executor
     from nasflow.hardware.profile import profile_space
     from nasflow.hardware.timing import Runner
     from nasflow.search.latency_table import load_table
@@ -63,6 +71,11 @@ def profile(
     from nasflow.space.load import load_graph
     from nasflow.tasks.contract import default_cost_size
 
+    check_executor(executor)
+    if executor != "local" and not check:
+        raise NasflowError("--executor ray spreads --check over a cluster; profiling times this machine: add --check")
+    if executor == "local" and (ray_address is not None or cpus_per_run is not None):
+        raise NasflowError("--ray-address and --cpus-per-run need --executor ray")
     graph = load_graph(space, parse_sets(set_))
     runner = Runner(backend, device, dtype, clock)
     if table_file is not None:  # the table has its own size
@@ -93,7 +106,9 @@ def profile(
     if check:
         with _progress(disable=as_json) as bar:
             task = bar.add_task("checking", total=None, what="")
+            ray = RayOptions(address=ray_address, cpus_per_run=cpus_per_run) if executor == "ray" else None
             result = check_table(graph, table, n=n, threads=threads, warmup=warmup, reps=check_reps,
+                                 executor=executor, ray=ray,
                                  progress=lambda done, total, what: bar.update(task, completed=done,
                                                                                 total=total, what=what))
     if as_json:

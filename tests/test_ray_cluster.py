@@ -6,6 +6,8 @@ second node on this machine, one CPU each), tiny searches of the planted task.
 - a 4-point sweep stopped as a whole (Ctrl-C in the driver after its first run ends) and
   started again with the same command finishes the rest, redoing none of it, and equals the
   local executor's sweep;
+- `nasflow profile --check` on Ray: its architectures split over the two nodes, the rows
+  those of the local check; a node of another device model refuses in one line;
 - the second node removed while a run on it is mid-search: the run continues on the head
   from its checkpoint and ends bit-identical to an uninterrupted run; the record and the report
   say which run restarted and from which step.
@@ -156,6 +158,27 @@ def test_a_sweep_stopped_as_a_whole_continues_and_redoes_nothing(cluster, tmp_pa
         same_run(tmp_path / "ray" / v.name, tmp_path / "local" / v.name)
     # The same report but for the restarts it names.
     assert report(tmp_path / "ray", restarts=False) == report(tmp_path / "local", restarts=False)
+
+
+def test_profile_check_spreads_its_architectures_over_the_nodes(cluster):
+    from nasflow.hardware.check import check_table
+    from nasflow.hardware.profile import profile_space
+    from nasflow.search.latency_table import LatencyTableError
+    from nasflow.space.graph import build_graph
+
+    graph = build_graph(planted_space())
+    table = profile_space(graph, (6, 10), warmup=0, reps=1, threads=1)
+    here = check_table(graph, table, n=3, threads=1, warmup=0, reps=1)
+    spread = check_table(graph, table, n=3, threads=1, warmup=0, reps=1, executor="ray", ray=ONE_CPU)
+    # The same architectures in the same order, each timed (on one node or the other).
+    assert [r.genotype for r in spread.rows] == [r.genotype for r in here.rows] and len(spread.rows) == 3
+    assert [r.table_ms for r in spread.rows] == [r.table_ms for r in here.rows]
+    assert all(r.measured_ms > 0 and r.predicted_ms > 0 for r in spread.rows)
+    assert spread.drift > 0
+    # A node of another device model than the table's refuses, in its one line.
+    foreign = table.model_copy(update={"machine": table.machine.model_copy(update={"name": "another CPU"})})
+    with pytest.raises(LatencyTableError, match="measured on cpu 'another CPU', this machine is"):
+        check_table(graph, foreign, n=2, threads=1, warmup=0, reps=1, executor="ray", ray=ONE_CPU)
 
 
 def _hold_until(started: str, marker: str) -> None:
