@@ -203,6 +203,7 @@ def search(
         space_file = load_space(space)
         used, settings = preset_section(task or space_file.task, preset, "search")
         if used is not None:
+            SearchConfig.check_preset(settings, used, task or space_file.task)
             changes = apply_preset(settings, changes, space_file.params, exclusive_options(task or space_file.task))
             console.print(preset_line(used, task or space_file.task), highlight=False)
         # --lr / --arch-lr change the preset's learning rate, not its other optimizer settings.

@@ -76,9 +76,10 @@ def fill_sections(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def unknown_key(model: type[BaseModel], data: Any, where: str = "") -> None:
+def unknown_key(model: type[BaseModel], data: Any, where: str = "", source: str | None = None) -> None:
     """One NasflowError naming the first key of `data` (and of its nested sections) that
-    `model` does not take, with the keys it does take; nothing when every key is known."""
+    `model` does not take, with the keys it does take; nothing when every key is known.
+    `source`: where the keys came from ("preset 'quick' of task 'sr'"), else "search config"."""
     if not isinstance(data, Mapping):
         return
     known = {f.alias or n: f for n, f in model.model_fields.items()}
@@ -88,11 +89,11 @@ def unknown_key(model: type[BaseModel], data: Any, where: str = "") -> None:
             close = difflib.get_close_matches(str(key), list(known), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             what = f"{where.rstrip('.')} takes" if where else "the settings are"
-            raise NasflowError(f"{getattr(model, 'KIND', 'search')} config: unknown setting '{where}{key}'{hint}; "
-                               f"{what}: {', '.join(known)}")
+            source = source or f"{getattr(model, 'KIND', 'search')} config"
+            raise NasflowError(f"{source}: unknown setting '{where}{key}'{hint}; {what}: {', '.join(known)}")
         sub = f.annotation if f is not None else None
         if isinstance(sub, type) and issubclass(sub, BaseModel) and isinstance(value, Mapping):
-            unknown_key(sub, value, f"{where}{key}.")
+            unknown_key(sub, value, f"{where}{key}.", source)
 
 
 class SearchConfig(RunConfig):
@@ -181,6 +182,13 @@ class SearchConfig(RunConfig):
         with the keys its section takes, the closest first."""
         unknown_key(cls, migrate_legacy_options(data) if isinstance(data, dict) else data)
         return super().build(data, flags)
+
+    @classmethod
+    def check_preset(cls, settings: Mapping[str, Any], preset: str, task: str | None) -> None:
+        """A task preset's search section: an unknown key is one error naming the preset it
+        came from, before the user's settings are merged in (which would hide where it was)."""
+        where = f"preset '{preset}' of task '{task}'" if task else f"preset '{preset}'"
+        unknown_key(cls, migrate_legacy_options(dict(settings)), source=where)
 
     def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Self:
         """As pydantic's, with the former fields `lam` / `lambda` / `reuse_forward` accepted
