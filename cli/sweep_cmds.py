@@ -77,6 +77,7 @@ def sweep(
         space_file = load_space(space)
         used, settings = preset_section(space_file.task, preset, "search")
         if used is not None:
+            SearchConfig.check_preset(settings, used, space_file.task)  # an unknown key names its preset
             changes = apply_preset(settings, changes, space_file.params, exclusive_options(space_file.task))
         config = SearchConfig.build(changes)
 

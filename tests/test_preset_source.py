@@ -62,3 +62,10 @@ def test_the_built_in_presets_pass(task: str) -> None:
     assert presets
     for name, sections in presets.items():
         SearchConfig.check_preset(sections.get("search", {}), name, task)
+
+
+def test_sweep_names_the_preset_too(folder: Path) -> None:
+    done = CliRunner().invoke(app, ["sweep", "space.yaml", "--gamma", "0,0.1", "--device", "cpu", "--out", "sw"])
+    assert isinstance(done.exception, NasflowError), done.output + repr(done.exception)
+    assert str(done.exception).startswith("preset 'quick' of task 'typo-preset-test': unknown setting 'weight_optim'")
+    assert not (folder / "sw").exists()
