@@ -143,17 +143,25 @@ def limit(row: dict[str, Any], peak: Any) -> str:
     return f"memory-bound element-wise ({bw:.0f}% of triad bandwidth)"
 
 
-def analyse(events: Any, wall_s: float, peak: Any, dtype: str = "fp32", scale: float = 1.0) -> dict[str, Any]:
+def _events_in(e: Any) -> int:
+    """The profiler events an op's time holds: itself and every op it called."""
+    return 1 + sum(_events_in(c) for c in e.cpu_children)
+
+
+def analyse(events: Any, wall_s: float, peak: Any, dtype: str = "fp32", scale: float = 1.0,
+            overhead_us: float = 0.0) -> dict[str, Any]:
     """Rows by op and shape, sorted by time: calls, ms, executed FLOPs, GFLOP/s, % of the
     `dtype` peak, GB/s, limit; and the time outside ATen ops. `wall_s`: the step's time;
-    `scale`: what the profiler's op times are multiplied by (to put them on the peak's clock)."""
+    `scale`: what the profiler's op times are multiplied by (to put them on the peak's clock);
+    `overhead_us`: the profiler's own cost per recorded event, taken off each op's time for
+    every event it holds (profile_step.py measures it: profiled step minus unprofiled one)."""
     acc: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {"calls": 0, "us": 0.0, "flops": 0, "bytes": 0})
     for e in events:
         if not e.name.startswith("aten::") or _ancestor_is_aten(e):
             continue
         r = acc[_key(e)]
         r["calls"] += 1
-        r["us"] += e.cpu_time_total * scale
+        r["us"] += max(e.cpu_time_total * scale - overhead_us * _events_in(e), 0.0)
         r["flops"] += event_flops(e)
         r["bytes"] += _bytes(e)
     top = peak.flops(dtype)

@@ -110,5 +110,12 @@ def test_the_op_profile_counts_what_each_conv_executes() -> None:
     assert all(limits.values())
     doubled = op_profile.analyse(prof.events(), 2.0, PEAK, scale=2.0)  # op times put on another clock
     assert doubled["aten_s"] == pytest.approx(2 * table["aten_s"])
+    # The profiler's cost per event comes off every op, for each event it holds (conv2d's children too).
+    event = next(e for e in prof.events() if e.name == "aten::conv2d" and e.input_shapes[1] == [8, 8, 3, 3])
+    held = op_profile._events_in(event)
+    assert held >= 3  # conv2d -> convolution -> _convolution -> the kernel
+    less = op_profile.analyse(prof.events(), 1.0, PEAK, overhead_us=1.0)
+    conv = next(r for r in less["rows"] if r["shape"] == "2x8x16x16 8x8x3x3")
+    assert conv["ms"] == pytest.approx(max(event.cpu_time_total - held, 0.0) / 1e3)
     kinds = dict(op_profile.by_limit(table))
     assert sum(kinds.values()) == pytest.approx(max(table["aten_s"], 1.0))
