@@ -126,7 +126,8 @@ def search(
     tensorboard: Annotated[bool, typer.Option("--tensorboard",
         help="Also write TensorBoard logs to RUN/tensorboard (pip install 'nasflow\\[tensorboard]').")] = False,
     fuse: Annotated[Optional[bool], typer.Option("--fuse/--no-fuse",
-        help="Fused mixed-op kernels (default on); --no-fuse: every candidate separately.")] = None,
+        help="Fused mixed-op kernels (default on); --no-fuse: every candidate separately. A strategy "
+             "computing one candidate at a time (GDAS, SPOS) runs, and records, fuse off.")] = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last",
         help="NHWC memory format (default: on for the CPU).")] = None,
     reuse_forward: Annotated[Optional[bool], typer.Option("--reuse-forward/--no-reuse-forward",
