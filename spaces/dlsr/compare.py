@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 from torch import nn
 
+from nasflow.deploy.input_size import check_input_size
 from nasflow.errors import NasflowError
 
 from .data import PathLike, load_rgb, make_lr
@@ -79,6 +80,8 @@ def compare_models(models: list[tuple[str, nn.Module]], image: PathLike, box: Bo
               Panel("bicubic", box.take(bic), psnr(bic, hr, crop_border=scale), ssim(bic, hr, crop_border=scale))]
     for i, (name, model) in enumerate(models):
         model.eval()
+        check_input_size(model, lr.shape[0], lr.shape[1], f"the LR of image '{Path(image).name}' "
+                         f"({lr.shape[1]} x {lr.shape[0]}, x{scale}) for model '{name}'", "compare on a larger image")
         sr = upscale(model, lr, predicts[i] if predicts else None)
         if tuple(sr.shape[1:]) != (h, w):
             raise NasflowError(f"model '{name}' gives {sr.shape[2]} x {sr.shape[1]} for an LR of "

@@ -69,6 +69,15 @@ def test_bad_boxes_fail_clearly():
         compare_models([], IMAGE, Box(250, 0, 10, 10), 2)
 
 
+def test_an_image_smaller_than_the_model_takes_is_one_line(tmp_path):
+    _, a = tiny_model(tmp_path / "a")
+    small = tmp_path / "small.png"
+    Image.fromarray(load_rgb(IMAGE)[:24, :24]).save(small)  # LR 12 x 12: below ESA's strided pooling
+    with pytest.raises(NasflowError, match=r"the LR of image 'small.png' \(12 x 12, x2\) for model 'a' is smaller "
+                                           r"than model '.*' can take: its layers need at least \d+ x \d+ pixels"):
+        compare_models([("a", a)], small, Box(0, 0, 8, 8), 2)
+
+
 def test_cli_compare(tmp_path, capsys):
     from nasflow.cli.main import run
 
