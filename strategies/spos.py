@@ -21,7 +21,9 @@ from __future__ import annotations
 import io
 import json
 import math
-from typing import Any
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -58,6 +60,10 @@ class SPOSOptions(StrategyOptions):
     mutation_prob: float = Field(0.1, ge=0, le=1, description="probability a mutation redraws each decision")
     bn_batches: int = Field(4, ge=1, description="training batches BatchNorm statistics are recomputed on, "
                                                  "per architecture (spaces with BatchNorm)")
+    executor: Literal["local", "ray"] = Field("local", description="where the evolution scores its candidates: "
+                                              "here, or each generation's spread over a Ray cluster (nasflow[ray])")
+    ray_address: str | None = Field(None, description="with executor=ray: a running cluster, auto or HOST:PORT "
+                                                      "(default: a local Ray)")
 
 
 class UniformPath(Relaxation):
@@ -101,6 +107,10 @@ class SPOS(Strategy):
     def attach(self, model: Supernet) -> None:
         self.path_relaxation = UniformPath(PathSpace(model.graph, self.derivation_rule()), self.draws)
         check_population(self.path_relaxation.space, self.options.population)
+        if self.options.executor == "ray":  # before the search, not after it: Ray installed?
+            from nasflow.search.ray_tasks import require_ray
+
+            require_ray()
         super().attach(model)
 
     def relaxation(self) -> Relaxation:
@@ -155,11 +165,14 @@ class SPOS(Strategy):
             end.save()
 
         scorer = PathScorer(end, self.loss_fn, metric, self.path_relaxation, o.bn_batches)
+        score, close = scorer.score, scorer.close
+        if o.executor == "ray":
+            score, close = _scores_on_ray(evo, scorer, o.ray_address, end.device)
         try:
-            if not evo.run(scorer.score, checkpoint, end.stop_requested):
+            if not evo.run(score, checkpoint, end.stop_requested):
                 return None
         finally:
-            scorer.close()
+            close()
         if not evo.scored:
             raise NasflowError("the evolution scored no architecture")
         _write_results(end, evo, metric, budget, space)
@@ -167,6 +180,45 @@ class SPOS(Strategy):
 
     def _commit(self, evo: Evolution, step: int) -> None:
         self.evolution = {"step": step, "state": evo.state()}
+
+
+def _scores_on_ray(evo: Evolution, scorer: PathScorer, address: str | None,
+                   device: torch.device) -> tuple[Callable[[Path], float], Callable[[], None]]:
+    """The evolution's score hook on Ray: a generation's first call scores all its new paths
+    as Ray tasks (each a PathScorer on a copy of the supernet, the same fixed batches), the
+    others read the results. (score, close)."""
+    from nasflow.search.ray_tasks import RayMap
+
+    if scorer.end.ctx.enabled:  # every rank would spread the same candidates again
+        raise NasflowError("--strategy-opt executor=ray scores the candidates on a Ray cluster: run the search "
+                           "without torchrun, or score here (executor=local)")
+    shared = (scorer.end.model, scorer.relaxation, scorer.end.task, scorer.loss_fn, scorer.metric, scorer.batches)
+    pool = RayMap(_score_paths, shared, address, gpus=1.0 if device.type == "cuda" else 0.0)
+    done: dict[Path, float] = {}
+
+    def score(path: Path) -> float:
+        if path not in done:
+            known = {s.path for s in evo.scored}
+            todo = list(dict.fromkeys(p for p in evo.population if p not in known and p not in done))
+            done.update(zip(todo, pool.map(todo)))
+        return done.pop(path)
+
+    def close() -> None:
+        pool.close()
+        scorer.close()
+
+    return score, close
+
+
+def _score_paths(shared: tuple[Any, ...], paths: list[Path]) -> list[float]:
+    """A Ray task: `paths` scored as PathScorer scores them here, on this worker's copy."""
+    model, relaxation, task, loss_fn, metric, batches = shared
+    end = SimpleNamespace(model=model, task=task, train_batches=lambda n: batches)
+    scorer = PathScorer(end, loss_fn, metric, relaxation, len(batches))  # type: ignore[arg-type]
+    try:
+        return [scorer.score(p) for p in paths]
+    finally:
+        scorer.close()
 
 
 def check_population(space: PathSpace, population: int) -> None:

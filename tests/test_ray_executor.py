@@ -175,3 +175,38 @@ def test_without_ray_one_line_says_how_to_install(monkeypatch, tmp_path):
     with pytest.raises(NasflowError, match="--executor must be one of local, ray"):
         run_seeds(config(), tmp_path, [0], space=planted_space(), executor="slurm")
     assert not any(tmp_path.iterdir())
+
+
+@needs_ray
+def test_spos_evolution_scores_its_candidates_on_ray(local_ray, tmp_path, monkeypatch):
+    """SPOS's evolution with executor=ray scores each generation's new candidates as Ray tasks:
+    the same scores, Pareto set and chosen architecture as scoring them here."""
+    from nasflow.search import ray_tasks
+    from nasflow.search.loop import run_search
+
+    mapped = []
+    plain_map = ray_tasks.RayMap.map
+    monkeypatch.setattr(ray_tasks.RayMap, "map", lambda self, items: mapped.append(len(items)) or plain_map(self, items))
+
+    def spos(executor: str):
+        return config(strategy="spos", steps=4, warmup=1, strategy_options={
+            "population": 6, "generations": 3, "parents": 2, "bn_batches": 1, "executor": executor})
+
+    here = run_search(spos("local"), tmp_path / "local", space=planted_space())
+    there = run_search(spos("ray"), tmp_path / "ray", space=planted_space())
+    assert here.finished and there.finished
+    got = json.loads((tmp_path / "ray" / "spos" / "evolution.json").read_text())
+    want = json.loads((tmp_path / "local" / "spos" / "evolution.json").read_text())
+    assert len(want["scored"]) > 6 and got == want  # three generations, every score equal
+    assert sum(mapped) == len(got["scored"]) and len(mapped) == 3  # each generation's new ones, on Ray
+    assert (tmp_path / "ray" / "chosen.json").read_text() == (tmp_path / "local" / "chosen.json").read_text()
+
+
+def test_spos_on_ray_without_ray_is_one_line_before_the_search(monkeypatch, tmp_path):
+    from nasflow.search.loop import run_search
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    spos = config(strategy="spos", steps=4, warmup=1, strategy_options={"population": 2, "executor": "ray"})
+    with pytest.raises(NasflowError) as exc:
+        run_search(spos, tmp_path / "run", space=planted_space())
+    assert str(exc.value) == INSTALL and not (tmp_path / "run").exists()

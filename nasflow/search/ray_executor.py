@@ -20,7 +20,6 @@ population runs on it.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +27,12 @@ from typing import Any
 
 from nasflow.errors import NasflowError
 from nasflow.search.config import SearchConfig
+from nasflow.search.ray_tasks import INSTALL as INSTALL, connect, require_ray  # INSTALL: its users import it here
 from nasflow.search.population import (CPU_CORES_PER_SEARCH, BoardReporter, Job, Plan, PopulationRecord, SeedOutcome,
                                        _search_one, checkpoint_step)
 from nasflow.space.schema import Space
 
 EXECUTORS = ("local", "ray")
-INSTALL = "--executor ray needs Ray, an optional extra: pip install 'nasflow[ray]'"
 MAX_RESTARTS = 3  # restarts of one run after lost workers, before it counts as failed
 # Ray's system errors that mean the worker or its node went away: the run is resubmitted.
 _LOST = ("WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "ObjectLostError", "OwnerDiedError",
@@ -55,28 +54,6 @@ class RayOptions:
 def check_executor(executor: str) -> None:
     if executor not in EXECUTORS:
         raise NasflowError(f"--executor must be one of {', '.join(EXECUTORS)}, not '{executor}'")
-
-
-def require_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise NasflowError(INSTALL) from None
-    return ray
-
-
-def connect(address: str | None, num_cpus: int | None = None) -> bool:
-    """Join the cluster at `address`, or start a local Ray; reuse one already joined. True when
-    this call joined (and the caller should leave it again)."""
-    ray = require_ray()
-    if ray.is_initialized():
-        return False
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    else:  # workers see what this process sees, as the local executor's spawned processes do
-        env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        ray.init(num_cpus=num_cpus, runtime_env={"env_vars": env}, log_to_driver=False)
-    return True
 
 
 # --- the task, on a worker -----------------------------------------------------------------
@@ -216,3 +193,4 @@ def _drive(ray: Any, jobs: list[Job], plan: Plan, limit: int, options: RayOption
         raise
     if board is not None and options.progress is not None:
         options.progress(ray.get(board.snapshot.remote()))
+
