@@ -18,6 +18,7 @@ It lives in cli/ because it joins the two peers search/ (populations, report) an
 """
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import platform
@@ -60,6 +61,9 @@ def _derived_of(run: Path, derive: bool) -> Target:
     arch = run / DERIVED / ARCH_FILE
     if arch.is_file():
         return Target(arch, run / RETRAINED)
+    if "arch" in _config_keys(run):  # a TrainConfig's field, not a search's
+        raise NasflowError(f"'{run}' is a training run, not a search run: its model is {run / 'model'}; give the "
+                           "search runs (or their population folder) to retrain")
     if not derive:
         raise NasflowError(f"search run '{run}' has no derived architecture ({arch}); derive it first: "
                            f"nasflow derive {run}")
@@ -69,6 +73,14 @@ def _derived_of(run: Path, derive: bool) -> Target:
                            f"architecture: finish the search, or derive it as it is (nasflow derive {run})")
     derive_run(run)
     return Target(arch, run / RETRAINED, derived_now=True)
+
+
+def _config_keys(run: Path) -> set[str]:
+    try:
+        data = json.loads((run / "config.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    return set(data) if isinstance(data, dict) else set()
 
 
 def targets(paths: list[Path], derive: bool = False) -> list[Target]:
@@ -91,6 +103,9 @@ def targets(paths: list[Path], derive: bool = False) -> list[Target]:
                                    "nor a population folder (seed-N, gamma-G, budget-...); give RUN/derived")
             found += [_derived_of(r, derive) for r in runs]
             continue
+        elif not p.exists():
+            raise NasflowError(f"'{p}' does not exist: give each run's derived folder (RUN/derived), a search run or "
+                               "a population folder")
         else:
             raise NasflowError(f"'{p}': with several architectures each must be a run's derived folder "
                                "(RUN/derived, retrained into RUN/retrained), a search run or a population "

@@ -90,6 +90,13 @@ def test_what_the_arguments_name(searched, tmp_path):
         targets([pop / "seed-0", pop / "seed-0" / "derived"])
     with pytest.raises(NasflowError, match="neither a derived folder"):
         targets([tmp_path])
+    with pytest.raises(NasflowError, match="'nothere' does not exist"):
+        targets([Path("nothere")])
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    (trained / "config.json").write_text(train_config(arch="a.yaml").model_dump_json())
+    with pytest.raises(NasflowError, match="is a training run, not a search run"):
+        targets([trained], derive=True)
 
 
 def test_population_equals_each_trained_alone_and_continues(searched, tmp_path):
