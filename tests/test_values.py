@@ -448,6 +448,28 @@ def test_derive_with_budgets_picks_subnets_that_score_the_same_with_inherited_we
     assert (tmp_path / "run" / "subnets" / "subnets.json").is_file()
 
 
+def test_per_instance_widths_are_decisions_of_their_own_and_refused_under_a_searched_depth() -> None:
+    conv = {"params": {"C": None}, "inputs": ["x"], "output": "c", "nodes": {"c": {"op": "conv_3x3", "in": "x", "out": "C"}}}
+
+    def space(depth: Any) -> Space:
+        return Space.from_data({"name": "r", "values": {"D": [1, 2], "W0": [4, 8], "W1": [4, 8]}, "inputs": {"x": 3},
+                                "blocks": {"b": conv},
+                                "nodes": {"s": {"stack": depth, "block": "b", "in": "s[i - 1] if i > 0 else x",
+                                                "args": {"C": "W0 if i == 0 else W1"}},
+                                          "d": {"op": "conv_1x1", "in": "s", "out": "D * 2"},
+                                          "out": {"op": "conv_1x1", "in": "d", "out": 3}}, "output": "out"})
+
+    graph = build_graph(space(2))
+    assert [graph.nodes[f"s{i}.c"].c_out.deps for i in range(2)] == [("W0",), ("W1",)]
+    genotype = Genotype(values={"D": 2, "W0": 8, "W1": 4})
+    model = compile_graph(build_graph(derive_space(space(2), genotype)))
+    assert DecisionCosts.from_graph(graph, "params").of_genotype(graph, genotype) == \
+        sum(p.numel() for p in model.parameters())
+    with pytest.raises(SpaceError, match=r"stack 's' has a searched depth, but its instances' outputs may differ "
+                                         r"in shape \(s0.c: 8 \(from W0\), s1.c: 8 \(from W1\)\)"):
+        build_graph(space("D"))
+
+
 def test_a_stack_of_searched_depth_may_choose_its_block_by_index() -> None:
     conv = {"params": {"C": None}, "inputs": ["x"], "output": "c", "nodes": {"c": {"op": "conv_3x3", "in": "x", "out": "C"}}}
     space = Space.from_data({"name": "r", "values": {"D": [1, 2, 3]}, "params": {"C": 4}, "inputs": {"x": 3},

@@ -538,10 +538,10 @@ class _Builder:
         for alias in self.depth_aliases.values():
             outs = [nodes[o] for o in alias.outputs[smallest(alias.count) - 1:]]
             if not all(same(o.c_out, outs[0].c_out) and o.size == outs[0].size for o in outs):
-                detail = ", ".join(f"{o.name}: {o.c_out}" for o in outs)
+                detail = ", ".join(f"{o.name}: {_width(o.c_out)}" for o in outs)
                 raise self.fail(nodes[alias.outputs[-1]].loc, f"stack '{alias.stack}' has a searched depth, but "
-                                f"its instances' outputs differ in shape ({detail}); what reads the stack "
-                                "needs one shape at every depth")
+                                f"its instances' outputs may differ in shape ({detail}); what reads the "
+                                "stack needs one shape at every depth and value")
 
     def _infer(self, g: GNode, nodes: dict[str, GNode]) -> None:
         srcs = [nodes[i] for i in g.inputs]
@@ -612,3 +612,8 @@ def _suggest(name: str, known: list[str]) -> str:
     if close:
         return f"(did you mean {' or '.join(repr(c) for c in close)}?)"
     return f"(known: {', '.join(known)})" if known else ""
+
+
+def _width(c: int) -> str:
+    """A width for an error: a searched one names what it reads ("16 (from W0)")."""
+    return f"{int(c)} (from {', '.join(c.deps)})" if isinstance(c, Sym) else str(c)
