@@ -96,10 +96,11 @@ class RunFiles(Generic[C]):
         run = cls(path)
         new = not run.path.exists()
         run.path.mkdir(parents=True, exist_ok=True)
-        written: list[Path] = []
+        # Listed before they are written: an interrupt between a write and its record would
+        # leave a file that makes the same command refuse the folder.
+        written: list[Path] = [run.space_path, run.config_path]
         try:
             write_text_atomic(run.space_path, space.to_yaml())
-            written.append(run.space_path)
             # The modules the space imports from its folder travel with the run (still untrusted).
             written += copy_local_imports(space, run.path)
             run.write_config(config)
