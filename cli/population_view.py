@@ -13,6 +13,7 @@ from rich.table import Table
 
 from nasflow.errors import NasflowError
 from nasflow.search.ray_executor import RayOptions, check_executor
+from nasflow.search.ray_tasks import parse_memory
 
 from .app import console
 
@@ -22,6 +23,10 @@ EXECUTOR_HELP = ("local: processes on this machine (--parallel); ray: one Ray ta
 RAY_ADDRESS_HELP = "With --executor ray: a running cluster, auto or HOST:PORT (default: start a local Ray here)."
 CPUS_HELP = "With --executor ray: CPUs each run asks for (default: 1 with a GPU, else up to 8)."
 GPUS_HELP = "With --executor ray: GPUs each run asks for (default: 1 when the cluster has GPUs and --device is not cpu)."
+MEMORY_HELP = ("With --executor ray: memory each run asks for, 512M or 2G (K, M, G, T: powers of 1024); Ray starts "
+               "a run on a node with that much free for tasks (default: none reserved).")
+
+RAY_ONLY = "--ray-address, --cpus-per-run, --gpus-per-run and --memory-per-run need --executor ray"
 
 
 def _eta(info: dict[str, Any]) -> str:
@@ -50,13 +55,14 @@ def runs_table(runs: dict[str, dict[str, Any]], names: list[str], done: dict[str
 
 @contextmanager
 def population_options(executor: str, ray_address: str | None, cpus_per_run: float | None,
-                       gpus_per_run: float | None, names: list[str], quiet: bool) -> Iterator[tuple[RayOptions | None, dict[str, str]]]:
+                       gpus_per_run: float | None, memory_per_run: str | None, names: list[str],
+                       quiet: bool) -> Iterator[tuple[RayOptions | None, dict[str, str]]]:
     """(RayOptions or None for the local executor, a dict the caller fills with each finished
     run's state); with Ray and not quiet, a live table of the runs while inside."""
     check_executor(executor)
     if executor == "local":
-        if ray_address is not None or cpus_per_run is not None or gpus_per_run is not None:
-            raise NasflowError("--ray-address, --cpus-per-run and --gpus-per-run need --executor ray")
+        if any(v is not None for v in (ray_address, cpus_per_run, gpus_per_run, memory_per_run)):
+            raise NasflowError(RAY_ONLY)
         yield None, {}
         return
     done: dict[str, str] = {}
@@ -65,6 +71,7 @@ def population_options(executor: str, ray_address: str | None, cpus_per_run: flo
         console.print(f"{name}: [yellow]restarts from its checkpoint at step {step}[/] ({why})", highlight=False)
 
     options = RayOptions(address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                         memory_per_run=parse_memory(memory_per_run) if memory_per_run is not None else None,
                          on_restart=restarted)
     if quiet:
         yield options, done

@@ -14,7 +14,7 @@ from nasflow.errors import NasflowError, hook_error
 from nasflow.space.load import load_space
 
 from .app import app, console, on_ranks, parse_sets, preset_line
-from .population_view import CPUS_HELP, EXECUTOR_HELP, GPUS_HELP, RAY_ADDRESS_HELP, population_options
+from .population_view import CPUS_HELP, EXECUTOR_HELP, GPUS_HELP, MEMORY_HELP, RAY_ADDRESS_HELP, population_options
 from .strategy_help import options_help, strategy_names
 
 # The search machinery imports torch: it is imported where a command runs, so `nasflow search
@@ -107,6 +107,7 @@ def search(
     ray_address: Annotated[Optional[str], typer.Option(help=RAY_ADDRESS_HELP)] = None,
     cpus_per_run: Annotated[Optional[float], typer.Option(help=CPUS_HELP)] = None,
     gpus_per_run: Annotated[Optional[float], typer.Option(help=GPUS_HELP)] = None,
+    memory_per_run: Annotated[Optional[str], typer.Option(help=MEMORY_HELP)] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o",
         help="Run directory (default runs/SPACE-TIME).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set",
@@ -225,11 +226,11 @@ def search(
         if seed is not None:
             raise NasflowError("give --seed for one search or --seeds for several, not both")
         _search_seeds(config, out, parse_seeds(seeds), given_space, resume, parallel, quiet,
-                      (executor, ray_address, cpus_per_run, gpus_per_run))
+                      (executor, ray_address, cpus_per_run, gpus_per_run, memory_per_run))
         return
     if parallel is not None:
         raise NasflowError("--parallel runs several seeds at a time: give --seeds too")
-    if executor != "local" or ray_address is not None or cpus_per_run is not None or gpus_per_run is not None:
+    if executor != "local" or any(v is not None for v in (ray_address, cpus_per_run, gpus_per_run, memory_per_run)):
         raise NasflowError("--executor ray runs a population: give --seeds (or use nasflow sweep); one search "
                            "over several GPUs or machines runs under torchrun")
     result = on_ranks(config.device, out, lambda out, ctx: run_search(
@@ -323,7 +324,8 @@ def _auto_levers(config: SearchConfig, space: Any) -> SearchConfig:
 
 
 def _search_seeds(config: SearchConfig, out: Path | None, seeds: list[int], space: Any, resume: bool,
-                  parallel: int | None, quiet: bool, on: tuple[str, Optional[str], Optional[float], Optional[float]]) -> None:
+                  parallel: int | None, quiet: bool,
+                  on: tuple[str, Optional[str], Optional[float], Optional[float], Optional[str]]) -> None:
     """`--seeds`: independent searches into OUT/seed-N, then a table of what each found."""
     from nasflow.runs import distributed
     from nasflow.search.multiseed import SeedOutcome, run_seeds, seed_dir

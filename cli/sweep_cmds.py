@@ -17,7 +17,7 @@ from nasflow.space.load import load_space
 from nasflow.tasks.presets import apply_preset, exclusive_options, preset_section
 
 from .app import app, console, parse_sets
-from .population_view import CPUS_HELP, EXECUTOR_HELP, GPUS_HELP, RAY_ADDRESS_HELP, population_options
+from .population_view import CPUS_HELP, EXECUTOR_HELP, GPUS_HELP, MEMORY_HELP, RAY_ADDRESS_HELP, population_options
 from .report_cmds import report_table
 from .search_cmds import parse_options, search_reporter
 
@@ -37,6 +37,7 @@ def sweep(
     ray_address: Annotated[Optional[str], typer.Option(help=RAY_ADDRESS_HELP)] = None,
     cpus_per_run: Annotated[Optional[float], typer.Option(help=CPUS_HELP)] = None,
     gpus_per_run: Annotated[Optional[float], typer.Option(help=GPUS_HELP)] = None,
+    memory_per_run: Annotated[Optional[str], typer.Option(help=MEMORY_HELP)] = None,
     preset: Annotated[Optional[str], typer.Option(help="The task's named settings (default: its quick one).")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="darts, milenas, or a registered strategy.")] = None,
     regularizer: Annotated[Optional[str], typer.Option(help="params, madds, ... (default params).")] = None,
@@ -81,8 +82,8 @@ def sweep(
             changes = apply_preset(settings, changes, space_file.params, exclusive_options(space_file.task))
         config = SearchConfig.build(changes)
 
-    with population_options(executor, ray_address, cpus_per_run, gpus_per_run, [v.name for v in values],
-                            quiet) as (ray, finished):
+    with population_options(executor, ray_address, cpus_per_run, gpus_per_run, memory_per_run,
+                            [v.name for v in values], quiet) as (ray, finished):
         def done(o: SeedOutcome) -> None:
             state = f"[red]failed: {o.error}[/]" if o.error else "done" if o.finished else f"[yellow]stopped at {o.step}[/]"
             finished[o.run_dir.name] = state

@@ -17,7 +17,7 @@ from nasflow.train.config import TrainConfig, preset_changes
 from nasflow.train.run_dir import TrainRunDir
 
 from .app import app, console, on_ranks, parse_sets, preset_line
-from .population_view import CPUS_HELP, EXECUTOR_HELP, GPUS_HELP, RAY_ADDRESS_HELP
+from .population_view import CPUS_HELP, EXECUTOR_HELP, GPUS_HELP, MEMORY_HELP, RAY_ADDRESS_HELP
 from .search_cmds import parse_options
 from .train_population import is_population, targets, train_population
 from .train_view import TrainReporter, summary_table, warm_start_lines
@@ -69,6 +69,7 @@ def train(
     ray_address: Annotated[Optional[str], typer.Option(help=RAY_ADDRESS_HELP)] = None,
     cpus_per_run: Annotated[Optional[float], typer.Option(help=CPUS_HELP)] = None,
     gpus_per_run: Annotated[Optional[float], typer.Option(help=GPUS_HELP)] = None,
+    memory_per_run: Annotated[Optional[str], typer.Option(help=MEMORY_HELP)] = None,
 ) -> None:
     """Retrain a derived architecture: Adam, lr halved every N steps, periodic validation;
     writes a resumable run directory and, at the end, RUN/model (and RUN/best).
@@ -80,7 +81,8 @@ def train(
     each RUN/derived into RUN/retrained, --parallel K at a time or on Ray (--executor ray), with
     a line per run and a table at the end; the same command continues a stopped population.
     """
-    population = is_population(archs or [], executor, parallel, ray_address, cpus_per_run, gpus_per_run)
+    population = is_population(archs or [], executor, parallel, ray_address, cpus_per_run, gpus_per_run,
+                               memory_per_run)
     arch = archs[0] if archs and not population else None
     overrides = parse_sets(set_)
     if scale is not None:
@@ -103,7 +105,8 @@ def train(
                                "(the same command continues a stopped population)")
         found = targets(archs or [], derive=True)  # a finished search not derived yet is derived first
         configs = [_new_config(t.arch, changes, options, lr, preset, task, echo=i == 0) for i, t in enumerate(found)]
-        train_population(configs, found, executor, parallel, (ray_address, cpus_per_run, gpus_per_run), quiet)
+        train_population(configs, found, executor, parallel, (ray_address, cpus_per_run, gpus_per_run, memory_per_run),
+                         quiet)
         return
     if resume:
         if out is None:

@@ -249,36 +249,39 @@ def _run_processes(jobs: list[Job], plan: Plan, k: int,
 
 # --- the command line ----------------------------------------------------------------------
 def is_population(archs: list[Path], executor: str, parallel: int | None, ray_address: str | None,
-                  cpus_per_run: float | None, gpus_per_run: float | None) -> bool:
+                  cpus_per_run: float | None, gpus_per_run: float | None, memory_per_run: str | None = None) -> bool:
     """Whether `nasflow train ARCH...` retrains a population: several architectures, a search run
     or population folder, or an executor's option given."""
     if len(archs) > 1 or executor != "local" or any(
-            v is not None for v in (parallel, ray_address, cpus_per_run, gpus_per_run)):
+            v is not None for v in (parallel, ray_address, cpus_per_run, gpus_per_run, memory_per_run)):
         return True
     return bool(archs) and archs[0].is_dir() and not (archs[0] / ARCH_FILE).is_file() and (
         (archs[0] / "config.json").is_file() or any(archs[0].glob(f"*/{DERIVED}")))
 
 
 def train_population(configs: list[TrainConfig], found: list[Target], executor: str, parallel: int | None,
-                     on: tuple[str | None, float | None, float | None], quiet: bool) -> list[SeedOutcome]:
+                     on: tuple[str | None, float | None, float | None, str | None], quiet: bool) -> list[SeedOutcome]:
     """The command: a line per run while they run, one as each ends, a table at the end."""
     import typer
 
     from nasflow.runs import distributed
     from nasflow.search.ray_executor import RayOptions, check_executor
+    from nasflow.search.ray_tasks import parse_memory
 
     from .app import console
-    from .population_view import live_runs
+    from .population_view import RAY_ONLY, live_runs
 
     if distributed.launched_by_torchrun():
         raise NasflowError("a population starts its own processes (--parallel, --executor); run it without torchrun")
     check_executor(executor)
-    ray_address, cpus_per_run, gpus_per_run = on
+    ray_address, cpus_per_run, gpus_per_run, memory_per_run = on
     ray = None
     if executor == "ray":
-        ray = RayOptions(address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+        memory = parse_memory(memory_per_run) if memory_per_run is not None else None
+        ray = RayOptions(address=ray_address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                         memory_per_run=memory)
     elif any(v is not None for v in on):
-        raise NasflowError("--ray-address, --cpus-per-run and --gpus-per-run need --executor ray")
+        raise NasflowError(RAY_ONLY)
     root = record_root(found)
     names = [run_name(root, t) for t in found]
     finished: dict[str, str] = {}

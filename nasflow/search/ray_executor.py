@@ -1,6 +1,6 @@
 """A population of searches (seeds, sweep points) as Ray tasks: `--executor ray`.
 
-Each run of the population is one Ray task with the resources it asks for (CPUs, a GPU),
+Each run of the population is one Ray task with the resources it asks for (CPUs, a GPU, memory),
 scheduled by Ray on any node of the cluster (`--ray-address auto|HOST:PORT`; without one, a
 local Ray started here with this machine's cores). Every task writes its own run directory
 under OUT, so OUT must be on storage every node sees (a shared filesystem: NFS, Lustre, ...);
@@ -27,7 +27,8 @@ from typing import Any
 
 from nasflow.errors import NasflowError
 from nasflow.search.config import SearchConfig
-from nasflow.search.ray_tasks import INSTALL as INSTALL, connect, require_ray  # INSTALL: its users import it here
+from nasflow.search.ray_tasks import INSTALL as INSTALL  # its users import it here
+from nasflow.search.ray_tasks import check_memory, connect, require_ray, task_resources
 from nasflow.search.population import (CPU_CORES_PER_SEARCH, BoardReporter, Job, Plan, PopulationRecord, SeedOutcome,
                                        _search_one, checkpoint_step)
 from nasflow.space.schema import Space
@@ -46,6 +47,7 @@ class RayOptions:
     address: str | None = None  # None: start a local Ray here; 'auto' or HOST:PORT: a running cluster
     cpus_per_run: float | None = None  # default: a GPU run 1, else min(8, the largest node's CPUs)
     gpus_per_run: float | None = None  # default: 1 when the run's device may be a GPU and the cluster has one
+    memory_per_run: int | None = None  # bytes (ray_tasks.parse_memory); None: Ray reserves none
     max_restarts: int = MAX_RESTARTS
     progress: Callable[[dict[str, dict[str, Any]]], None] | None = None  # the runs' state, polled
     on_restart: Callable[[str, int, str], None] | None = None  # (run name, from step, why)
@@ -94,7 +96,7 @@ class _Board:
 
 
 # --- the driver ----------------------------------------------------------------------------
-def _resources(ray: Any, device: str, options: RayOptions) -> dict[str, float]:
+def _resources(ray: Any, device: str, options: RayOptions) -> dict[str, Any]:
     total = ray.cluster_resources()
     gpus = options.gpus_per_run
     if gpus is None:
@@ -109,7 +111,8 @@ def _resources(ray: Any, device: str, options: RayOptions) -> dict[str, float]:
         raise NasflowError(f"a run asks for {cpus:g} CPUs and {gpus:g} GPUs but the Ray cluster has "
                            f"{total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs; lower "
                            "--cpus-per-run / --gpus-per-run or add nodes")
-    return {"num_cpus": cpus, "num_gpus": gpus}
+    check_memory(ray, options.memory_per_run)
+    return task_resources(cpus, gpus, options.memory_per_run)
 
 
 def run_searches_ray(configs: list[SearchConfig], paths: list[Path], *, space: Space | None = None,
