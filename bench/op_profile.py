@@ -148,20 +148,30 @@ def _events_in(e: Any) -> int:
     return 1 + sum(_events_in(c) for c in e.cpu_children)
 
 
+def top_level(events: Any) -> list[Any]:
+    """The top-level ATen ops of a trace, in the order they ran."""
+    return [e for e in events if e.name.startswith("aten::") and not _ancestor_is_aten(e)]
+
+
 def analyse(events: Any, wall_s: float, peak: Any, dtype: str = "fp32", scale: float = 1.0,
-            overhead_us: float = 0.0) -> dict[str, Any]:
+            overhead_us: float = 0.0, timed: Any = None) -> dict[str, Any]:
     """Rows by op and shape, sorted by time: calls, ms, executed FLOPs, GFLOP/s, % of the
-    `dtype` peak, GB/s, limit; and the time outside ATen ops. `wall_s`: the step's time;
-    `scale`: what the profiler's op times are multiplied by (to put them on the peak's clock);
-    `overhead_us`: the profiler's own cost per recorded event, taken off each op's time for
-    every event it holds (profile_step.py measures it: profiled step minus unprofiled one)."""
+    `dtype` peak, GB/s, limit; and the time outside ATen ops. `events`: a trace with shapes
+    recorded; `timed`: a trace of the same step's ops without shapes (recording shapes and
+    arguments made a DLSR step 60% slower, charged to its small ops), whose op times are used
+    when its ops match `events`' one for one; `wall_s`: the step's time; `scale`: what the
+    profiler's op times are multiplied by (to put them on the peak's clock); `overhead_us`: the
+    profiler's own cost per recorded event, taken off each op's time for every event it holds."""
+    ops = top_level(events)
+    clocked = top_level(timed) if timed is not None else ops
+    matched = len(clocked) == len(ops) and all(a.name == b.name for a, b in zip(ops, clocked))
+    if not matched:
+        clocked = ops
     acc: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {"calls": 0, "us": 0.0, "flops": 0, "bytes": 0})
-    for e in events:
-        if not e.name.startswith("aten::") or _ancestor_is_aten(e):
-            continue
+    for e, t in zip(ops, clocked):
         r = acc[_key(e)]
         r["calls"] += 1
-        r["us"] += max(e.cpu_time_total * scale - overhead_us * _events_in(e), 0.0)
+        r["us"] += max(t.cpu_time_total * scale - overhead_us * _events_in(t), 0.0)
         r["flops"] += event_flops(e)
         r["bytes"] += _bytes(e)
     top = peak.flops(dtype)
@@ -177,7 +187,8 @@ def analyse(events: Any, wall_s: float, peak: Any, dtype: str = "fp32", scale: f
     rows.sort(key=lambda r: -r["ms"])
     in_ops = sum(r["ms"] for r in rows) / 1e3
     return {"wall_s": wall_s, "aten_s": in_ops, "outside_s": max(wall_s - in_ops, 0.0),
-            "executed_flops": sum(r["flops"] for r in rows), "rows": rows}
+            "executed_flops": sum(r["flops"] for r in rows), "rows": rows,
+            "times_from": "a trace without shapes" if timed is not None and matched else "the shaped trace"}
 
 
 def by_limit(table: dict[str, Any]) -> list[tuple[str, float]]:

@@ -4,8 +4,10 @@ runs it after the speed tables):
     python bench/profile_step.py --threads 2                  # DLSR and DARTS, tables on stdout
     python bench/profile_step.py --threads 2 --only dlsr --json out.json
 
-Two steps, each profiled alone in a fresh process (torch.profiler, shapes recorded), after
-two untimed steps:
+Two steps, each profiled alone in a fresh process after two untimed steps and one timed one:
+torch.profiler over one step without shapes (the op times; recording shapes and arguments
+made a DLSR step 60% slower, charged to its small ops) and over the next with them (each
+op's shape, arguments and so FLOPs, matched to the first trace's ops one for one):
 - DLSR: the bench's default row (bench/speed.py: MiLeNAS, C48, batch 16, HR patch 64, x2,
   fused mixed ops, channels-last, kept memory; bench/search_step.py builds it);
 - DARTS: what `nasflow search spaces/darts/space.yaml` runs (the classify task's quick
@@ -32,15 +34,16 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-DLSR_CFG = {"batch": 16, "channels": 48, "patch": 64, "scale": 2, "steps": 4, "keep_memory": True,
+DLSR_CFG = {"batch": 16, "channels": 48, "patch": 64, "scale": 2, "steps": 5, "keep_memory": True,
             "fuse": True, "channels_last": True, "reuse_forward": False, "amp": "none"}
 WARM = 2  # untimed steps before the timed and the profiled ones
 
 
-def _profiler() -> Any:
+def _profiler(shapes: bool) -> Any:
+    """Without shapes: the op times (the profiler's cost is small); with: shapes and arguments."""
     from torch.profiler import ProfilerActivity, profile
 
-    return profile(activities=[ProfilerActivity.CPU], record_shapes=True)
+    return profile(activities=[ProfilerActivity.CPU], record_shapes=shapes)
 
 
 def profile_dlsr(threads: int) -> dict[str, Any]:
@@ -49,11 +52,13 @@ def profile_dlsr(threads: int) -> dict[str, Any]:
 
     cfg = {**DLSR_CFG, "threads": threads}
     bench = StepBench(cfg)
-    times = [bench.step(i) for i in range(cfg["steps"])][WARM:]
-    with _profiler() as prof:
+    times = [bench.step(i) for i in range(cfg["steps"] - 1)][WARM:]
+    with _profiler(False) as timed:  # the times
         start, cpu = time.perf_counter(), time.process_time()
-        bench.step(cfg["steps"])
+        bench.step(cfg["steps"] - 1)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    with _profiler(True) as prof:  # the same ops, with their shapes
+        bench.step(cfg["steps"])
     import roofline
 
     useful = roofline.search_step(cfg["channels"], cfg["scale"], cfg["patch"], cfg["batch"], False)
@@ -61,14 +66,15 @@ def profile_dlsr(threads: int) -> dict[str, Any]:
             f"x{cfg['scale']}, fused, channels-last (bench/speed.py's default row)")
     return {"name": "dlsr", "what": what, "step_s": statistics.median(t for t, _ in times),
             "step_cpu_s": statistics.median(c for _, c in times), "profiled_s": wall, "profiled_cpu_s": cpu,
-            "useful_flops": useful, "events": prof.events()}
+            "useful_flops": useful, "events": prof.events(), "timed": timed.events()}
 
 
 class _Window:
-    """A search Reporter that profiles the step after `warm` steps (and times those before)."""
+    """A search Reporter that times `warm` + 1 steps, then profiles the next one without
+    shapes (its times) and the one after with them."""
 
     def __init__(self, warm: int) -> None:
-        self.warm, self.prof, self.wall, self.cpu = warm, _profiler(), 0.0, 0.0
+        self.warm, self.timed, self.prof, self.wall, self.cpu = warm, _profiler(False), _profiler(True), 0.0, 0.0
         self.ends: list[tuple[float, float]] = []  # (wall, CPU) at each step's end
 
     def start(self, step: int, total: int, warmup: int) -> None:
@@ -76,11 +82,14 @@ class _Window:
 
     def update(self, step: int, logs: dict[str, float], genotype: Any) -> None:
         self.ends.append((time.perf_counter(), time.process_time()))
-        if len(self.ends) == self.warm + 2:  # `warm` + 1 steps done: profile the next one
-            self.prof.__enter__()
+        if len(self.ends) == self.warm + 2:  # `warm` + 1 steps done
+            self.timed.__enter__()
             self.t0 = (time.perf_counter(), time.process_time())
         elif len(self.ends) == self.warm + 3:
             self.wall, self.cpu = (b - a for a, b in zip(self.t0, self.ends[-1]))
+            self.timed.__exit__(None, None, None)
+            self.prof.__enter__()
+        elif len(self.ends) == self.warm + 4:
             self.prof.__exit__(None, None, None)
 
     def stop(self) -> None:
@@ -102,7 +111,7 @@ def profile_darts(threads: int) -> dict[str, Any]:
     path = ROOT / "spaces" / "darts" / "space.yaml"
     space = load_space(path)
     _, settings = preset_section(space.task, None, "search")
-    n = WARM + 2  # warm, timed, profiled
+    n = WARM + 3  # warm, timed, profiled without shapes, with shapes
     changes = apply_preset(settings, {"steps": n, "warmup": 0, "log_every": n, "checkpoint_every": n,
                                       "snapshot_steps": [], "device": "cpu"}, space.params)
     config = SearchConfig(**changes)
@@ -118,7 +127,7 @@ def profile_darts(threads: int) -> dict[str, Any]:
             f"{searched.params.get('layers')} cells, batch {config.batch_size}, 32x32 (the classify task's quick preset)")
     return {"name": "darts", "what": what, "step_s": steps[WARM][0], "step_cpu_s": steps[WARM][1],
             "profiled_s": window.wall, "profiled_cpu_s": window.cpu, "useful_flops": useful,
-            "events": window.prof.events()}
+            "events": window.prof.events(), "timed": window.timed.events()}
 
 
 def one(name: str, threads: int) -> dict[str, Any]:
@@ -136,11 +145,11 @@ def one(name: str, threads: int) -> dict[str, Any]:
     # The profiler's own cost (recording each event, its shapes and arguments) made the
     # profiled step slower than an unprofiled one: spread over the events recorded, taken off
     # each op for every event it holds, so the rows add up to the unprofiled step.
-    events = got.pop("events")
-    overhead_us = max(profiled - step, 0.0) * 1e6 / max(len(events), 1)
-    table = op_profile.analyse(events, step, peak, scale=scale, overhead_us=overhead_us)
+    events, timed = got.pop("events"), got.pop("timed")
+    overhead_us = max(profiled - step, 0.0) * 1e6 / max(len(timed), 1)
+    table = op_profile.analyse(events, step, peak, scale=scale, overhead_us=overhead_us, timed=timed)
     return {**got, **table, "by_limit": op_profile.by_limit(table), "threads": threads, "scale": scale,
-            "clock_step_s": step, "n_events": len(events), "overhead_us": overhead_us}
+            "clock_step_s": step, "n_events": len(timed), "overhead_us": overhead_us}
 
 
 def run(threads: int, peak: Any = None, only: list[str] | None = None) -> list[dict[str, Any]]:
@@ -172,8 +181,8 @@ def print_profiles(profiles: list[dict[str, Any]], peak: Any, top: int = 25) -> 
         if p["scale"] != 1.0:
             print(f"(one thread: op times are the profiler's wall times x {p['scale']:.2f}, the profiled "
                   "step's CPU / wall, as the peak is on CPU time)")
-        print(f"(the profiler's own cost, {p['overhead_us']:.1f} us for each of its {p['n_events']} events, "
-              "is taken off the ops that hold them)")
+        print(f"(op times from {p['times_from']}; the profiler's own cost, {p['overhead_us']:.1f} us for each "
+              f"of its {p['n_events']} events, is taken off the ops that hold them)")
         print(f"useful FLOPs (cost model) {useful / 1e9:.2f} G: {useful / step / 1e9:.1f} GFLOP/s, "
               f"{100 * useful / step / peak.flops('fp32'):.1f}% of peak; executed by convs and "
               f"matmuls {executed / 1e9:.2f} G; at peak they would take {executed / peak.flops('fp32'):.3f} {clock}")
