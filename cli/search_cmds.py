@@ -386,15 +386,25 @@ def derive(
     budget: Annotated[Optional[list[str]], typer.Option(
         help="Pick the best subnet of the run's trained supernet under this budget (params=56k, madds=5G, "
              "latency=20ms), with inherited weights; repeat for a Pareto set.")] = None,
+    executor: Annotated[str, typer.Option(help="With --budget: where the evolutions score their candidates: local "
+                                               "(here) or ray (Ray tasks; pip install 'nasflow\\[ray]').")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help=RAY_ADDRESS_HELP)] = None,
+    cpus_per_run: Annotated[Optional[float], typer.Option(
+        help="With --executor ray: CPUs each scoring task asks for (default 1).")] = None,
+    memory_per_run: Annotated[Optional[str], typer.Option(
+        help="With --executor ray: memory each scoring task asks for, 512M or 2G (default: none reserved).")] = None,
 ) -> None:
     """Derive the architecture a search found: writes OUT/arch.yaml and OUT/genotype.json."""
     from nasflow.search.derive_run import derive_from_arch, derive_run
 
     from .search_view import cost_table
 
+    on_ray = (executor, ray_address, cpus_per_run, memory_per_run)
     if budget:
-        _subnets(source, budget, out)
+        _subnets(source, budget, out, on_ray)
         return
+    if on_ray != ("local", None, None, None):
+        raise NasflowError("--executor and its Ray options score the candidates of derive --budget: give --budget")
     hw = _size(size)
     if source.is_dir():
         if arch is not None:
@@ -414,16 +424,24 @@ def derive(
     console.print(f"wrote [bold]{derived.out_dir}/arch.yaml[/] and genotype.json")
 
 
-def _subnets(source: Path, budgets: list[str], out: Optional[Path]) -> None:
+def _subnets(source: Path, budgets: list[str], out: Optional[Path],
+             on_ray: tuple[str, Optional[str], Optional[float], Optional[str]]) -> None:
     """`derive RUN --budget ...`: the best subnet under each budget, inherited weights."""
     from rich.table import Table
 
+    from nasflow.search.ray_executor import RayOptions
+    from nasflow.search.ray_tasks import parse_memory
     from nasflow.strategies.subnets import pick_subnets
     from nasflow.search.budget import Budget
 
     if not source.is_dir():
         raise NasflowError(f"'{source}' is not a run directory; --budget picks subnets of a run's trained supernet")
-    found = pick_subnets(source, budgets, out)
+    executor, address, cpus, memory = on_ray
+    ray = None
+    if any(v is not None for v in (address, cpus, memory)):
+        ray = RayOptions(address=address, cpus_per_run=cpus,
+                         memory_per_run=parse_memory(memory) if memory is not None else None)
+    found = pick_subnets(source, budgets, out, executor=executor, ray=ray)
     table = Table(title=f"subnets of {source} (inherited weights, not retrained)")
     for col in ("budget", "cost", found[0].metric if found else "metric", "genotype", "model"):
         table.add_column(col)

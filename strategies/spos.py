@@ -184,16 +184,32 @@ class SPOS(Strategy):
 
 def _scores_on_ray(evo: Evolution, scorer: PathScorer, address: str | None,
                    device: torch.device) -> tuple[Callable[[Path], float], Callable[[], None]]:
-    """The evolution's score hook on Ray: a generation's first call scores all its new paths
-    as Ray tasks (each a PathScorer on a copy of the supernet, the same fixed batches), the
-    others read the results. (score, close)."""
+    """The evolution's score hook on Ray (generation_scores over ray_scorer's pool); (score, close)."""
+    pool = ray_scorer(scorer, address, gpus=1.0 if device.type == "cuda" else 0.0)
+
+    def close() -> None:
+        pool.close()
+        scorer.close()
+
+    return generation_scores(evo, pool), close
+
+
+def ray_scorer(scorer: PathScorer, address: str | None, cpus: float = 1.0, gpus: float = 0.0,
+               memory: int | None = None) -> Any:
+    """A RayMap scoring paths as `scorer` does here: Ray tasks, each a PathScorer on a copy of
+    its supernet (put once in Ray's object store) with the same fixed batches."""
     from nasflow.search.ray_tasks import RayMap
 
     if scorer.end.ctx.enabled:  # every rank would spread the same candidates again
         raise NasflowError("--strategy-opt executor=ray scores the candidates on a Ray cluster: run the search "
                            "without torchrun, or score here (executor=local)")
     shared = (scorer.end.model, scorer.relaxation, scorer.end.task, scorer.loss_fn, scorer.metric, scorer.batches)
-    pool = RayMap(_score_paths, shared, address, gpus=1.0 if device.type == "cuda" else 0.0)
+    return RayMap(_score_paths, shared, address, cpus=cpus, gpus=gpus, memory=memory)
+
+
+def generation_scores(evo: Evolution, pool: Any) -> Callable[[Path], float]:
+    """The evolution's score hook over `pool` (a RayMap): a generation's first call scores all
+    its new paths at once, the others read the results."""
     done: dict[Path, float] = {}
 
     def score(path: Path) -> float:
@@ -203,11 +219,7 @@ def _scores_on_ray(evo: Evolution, scorer: PathScorer, address: str | None,
             done.update(zip(todo, pool.map(todo)))
         return done.pop(path)
 
-    def close() -> None:
-        pool.close()
-        scorer.close()
-
-    return score, close
+    return score
 
 
 def _score_paths(shared: tuple[Any, ...], paths: list[Path]) -> list[float]:

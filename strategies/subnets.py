@@ -12,13 +12,17 @@ its own BatchNorm statistics), so `nasflow eval RUN/subnets/<budget>/model` scor
 without retraining. Its metric is measured again on that model: the same number the
 evolution saw, since a subnet with inherited weights computes what the supernet restricted
 to it computes. RUN/subnets/subnets.json lists them all: the Pareto set of one command.
+
+With executor="ray" (`--executor ray`) the evolutions score their candidates as Ray tasks, as
+SPOS's evolution on Ray does (spos.ray_scorer: copies of the supernet and the same fixed
+batches, one pool for every budget): the same scores, subnets and subnets.json as here.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -39,9 +43,15 @@ from nasflow.tasks.contract import checked_loss_fn, checked_metrics, make_task
 from .evolution import Evolution, EvolutionSettings, PathSpace
 from .sampling import OwnGenerator
 from .spos import (_EVOLUTION_SEED, PathScorer, SPOSOptions, UniformPath, batch_norms, check_budget, check_population,
-                   recalibrate)
+                   generation_scores, ray_scorer, recalibrate)
+
+if TYPE_CHECKING:
+    from nasflow.search.ray_executor import RayOptions
 
 OUT_DIR = "subnets"
+# Where the candidates are scored is the command's choice, not the run's: a run searched with
+# SPOS's executor=ray does not send derive --budget to Ray.
+_WHERE = ("executor", "ray_address")
 
 
 @dataclass
@@ -55,11 +65,14 @@ class Subnet:
 
 
 def pick_subnets(run_dir: str | Path, budgets: list[str], out: str | Path | None = None,
-                 options: dict[str, Any] | None = None) -> list[Subnet]:
+                 options: dict[str, Any] | None = None, executor: str = "local",
+                 ray: RayOptions | None = None) -> list[Subnet]:
     """The best architecture of run `run_dir`'s supernet under each budget, derived and
     written with its inherited weights under `out` (default RUN/subnets). `options`: the
     evolution's (SPOSOptions: population, generations, ...; default the run's own when it
-    is an SPOS or sandwich run)."""
+    is an SPOS or sandwich run). executor="ray": candidates scored as Ray tasks, each asking
+    for `ray`'s CPUs (default 1) and memory, on its cluster (default a local Ray)."""
+    _check_executor(executor, ray)
     run = RunDir.open(run_dir)
     config = run.config()
     if not run.has_checkpoint():
@@ -74,7 +87,7 @@ def pick_subnets(run_dir: str | Path, budgets: list[str], out: str | Path | None
     task = make_task(config.task, config.task_options, space)
     own = config.strategy_options if config.strategy in ("spos", "sandwich") else {}
     settings = SPOSOptions.parse("the evolution", {k: v for k, v in {**own, **(options or {})}.items()
-                                                   if k in SPOSOptions.model_fields})
+                                                   if k in SPOSOptions.model_fields and k not in _WHERE})
     device = torch.device("cpu")
     model = compile_graph(graph, mixed_op="plain", kernel_transform=config.kernel_transform)
     tensors, state = run.load_checkpoint()
@@ -92,7 +105,11 @@ def pick_subnets(run_dir: str | Path, budgets: list[str], out: str | Path | None
     root = Path(out) if out is not None else run.path / OUT_DIR
     found: list[Subnet] = []
     scorer = PathScorer(end, checked_loss_fn(task), metric, relaxation, settings.bn_batches)
+    pool = None
     try:
+        if executor == "ray":  # one pool, the supernet put in Ray's object store once for every budget
+            ray = ray or _ray_options()
+            pool = ray_scorer(scorer, ray.address, cpus=ray.cpus_per_run or 1.0, memory=ray.memory_per_run)
         for budget, text in zip(parsed, budgets):
             costs = budget.costs(graph, table)
             cost = lambda p: costs.of_genotype(graph, space_paths.genotype(p))  # noqa: E731
@@ -101,7 +118,7 @@ def pick_subnets(run_dir: str | Path, budgets: list[str], out: str | Path | None
                                                            settings.mutation_prob),
                             metric.higher_is_better, cost, budget.limit, config.seed + _EVOLUTION_SEED)
             evo.start(cheapest)
-            evo.run(scorer.score)
+            evo.run(generation_scores(evo, pool) if pool is not None else scorer.score)
             best = evo.best()
             genotype = space_paths.genotype(best.path)
             where = root / _folder(text)
@@ -109,9 +126,28 @@ def pick_subnets(run_dir: str | Path, budgets: list[str], out: str | Path | None
             score = _score(model_dir, task, metric.name)
             found.append(Subnet(text, genotype, best.cost, metric.name, score, model_dir))
     finally:
+        if pool is not None:
+            pool.close()
         scorer.close()
     _save_list(root, found, metric.higher_is_better)
     return found
+
+
+def _check_executor(executor: str, ray: RayOptions | None) -> None:
+    from nasflow.search.ray_executor import check_executor
+    from nasflow.search.ray_tasks import require_ray
+
+    check_executor(executor)
+    if executor == "ray":
+        require_ray()  # before anything is loaded: the install line
+    elif ray is not None:
+        raise NasflowError("--ray-address, --cpus-per-run and --memory-per-run need --executor ray")
+
+
+def _ray_options() -> RayOptions:
+    from nasflow.search.ray_executor import RayOptions
+
+    return RayOptions()
 
 
 def _rule(config: Any) -> Any:
