@@ -251,9 +251,19 @@ def _run_processes(jobs: list[Job], plan: Plan, k: int,
 def is_population(archs: list[Path], executor: str, parallel: int | None, ray_address: str | None,
                   cpus_per_run: float | None, gpus_per_run: float | None, memory_per_run: str | None = None) -> bool:
     """Whether `nasflow train ARCH...` retrains a population: several architectures, a search run
-    or population folder, or an executor's option given."""
+    or population folder, or an executor's option given. Ray's options are checked here, each
+    mistake one line before any architecture is looked at."""
+    ray_options = (ray_address, cpus_per_run, gpus_per_run, memory_per_run)
+    if executor == "local" and any(v is not None for v in ray_options):
+        from .population_view import RAY_ONLY
+
+        raise NasflowError(RAY_ONLY)
+    if memory_per_run is not None:
+        from nasflow.search.ray_tasks import parse_memory
+
+        parse_memory(memory_per_run)
     if len(archs) > 1 or executor != "local" or any(
-            v is not None for v in (parallel, ray_address, cpus_per_run, gpus_per_run, memory_per_run)):
+            v is not None for v in (parallel, *ray_options)):
         return True
     return bool(archs) and archs[0].is_dir() and not (archs[0] / ARCH_FILE).is_file() and (
         (archs[0] / "config.json").is_file() or any(archs[0].glob(f"*/{DERIVED}")))

@@ -210,3 +210,114 @@ def test_spos_on_ray_without_ray_is_one_line_before_the_search(monkeypatch, tmp_
     with pytest.raises(NasflowError) as exc:
         run_search(spos, tmp_path / "run", space=planted_space())
     assert str(exc.value) == INSTALL and not (tmp_path / "run").exists()
+
+
+# --- derive --budget on Ray, and --memory-per-run ---------------------------------------------
+@pytest.fixture(scope="module")
+def width_run(tmp_path_factory):
+    """A tiny sandwich run of test_values' width space: a supernet to pick subnets from."""
+    from test_values import SPACE, WidthTask
+
+    from nasflow.search.loop import run_search
+    from nasflow.space.schema import Space
+    from nasflow.tasks.contract import TASKS, register_task
+
+    root = tmp_path_factory.mktemp("widths")
+    (root / "widths.yaml").write_text(SPACE)
+    task = WidthTask()
+    if task.name not in TASKS:
+        register_task(task.name)(type(task))
+    evolution = {"population": 3, "generations": 2, "parents": 2}
+    config = fast_config(strategy="sandwich", steps=6, warmup=2, batch_size=2, task=task.name,
+                         strategy_options=evolution)
+    run_search(config, root / "run", space=Space.from_yaml(root / "widths.yaml"), task=task)
+    return root / "run"
+
+
+def subnets_of(out: Path) -> dict:
+    """subnets.json, each model named by its folder under `out` (the two commands' outs differ)."""
+    data = json.loads((out / "subnets.json").read_text())
+    for row in data["subnets"]:
+        row["model"] = str(Path(row["model"]).relative_to(out))
+    return data
+
+
+@needs_ray
+def test_derive_budgets_score_their_candidates_on_ray(local_ray, width_run, tmp_path, monkeypatch):
+    """derive --budget --executor ray: the evolutions' candidates scored as Ray tasks give the
+    same subnets, scores, inherited weights and subnets.json as scoring them here."""
+    from safetensors.torch import load_file
+
+    from nasflow.cli.main import app
+    from nasflow.search import ray_tasks
+    from nasflow.strategies.subnets import pick_subnets
+
+    budgets = ["params=3k", "params=12k"]
+    here = pick_subnets(width_run, budgets, tmp_path / "here")
+    mapped = []
+    plain_map = ray_tasks.RayMap.map
+    monkeypatch.setattr(ray_tasks.RayMap, "map", lambda self, items: mapped.append(len(items)) or plain_map(self, items))
+    result = CliRunner().invoke(app, ["derive", str(width_run), *[a for b in budgets for a in ("--budget", b)],
+                                      "--out", str(tmp_path / "ray"), "--executor", "ray", "--cpus-per-run", "1",
+                                      "--memory-per-run", "64M"])
+    assert result.exit_code == 0, result.output
+    assert len(mapped) >= 3 and sum(mapped) >= 6  # two generations per budget, each one map on Ray
+    assert subnets_of(tmp_path / "ray") == subnets_of(tmp_path / "here")
+    assert [s.score for s in here] == [row["mse"] for row in subnets_of(tmp_path / "ray")["subnets"]]
+    for s in here:
+        there = tmp_path / "ray" / s.model_dir.parent.name
+        for name in ("arch.yaml", "genotype.json"):
+            assert (there / name).read_text() == (s.model_dir.parent / name).read_text()
+        got, want = load_file(there / "model" / "weights.safetensors"), load_file(s.model_dir / "weights.safetensors")
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+
+
+@needs_ray
+def test_memory_per_run_is_each_task_s_memory(local_ray, tmp_path, monkeypatch):
+    from nasflow.search import ray_executor
+    from nasflow.search.ray_tasks import parse_memory, task_resources
+
+    asked = []
+    plain = ray_executor._resources
+    monkeypatch.setattr(ray_executor, "_resources", lambda *a: asked.append(plain(*a)) or asked[-1])
+    options = RayOptions(cpus_per_run=1, memory_per_run=parse_memory("64M"))
+    [outcome] = run_seeds(config(steps=4), tmp_path / "ray", [0], space=planted_space(), executor="ray", ray=options)
+    assert outcome.finished and asked == [{"num_cpus": 1, "num_gpus": 0.0, "memory": 64 << 20}]
+
+    @ray.remote
+    def assigned() -> dict:
+        return ray.get_runtime_context().get_assigned_resources()
+
+    assert ray.get(assigned.options(**asked[0]).remote()) == {"CPU": 1.0, "memory": float(64 << 20)}
+    assert "memory" not in task_resources(1, 0, None)  # not given: Ray reserves none
+    # More than any node has: one line, not a task queued for ever.
+    with pytest.raises(NasflowError, match=r"--memory-per-run 1024.0 TB: no node of the Ray cluster has that much"):
+        run_seeds(config(), tmp_path / "big", [0], space=planted_space(), executor="ray",
+                  ray=RayOptions(cpus_per_run=1, memory_per_run=1 << 50))
+    from nasflow.strategies.subnets import pick_subnets
+
+    with pytest.raises(NasflowError, match="no node of the Ray cluster has that much"):
+        pick_subnets(seed_dir(tmp_path / "ray", 0), ["params=1G"], tmp_path / "sub", executor="ray",
+                     ray=RayOptions(memory_per_run=1 << 50))
+
+
+def test_memory_per_run_bad_values_are_one_line(tmp_path, monkeypatch, capsys):
+    from nasflow.cli.main import run as cli_run
+
+    def one_line(args: list[str], words: str) -> None:
+        with pytest.raises(SystemExit) as done:
+            cli_run(args)
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert done.value.code == 2 and len(lines) == 1 and words in " ".join(err.split()), err
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "planted.yaml").write_text(planted_space(task=TASK).to_yaml())
+    for cmd in (["sweep", "planted.yaml", "--gamma", "0,2", "--out", "sw"],
+                ["search", "planted.yaml", "--seeds", "0,1", "--out", "s"],
+                ["train", "a.yaml", "b.yaml"]):
+        one_line([*cmd, "--executor", "ray", "--memory-per-run", "2X", "-q"],
+                 "--memory-per-run '2X' is not an amount of memory: give bytes with a unit, e.g. 512M or 2G")
+        one_line([*cmd, "--memory-per-run", "2G", "-q"], "--memory-per-run need --executor ray")
+    one_line(["derive", "nowhere", "--executor", "ray"], "give --budget")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["planted.yaml"]  # nothing written
