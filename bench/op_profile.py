@@ -163,12 +163,15 @@ def analyse(events: Any, wall_s: float, peak: Any, dtype: str = "fp32", scale: f
     profiler's op times are multiplied by (to put them on the peak's clock); `overhead_us`: the
     profiler's own cost per recorded event, taken off each op's time for every event it holds."""
     ops = top_level(events)
-    clocked = top_level(timed) if timed is not None else ops
-    matched = len(clocked) == len(ops) and all(a.name == b.name for a, b in zip(ops, clocked))
-    if not matched:
-        clocked = ops
+    clocked = top_level(timed) if timed is not None else []
+    # The two traces' ops pair up one for one while their names agree (a trace may hold a
+    # few ops more at its end: the loop's logging); the rest keep the shaped trace's times.
+    same = 0
+    while same < min(len(ops), len(clocked)) and ops[same].name == clocked[same].name:
+        same += 1
+    clocks = clocked[:same] + ops[same:]
     acc: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {"calls": 0, "us": 0.0, "flops": 0, "bytes": 0})
-    for e, t in zip(ops, clocked):
+    for e, t in zip(ops, clocks):
         r = acc[_key(e)]
         r["calls"] += 1
         r["us"] += max(t.cpu_time_total * scale - overhead_us * _events_in(t), 0.0)
@@ -188,7 +191,7 @@ def analyse(events: Any, wall_s: float, peak: Any, dtype: str = "fp32", scale: f
     in_ops = sum(r["ms"] for r in rows) / 1e3
     return {"wall_s": wall_s, "aten_s": in_ops, "outside_s": max(wall_s - in_ops, 0.0),
             "executed_flops": sum(r["flops"] for r in rows), "rows": rows,
-            "times_from": "a trace without shapes" if timed is not None and matched else "the shaped trace"}
+            "times_from": f"a trace without shapes for {same} of {len(ops)} ops"}
 
 
 def by_limit(table: dict[str, Any]) -> list[tuple[str, float]]:

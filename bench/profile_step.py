@@ -112,7 +112,7 @@ def profile_darts(threads: int) -> dict[str, Any]:
     space = load_space(path)
     _, settings = preset_section(space.task, None, "search")
     n = WARM + 3  # warm, timed, profiled without shapes, with shapes
-    changes = apply_preset(settings, {"steps": n, "warmup": 0, "log_every": n, "checkpoint_every": n,
+    changes = apply_preset(settings, {"steps": n, "warmup": 0, "log_every": n + 1, "checkpoint_every": n + 1,
                                       "snapshot_steps": [], "device": "cpu"}, space.params)
     config = SearchConfig(**changes)
     window = _Window(WARM)
