@@ -107,14 +107,16 @@ def print_train(results: list[dict[str, Any]], arch: str, batch: int, patch: int
 
     print(f"\nTraining step, {Path(arch).name}: batch {batch}, HR patch {patch}, x2, "
           f"{threads} threads, median of {steps} steps")
-    print(f"{'configuration':36s} {'s/step':>8s} {'speed-up':>9s} {'GFLOP/s':>8s} {'% peak':>7s} {'first loss':>12s}")
+    print(f"{'configuration':36s} {'s/step':>8s} {'speed-up':>9s} {'CPU s':>7s} {'GFLOP/s':>8s} {'% peak':>7s} "
+          f"{'first loss':>12s}")
     plain = results[0].get("s_per_step")
     for r in results:
         if "error" in r:
             print(f"{r['name']:36s} failed: {r['error']}")
             continue
         speed_up = f"{plain / r['s_per_step']:8.2f}x" if plain else f"{'':9s}"
-        print(f"{r['name']:36s} {r['s_per_step']:8.3f} {speed_up} {r['gflops']:8.1f} {r['pct_peak']:6.1f}% "
+        print(f"{r['name']:36s} {r['s_per_step']:8.3f} {speed_up} {r.get('cpu_s_per_step', float('nan')):7.3f} "
+              f"{r['gflops']:8.1f} {r['pct_peak']:6.1f}% "
               f"{r['first_loss']:12.4f}")
     print(roofline.peak_line(peak))
 
