@@ -60,7 +60,8 @@ def eval_(
     """Score a model with its task's evaluation, and count its params and Multi-Adds.
 
     Further --options are the task's evaluation options; the SR task's: --bench FOLDER
-    (HR images, repeat for several sets; default: the shipped Set5) and --scale S (a check).
+    (HR images, repeat for several sets; default: the shipped Set5), --scale S (a check) and
+    --tile-memory MIB (activations one image may take, default 1024: larger ones run in tiles).
     """
     from nasflow.deploy.evaluate import evaluate_model, model_task_class
 
@@ -68,7 +69,7 @@ def eval_(
     lists = {k for k, f in fields.items() if get_origin(f.annotation) is list}
     extra = parse_extra_options(list(ctx.args), lists)
     if backend in (None, "auto") and dtype == "fp32":
-        backend = _auto_backend(model_dir, device, quiet=as_json)
+        backend = _auto_backend(model_dir, device, quiet=as_json, tile_memory=extra.get("tile_memory"))
     status = console.status(f"evaluating {model_dir}", spinner="dots") if not as_json else None
     if status is not None:
         status.start()
@@ -94,16 +95,31 @@ def eval_(
                   f"Multi-Adds for {size}; {result.backend} {result.dtype}")
 
 
-def _auto_backend(model_dir: Path, device: str | None, quiet: bool) -> str:
-    """The fastest exact backend on this machine for this model (timed once, cached)."""
+def _auto_backend(model_dir: Path, device: str | None, quiet: bool, tile_memory: Any = None) -> str:
+    """The fastest exact backend on this machine for this model (timed once, cached), timed
+    on an input whose activations on every backend at once fit the task's --tile-memory (MiB)
+    when it has one (an image model: nasflow/deploy/memory.py)."""
     import torch
 
-    from nasflow.hardware.auto import pick_backend
+    from nasflow.deploy.evaluate import model_task_class
+    from nasflow.deploy.memory import DEFAULT_TILE_MEMORY_MIB, activation_bytes_per_pixel, timing_side
+    from nasflow.hardware.auto import exact_backends, pick_backend
     from nasflow.runs.modeldir import load_model
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(model_dir, map_location=dev)[0]
-    return pick_backend(model, dev, None, report=None if quiet else lambda text: console.print(text, highlight=False))
+    size = (180, 320)  # pick_backend's default
+    graph = getattr(model, "graph", None)
+    if graph is not None and "tile_memory" in model_task_class(model_dir).eval_options.model_fields:
+        try:
+            budget = int(tile_memory or DEFAULT_TILE_MEMORY_MIB) << 20
+        except ValueError:
+            budget = DEFAULT_TILE_MEMORY_MIB << 20  # the task's options refuse it by name next
+        backends = exact_backends(str(dev))
+        if size[0] * size[1] * sum(activation_bytes_per_pixel(graph, b) for b in backends) > budget:
+            size = (timing_side(graph, budget, backends),) * 2
+    return pick_backend(model, dev, None, size,
+                        report=None if quiet else lambda text: console.print(text, highlight=False))
 
 
 def _metrics_table(metrics: dict[str, float]) -> Table:

@@ -123,6 +123,11 @@ def to_uint8(x: np.ndarray | torch.Tensor) -> np.ndarray:
     return out
 
 
+# Output pixels imresize_uint8 computes at a time: its float64 copies stay bounded whatever
+# the image (a 12 MP image whole took ~60 bytes a pixel; nasflow eval, docs/howto/limits.md).
+BAND_PIXELS = 1 << 18
+
+
 def imresize_uint8(
     img: np.ndarray,
     scale: float | None = None,
@@ -132,13 +137,29 @@ def imresize_uint8(
 ) -> np.ndarray:
     """MATLAB ``imresize`` of a uint8 H x W x C (or H x W) image, returning uint8 like MATLAB.
 
-    Computed in float64, then rounded and clamped once.
+    Computed in float64, then rounded and clamped once, in bands of output rows (each reads
+    only the input rows its weights touch), so memory stays bounded whatever the image.
     """
     a = np.asarray(img)
     if a.ndim not in (2, 3):
         raise ValueError(f"expected H x W or H x W x C, got shape {a.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
-    t = t[None] if a.ndim == 2 else t.permute(2, 0, 1)
-    out = imresize(t, scale, size=size, antialias=antialias)
-    out = out[0] if a.ndim == 2 else out.permute(1, 2, 0)
-    return to_uint8(out)
+    if scale is None and size is None:
+        raise ValueError("give scale or size")
+    h, w = a.shape[0], a.shape[1]
+    if size is None:
+        assert scale is not None
+        size = (output_size(h, scale), output_size(w, scale))
+    out_h, out_w = int(size[0]), int(size[1])
+    wh = resize_weights(h, out_h, scale if scale is not None else out_h / h, antialias)
+    ww = resize_weights(w, out_w, scale if scale is not None else out_w / w, antialias)
+    out = np.empty((out_h, out_w, *a.shape[2:]), dtype=np.uint8)
+    rows = max(1, BAND_PIXELS // max(w, out_w))
+    for y0 in range(0, out_h, rows):
+        y1 = min(out_h, y0 + rows)
+        read = wh[y0:y1].abs().sum(0).nonzero()  # the input rows these output rows weigh
+        r0, r1 = int(read[0]), int(read[-1]) + 1
+        t = torch.from_numpy(np.ascontiguousarray(a[r0:r1], dtype=np.float64))
+        t = t[None] if a.ndim == 2 else t.permute(2, 0, 1)
+        band = wh[y0:y1, r0:r1] @ t @ ww.t()
+        out[y0:y1] = to_uint8(band[0] if a.ndim == 2 else band.permute(1, 2, 0))
+    return out

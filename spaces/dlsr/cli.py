@@ -109,9 +109,10 @@ def upscale(
     within 0.01 dB); writes PNG files."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from nasflow.hardware.auto import pick_backend
+    from nasflow.hardware.auto import exact_backends, pick_backend
 
     from nasflow.deploy.input_size import check_input_size
+    from nasflow.deploy.memory import timing_side
 
     from .data import image_size, load_rgb
     from .tiling import model_predictor, tile_for_memory, upscale_file
@@ -122,7 +123,9 @@ def upscale(
         w, h = image_size(src)
         check_input_size(model, h, w, f"image {src} ({w} x {h})", "upscale a larger image")
     guess = tile or tile_for_memory(model.graph, tile_memory << 20, overlap)  # the eager bound: the largest
-    chosen = pick_backend(model, dev, backend, dtype, (guess,) * 2,
+    # Backends are timed on one tile, all alive at once: together within --tile-memory too.
+    side = timing_side(model.graph, tile_memory << 20, exact_backends(str(dev)), largest=guess)
+    chosen = pick_backend(model, dev, backend, dtype, (side,) * 2,
                           report=lambda text: console.print(text, highlight=False))
     if tile is None:  # larger tiles recompute less overlap: as large as the backend's memory allows
         tile = tile_for_memory(model.graph, tile_memory << 20, overlap, backend=chosen)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from nasflow.errors import NasflowError
@@ -19,19 +19,23 @@ class SREvalOptions(BaseModel):
 
     bench: list[Path] = []  # folders of HR images, one set each; default: the shipped Set5
     scale: int | None = None  # a check: the model's scale is fixed by its architecture
+    # MiB of activations the model may take on one image: a larger one is upscaled in tiles
+    # (as nasflow upscale), so memory stays within it plus a fixed base (docs/howto/limits.md)
+    tile_memory: int = Field(1024, ge=16)
 
 
 def benchmark_report(model: nn.Module, predict: Callable[[Tensor], Tensor] | None, scale: int,
-                     folders: list[Path]) -> Evaluation:
+                     folders: list[Path], tile_memory: int | None = None) -> Evaluation:
     """Every folder scored; metrics are the set's mean PSNR / SSIM (prefixed by the set's
-    name when there are several sets)."""
+    name when there are several sets). `tile_memory`: bytes (evaluate.upscale_within)."""
     from .evaluate import evaluate_folder
 
     for folder in folders:
         if not Path(folder).is_dir():
             raise NasflowError(f"--bench {folder}: no such folder; give a folder of HR images")
     try:
-        results = [evaluate_folder(model, folder, scale, predict=predict) for folder in folders]
+        results = [evaluate_folder(model, folder, scale, predict=predict, tile_memory=tile_memory)
+                   for folder in folders]
     except ValueError as exc:  # a model of another scale, say
         raise NasflowError(str(exc)) from None
     metrics: dict[str, float] = {}
@@ -48,7 +52,9 @@ def benchmark_report(model: nn.Module, predict: Callable[[Tensor], Tensor] | Non
 def _table(r: Any) -> Any:  # BenchResult -> rich Table
     from rich.table import Table
 
-    table = Table(title=f"{r.name} x{r.scale}", caption=f"{r.seconds:.2f} s")
+    tiled = [f"{s.name} ({s.tile} px)" for s in r.images if s.tile is not None]
+    note = f"; in tiles within --tile-memory: {', '.join(tiled)}" if tiled else ""
+    table = Table(title=f"{r.name} x{r.scale}", caption=f"{r.seconds:.2f} s{note}")
     for col in ("image", "PSNR", "SSIM", "bicubic PSNR", "bicubic SSIM"):
         table.add_column(col, justify="left" if col == "image" else "right")
     for s in r.images:

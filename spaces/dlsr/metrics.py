@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import TypeVar
+from typing import Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -123,14 +123,52 @@ def _prepare(sr: ImageLike, hr: ImageLike, crop_border: int, y_only: bool) -> tu
     return ya.transpose(2, 0, 1), yb.transpose(2, 0, 1)
 
 
+# Pixels of the image the metrics convert at a time: the float64 copies, and SSIM's
+# convolutions, whose unfolding takes 11x a map (a 2 MP image's SSIM took 940 MB whole), stay
+# bounded whatever the image (nasflow eval --tile-memory, docs/howto/limits.md).
+BAND_PIXELS = 1 << 17
+
+
+def _rows(img: ImageLike, y0: int, y1: int) -> ImageLike:
+    """Rows y0:y1 of an image in any accepted layout (a view)."""
+    if isinstance(img, torch.Tensor):
+        return img[..., y0:y1, :]
+    return np.asarray(img)[y0:y1]
+
+
+def _bands(sr: ImageLike, hr: ImageLike, crop_border: int, y_only: bool,
+           context: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """_prepare's float64 C x h x W arrays for successive bands of rows of the shaved images,
+    each with `context` more rows below it (shared with the next band); the whole image's
+    arrays never exist at once."""
+    a, b = _to_chw64(_quantize_any(_rows(sr, 0, 1))), _to_chw64(_quantize_any(_rows(hr, 0, 1)))
+    height = sr.shape[-2] if isinstance(sr, torch.Tensor) else np.asarray(sr).shape[0]
+    other = hr.shape[-2] if isinstance(hr, torch.Tensor) else np.asarray(hr).shape[0]
+    shape_a, shape_b = (a.shape[0], height, a.shape[2]), (b.shape[0], other, b.shape[2])
+    if shape_a != shape_b:
+        raise ValueError(f"sr and hr differ in shape: {shape_a} vs {shape_b} (C x H x W)")
+    c, h, w = shape_a
+    if h - 2 * crop_border <= 0 or w - 2 * crop_border <= 0:
+        raise ValueError(f"crop_border={crop_border} leaves nothing of an image of shape {shape_a}")
+    rows = max(1, BAND_PIXELS // w)
+    top, bottom = crop_border, h - crop_border
+    for y in range(top, max(bottom - context, top + 1), rows):
+        end = min(bottom, y + rows + context)
+        ya, yb = _prepare(_rows(sr, y, end), _rows(hr, y, end), 0, y_only)
+        yield ya[:, :, crop_border:w - crop_border], yb[:, :, crop_border:w - crop_border]
+
+
 def psnr(sr: ImageLike, hr: ImageLike, crop_border: int, y_only: bool = True) -> float:
     """PSNR in dB between an output and its ground truth (peak 255); ``inf`` when identical.
 
     ``sr`` is rounded and clamped to 0..255 first. With ``y_only`` the Y channel is compared,
-    otherwise all channels together.
+    otherwise all channels together. Computed band by band (BAND_PIXELS).
     """
-    a, b = _prepare(sr, hr, crop_border, y_only)
-    mse = float(np.mean((a - b) ** 2))
+    total, count = 0.0, 0
+    for a, b in _bands(sr, hr, crop_border, y_only):
+        total += float(np.sum((a - b) ** 2))
+        count += a.size
+    mse = total / count
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(255.0 * 255.0 / mse)
@@ -152,8 +190,8 @@ def _gaussian_filter(maps: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.conv2d(maps, g.view(1, 1, 1, 11)), g.view(1, 1, 11, 1))
 
 
-def _ssim_channel(a: torch.Tensor, b: torch.Tensor) -> float:
-    """SSIM of two float64 H x W images on 0..255 (valid-region filtering, mean of the map)."""
+def _ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The SSIM map of two float64 H x W images on 0..255 (valid-region filtering)."""
     c1 = (0.01 * 255.0) ** 2
     c2 = (0.03 * 255.0) ** 2
     # No padding: statistics only where the whole window fits ("valid"), as the reference.
@@ -164,7 +202,7 @@ def _ssim_channel(a: torch.Tensor, b: torch.Tensor) -> float:
     sxy = exy - mu_x * mu_y
     num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
     den = (mu_x * mu_x + mu_y * mu_y + c1) * (sxx + syy + c2)
-    return float((num / den).mean())
+    return num / den
 
 
 def ssim(sr: ImageLike, hr: ImageLike, crop_border: int, y_only: bool = True) -> float:
@@ -173,8 +211,18 @@ def ssim(sr: ImageLike, hr: ImageLike, crop_border: int, y_only: bool = True) ->
     ``sr`` is rounded and clamped to 0..255 first. With ``y_only`` the Y channel is compared,
     otherwise the mean of the per-channel SSIMs. Needs at least 11 x 11 pixels after shaving.
     """
-    a, b = _prepare(sr, hr, crop_border, y_only)
-    if a.shape[1] < 11 or a.shape[2] < 11:
-        raise ValueError(f"SSIM needs at least 11 x 11 pixels after shaving, got {a.shape[1]} x {a.shape[2]}")
-    ta, tb = torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
-    return float(np.mean([_ssim_channel(ta[c], tb[c]) for c in range(ta.shape[0])]))
+    totals: np.ndarray | None = None
+    count, height, width = 0, 0, 0
+    # Bands overlap by 10 rows, so each map row is computed once, from its whole window.
+    for a, b in _bands(sr, hr, crop_border, y_only, context=10):
+        width = a.shape[2]
+        if a.shape[1] < 11 or width < 11:
+            height = max(height, a.shape[1])
+            break
+        ta, tb = torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
+        sums = np.array([float(_ssim_map(ta[c], tb[c]).sum()) for c in range(ta.shape[0])])
+        totals = sums if totals is None else totals + sums
+        count += (a.shape[1] - 10) * (width - 10)
+    if totals is None:
+        raise ValueError(f"SSIM needs at least 11 x 11 pixels after shaving, got {height} x {width}")
+    return float(np.mean(totals / count))

@@ -319,7 +319,8 @@ class SRTask(Task):
         if options.scale is not None and options.scale != self.scale:
             raise NasflowError(f"the model upscales x{self.scale} (its architecture fixes it), not "
                                f"x{options.scale}; drop --scale or pass --scale {self.scale}")
-        return benchmark_report(model, predict, self.scale, options.bench or [default_bench()])
+        return benchmark_report(model, predict, self.scale, options.bench or [default_bench()],
+                                tile_memory=options.tile_memory << 20)
 
     def model_meta(self, space: Space) -> dict[str, Any]:
         return {"scale": space.params.get("scale", self.scale), "channels": space.params.get("channels")}

@@ -38,7 +38,6 @@ levels at overlap 32).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -46,8 +45,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from nasflow.deploy.memory import (DEFAULT_TILE_MEMORY_MIB, RUNTIME_SLACK, activation_bytes_per_pixel,  # noqa: F401
+                                   tile_for_memory)
 from nasflow.errors import NasflowError
-from nasflow.space.graph import Graph
 
 from .images import save_rgb, to_image, to_tensor
 from .png_stream import PngStream
@@ -64,45 +64,7 @@ DEFAULT_OVERLAP = 32  # LR pixels; measured (module docstring): 16 is as good, 8
 DEFAULT_ALIGN = 6
 
 
-DEFAULT_TILE_MEMORY = 1 << 30  # bytes of activations a tile may take (nasflow upscale --tile-memory)
-# onnxruntime / OpenVINO reuse buffers, so a forward pass holds about the live activations,
-# but measured peaks were 1.7-1.9x their sum (workspaces, arena rounding): DLSR C48 at a 256 px
-# tile 305 MB against 164 MB live; an 11.7K-param model at 1024 px 643 MB against 382 MB.
-RUNTIME_SLACK = 2
-_REUSING = ("onnx", "openvino")
-
-
-def _live_peak(graph: Graph) -> float:
-    """Peak of the outputs alive at once (channels x relative area), walking the nodes in
-    their topological order: an output lives from its node until its last reader."""
-    order = list(graph.nodes)
-    last = {name: i for i, name in enumerate(order)}
-    for i, name in enumerate(order):
-        for src in graph.nodes[name].inputs:
-            last[src] = max(last[src], i)
-    last[graph.output] = len(order)
-    area = {name: node.c_out * float(node.size) ** 2 for name, node in graph.nodes.items()}
-    return max(sum(area[m] for m in order[:i + 1] if last[m] >= i) for i in range(len(order)))
-
-
-def activation_bytes_per_pixel(graph: Graph, backend: str = "eager") -> float:
-    """Bytes of float32 activations one LR pixel costs in a forward pass on `backend`. The
-    eager backends hold every node's output until the pass returns (the compiled supernet
-    keeps them for its readers): their sum, which matched measured peaks to within 1.2x.
-    onnxruntime and OpenVINO free what no later node reads: the live peak, times RUNTIME_SLACK."""
-    if backend in _REUSING:
-        return RUNTIME_SLACK * 4 * _live_peak(graph)
-    return 4 * sum(node.c_out * float(node.size) ** 2 for node in graph.nodes.values())
-
-
-def tile_for_memory(graph: Graph, budget: int = DEFAULT_TILE_MEMORY, overlap: int = DEFAULT_OVERLAP,
-                    align: int = DEFAULT_ALIGN, backend: str = "eager") -> int:
-    """The largest LR tile side whose activations on `backend` fit in `budget` bytes
-    (activation_bytes_per_pixel). Larger tiles recompute less overlap: at overlap 32 a
-    256 px tile computes 1.9x the image's pixels, a 666 px one 1.2x. At least the smallest
-    tile the overlap leaves room in."""
-    per_pixel = activation_bytes_per_pixel(graph, backend)
-    return max(math.isqrt(int(budget // max(per_pixel, 1.0))), 2 * overlap + align)
+DEFAULT_TILE_MEMORY = DEFAULT_TILE_MEMORY_MIB << 20  # bytes of activations a tile may take (--tile-memory)
 
 
 def model_predictor(model: nn.Module, backend: str = "eager", dtype: str = "fp32") -> Predict:
