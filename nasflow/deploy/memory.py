@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from nasflow.space.graph import Graph
 
-__all__ = ["BASE_MEMORY_MIB", "DEFAULT_TILE_MEMORY_MIB", "EAGER_SLACK", "RUNTIME_SLACK",
+__all__ = ["BASE_MEMORY_MIB", "DEFAULT_TILE_MEMORY_MIB", "EAGER_SLACK", "RUNTIME_SLACK", "TIMING_SHARE",
            "activation_bytes_per_pixel", "memory_bound", "tile_for_memory", "timing_side"]
 
 DEFAULT_TILE_MEMORY_MIB = 1024
@@ -32,6 +32,9 @@ EAGER_SLACK = 1.25
 # but measured peaks were 1.7-1.9x their sum (workspaces, arena rounding): DLSR C48 at a 256 px
 # tile 305 MB against 164 MB live; an 11.7K-param model at 1024 px 643 MB against 382 MB.
 RUNTIME_SLACK = 2
+# The backend timing's share of --tile-memory (timing_side): measured, all backends timed at
+# once on a 0.5 MP image with a cold cache peaked at 1937 MB with the whole budget.
+TIMING_SHARE = 4
 _REUSING = ("onnx", "openvino")
 
 
@@ -76,8 +79,10 @@ def tile_for_memory(graph: Graph, budget: int = DEFAULT_TILE_MEMORY_MIB << 20, o
 def timing_side(graph: Graph, budget: int, backends: Sequence[str], largest: int | None = None) -> int:
     """The side of the square input the automatic backend choice times on: every backend's
     predictor is alive at once while they are timed round-robin, so their activations add
-    up, and together they must fit in `budget` bytes like one tile of the work (at most
+    up; together they take at most 1/TIMING_SHARE of `budget` bytes, because beside them run
+    OpenVINO's worker process and the export's and checks' peaks of a cold cache, and what
+    the eager heap keeps of its timing stays while the chosen backend works (at most
     `largest`, the work's tile; at least 16 px, below which timing says little)."""
     per_pixel = sum(activation_bytes_per_pixel(graph, b) for b in dict.fromkeys(backends))
-    side = math.isqrt(int(budget // max(per_pixel, 1.0)))
+    side = math.isqrt(int(budget // TIMING_SHARE // max(per_pixel, 1.0)))
     return max(min(side, largest) if largest is not None else side, 16)
