@@ -142,6 +142,16 @@ def test_lost_worker_resumes_from_its_checkpoint_bit_exact(local_ray, tmp_path):
 
 
 @needs_ray
+def test_each_run_gets_a_fresh_worker(local_ray, tmp_path):
+    """A worker serves one run and exits: a run never inherits what another left in its process
+    (a Ctrl-C'd import half done: "module 'sympy.core' has no attribute 'symbol'" on the
+    two-node cluster)."""
+    fresh = config(steps=2, warmup=1, task="worker_task:FreshWorkerTask")
+    outcomes = run_seeds(fresh, tmp_path, [0, 1, 2], space=planted_space(), executor="ray", ray=ONE_CPU, parallel=1)
+    assert [(o.finished, o.error) for o in outcomes] == [(True, None)] * 3
+
+
+@needs_ray
 def test_cli_sweep_and_seeds_on_ray(local_ray, tmp_path, monkeypatch):
     from nasflow.cli.main import app
 

@@ -10,7 +10,8 @@ Fault tolerance is nasflow's own resume: a task whose worker or node dies (Ray r
 system error, never the run's own exception) is submitted again by this driver, and the new
 task continues the run from its last checkpoint as `--resume` does, bit for bit (checkpoints
 carry the RNG and data-stream states); Ray's own task retries are off so that the driver
-sees each loss, records the step the run restarted from and says so. Runs that finished are
+sees each loss, records the step the run restarted from and says so. Each run gets a worker
+process of its own, which exits after it. Runs that finished are
 skipped when the same command runs again; runs that had started continue. The results do
 not depend on the executor: each task runs exactly what the local executor runs.
 
@@ -154,7 +155,9 @@ def run_population_ray(jobs: list[Job], record: PopulationRecord, *, parallel: i
 def _drive(ray: Any, jobs: list[Job], plan: Plan, limit: int, options: RayOptions) -> None:
     """Run jobs[i] for i in plan.todo as Ray tasks, `limit` at a time; each outcome to plan.finish()."""
     resources = _resources(ray, jobs[0].device, options)
-    task = ray.remote(max_retries=0)(_ray_run).options(**resources)
+    # max_calls=1: a worker serves one run and exits, so no run inherits what another left in
+    # its process (an import its Ctrl-C cut half way, memory and a GPU context it still holds).
+    task = ray.remote(max_retries=0, max_calls=1)(_ray_run).options(**resources)
     board = ray.remote(num_cpus=0)(_Board).remote() if options.progress is not None else None
     lost = tuple(getattr(ray.exceptions, n) for n in _LOST if hasattr(ray.exceptions, n))
     tries = [0] * len(jobs)
