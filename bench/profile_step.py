@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+from child import run_child  # noqa: E402  (each configuration in a child that ends with the bench)
 
 DLSR_CFG = {"batch": 16, "channels": 48, "patch": 64, "scale": 2, "steps": 5, "keep_memory": True,
             "fuse": True, "channels_last": True, "reuse_forward": False, "amp": "none"}
@@ -158,12 +158,8 @@ def run(threads: int, peak: Any = None, only: list[str] | None = None) -> list[d
     out = []
     for name in only or ["dlsr", "darts"]:
         print(f"  profiling the default {name} step ...", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--one", name, "--threads", str(threads)],
-                              capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            out.append({"name": name, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]})
-            continue
-        out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        got, error = run_child([sys.executable, __file__, "--one", name, "--threads", str(threads)], env)
+        out.append({"name": name, "error": error} if got is None else got)
     return out
 
 

@@ -3,7 +3,7 @@
     python bench/search_step.py '{"fuse": true, "channels_last": true, ...}'
 
 prints one JSON line: seconds per MiLeNAS step (wall and CPU), the process's peak RSS
-(ru_maxrss) before the first step and after the last, and the first step's train loss (computed at the same
+(its own VmHWM, bench/child.py) before the first step and after the last, and the first step's train loss (computed at the same
 initial weights, arch and batch in every configuration, so configurations compare on it).
 """
 from __future__ import annotations
@@ -46,7 +46,9 @@ def time_strategy_steps(strategy: Any, model: torch.nn.Module, lr: torch.Tensor,
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    from child import peak_rss_mb  # bench/child.py: this process's own peak, not its parent's
+
+    return peak_rss_mb()
 
 
 def real_patches(n: int, patch: int, scale: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,5 +129,25 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             "first_loss": bench.first_loss}
 
 
+def auto_levers(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What `nasflow search --levers auto` picks for the bench's search (MiLeNAS, its batch,
+    channels, scale and HR patch, the SR task) on this machine, timed here, in a child of the
+    bench: a timing that runs out of memory is the row's one line, not the bench's end."""
+    from nasflow.hardware.auto import choose_search_levers
+    from nasflow.hardware.timing import threads
+    from nasflow.search.config import SearchConfig
+    from nasflow.space.load import load_space
+    from nasflow.tasks.contract import make_task
+
+    overrides = {"channels": cfg["channels"], "scale": cfg["scale"]}
+    config = SearchConfig(strategy="milenas", batch_size=cfg["batch"], overrides=overrides, task="sr",
+                          task_options={"patch": cfg["patch"]}, amp="none", device="cpu")
+    space = load_space(ROOT / "spaces" / "dlsr" / "space.yaml", overrides)
+    with threads(cfg["threads"]):
+        choice = choose_search_levers(config, space, make_task("sr", config.task_options, space))
+    return {"levers": choice.value, "source": choice.source, "timings": choice.timings}
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(json.loads(sys.argv[1]))))
+    given = json.loads(sys.argv[1])
+    print(json.dumps(auto_levers(given) if given.get("auto") else run(given)))

@@ -8,7 +8,7 @@ in tests):
    candidate separately, NCHW fp32, three forward/backward passes) and then each lever added
    on top of the previous one, so each lever's gain shows: fused kernels, channels_last,
    reuse_forward, bf16 autocast. Each configuration runs alone in a fresh process (warm-up
-   step, then the timed ones), where its peak resident set size (ru_maxrss) is read before
+   step, then the timed ones), where its own peak resident set size (VmHWM, bench/child.py) is read before
    the first step (model, optimizers, data) and after the last. The "auto" row is what
    `nasflow search --levers auto` picks on this machine for this configuration (timed once
    and cached by nasflow/hardware/auto.py), timed here in the same rounds as the other rows,
@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import roofline  # noqa: E402  (bench/, on the path just above)
+from child import run_child  # noqa: E402  (each configuration in a child that ends with the bench)
 
 # Cumulative: each row adds one lever to the row above. "default" marks nasflow's default
 # on the CPU (SearchConfig: fuse on, channels_last auto = on; reuse_forward and amp opt-in).
@@ -49,24 +50,6 @@ SEARCH_ROWS: list[tuple[str, dict[str, Any]]] = [
     ("+ reuse_forward", dict(fuse=True, channels_last=True, reuse_forward=True, amp="none")),
     ("+ bf16 autocast", dict(fuse=True, channels_last=True, reuse_forward=True, amp="bf16")),
 ]
-
-
-def auto_levers(args: argparse.Namespace) -> tuple[dict[str, bool], str, dict[str, float]]:
-    """What `--levers auto` picks for the bench's search (MiLeNAS, its batch, channels,
-    scale and HR patch, the SR task) on this machine: (levers, "cache" or "measured", its own timings)."""
-    from nasflow.hardware.auto import choose_search_levers
-    from nasflow.hardware.timing import threads
-    from nasflow.search.config import SearchConfig
-    from nasflow.space.load import load_space
-    from nasflow.tasks.contract import make_task
-
-    overrides = {"channels": args.channels, "scale": args.scale}
-    config = SearchConfig(strategy="milenas", batch_size=args.batch, overrides=overrides, task="sr",
-                          task_options={"patch": args.patch}, amp="none", device="cpu")
-    space = load_space(HERE.parent / "spaces" / "dlsr" / "space.yaml", overrides)
-    with threads(args.threads):
-        choice = choose_search_levers(config, space, make_task("sr", config.task_options, space))
-    return choice.value, choice.source, choice.timings
 
 
 def search_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -81,10 +64,16 @@ def search_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = [{"name": name, **levers} for name, levers in SEARCH_ROWS]
     if args.auto:
         print("  levers auto: what nasflow search picks here ...", file=sys.stderr, flush=True)
-        picked, source, own = auto_levers(args)
-        name = ("fused" if picked["fuse"] else "plain") + (" channels_last" if picked["channels_last"] else " NCHW")
-        rows.append({"name": f"auto ({name})", **SEARCH_ROWS[0][1], **picked, "auto": True,
-                     "auto_source": source, "auto_timings": own})
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        got, error = run_child([sys.executable, str(HERE / "search_step.py"), json.dumps({**base, "auto": True})], env)
+        if got is None:
+            print(f"  levers auto: {error}", file=sys.stderr, flush=True)
+            rows.append({"name": "auto", "auto": True, "error": error})
+        else:
+            picked = got["levers"]
+            name = ("fused" if picked["fuse"] else "plain") + (" channels_last" if picked["channels_last"] else " NCHW")
+            rows.append({"name": f"auto ({name})", **SEARCH_ROWS[0][1], **picked, "auto": True,
+                         "auto_source": got["source"], "auto_timings": got["timings"]})
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     for r in range(args.rounds):
         for row in rows:
@@ -92,12 +81,10 @@ def search_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
                 continue
             print(f"  round {r + 1} of {args.rounds}: {row['name']} ...", file=sys.stderr, flush=True)
             cfg = {**base, **{k: row[k] for k in SEARCH_ROWS[0][1]}}  # the levers only
-            proc = subprocess.run([sys.executable, str(HERE / "search_step.py"), json.dumps(cfg)],
-                                  capture_output=True, text=True, env=env)
-            if proc.returncode != 0:
-                row["error"] = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+            got, error = run_child([sys.executable, str(HERE / "search_step.py"), json.dumps(cfg)], env)
+            if got is None:
+                row["error"] = error
                 continue
-            got = json.loads(proc.stdout.strip().splitlines()[-1])
             row.setdefault("times", []).extend(got["times"])
             row.setdefault("cpu_times", []).extend(got["cpu_times"])
             row["peak_rss_mb"] = max(row.get("peak_rss_mb", 0.0), got["peak_rss_mb"])
@@ -120,12 +107,14 @@ def print_search(rows: list[dict[str, Any]]) -> None:
             print(f"{r['name']:30s} failed: {r['error']}")
             continue
         step_mb = r["peak_rss_mb"] - r["setup_rss_mb"]
+        if "error" in base:  # no plain row to compare with: the figures alone
+            base = {"s_per_step": math.nan, "cpu_s_per_step": math.nan, "first_loss": math.nan}
         diff = (r["first_loss"] - base["first_loss"]) / base["first_loss"]
         print(f"{r['name']:30s} {r['s_per_step']:8.2f} {base['s_per_step'] / r['s_per_step']:8.2f}x "
               f"{r['gflops']:8.1f} {r['pct_peak']:6.1f}% {r['cpu_s_per_step']:8.2f} {base['cpu_s_per_step'] / r['cpu_s_per_step']:6.2f}x "
               f"{r['peak_rss_mb']:12.0f} {step_mb:8.0f} {diff:+10.1e}")
     print("s/step: median wall time, each configuration alone in a fresh process; CPU s: the\n"
-          "process's CPU time per step (all threads); peak RSS: ru_maxrss of that process;\n"
+          "process's CPU time per step (all threads); peak RSS: that process's own (VmHWM);\n"
           "step MB: its growth over the steps (the activations);\n"
           "loss diff: the first step's train loss relative to plain (same weights, arch and batch).")
     print(roofline.peak_line(_peak))

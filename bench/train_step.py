@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+from child import run_child  # noqa: E402  (each configuration in a child that ends with the bench)
 
 ROWS: list[tuple[str, dict[str, bool]]] = [
     ("plain (NCHW fp32)", dict(channels_last=False, keep_memory=False, fast_depthwise=False)),
@@ -80,12 +80,8 @@ def rows(arch: str, batch: int, patch: int, steps: int, threads: int) -> list[di
     results = []
     for name, levers in ROWS:
         print(f"  {name} ...", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--one", json.dumps({**base, **levers})],
-                              capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            results.append({"name": name, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]})
-            continue
-        results.append({"name": name, **json.loads(proc.stdout.strip().splitlines()[-1])})
+        got, error = run_child([sys.executable, __file__, "--one", json.dumps({**base, **levers})], env)
+        results.append({"name": name, "error": error} if got is None else {"name": name, **got})
     return results
 
 
