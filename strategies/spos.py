@@ -146,7 +146,7 @@ class SPOS(Strategy):
         assert self.path_relaxation is not None, "attach() comes before finish()"
         space = self.path_relaxation.space
         metric = end.task.best()
-        budget, costs = _cost_model(end)
+        budget, costs = cost_model(end.config, end.graph)
         limit = budget.limit if end.config.budget is not None else None
         cheapest = check_budget(space, costs, budget, end.config.budget)
         o = self.options
@@ -320,10 +320,6 @@ def recalibrate(model: nn.Module, bns: list[nn.modules.batchnorm._BatchNorm], ba
         for bn, m in zip(bns, momenta):
             bn.momentum = m
         model.train(was_training)
-
-
-def _cost_model(end: SearchEnd) -> tuple[Budget, Any]:
-    return cost_model(end.config, end.graph)
 
 
 def cost_model(config: Any, graph: Graph) -> tuple[Budget, Any]:
