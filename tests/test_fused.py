@@ -30,7 +30,8 @@ def _grads(model, x):
 
 @pytest.mark.parametrize("space", [
     _space(ALL), _space(["conv_1x1", "conv_5x5"], bias=True), _space(["sep_conv_5x5"]),
-    _space(["dil_conv_3x3", "identity", "conv_3x3"]), python_space()], ids=["all", "convs+bias", "one sep", "mixed", "toy"])
+    _space(["dil_conv_3x3", "identity", "conv_3x3"]), _space(["sep_conv_3x3", "dil_conv_5x5", "sep_conv_7x7"]),
+    python_space()], ids=["all", "convs+bias", "one sep", "mixed", "sep+dil", "toy"])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_fused_equals_plain(space, channels_last):
     torch.manual_seed(0)

@@ -50,6 +50,11 @@ def _weight_grad(x: Tensor, grad: Tensor, k: int, dilation: int) -> Tensor:
     return out.reshape(n, c, k, k).sum(0).unsqueeze(1)
 
 
+def _layout(t: Tensor) -> torch.memory_format:
+    cl = torch.channels_last
+    return cl if t.is_contiguous(memory_format=cl) and not t.is_contiguous() else torch.contiguous_format
+
+
 class _DepthwiseConv(torch.autograd.Function):
     # custom_fwd / custom_bwd: under autocast (bf16 lever) both passes run with the
     # autocast state of the call, so the convs inside cast as the stock conv would.
@@ -67,6 +72,9 @@ class _DepthwiseConv(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
         x, weight = ctx.saved_tensors
         d, k, c = ctx.dilation, weight.shape[-1], x.shape[1]
+        # A channel slice of a concat's gradient (the fused pointwise conv's input): made
+        # dense once, in x's order, for both convs below (each would copy it otherwise).
+        grad = grad.contiguous(memory_format=_layout(x))
         grad_x = grad_w = None
         if wanted(ctx, 0):
             grad_x = F.conv2d(grad, weight.flip(-2, -1), padding=d * (k // 2), dilation=d, groups=c)

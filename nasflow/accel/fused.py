@@ -6,8 +6,8 @@ larger kernels. Results equal the plain path up to float rounding (tests: 1e-4 r
   instead of 1x1 + 3x3 + 5x5 + 7x7 (49 instead of 84 multiply-adds per weight pair); its
   arch gradient needs only the kernel gradient's centre (nasflow.accel.merged_conv).
 - The ReLU that opens every separable and dilated candidate is computed once.
-- The last pointwise convs of the separable candidates are one conv whose input blocks are
-  scaled by each candidate's weight, which also sums them. The dilated candidates likewise.
+- The last pointwise convs of the separable and dilated candidates are one conv whose
+  input blocks are scaled by each candidate's weight, which also sums them.
 - Depthwise convs differentiate through nasflow.depthwise, whose CPU backward avoids
   oneDNN's slow paths (5x5, 7x7 and dilated kernels).
 - Anything else (identity, user ops) runs on its own, as in the plain path.
@@ -52,12 +52,12 @@ class FusedMixedOp(MixedOp):
             out = self._convs(x, weights)
         if self.sep_idx or self.dil_idx:
             r = F.relu(x)
-            if self.sep_idx:
-                s = self._separable(r, weights)
-                out = s if out is None else out + s
-            if self.dil_idx:
-                d = self._dilated(r, weights)
-                out = d if out is None else out + d
+            hs, kernels = self._separable(r)
+            dil_hs, dil_kernels = self._dilated(r)
+            # The separable and dilated candidates' last pointwise convs are one conv: one
+            # concat, one call and one add fewer than a conv per family.
+            p = self._weighted_pointwise(hs + dil_hs, kernels + dil_kernels, weights[self.sep_idx + self.dil_idx])
+            out = p if out is None else out + p
         for i in self.others:
             o = weights[i] * self._mods[i](x)
             out = o if out is None else out + o
@@ -70,26 +70,27 @@ class FusedMixedOp(MixedOp):
         biases = [(w[i] * m.bias) for i, m in zip(self.conv_idx, convs) if m.bias is not None]
         return out + torch.stack(biases).sum(0).view(1, -1, 1, 1) if biases else out
 
-    def _separable(self, r: Tensor, w: Tensor) -> Tensor:
-        # Depthwise convs stay per candidate: batching them (padded, stacked) is slower on
-        # CPU, whose depthwise backward is the costly part, and DLSR's separable candidates
-        # (3x3, 5x5, 7x7) share no kernel size, so there is no unpadded batch to form. The
-        # last pointwise convs are one.
-        hs = []
+    def _separable(self, r: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """Each separable candidate up to its last pointwise conv, and that conv's kernel.
+        Depthwise convs stay per candidate: batching them (padded, stacked) is slower on
+        CPU, whose depthwise backward is the costly part, and DLSR's separable candidates
+        (3x3, 5x5, 7x7) share no kernel size, so there is no unpadded batch to form."""
+        hs, kernels = [], []
         for i in self.sep_idx:
             s = self._mods[i]
             h = F.relu(F.conv2d(depthwise_conv(r, s[1].weight), s[2].weight))
             hs.append(depthwise_conv(h, s[4].weight))
-        return self._weighted_pointwise(hs, [self._mods[i][5].weight for i in self.sep_idx],
-                                        w[self.sep_idx])
+            kernels.append(s[5].weight)
+        return hs, kernels
 
-    def _dilated(self, r: Tensor, w: Tensor) -> Tensor:
-        hs = []
+    def _dilated(self, r: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """Each dilated candidate's depthwise conv, and its pointwise conv's kernel."""
+        hs, kernels = [], []
         for i in self.dil_idx:
             dw = self._mods[i][1]
             hs.append(depthwise_conv(r, dw.weight, dw.dilation[0]))
-        return self._weighted_pointwise(hs, [self._mods[i][2].weight for i in self.dil_idx],
-                                        w[self.dil_idx])
+            kernels.append(self._mods[i][2].weight)
+        return hs, kernels
 
     @staticmethod
     def _weighted_pointwise(hs: list[Tensor], kernels: list[Tensor], w: Tensor) -> Tensor:

@@ -60,6 +60,16 @@ def _weight_grad(grad: Tensor, x: Tensor, weight_shape: tuple[int, ...]) -> Tens
                                                False, [0, 0], 1, [False, True, False])[1]
 
 
+def _inner(a: Tensor, b: Tensor) -> Tensor:
+    """<a, b> in fp32: one dot over the shared memory order where both are dense in it
+    (no product tensor written and read back), else the product's sum."""
+    a, b = a.float(), b.float()
+    for fmt, order in ((torch.contiguous_format, (0, 1, 2, 3)), (torch.channels_last, (0, 2, 3, 1))):
+        if a.dim() == 4 and a.is_contiguous(memory_format=fmt) and b.is_contiguous(memory_format=fmt):
+            return torch.dot(a.permute(order).reshape(-1), b.permute(order).reshape(-1))
+    return (a * b).sum()
+
+
 class _MergedConv(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cpu")
@@ -104,6 +114,6 @@ class _MergedConv(torch.autograd.Function):
             s = [(_crop(dk, sz).float() * k).sum() if j != top else w.new_zeros(())
                  for j, (sz, k) in enumerate(zip(sizes, kernels))]
             rest = sum(w[j] * s[j] for j in range(len(kernels)) if j != top)
-            s[top] = ((grad.float() * y.float()).sum() - rest) / w[top]
+            s[top] = (_inner(grad, y) - rest) / w[top]
             grad_w = torch.stack(s)
         return (grad_x, grad_w, *grad_k)
