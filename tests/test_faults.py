@@ -98,6 +98,17 @@ def read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     """Make `folder` (and what is below it) read-only for this process, as a read-only mount
     is: opening for writing, creating a folder, renaming into it or safetensors' writer fail
     with EROFS."""
+    refuse_writes(monkeypatch, folder, errno.EROFS)
+
+
+def disk_full(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """The disk under `folder` is full for this process: every write into it fails with ENOSPC."""
+    refuse_writes(monkeypatch, folder, errno.ENOSPC)
+
+
+def refuse_writes(monkeypatch: pytest.MonkeyPatch, folder: Path, code: int) -> None:
+    """Every way this process writes into `folder` (open for writing, os.open with O_CREAT,
+    mkdir, a rename into it, safetensors' writer) fails with errno `code`."""
     folder = folder.resolve()
 
     def inside(path: Any) -> bool:
@@ -108,7 +119,7 @@ def read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
         return p == folder or folder in p.parents
 
     def refuse(path: Any) -> OSError:
-        return OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
+        return OSError(code, os.strerror(code), os.fsdecode(path))
 
     real_open, real_mkdir, real_replace, real_save = builtins.open, os.mkdir, os.replace, checkpoint.save_file
     real_os_open = os.open
@@ -135,8 +146,9 @@ def read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
 
     def save(tensors: Any, filename: str, metadata: Any = None) -> None:
         if inside(filename):
-            raise RuntimeError('Error while serializing: IoError(Os { code: 30, kind: ReadOnlyFilesystem, '
-                               'message: "Read-only file system" })')
+            kind = "ReadOnlyFilesystem" if code == errno.EROFS else "StorageFull"
+            raise RuntimeError(f'Error while serializing: IoError(Os {{ code: {code}, kind: {kind}, '
+                               f'message: "{os.strerror(code)}" }})')
         real_save(tensors, filename, metadata=metadata)
 
     monkeypatch.setattr(builtins, "open", open_)
@@ -213,6 +225,64 @@ def test_upscale_into_a_read_only_folder(tmp_path: Path, monkeypatch: pytest.Mon
                          capsys)
         _one_line(code, err, "cannot write", str(out), "read-only")
     assert list(out.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory, stopped_run: Path) -> dict[str, str]:
+    """What the writing commands read: the planted space and an architecture derived from its
+    run (its task registered in this process), a tiny DLSR-S model, an image and a folder of them."""
+    from nasflow.compile.supernet import compile_graph
+    from nasflow.runs.modeldir import save_model
+    from nasflow.search.derive_run import derive_run
+    from nasflow.space.graph import build_graph
+    from nasflow.space.load import load_space
+
+    folder = tmp_path_factory.mktemp("inputs")
+    arch = derive_run(stopped_run, out=folder / "derived").out_dir / "arch.yaml"
+    space = load_space(REPO / "spaces" / "dlsr" / "dlsr-s.yaml", {"channels": 4})
+    torch.manual_seed(0)
+    model = save_model(folder / "m", space, compile_graph(build_graph(space)).state_dict(), {"scale": 2})
+    (folder / "images").mkdir()
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(
+            folder / "images" / f"{i}.png")
+    return {"space": str(stopped_run.parent / "space.yaml"), "arch": str(arch), "model": str(model),
+            "image": str(folder / "images" / "0.png"), "images": str(folder / "images"),
+            "dlsr": str(REPO / "spaces" / "dlsr" / "dlsr-s.yaml")}
+
+
+SMALL = ["--steps", "4", "--warmup", "1", "--batch", "8", "--device", "cpu", "-q"]
+# Every command that writes (search --resume, derive, plot and upscale are tested above), its
+# output under {out}: each must end with one line naming that path when it cannot write there.
+WRITERS = {
+    "search": ["search", "{space}", *SMALL, "--levers", "given", "--out", "{out}/run"],
+    "sweep": ["sweep", "{space}", "--gamma", "0,1", *SMALL, "--parallel", "1", "--out", "{out}/sweep"],
+    "train": ["train", "{arch}", "--steps", "2", "--batch", "8", "--device", "cpu", "-q", "--out", "{out}/train"],
+    "export": ["export", "{model}", "--onnx", "{out}/m.onnx"],
+    "profile": ["profile", "{dlsr}", "--set", "channels=4", "--size", "64x64", "--reps", "1", "--warmup", "0",
+                "--calibrate", "0", "-o", "{out}/table.json"],
+    "prepare-data": ["prepare-data", "{images}", "--scale", "2", "--cache", "{out}/store", "--workers", "1"],
+    "draw": ["draw", "{dlsr}", "--layout", "nasflow", "-o", "{out}/space.svg"],
+    "compare": ["compare", "{model}", "--image", "{image}", "--box", "4,4,16,16", "-o", "{out}/cmp.png"],
+}
+
+
+@pytest.mark.parametrize("fault", ["read-only", "disk full"])
+@pytest.mark.parametrize("command", sorted(WRITERS))
+def test_every_writing_command_says_in_one_line_what_it_could_not_write(
+        inputs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], command: str, fault: str) -> None:
+    if command in ("draw", "compare"):
+        pytest.importorskip("matplotlib")
+    out = tmp_path / "out"
+    out.mkdir()
+    (read_only if fault == "read-only" else disk_full)(monkeypatch, out)
+    code, err = _cli([a.format(out=out, **inputs) for a in WRITERS[command]], capsys)
+    # the path, and why in nasflow's words or the system's ("Read-only file system"; a sweep's
+    # line joins its searches' errors)
+    _one_line(code, err, str(out))
+    assert ("read-only" if fault == "read-only" else "no space left") in err.lower(), err
+    assert list(out.iterdir()) == []  # nothing half-written
 
 
 def test_disk_full_in_a_checkpoint_is_one_line(tmp_path: Path) -> None:
