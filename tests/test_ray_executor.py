@@ -4,9 +4,10 @@ On a local Ray of 2 CPUs and tiny searches of the planted task: 2 seeds on Ray e
 local executor's runs (tensors, metrics, genotypes, report); a worker killed mid-search
 (os._exit after a checkpoint) is resubmitted, continues from that checkpoint and ends bit for
 bit as an uninterrupted run, the population's record and report naming the restart; the same
-command run again on a finished population writes nothing; a sweep and --seeds through the
-command line. Skipped, saying so, where Ray is not installed; without it `--executor ray` is
-one line saying how to install it.
+command run again on a finished population writes nothing; each run gets a fresh worker; a
+sweep and --seeds through the command line; `derive --budget --executor ray` equal to scoring
+here; --memory-per-run as each task's memory, and its bad values one line. Skipped, saying
+so, where Ray is not installed; without it `--executor ray` is one line saying how to install it.
 """
 from __future__ import annotations
 
@@ -147,8 +148,9 @@ def test_each_run_gets_a_fresh_worker(local_ray, tmp_path):
     (a Ctrl-C'd import half done: "module 'sympy.core' has no attribute 'symbol'" on the
     two-node cluster)."""
     fresh = config(steps=2, warmup=1, task="worker_task:FreshWorkerTask")
-    outcomes = run_seeds(fresh, tmp_path, [0, 1, 2], space=planted_space(), executor="ray", ray=ONE_CPU, parallel=1)
-    assert [(o.finished, o.error) for o in outcomes] == [(True, None)] * 3
+    # One at a time: Ray hands the second run the worker the first has just left, unless it exited.
+    outcomes = run_seeds(fresh, tmp_path, [0, 1], space=planted_space(), executor="ray", ray=ONE_CPU, parallel=1)
+    assert [(o.finished, o.error) for o in outcomes] == [(True, None)] * 2
 
 
 @needs_ray
@@ -220,6 +222,15 @@ def test_spos_on_ray_without_ray_is_one_line_before_the_search(monkeypatch, tmp_
     with pytest.raises(NasflowError) as exc:
         run_search(spos, tmp_path / "run", space=planted_space())
     assert str(exc.value) == INSTALL and not (tmp_path / "run").exists()
+
+
+def test_derive_budgets_on_ray_without_ray_is_one_line(monkeypatch, tmp_path):
+    from nasflow.strategies.subnets import pick_subnets
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(NasflowError) as exc:
+        pick_subnets(tmp_path / "run", ["params=3k"], executor="ray")
+    assert str(exc.value) == INSTALL
 
 
 # --- derive --budget on Ray, and --memory-per-run ---------------------------------------------
