@@ -102,7 +102,8 @@ def _auto_backend(model_dir: Path, device: str | None, quiet: bool, tile_memory:
     import torch
 
     from nasflow.deploy.evaluate import model_task_class
-    from nasflow.deploy.memory import DEFAULT_TILE_MEMORY_MIB, activation_bytes_per_pixel, timing_side
+    from nasflow.deploy.memory import (DEFAULT_TILE_MEMORY_MIB, TIMING_SHARE, activation_bytes_per_pixel,
+                                       timing_side)
     from nasflow.hardware.auto import exact_backends, pick_backend
     from nasflow.runs.modeldir import load_model
 
@@ -116,7 +117,7 @@ def _auto_backend(model_dir: Path, device: str | None, quiet: bool, tile_memory:
         except ValueError:
             budget = DEFAULT_TILE_MEMORY_MIB << 20  # the task's options refuse it by name next
         backends = exact_backends(str(dev))
-        if size[0] * size[1] * sum(activation_bytes_per_pixel(graph, b) for b in backends) > budget:
+        if size[0] * size[1] * sum(activation_bytes_per_pixel(graph, b) for b in backends) > budget // TIMING_SHARE:
             size = (timing_side(graph, budget, backends),) * 2
     return pick_backend(model, dev, None, size,
                         report=None if quiet else lambda text: console.print(text, highlight=False))
