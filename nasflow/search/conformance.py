@@ -160,12 +160,13 @@ def _accepted(fn: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 # --- a tiny space and task the strategy checks run on ---------------------------------------------
 def tiny_space() -> Any:
-    """Two searched ops, a dense node keeping one of two inputs, on 3-channel images."""
+    """A searched op, a dense node keeping one of two inputs, on 3-channel images: 10 paths,
+    more than SPOS's default population (8), which it may not exceed."""
     from nasflow.space.schema import Space, choice, dense, op
 
     return Space(name="conformance", params={"C": 4}, inputs={"x": 3}, nodes={
         "stem": op("conv_3x3", "x", out="C"),
-        "m": choice(["conv_1x1", "conv_3x3", "sep_conv_3x3"], "stem"),
+        "m": choice(["conv_1x1", "conv_3x3", "conv_5x5", "sep_conv_3x3", "dil_conv_3x3"], "stem"),
         "e": dense(["stem", "m"], topk=1, merge="sum"),
         "head": op("conv_1x1", "e", out=3)}, output="head")
 
