@@ -2,11 +2,12 @@
 states, for images of 0.5 to 12 megapixels, on every backend, with a cold and a warm cache.
 
     python bench/memory.py [--model DIR] [--megapixels 0.5,2,6,12] [--backends auto,eager,onnx,openvino]
-                           [--commands upscale,eval] [--tile-memory MIB] [--threads N]
+                           [--commands upscale,eval] [--states cold,warm] [--tile-memory MIB] [--threads N]
 
 Each figure is one command in a fresh child process: its peak RSS from wait4 (ru_maxrss: the
-child's own peak, or a worker's it waited for if larger), and the process tree's summed RSS
-sampled every 10 ms (the OpenVINO backend's worker is a second process: the two add up).
+child's own peak, or a worker's it waited for if larger; at least this script's own ~100 MB,
+which a child's ru_maxrss inherits at the fork), and the process tree's summed RSS sampled
+every 10 ms (the OpenVINO backend's worker is a second process: the two add up).
 Cold: an empty NASFLOW_CACHE (the ONNX export, the OpenVINO check and, for auto, the backend
 timing all run); warm: the same command again on that cache. The images are mosaics of the
 shipped Set14 (each picture resized to 512 x 512), so their content is real; eval gets a
@@ -95,6 +96,7 @@ def main() -> None:
     parser.add_argument("--megapixels", default="0.5,2,6,12")
     parser.add_argument("--backends", default="auto,eager,onnx,openvino")
     parser.add_argument("--commands", default="upscale,eval")
+    parser.add_argument("--states", default="cold,warm", help="cold (an empty cache), warm (the same command again)")
     parser.add_argument("--tile-memory", type=int, default=1024, help="MiB (nasflow upscale / eval --tile-memory)")
     parser.add_argument("--threads", type=int, default=1)
     opts = parser.parse_args()
@@ -123,11 +125,10 @@ def main() -> None:
         bench.mkdir(parents=True, exist_ok=True)
         shutil.copy(image, bench / image.name)
         for backend in opts.backends.split(","):
-            cache = work / f"cache-{mp:g}-{backend}"
-            for state in ("cold", "warm"):
-                for command in opts.commands.split(","):
-                    if state == "cold":  # every command starts from an empty cache
-                        shutil.rmtree(cache, ignore_errors=True)
+            for command in opts.commands.split(","):
+                cache = work / f"cache-{mp:g}-{backend}-{command}"
+                shutil.rmtree(cache, ignore_errors=True)  # cold: empty; warm: what the cold run left
+                for state in opts.states.split(","):
                     call = ([*nasflow, "upscale", str(model), str(image), "-o", str(work / "out.png")]
                             if command == "upscale" else
                             [*nasflow, "eval", str(model), "--bench", str(bench)])

@@ -21,9 +21,10 @@ __all__ = ["BASE_MEMORY_MIB", "DEFAULT_TILE_MEMORY_MIB", "EAGER_SLACK", "RUNTIME
            "activation_bytes_per_pixel", "memory_bound", "tile_for_memory", "timing_side"]
 
 DEFAULT_TILE_MEMORY_MIB = 1024
-# Measured (bench/memory.py, DLSR-S and DLSR, 0.5-12 MP, every backend, cold and warm):
-# the largest peak less --tile-memory was 611 MiB (OpenVINO: two processes); room above it
-# for a larger model's weights and an allocator's rounding.
+# Measured (bench/memory.py, DLSR-S, 0.5-12 MP, every backend, cold and warm; docs/benchmarks.md):
+# the largest peak less --tile-memory was 584 MiB (the automatic choice on a cold cache, a
+# 6 MP upscale: OpenVINO's worker beside the main process); room above it for a larger
+# model's weights and an allocator's rounding.
 BASE_MEMORY_MIB = 768
 # Eager inference held 1.09-1.19x the sum of the nodes' outputs (DLSR-S at 206 and 412 px
 # tiles): the input's channels-last copy, the output's float copy and oneDNN's workspaces.
