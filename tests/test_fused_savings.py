@@ -1,7 +1,8 @@
 """What the fused mixed op saves is work removed, not numbers changed: the ops a DLSR mixed
-layer dispatches are counted (one concat and one pointwise conv for the separable and dilated
-candidates together), a depthwise backward hands its convs a dense gradient, and the merged
-conv's <g, y> is one dot. Values against the plain path: tests/test_fused.py."""
+layer dispatches are counted (the separable and dilated candidates' pointwise convs summed in
+place: no concat, no product per candidate), a depthwise backward hands its convs a dense
+gradient, and the merged conv's <g, y> is one dot. Values against the plain path:
+tests/test_fused.py."""
 from __future__ import annotations
 
 from collections import Counter
@@ -16,7 +17,7 @@ import nasflow.accel.merged_conv as mc
 from nasflow.accel.depthwise import depthwise_conv
 from nasflow.compile.supernet import compile_graph
 from nasflow.space.graph import build_graph
-from nasflow.space.schema import Space, choice, op
+from nasflow.space.schema import Space, choice
 
 DLSR = ["conv_1x1", "conv_3x3", "conv_5x5", "conv_7x7", "sep_conv_3x3", "sep_conv_5x5",
         "sep_conv_7x7", "dil_conv_3x3", "dil_conv_5x5"]
@@ -41,15 +42,19 @@ def _mixed_layer(candidates: list[str]) -> Any:
     return net, torch.rand(2, 4, 9, 11).contiguous(memory_format=torch.channels_last)
 
 
-def test_a_dlsr_mixed_layer_runs_one_concat_and_one_pointwise_conv_for_sep_and_dil():
+def test_a_dlsr_mixed_layer_sums_its_pointwise_convs_in_place_without_a_concat():
     net, x = _mixed_layer(DLSR)
     with Ops() as ops:
-        net(x)
-    # the merged 1x1..7x7 conv; per separable candidate depthwise, pointwise, depthwise; per
-    # dilated one its depthwise; then one pointwise conv over all five (it was one per family)
-    assert ops.count["convolution"] == 1 + 3 * 3 + 2 + 1
-    assert ops.count["cat"] == 2  # the five inputs, and their five weighted kernels
+        y = net(x)
+    # the merged 1x1..7x7 conv; per separable candidate depthwise, pointwise, depthwise, then
+    # its last pointwise; per dilated one its depthwise and pointwise
+    assert ops.count["convolution"] == 1 + 3 * 4 + 2 * 2
+    assert ops.count["cat"] == 0  # neither the activations nor the kernels
+    assert ops.count["add_"] == 3 + 1  # the five pointwise outputs summed in the first
     assert ops.count["add"] == 1  # merged conv + pointwise
+    # the candidates' weights scale the small kernels, never an activation
+    assert ops.count["mul"] == 5
+    assert y.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.parametrize("k,d", [(5, 1), (3, 2)])

@@ -72,8 +72,8 @@ class _DepthwiseConv(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
         x, weight = ctx.saved_tensors
         d, k, c = ctx.dilation, weight.shape[-1], x.shape[1]
-        # A channel slice of a concat's gradient (the fused pointwise conv's input): made
-        # dense once, in x's order, for both convs below (each would copy it otherwise).
+        # A channel slice of a concat's gradient (a concat downstream, as in DARTS cells):
+        # made dense once, in x's order, for both convs below (each would copy it otherwise).
         grad = grad.contiguous(memory_format=_layout(x))
         grad_x = grad_w = None
         if wanted(ctx, 0):

@@ -6,8 +6,9 @@ larger kernels. Results equal the plain path up to float rounding (tests: 1e-4 r
   instead of 1x1 + 3x3 + 5x5 + 7x7 (49 instead of 84 multiply-adds per weight pair); its
   arch gradient needs only the kernel gradient's centre (nasflow.accel.merged_conv).
 - The ReLU that opens every separable and dilated candidate is computed once.
-- The last pointwise convs of the separable and dilated candidates are one conv whose
-  input blocks are scaled by each candidate's weight, which also sums them.
+- The last pointwise convs of the separable and dilated candidates take each candidate's
+  weight into their kernels and sum in place into one output: no per-candidate product, no
+  concat.
 - Depthwise convs differentiate through nasflow.depthwise, whose CPU backward avoids
   oneDNN's slow paths (5x5, 7x7 and dilated kernels).
 - Anything else (identity, user ops) runs on its own, as in the plain path.
@@ -54,8 +55,7 @@ class FusedMixedOp(MixedOp):
             r = F.relu(x)
             hs, kernels = self._separable(r)
             dil_hs, dil_kernels = self._dilated(r)
-            # The separable and dilated candidates' last pointwise convs are one conv: one
-            # concat, one call and one add fewer than a conv per family.
+            # The separable and dilated candidates' last pointwise convs sum into one output.
             p = self._weighted_pointwise(hs + dil_hs, kernels + dil_kernels, weights[self.sep_idx + self.dil_idx])
             out = p if out is None else out + p
         for i in self.others:
@@ -94,8 +94,11 @@ class FusedMixedOp(MixedOp):
 
     @staticmethod
     def _weighted_pointwise(hs: list[Tensor], kernels: list[Tensor], w: Tensor) -> Tensor:
-        """sum_j w_j * pointwise_j(h_j) as one conv over the concatenated h_j."""
-        if len(hs) == 1:
-            return F.conv2d(hs[0], w[0] * kernels[0])
-        kernel = torch.cat([wj * k for wj, k in zip(w, kernels)], dim=1)
-        return F.conv2d(torch.cat(hs, dim=1), kernel)
+        """sum_j w_j * pointwise_j(h_j): each candidate's weight folded into its kernel, the
+        convs summed in place into the first one's output. A concat of the h_j feeding one
+        conv did the same arithmetic but copied every h_j in, and its backward handed each
+        depthwise conv a channel slice to copy out again: 1-2% slower a DLSR step."""
+        out = F.conv2d(hs[0], w[0] * kernels[0])
+        for h, k, wj in zip(hs[1:], kernels[1:], w[1:]):
+            out = out.add_(F.conv2d(h, wj * k))  # conv2d keeps no output for its backward
+        return out
