@@ -2,11 +2,11 @@
 MiLeNAS step (every candidate separately, fp32, NCHW unless told), measured in one run (by
 hand, never in tests):
 
-    python bench/strategies.py --threads 1                       # C48, batch 16, HR patch 64
-    python bench/strategies.py --threads 1 --layout channels_last   # plain rows in NHWC too
-    python bench/strategies.py --channels 16 --batch 4 --patch 32 --steps 2 --json out.json
+    python bench/strategy_steps.py --threads 1                       # C48, batch 16, HR patch 64
+    python bench/strategy_steps.py --threads 1 --layout channels_last   # plain rows in NHWC too
+    python bench/strategy_steps.py --channels 16 --batch 4 --patch 32 --steps 2 --json out.json
 
-Every strategy is timed in two setups, each alone in a fresh process (bench/strategies.py
+Every strategy is timed in two setups, each alone in a fresh process (bench/strategy_steps.py
 --one NAME --setup S ...): a warm-up step, then `steps` timed ones, on the same seeded
 weights, arch and real Set5 patches.
 
