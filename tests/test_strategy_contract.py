@@ -194,7 +194,9 @@ def test_a_run_written_before_strategy_options_resumes_and_derives(tmp_path):
     want = load_file(str(FIXTURES / "milenas_run_v0_final_arch.safetensors"))
     assert arch.keys() == want.keys()
     for k in want:
-        assert torch.equal(arch[k], want[k]), k  # lambda and reuse_forward kept their meaning
+        # lambda and reuse_forward kept their meaning: equal to float rounding, as the fused
+        # kernels' order of summation may change (it did, issue 28); a changed meaning moves them far more
+        torch.testing.assert_close(arch[k], want[k], rtol=1e-5, atol=1e-6, msg=k)
     assert derive_run(run).genotype.choices["m"] in CANDIDATES
     # The same run described as new code does: equal, so the resume check accepts it.
     assert not config.differences(fast_config(steps=6, warmup=2, batch_size=4, log_every=1, checkpoint_every=2,
