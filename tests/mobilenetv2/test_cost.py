@@ -46,7 +46,7 @@ def test_cost_shows_each_values_cost_and_the_range_without_torch():
     out = _cli_without_torch("cost", SPACE, "--size", "7x7", "--totals")  # 224 x 224 images
     assert "value decisions" in out and "smallest values" in out and "largest values" in out
     for label in DECISIONS:
-        assert f"│ {label} " in out, label
+        assert f"| {label} " in out, label  # the table drawn in ASCII: output into a pipe
     data = json.loads(_cli_without_torch("cost", SPACE, "--size", "7x7", "--json"))
     assert data["input_size"] == [224, 224]
     assert set(data["values"]["per_value"]) == set(DECISIONS)
