@@ -21,9 +21,10 @@ BUILTIN: dict[str, str] = {
     "gdas": "tau_max=10.0, tau_min=0.1, lr_min=0.04, arch_value=soft",
     "milenas": "lambda=1.0, reuse_forward=False",
     "pcdarts": "k=4",
-    "sandwich": "population=8, generations=4, parents=4, mutation_prob=0.1, bn_batches=4, random=2, "
-                "distill=0.0, focus=True",
-    "spos": "population=8, generations=4, parents=4, mutation_prob=0.1, bn_batches=4",
+    "sandwich": "population=8, generations=4, parents=4, mutation_prob=0.1, bn_batches=4, executor=local, "
+                "ray_address=None, random=2, distill=0.0, focus=True",
+    "spos": "population=8, generations=4, parents=4, mutation_prob=0.1, bn_batches=4, executor=local, "
+            "ray_address=None",
 }
 
 

@@ -23,7 +23,7 @@ from nasflow.ops.registry import OPS, register_op
 from nasflow.search.conformance import Check, check_module, check_op, check_strategy, check_task
 from nasflow.space.load import load_space
 from nasflow.strategies import STRATEGIES, Darts, register_strategy
-from nasflow.tasks.contract import make_task
+from nasflow.tasks.contract import TASKS, make_task
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -76,12 +76,17 @@ def doc_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
     monkeypatch.setenv("NASFLOW_TRUST_IMPORTS", "1")
     modules = set(sys.modules)
+    registries = (OPS, STRATEGIES, TASKS)
+    names = [set(r.names()) for r in registries]
     yield tmp_path
     for name in ("my_gumbel", "my_threshold", "featreg"):  # imported afresh by their own tests
         if name not in modules:
             sys.modules.pop(name, None)
             _LOCAL_PLUGINS.pop(name, None)
             _LOCAL.pop(name, None)
+    for registry, had in zip(registries, names):  # and their ops, strategies, tasks unregistered with them
+        for name in set(registry.names()) - had:
+            registry.remove(name)
 
 
 def test_the_docs_example_strategies_conform(doc_folder: Path):
