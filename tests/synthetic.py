@@ -16,6 +16,7 @@ derived architecture drops the unused ones and keeps its inputs.
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -172,3 +173,21 @@ def fast_config(**changes: Any):  # -> SearchConfig
         weights_optim=AdamConfig(lr=1e-2), arch_optim=AdamConfig(lr=3e-2, betas=(0.5, 0.999)),
         snapshot_steps=[], log_every=10, checkpoint_every=50)
     return SearchConfig(**{**base, **changes})
+
+
+def same_run(a: Any, b: Any, kind: Any = None) -> None:
+    """Runs `a` and `b` ended alike: the same checkpoint tensors bit for bit, the same step and
+    the same metrics lines (their speed aside). `kind`: the run directory class (a search's
+    by default)."""
+    from nasflow.search.run_dir import RunDir
+
+    kind = kind or RunDir
+    got, got_state = kind(a).load_checkpoint()
+    want, want_state = kind(b).load_checkpoint()
+    assert got.keys() == want.keys() and got_state["step"] == want_state["step"]
+    for key in want:
+        assert torch.equal(got[key], want[key]), (a, key)
+    strip = [{k: v for k, v in json.loads(line).items() if k != "steps_per_s"}
+             for line in (a / "metrics.jsonl").read_text().splitlines()]
+    assert strip == [{k: v for k, v in json.loads(line).items() if k != "steps_per_s"}
+                     for line in (b / "metrics.jsonl").read_text().splitlines()]

@@ -16,7 +16,6 @@ Skipped, saying so, where Ray is not installed.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -24,15 +23,13 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-from synthetic import fast_config, planted_space
+from synthetic import fast_config, planted_space, same_run
 
 from nasflow.search.derive_run import derive_run
 from nasflow.search.multiseed import run_seeds, seed_dir
 from nasflow.search.population import PopulationRecord, checkpoint_step
 from nasflow.search.ray_executor import RayOptions
 from nasflow.search.report import build_report, expand_runs
-from nasflow.search.run_dir import RunDir
 from nasflow.search.sweep import gamma_values, run_sweep
 
 try:
@@ -62,18 +59,6 @@ def cluster():
     yield c, second
     ray.shutdown()
     c.shutdown()
-
-
-def same_run(a: Path, b: Path, kind=RunDir) -> None:
-    got, got_state = kind(a).load_checkpoint()
-    want, want_state = kind(b).load_checkpoint()
-    assert got.keys() == want.keys() and got_state["step"] == want_state["step"]
-    for key in want:
-        assert torch.equal(got[key], want[key]), (a, key)
-    strip = [{k: v for k, v in json.loads(line).items() if k != "steps_per_s"}
-             for line in (a / "metrics.jsonl").read_text().splitlines()]
-    assert strip == [{k: v for k, v in json.loads(line).items() if k != "steps_per_s"}
-                     for line in (b / "metrics.jsonl").read_text().splitlines()]
 
 
 def report(folder: Path, restarts: bool = True) -> dict:

@@ -10,13 +10,11 @@ in tests/test_ray_cluster.py.
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
-import torch
-from synthetic import fast_config, planted_space
+from synthetic import fast_config, planted_space, same_run
 from typer.testing import CliRunner
 
 from nasflow.cli.train_population import RETRAINED, TRAIN_RECORD, run_population, targets
@@ -56,18 +54,6 @@ def copy_searches(searched: Path, to: Path) -> Path:
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_bytes(f.read_bytes())
     return to / "pop"
-
-
-def same_run(a: Path, b: Path) -> None:
-    got, got_state = TrainRunDir(a).load_checkpoint()
-    want, want_state = TrainRunDir(b).load_checkpoint()
-    assert got.keys() == want.keys() and got_state["step"] == want_state["step"]
-    for key in want:
-        assert torch.equal(got[key], want[key]), (a, key)
-    strip = [{k: v for k, v in json.loads(line).items() if k != "steps_per_s"}
-             for line in (a / "metrics.jsonl").read_text().splitlines()]
-    assert strip == [{k: v for k, v in json.loads(line).items() if k != "steps_per_s"}
-                     for line in (b / "metrics.jsonl").read_text().splitlines()]
 
 
 def files(folder: Path) -> dict[str, tuple[int, int]]:
@@ -112,7 +98,7 @@ def test_population_equals_each_trained_alone_and_continues(searched, tmp_path):
     assert [(o.step, o.finished, o.error, o.restarts) for o in outcomes] == [(6, True, None, []), (6, True, None, [3])]
     assert seen == [0, 1]
     for i, t in enumerate(found):
-        same_run(t.out, alone / str(i))
+        same_run(t.out, alone / str(i), TrainRunDir)
     assert PopulationRecord.load(pop, file=TRAIN_RECORD).runs == {
         "seed-0/retrained": {"finished": True, "restarts": []},
         "seed-1/retrained": {"finished": True, "restarts": [{"step": 3, "reason": "the population was started again"}]}}
@@ -149,7 +135,7 @@ def test_cli_retrains_a_population(searched, tmp_path, monkeypatch):
     for s in (0, 1):
         run_train(TrainConfig(steps=4, batch_size=8, device="cpu", task=TASK, validate_every=2,
                               arch=f"pop/seed-{s}/derived/arch.yaml"), f"alone-{s}")
-        same_run(pop / f"seed-{s}" / RETRAINED, tmp_path / f"alone-{s}")
+        same_run(pop / f"seed-{s}" / RETRAINED, tmp_path / f"alone-{s}", TrainRunDir)
 
 
 def test_ray_executor_without_ray_is_one_line(searched, tmp_path, monkeypatch):
