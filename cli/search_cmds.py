@@ -153,7 +153,7 @@ def search(
     Ctrl-C stops after the current step and saves a checkpoint; --resume continues it.
     """
     from nasflow.search.derive_run import derive_genotype
-    from nasflow.search.loop import run_search, strategy_class
+    from nasflow.search.loop import fuse_that_runs, run_search
     from nasflow.search.multiseed import parse_seeds, seed_dir
     from nasflow.search.run_dir import RunDir
     from nasflow.tasks.presets import apply_preset, exclusive_options, preset_section
@@ -195,9 +195,8 @@ def search(
             if value is not None:
                 group = "weights_optim" if key == "lr" else "arch_optim"
                 changes[group] = {**base[group], "lr": value}
-        config = SearchConfig.build({**base, **changes}, SEARCH_FLAGS)
-        if config.fuse != base["fuse"] and not strategy_class(config, run).fuse_acts(config):
-            config = config.model_copy(update={"fuse": base["fuse"]})  # inert for it: no change
+        # An inert --fuse / --no-fuse (GDAS, SPOS) keeps the run's record: no change.
+        config = fuse_that_runs(SearchConfig.build({**base, **changes}, SEARCH_FLAGS), run, base["fuse"])
         given_space = load_space(space) if space is not None else None
     else:
         if space is None:
@@ -281,24 +280,22 @@ def search_reporter(config: SearchConfig, run_dir: Path | None = None) -> RichRe
 
 
 def _fuse_that_runs(config: SearchConfig, asked: bool | None) -> SearchConfig:
-    """The config with fuse as the strategy runs it: one whose mixed op ignores fuse (GDAS,
-    SPOS: one candidate at a time) runs plain, so the run records fuse=False; said in a line
-    when --fuse was asked for."""
-    from nasflow.search.loop import strategy_class
+    """The config with fuse as the strategy runs it (the library's fuse_that_runs, which
+    run_search applies anyway), said in a line when --fuse was asked for and does nothing."""
+    from nasflow.search.loop import fuse_that_runs
 
-    if not config.fuse or strategy_class(config).fuse_acts(config):
-        return config
-    if asked:
+    runs = fuse_that_runs(config)
+    if asked and runs.fuse != config.fuse:
         console.print(f"--fuse: {config.strategy}'s mixed op does not fuse; it runs plain (fuse=False)",
                       highlight=False)
-    return config.model_copy(update={"fuse": False})
+    return runs
 
 
 def _auto_levers(config: SearchConfig, space: Any) -> SearchConfig:
     """`--levers auto`: the fastest exact levers on this machine, recorded in the config."""
     from nasflow.hardware.auto import bf16_warning, choose_search_levers
     from nasflow.runs import distributed
-    from nasflow.search.loop import strategy_class
+    from nasflow.search.loop import fuse_that_runs
     from nasflow.tasks.contract import make_task
 
     warning = bf16_warning(config)
@@ -315,12 +312,13 @@ def _auto_levers(config: SearchConfig, space: Any) -> SearchConfig:
     if choice.source == "short run":
         shown = "timing them would cost more than they could save in a run this short"
     # What runs: a strategy whose mixed op ignores fuse (one candidate at a time) runs plain.
-    levers = {**choice.value, "fuse": bool(choice.value["fuse"]) and strategy_class(config).fuse_acts(config)}
-    inert = "" if levers["fuse"] == choice.value["fuse"] else f" ({config.strategy}'s mixed op does not fuse)"
-    console.print(f"levers auto ({choice.source}): fuse={levers['fuse']}{inert}, "
-                  f"channels_last={levers['channels_last']}" + (f" [dim]({shown})[/]" if shown else ""),
+    timed = config.model_copy(update={**choice.value, "levers": "auto"})
+    runs = fuse_that_runs(timed)
+    inert = "" if runs.fuse == timed.fuse else f" ({config.strategy}'s mixed op does not fuse)"
+    console.print(f"levers auto ({choice.source}): fuse={runs.fuse}{inert}, "
+                  f"channels_last={runs.channels_last}" + (f" [dim]({shown})[/]" if shown else ""),
                   highlight=False)
-    return config.model_copy(update={**levers, "levers": "auto"})
+    return runs
 
 
 def _search_seeds(config: SearchConfig, out: Path | None, seeds: list[int], space: Any, resume: bool,

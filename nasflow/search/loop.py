@@ -93,11 +93,15 @@ def run_search(config: SearchConfig, run_dir: str | Path, *, space: Space | None
     ctx = ctx if ctx is not None else current(config.device)
     check_batch_splits(config.batch_size, ctx)
     with hold_run(run_dir, ctx, new=not resume):  # one writer per run (runs/lock.py)
+        if resume:  # before the configs are compared: an inert fuse differing from the record is no change
+            config = fuse_that_runs(config, run_dir, on_main(lambda: RunDir.open(run_dir).config().fuse, ctx))
         searched = open_run(RunDir, run_dir, config, resume, ctx, lambda: _resolve_space(config, space),
                             given=space is not None)
-        used = _with_run_table(config, run_dir, ctx) if resume else config
         # After the space is read (its imports may register the strategy); a bad option: no run written.
         strategy_class(config, run_dir if resume else None).parse_options(config.strategy_options)
+        if not resume:
+            config = fuse_that_runs(config)  # what config.json records is what runs
+        used = _with_run_table(config, run_dir, ctx) if resume else config
         task = task if task is not None else make_task(config.task, config.task_options, searched)
         # Built before any file is written, so a bad strategy or space leaves no run behind.
         search = _Search(used, searched, task, reporter if ctx.is_main else None, ctx, run_dir if resume else None)
@@ -114,6 +118,20 @@ def strategy_class(config: SearchConfig, run_dir: str | Path | None = None) -> t
     from nasflow.strategies import get_strategy
 
     return get_strategy(config.strategy)
+
+
+def fuse_that_runs(config: SearchConfig, run_dir: str | Path | None = None,
+                   recorded: bool | None = None) -> SearchConfig:
+    """`config` with `fuse` as its strategy runs it, so a run records what runs (every entry
+    point: the CLI, sweeps, populations, Python). A strategy whose mixed op is the same with
+    fuse on and off (GDAS, SPOS: one candidate at a time; Strategy.fuse_acts) never runs the
+    fused kernels: a new run records fuse=False. Resuming (`run_dir`, `recorded`: the fuse
+    its config.json holds), an inert fuse other than the record keeps the record (a run from
+    before this recorded an inert True), since changing it would change nothing."""
+    target = False if recorded is None else recorded
+    if config.fuse == target or strategy_class(config, run_dir).fuse_acts(config):
+        return config
+    return config.model_copy(update={"fuse": target})
 
 
 def _with_run_table(config: SearchConfig, run_dir: str | Path, ctx: DistContext) -> SearchConfig:
@@ -322,4 +340,4 @@ class _Search(RunLoop):
         })
 
 
-__all__ = ["Reporter", "SearchConfig", "SearchResult", "make_task", "run_search"]
+__all__ = ["Reporter", "SearchConfig", "SearchResult", "fuse_that_runs", "make_task", "run_search"]
