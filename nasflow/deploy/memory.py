@@ -4,6 +4,7 @@ stay within `--tile-memory` plus a fixed base whatever the image, backend or cac
     bound = memory_bound(1024)                  # bytes: --tile-memory 1024 MiB + BASE_MEMORY_MIB
     side = tile_for_memory(graph, 1 << 30)      # the largest LR tile whose activations fit
     side = timing_side(graph, 1 << 30, ["eager", "onnx", "openvino"])  # timing them all at once
+    check_tile(graph, 2000, 1 << 30, "onnx", shape=(1500, 2000))  # --tile by hand: refused if over
 
 The activations are estimated from the graph (channels x relative area of every node); the
 base is measured (bench/memory.py, docs/howto/limits.md): the Python and torch runtime with
@@ -15,10 +16,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from nasflow.errors import NasflowError
 from nasflow.space.graph import Graph
 
 __all__ = ["BASE_MEMORY_MIB", "DEFAULT_TILE_MEMORY_MIB", "EAGER_SLACK", "RUNTIME_SLACK", "TIMING_SHARE",
-           "activation_bytes_per_pixel", "memory_bound", "tile_for_memory", "timing_side"]
+           "activation_bytes_per_pixel", "check_tile", "memory_bound", "tile_for_memory", "timing_side"]
 
 DEFAULT_TILE_MEMORY_MIB = 1024
 # Measured (bench/memory.py, DLSR-S, 0.5-12 MP, every backend, cold and warm; docs/benchmarks.md):
@@ -87,3 +89,18 @@ def timing_side(graph: Graph, budget: int, backends: Sequence[str], largest: int
     per_pixel = sum(activation_bytes_per_pixel(graph, b) for b in dict.fromkeys(backends))
     side = math.isqrt(int(budget // TIMING_SHARE // max(per_pixel, 1.0)))
     return max(min(side, largest) if largest is not None else side, 16)
+
+
+def check_tile(graph: Graph, tile: int, budget: int, backend: str = "eager", overlap: int = 32,
+               shape: tuple[int, int] | None = None) -> None:
+    """Refuse a tile side given by hand (`--tile`) whose activations on `backend` exceed
+    `budget` bytes (`--tile-memory`): the bound would not hold. `shape` (h, w): the image,
+    which the tile covers at most (a large tile on a small image is that image)."""
+    h, w = shape if shape is not None else (tile, tile)
+    need = min(tile, h) * min(tile, w) * activation_bytes_per_pixel(graph, backend)
+    fits = tile_for_memory(graph, budget, overlap, backend=backend)
+    if need <= budget or tile <= fits:  # the smallest tile the overlap allows is what the default takes too
+        return
+    raise NasflowError(f"--tile {tile} needs ~{math.ceil(need / 2**20)} MiB of activations on the {backend} "
+                       f"backend, over --tile-memory {budget >> 20}: use --tile {fits} (the largest that fits) "
+                       f"or less, or --tile-memory {math.ceil(need / 2**20)}")

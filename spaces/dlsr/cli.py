@@ -96,8 +96,8 @@ def upscale(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="A model directory (nasflow import / train).")],
     inputs: Annotated[list[Path], typer.Argument(metavar="IN...", help="Image files or folders of images.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (or an image file for one input).")],
-    tile: Annotated[Optional[int], typer.Option(min=1, help="LR tile side in pixels. Default: the largest "
-                                                "whose activations fit --tile-memory.")] = None,
+    tile: Annotated[Optional[int], typer.Option(min=1, help="LR tile side in pixels, at most the largest "
+                                                "whose activations fit --tile-memory (the default).")] = None,
     tile_memory: Annotated[int, typer.Option(min=16, help="MiB of activations one tile may take (estimated for "
                                              "the backend from the model's layers): picks the tile size.")] = 1024,
     overlap: Annotated[int, typer.Option(min=0, help="LR pixels each tile reads beyond the part it writes.")] = 32,
@@ -112,16 +112,18 @@ def upscale(
     from nasflow.hardware.auto import exact_backends, pick_backend
 
     from nasflow.deploy.input_size import check_input_size
-    from nasflow.deploy.memory import timing_side
+    from nasflow.deploy.memory import check_tile, timing_side
 
     from .data import image_size, load_rgb
     from .tiling import model_predictor, tile_for_memory, upscale_file
 
     model, _, dev, scale = load_sr_model(model_dir, device)
     pairs = collect_inputs(inputs, out)
+    sizes: list[tuple[int, int]] = []
     for src, _ in pairs:  # before timing backends or writing: each header's size (limits, receptive field)
         w, h = image_size(src)
         check_input_size(model, h, w, f"image {src} ({w} x {h})", "upscale a larger image")
+        sizes.append((h, w))
     guess = tile or tile_for_memory(model.graph, tile_memory << 20, overlap)  # the eager bound: the largest
     # Backends are timed on one tile, all alive at once: together within --tile-memory too.
     side = timing_side(model.graph, tile_memory << 20, exact_backends(str(dev)), largest=guess)
@@ -129,6 +131,9 @@ def upscale(
                           report=lambda text: console.print(text, highlight=False))
     if tile is None:  # larger tiles recompute less overlap: as large as the backend's memory allows
         tile = tile_for_memory(model.graph, tile_memory << 20, overlap, backend=chosen)
+    else:  # a tile by hand within --tile-memory too (a named backend was not timed: nothing ran yet)
+        for shape in sizes:
+            check_tile(model.graph, tile, tile_memory << 20, chosen, overlap, shape)
     predict = model_predictor(model, chosen, dtype)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
