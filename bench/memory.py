@@ -1,13 +1,14 @@
 """Peak memory of `nasflow upscale` and `nasflow eval` against the bound docs/howto/limits.md
 states, for images of 0.5 to 12 megapixels, on every backend, with a cold and a warm cache.
 
-    python bench/memory.py [--model DIR] [--megapixels 0.5,2,6,12] [--backends auto,eager,onnx,openvino]
+    python bench/memory.py [--model DIR] [--megapixels 0.5,1.5,3,6,12] [--backends auto,eager,onnx,openvino]
                            [--commands upscale,eval] [--states cold,warm] [--tile-memory MIB] [--threads N]
 
 Each figure is one command in a fresh child process: its peak RSS from wait4 (ru_maxrss: the
 child's own peak, or a worker's it waited for if larger; at least this script's own ~100 MB,
 which a child's ru_maxrss inherits at the fork), and the process tree's summed RSS sampled
-every 10 ms (the OpenVINO backend's worker is a second process: the two add up).
+every 10 ms (the OpenVINO backend's worker is a second process: the two add up). Each row
+also shows the machine's 1-minute load average as it ended.
 Cold: an empty NASFLOW_CACHE (the ONNX export, the OpenVINO check and, for auto, the backend
 timing all run); warm: the same command again on that cache. The images are mosaics of the
 shipped Set14 (each picture resized to 512 x 512), so their content is real; eval gets a
@@ -90,10 +91,19 @@ def measure(args: list[str], env: dict[str, str]) -> tuple[int, int, float, int,
     return usage.ru_maxrss * 1024, peak[0], time.perf_counter() - start, proc.returncode, last
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (lscpu's 'Model name'), for the figures' machine."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
+    except OSError:
+        return "?"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, help="a model directory (default: the released DLSR-S)")
-    parser.add_argument("--megapixels", default="0.5,2,6,12")
+    parser.add_argument("--megapixels", default="0.5,1.5,3,6,12")
     parser.add_argument("--backends", default="auto,eager,onnx,openvino")
     parser.add_argument("--commands", default="upscale,eval")
     parser.add_argument("--states", default="cold,warm", help="cold (an empty cache), warm (the same command again)")
@@ -115,8 +125,9 @@ def main() -> None:
     bound = memory_bound(opts.tile_memory)
     print(f"bound: --tile-memory {opts.tile_memory} MiB + base {BASE_MEMORY_MIB} MiB = {bound / 2**20:.0f} MiB; "
           f"model {model}; {opts.threads} thread(s)")
+    print(f"machine {_cpu_name()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"{'command':8} {'MP':>5} {'size':>11} {'backend':9} {'cache':5} {'ru_maxrss':>10} {'tree peak':>10} "
-          f"{'s':>6}  within")
+          f"{'s':>6} {'load':>5}  within")
     worst = 0
     for mp in (float(m) for m in opts.megapixels.split(",")):
         image = work / "images" / f"{mp:g}mp.png"
@@ -140,7 +151,7 @@ def main() -> None:
                     worst = max(worst, peak)
                     ok = "yes" if code == 0 and peak <= bound else ("FAILED: " + last if code else "NO")
                     print(f"{command:8} {mp:5g} {f'{w}x{h}':>11} {backend:9} {state:5} {rss / 2**20:8.0f} M "
-                          f"{tree / 2**20:8.0f} M {seconds:6.1f}  {ok}", flush=True)
+                          f"{tree / 2**20:8.0f} M {seconds:6.1f} {os.getloadavg()[0]:5.1f}  {ok}", flush=True)
     print(f"largest peak {worst / 2**20:.0f} MiB; bound {bound / 2**20:.0f} MiB")
     shutil.rmtree(work, ignore_errors=True)
 
