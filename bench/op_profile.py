@@ -194,11 +194,12 @@ def analyse(events: Any, wall_s: float, peak: Any, dtype: str = "fp32", scale: f
             "times_from": f"a trace without shapes for {same} of {len(ops)} ops"}
 
 
-def by_limit(table: dict[str, Any]) -> list[tuple[str, float]]:
-    """Seconds per kind of limit (the text before any parenthesis), the largest first."""
+def by_limit(table: dict[str, Any], outside: str = "Python, autograd engine, outside ATen ops") -> list[tuple[str, float]]:
+    """Seconds per kind of limit (the text before any parenthesis), the largest first;
+    `outside`: what the time outside every op is called."""
     out: dict[str, float] = defaultdict(float)
     for r in table["rows"]:
         kind = r["limit"].split(" (")[0] or "at or above 30% of peak"
         out[kind] += r["ms"] / 1e3
-    out["Python, autograd engine, outside ATen ops"] += table["outside_s"]
+    out[outside] += table["outside_s"]
     return sorted(out.items(), key=lambda kv: -kv[1])

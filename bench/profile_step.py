@@ -3,6 +3,7 @@ runs it after the speed tables):
 
     python bench/profile_step.py --threads 2                  # DLSR and DARTS, tables on stdout
     python bench/profile_step.py --threads 2 --only dlsr --json out.json
+    python bench/profile_step.py --threads 1 --only inference-onnx --channels 8 --size 90x160
 
 Two steps, each profiled alone in a fresh process after two untimed steps and one timed one:
 torch.profiler over one step without shapes (the op times; recording shapes and arguments
@@ -12,6 +13,11 @@ op's shape, arguments and so FLOPs, matched to the first trace's ops one for one
   fused mixed ops, channels-last, kept memory; bench/search_step.py builds it);
 - DARTS: what `nasflow search spaces/darts/space.yaml` runs (the classify task's quick
   preset: MiLeNAS, C4, 8 cells, batch 16, the built-in 32x32 set; fused, channels-last).
+
+And inference (bench/profile_inference.py), derived DLSR at the bench's inference size
+(640x360 LR, x2, C48: `--channels`, `--scale`, `--size` change it):
+- inference: the Predictor's eager backend (channels-last fp32), through torch.profiler;
+- inference-onnx: onnxruntime, `nasflow eval`'s default, through onnxruntime's own profiler.
 
 Per op and shape (bench/op_profile.py): calls, time, executed FLOPs, GFLOP/s, % of this
 machine's peak, and for an op under 30% of it what limits it; then the time by limit, and
@@ -130,13 +136,28 @@ def profile_darts(threads: int) -> dict[str, Any]:
             "events": window.prof.events(), "timed": window.timed.events()}
 
 
-def one(name: str, threads: int) -> dict[str, Any]:
-    """Profile `name` in this process; the analysed tables (JSON-ready)."""
+NAMES = ("dlsr", "darts", "inference", "inference-onnx")
+INFERENCE = {"channels": 48, "scale": 2, "size": (360, 640)}  # bench/speed.py's inference row
+
+
+def one(name: str, threads: int, peak: Any = None, inference: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Profile `name` (one of NAMES) in this process; the analysed tables (JSON-ready).
+    `peak`: this machine's (measured or cached when None); `inference`: the inference
+    profiles' channels, scale and LR size (h, w)."""
     import op_profile
+    import profile_inference
     import roofline
 
-    peak = roofline.peak(threads)
-    got = profile_dlsr(threads) if name == "dlsr" else profile_darts(threads)
+    peak = peak if peak is not None else roofline.peak(threads)
+    sizes = {**INFERENCE, **(inference or {})}
+    if name == "dlsr":
+        got = profile_dlsr(threads)
+    elif name == "darts":
+        got = profile_darts(threads)
+    elif name == "inference":
+        got = profile_inference.profile_eager(threads, **sizes)
+    else:
+        got = profile_inference.profile_onnx(threads, **sizes)
     # With one thread the peak is on CPU time: the profiler's wall times are scaled by the
     # profiled step's CPU / wall (the share of the time it ran, on a shared machine).
     scale = got["profiled_cpu_s"] / got["profiled_s"] if threads == 1 else 1.0
@@ -145,20 +166,32 @@ def one(name: str, threads: int) -> dict[str, Any]:
     # The profiler's own cost (recording each event, its shapes and arguments) made the
     # profiled step slower than an unprofiled one: spread over the events recorded, taken off
     # each op for every event it holds, so the rows add up to the unprofiled step.
-    events, timed = got.pop("events"), got.pop("timed")
-    overhead_us = max(profiled - step, 0.0) * 1e6 / max(len(timed), 1)
-    table = op_profile.analyse(events, step, peak, scale=scale, overhead_us=overhead_us, timed=timed)
-    return {**got, **table, "by_limit": op_profile.by_limit(table), "threads": threads, "scale": scale,
-            "clock_step_s": step, "n_events": len(timed), "overhead_us": overhead_us}
+    if "nodes" in got:  # onnxruntime's trace: one event per node
+        nodes = got.pop("nodes")
+        n_events = len(nodes)
+        overhead_us = max(profiled - step, 0.0) * 1e6 / max(n_events, 1)
+        table = profile_inference.analyse_nodes(nodes, step, peak, scale=scale, overhead_us=overhead_us)
+    else:
+        events, timed = got.pop("events"), got.pop("timed")
+        n_events = len(timed)
+        overhead_us = max(profiled - step, 0.0) * 1e6 / max(n_events, 1)
+        table = op_profile.analyse(events, step, peak, scale=scale, overhead_us=overhead_us, timed=timed)
+    outside = f"{got.get('outside', 'Python, autograd engine')}, outside {got.get('inside', 'ATen ops')}"
+    return {**got, **table, "by_limit": op_profile.by_limit(table, outside), "threads": threads, "scale": scale,
+            "clock_step_s": step, "n_events": n_events, "overhead_us": overhead_us}
 
 
-def run(threads: int, peak: Any = None, only: list[str] | None = None) -> list[dict[str, Any]]:
+def run(threads: int, peak: Any = None, only: list[str] | None = None,
+        inference: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Each profile alone in a fresh process (so neither inherits the other's caches)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    sizes = {**INFERENCE, **(inference or {})}
+    extra = ["--channels", str(sizes["channels"]), "--scale", str(sizes["scale"]),
+             "--size", "x".join(map(str, sizes["size"]))]
     out = []
-    for name in only or ["dlsr", "darts"]:
-        print(f"  profiling the default {name} step ...", file=sys.stderr, flush=True)
-        got, error = run_child([sys.executable, __file__, "--one", name, "--threads", str(threads)], env)
+    for name in only or list(NAMES):
+        print(f"  profiling {name} ...", file=sys.stderr, flush=True)
+        got, error = run_child([sys.executable, __file__, "--one", name, "--threads", str(threads), *extra], env)
         out.append({"name": name, "error": error} if got is None else got)
     return out
 
@@ -170,10 +203,12 @@ def print_profiles(profiles: list[dict[str, Any]], peak: Any, top: int = 25) -> 
             continue
         useful, executed = p["useful_flops"], p["executed_flops"]
         step, clock = p["clock_step_s"], "CPU s" if p["threads"] == 1 else "s"
-        print(f"\nWhere the default {p['name']} step goes: {p['what']}, {p['threads']} threads")
-        print(f"step {p['step_s']:.3f} s unprofiled ({p['step_cpu_s']:.3f} CPU s), {p['profiled_s']:.3f} s "
-              f"profiled ({p['profiled_cpu_s']:.3f} CPU s); in ATen ops {p['aten_s']:.3f} {clock}, outside "
-              f"them (Python, autograd engine) {p['outside_s']:.3f} {clock}")
+        unit = p.get("unit", "step")
+        title = p.get("title", f"the default {p['name']} step")
+        print(f"\nWhere {title} goes: {p['what']}, {p['threads']} threads")
+        print(f"{unit} {p['step_s']:.3f} s unprofiled ({p['step_cpu_s']:.3f} CPU s), {p['profiled_s']:.3f} s "
+              f"profiled ({p['profiled_cpu_s']:.3f} CPU s); in {p.get('inside', 'ATen ops')} {p['aten_s']:.3f} "
+              f"{clock}, outside them ({p.get('outside', 'Python, autograd engine')}) {p['outside_s']:.3f} {clock}")
         if p["scale"] != 1.0:
             print(f"(one thread: op times are the profiler's wall times x {p['scale']:.2f}, the profiled "
                   "step's CPU / wall, as the peak is on CPU time)")
@@ -191,26 +226,41 @@ def print_profiles(profiles: list[dict[str, Any]], peak: Any, top: int = 25) -> 
         rest = p["rows"][top:]
         if rest:
             print(f"... {len(rest)} more op/shape rows, {sum(r['ms'] for r in rest):.1f} ms in all (--json has them)")
+        if p["name"] == "inference":
+            print("(the eager path only: torch.profiler does not see inside onnxruntime or OpenVINO; "
+                  "inference-onnx reads onnxruntime's own profiler, OpenVINO's is not read)")
         print("time by what limits it:")
         for kind, s in p["by_limit"]:
             print(f"  {kind:58s} {s:7.3f} {clock} {100 * s / p['wall_s']:5.1f}%")
 
 
-def main() -> None:
+def _size(text: str) -> tuple[int, int]:
+    """"360x640" -> (360, 640); argparse turns the ValueError into one line, exit code 2."""
+    h, _, w = text.partition("x")
+    if not (h.isdigit() and w.isdigit() and int(h) > 0 and int(w) > 0):
+        raise argparse.ArgumentTypeError(f"'{text}' is not an LR size HxW, e.g. 360x640")
+    return int(h), int(w)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", choices=["dlsr", "darts"])
+    parser.add_argument("--only", choices=NAMES)
     parser.add_argument("--top", type=int, default=25, help="op/shape rows printed per step")
     parser.add_argument("--json", type=Path, help="also write every row to this JSON file")
-    parser.add_argument("--one", choices=["dlsr", "darts"], help=argparse.SUPPRESS)  # the child process
-    args = parser.parse_args()
+    parser.add_argument("--channels", type=int, default=INFERENCE["channels"], help="inference: derived DLSR's width")
+    parser.add_argument("--scale", type=int, default=INFERENCE["scale"], help="inference: the upscaling factor")
+    parser.add_argument("--size", type=_size, default=INFERENCE["size"], help="inference: the LR image, HxW")
+    parser.add_argument("--one", choices=NAMES, help=argparse.SUPPRESS)  # the child process
+    args = parser.parse_args(argv)
+    sizes = {"channels": args.channels, "scale": args.scale, "size": args.size}
     if args.one:
-        print(json.dumps(one(args.one, args.threads)))
+        print(json.dumps(one(args.one, args.threads, inference=sizes)))
         return
     import roofline
 
     peak = roofline.peak(args.threads)
-    profiles = run(args.threads, peak, [args.only] if args.only else None)
+    profiles = run(args.threads, peak, [args.only] if args.only else None, sizes)
     print_profiles(profiles, peak, args.top)
     if args.json:
         args.json.write_text(json.dumps({"peak": peak.to_json(), "profiles": profiles}, indent=2) + "\n")

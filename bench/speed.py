@@ -21,7 +21,8 @@ Every row also gives its achieved GFLOP/s, the FLOPs the cost model counts for i
 candidate of the supernet, forward and the gradients autograd runs: nasflow/hardware/flops.py)
 per second, and that as a share of this machine's measured peak (bench/peak.py, cached per
 machine and thread count): how far each configuration is from what the machine can do.
-`--profile` adds where the default step's time goes, op by op (bench/profile_step.py).
+`--profile` adds where the default steps' and inference's time goes, op by op
+(bench/profile_step.py).
 """
 from __future__ import annotations
 
@@ -173,6 +174,13 @@ def add_inference_rates(result: dict[str, Any], args: argparse.Namespace, peak: 
             row.update(roofline.rate(flops, roofline.seconds(row, "image", args.threads), peak, row["dtype"]))
 
 
+def profile_names(only: str | None) -> list[str]:
+    """What --profile profiles (bench/profile_step.py's names): the default DLSR and DARTS
+    steps with the search section, eager and onnxruntime inference with the inference one."""
+    steps, inference = ["dlsr", "darts"], ["inference", "inference-onnx"]
+    return {None: steps + inference, "search": steps, "inference": inference}.get(only, [])
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     global _search_caption, _scale, _threads, _peak
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -188,7 +196,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--only", choices=["search", "inference", "train"], help="run one section only")
     parser.add_argument("--train-patch", type=int, default=96, help="HR patch side of the training rows")
     parser.add_argument("--profile", action="store_true",
-                        help="also profile the default DLSR and DARTS search steps op by op (bench/profile_step.py)")
+                        help="also profile op by op (bench/profile_step.py) the default DLSR and DARTS search "
+                             "steps (with the search section) and inference, eager and onnxruntime (with the "
+                             "inference section)")
     parser.add_argument("--no-auto", dest="auto", action="store_false",
                         help="leave out the search's auto row (what --levers auto picks, timed once and cached)")
     parser.add_argument("--malloc", choices=["kept", "default"], default="kept",
@@ -232,7 +242,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.profile:
         import profile_step
 
-        out["profile"] = profile_step.run(args.threads, _peak)
+        names = profile_names(args.only)
+        sizes = {"channels": args.channels, "scale": args.scale, "size": INFERENCE_SIZE}
+        if not names:
+            print(f"\n--profile: nothing is profiled with --only {args.only} (search and inference are)")
+        out["profile"] = profile_step.run(args.threads, _peak, names, sizes) if names else []
         profile_step.print_profiles(out["profile"], _peak)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
