@@ -89,7 +89,7 @@ def test_the_end_table_and_the_log_show_a_sigmoid_relaxations_weights(tmp_path):
     for label, row in logits.items():  # sigmoid(alpha), not softmax(alpha)
         assert result.softmax[label] == pytest.approx(torch.sigmoid(row).tolist(), abs=1e-6)
     last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
-    assert last["softmax"] == result.softmax
+    assert last["weights"] == result.softmax
     from nasflow.cli.search_view import softmax_table
 
     assert softmax_table(result).title == "sigmoid(alpha) and sigmoid(beta): start -> end"

@@ -72,3 +72,52 @@ def test_darts_resume_with_another_fuse_is_still_refused(folder: Path) -> None:
     run_search(_config("darts"), folder / "run", stop_at=1)
     with pytest.raises(RunError, match="fuse"):
         run_search(_config("darts", fuse=False), folder / "run", resume=True)
+
+
+# --- metrics.jsonl: the decision weights are `weights`; runs written before say `softmax` ---
+def _old_format(run: Path) -> list[dict[str, Any]]:
+    """Rewrites the run's metrics.jsonl as runs recorded it before: the field named softmax."""
+    path = run / "metrics.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert all("weights" in r and "softmax" not in r for r in records)  # as the loop writes now
+    old = [{("softmax" if k == "weights" else k): v for k, v in r.items()} for r in records]
+    path.write_text("".join(json.dumps(r) + "\n" for r in old))
+    return old
+
+
+def test_an_old_format_run_plots_and_resumes(folder: Path) -> None:
+    from synthetic import PlantedTask, fast_config, planted_space
+
+    from nasflow.viz.run_data import run_history
+    from nasflow.viz.run_plots import plot_run
+
+    config = fast_config(steps=12, warmup=2, log_every=2, snapshot_steps=[])
+    run_search(config, folder / "run", space=planted_space(), task=PlantedTask(), stop_at=6)
+    old = _old_format(folder / "run")
+    history = run_history(folder / "run")
+    assert history.decisions["m"].steps == [0, 2, 4, 6]
+    assert history.decisions["m"].weights == [r["softmax"]["m"] for r in old]
+    # Resumed: the end table's start column comes from the old step-0 record; new records say weights.
+    result = run_search(config, folder / "run", task=PlantedTask(), resume=True)
+    assert result.finished and result.initial_softmax == old[0]["softmax"]
+    records = [json.loads(line) for line in (folder / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert ["weights" in r for r in records] == [False] * 4 + [True] * 3
+    history = run_history(folder / "run")  # both names, record by record
+    assert history.decisions["m"].steps == [0, 2, 4, 6, 8, 10, 12]
+    assert history.decisions["m"].weights[-1] == records[-1]["weights"]["m"] == result.softmax["m"]
+    assert len(plot_run(folder / "run", svg=False).files) >= 3
+
+
+def test_tensorboard_reads_an_old_record(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from nasflow.runs.tensorboard import TensorBoardLog
+
+    log = TensorBoardLog(tmp_path, {"m": ["conv_1x1", "conv_3x3"]})
+    log.write({"step": 0, "softmax": {"m": [0.25, 0.75]}})
+    log.write({"step": 1, "weights": {"m": [0.5, 0.5]}})
+    log.close()
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("weights/m/conv_3x3")] == [(0, 0.75), (1, 0.5)]

@@ -102,7 +102,7 @@ def test_two_ranks_equal_one_process_with_the_same_global_batch(dist_runs, tmp_p
     for key in want:
         torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-5, msg=key)
     # The arch did move (else equality would say nothing) and both ranks hold the same.
-    start = RunDir(single_run.run_dir).read_metrics()[0]["softmax"]
+    start = RunDir(single_run.run_dir).read_metrics()[0]["weights"]
     assert start != single_run.softmax
     for r in range(WORLD):
         for label, p in ranks[r]["full_softmax"].items():
@@ -138,9 +138,9 @@ def test_resumed_distributed_run_continues_to_the_same_result(dist_runs):
     b = RunDir(tmp / "runs" / "straight").read_metrics()
     assert [r["step"] for r in a] == [r["step"] for r in b] == [0, 4, 8, 12]
     for x, y in zip(a, b):
-        assert x["genotype"] == y["genotype"] and x["softmax"].keys() == y["softmax"].keys()
-        for label in x["softmax"]:  # approx() takes flat containers only (pytest >= 9.2)
-            assert x["softmax"][label] == pytest.approx(y["softmax"][label], abs=1e-6)
+        assert x["genotype"] == y["genotype"] and x["weights"].keys() == y["weights"].keys()
+        for label in x["weights"]:  # approx() takes flat containers only (pytest >= 9.2)
+            assert x["weights"][label] == pytest.approx(y["weights"][label], abs=1e-6)
         # A record averages the losses since the last one or since the resume: the record
         # at 8 covers steps 8 only in the resumed run (stopped at 7), 5..8 in the other.
         if x["step"] != 8:

@@ -49,8 +49,8 @@ def test_stopped_and_resumed_equals_uninterrupted(tmp_path, strategy, stateful):
     _assert_same_state(_state(tmp_path / "a"), _state(tmp_path / "b"))
     a, b = RunDir(tmp_path / "a").read_metrics(), RunDir(tmp_path / "b").read_metrics()
     assert [r["step"] for r in a] == [r["step"] for r in b]
-    for label in a[-1]["softmax"]:
-        assert a[-1]["softmax"][label] == pytest.approx(b[-1]["softmax"][label], rel=1e-5)
+    for label in a[-1]["weights"]:
+        assert a[-1]["weights"][label] == pytest.approx(b[-1]["weights"][label], rel=1e-5)
     assert resumed.genotype == straight.genotype
 
 

@@ -48,4 +48,4 @@ def test_two_ranks_draw_alike_and_equal_one_process(tmp_path, strategy):
         torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-5, msg=key)
     # The same draws: the generators end in the same state.
     assert torch.equal(state_two["strategy"]["generator"], state["strategy"]["generator"])
-    assert single.softmax != RunDir(single.run_dir).read_metrics()[0]["softmax"]
+    assert single.softmax != RunDir(single.run_dir).read_metrics()[0]["weights"]

@@ -70,8 +70,8 @@ def test_metrics_snapshots_and_files(tmp_path):
     records = run.read_metrics()
     assert [r["step"] for r in records] == [0, 10, 20, 30]
     last = records[-1]
-    assert last["phase"] == "search" and set(last["softmax"]) == {"m", "e"} and len(last["softmax"]["e"]) == 4
-    assert abs(sum(last["softmax"]["m"]) - 1) < 1e-5 and 0 < last["entropy"]["m"] < torch.log(torch.tensor(6.0))
+    assert last["phase"] == "search" and set(last["weights"]) == {"m", "e"} and len(last["weights"]["e"]) == 4
+    assert abs(sum(last["weights"]["m"]) - 1) < 1e-5 and 0 < last["entropy"]["m"] < torch.log(torch.tensor(6.0))
     assert {"train/loss", "valid/loss", "arch_train/loss", "reg/penalty", "reg/params/m"} <= set(last["losses"])
     assert set(last["genotype"]) == {"choices", "edges"}
     assert run.snapshot_steps() == [10, 20]

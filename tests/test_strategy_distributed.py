@@ -83,5 +83,5 @@ def test_two_ranks_draw_alike_and_equal_one_process(tmp_path):
     for key in want:
         torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-5, msg=key)
     # Some candidates were never drawn at some step: their weights sat out, yet DDP went on.
-    assert single.softmax != RunDir(single.run_dir).read_metrics()[0]["softmax"]
+    assert single.softmax != RunDir(single.run_dir).read_metrics()[0]["weights"]
     assert "generator" in state["strategy"]

@@ -1,6 +1,6 @@
-"""--tensorboard: the event files hold the same series as metrics.jsonl (losses, softmax per
-candidate, validation, lr) plus a histogram per decision; without tensorboard installed the
-run stops before it starts with one line saying how to install it."""
+"""--tensorboard: the event files hold the same series as metrics.jsonl (losses, decision
+weights per candidate, validation, lr) plus a histogram per decision; without tensorboard
+installed the run stops before it starts with one line saying how to install it."""
 from __future__ import annotations
 
 import sys
@@ -40,8 +40,8 @@ def test_search_events_equal_the_metrics(tmp_path):
         assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-6)
     options = planted_space().nodes["m"].choice
     for j, option in enumerate(options):
-        got = scalar(acc, f"softmax/m/{option}")
-        assert [v for _, v in got] == pytest.approx([r["softmax"]["m"][j] for r in records], rel=1e-6)
+        got = scalar(acc, f"weights/m/{option}")
+        assert [v for _, v in got] == pytest.approx([r["weights"]["m"][j] for r in records], rel=1e-6)
     assert {"arch/m", "arch/e"} <= set(acc.Tags()["histograms"])
     assert len(acc.Histograms("arch/m")) == len(records)
 

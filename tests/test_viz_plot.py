@@ -80,10 +80,10 @@ def test_search_figures_draw_the_metrics_and_end_at_the_checkpoint(tmp_path, str
         for j, option in enumerate(options):
             x, y = lines[option]
             assert x == steps
-            assert y == [r["softmax"][label][j] for r in records]
+            assert y == [r["weights"][label][j] for r in records]
             assert y[-1] == pytest.approx(final[label][j], abs=1e-6)  # the checkpoint's softmax
     # The arch moved (else equal lines would say little).
-    assert records[-1]["softmax"]["m"] != records[0]["softmax"]["m"]
+    assert records[-1]["weights"]["m"] != records[0]["weights"]["m"]
 
     loss_axes = figs["losses"].axes
     losses = drawn(loss_axes[0])
@@ -111,7 +111,7 @@ def test_a_run_in_progress_with_a_half_written_line(tmp_path):
     config = fast_config(**CONFIG)
     run_search(config, tmp_path / "run", space=planted_space(), task=PlantedTask(), stop_at=20)
     with (tmp_path / "run" / "metrics.jsonl").open("a") as f:
-        f.write('{"step": 25, "softmax": {"m": [0.1')  # the loop was writing when we read
+        f.write('{"step": 25, "weights": {"m": [0.1')  # the loop was writing when we read
     result = plot_run(tmp_path / "run", svg=False)
     h = result.history
     assert not h.finished and h.last_step == 20 and h.skipped == 1

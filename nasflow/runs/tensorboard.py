@@ -3,7 +3,7 @@
 Each record the loop appends to metrics.jsonl is written again as TensorBoard sees it:
     losses/<name>            every loss, loss term and regularizer term ("losses/train/loss")
     valid/<metric>, lr, steps_per_s
-    softmax/<label>/<option> each decision weight, one curve per candidate op or input
+    weights/<label>/<option> each decision weight (the relaxation's), one curve per candidate op or input
     arch/<label>             a histogram of the decision's weights (the Distributions tab)
 Written by rank 0 only, from the same record, so the two logs never disagree. The writer
 comes from torch.utils.tensorboard, which needs the tensorboard package: an optional extra
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nasflow.errors import NasflowError
+from nasflow.runs.records import decision_weights
 
 FOLDER = "tensorboard"
 INSTALL_HINT = "pip install 'nasflow[tensorboard]'"
@@ -53,10 +54,10 @@ class TensorBoardLog:
         for name in ("lr", "steps_per_s"):
             if isinstance(record.get(name), (int, float)):
                 self.writer.add_scalar(name, float(record[name]), step)
-        for label, weights in (record.get("softmax") or {}).items():
+        for label, weights in (decision_weights(record) or {}).items():
             names = self.options.get(label) or [str(j) for j in range(len(weights))]
             for option, w in zip(names, weights):
-                self.writer.add_scalar(f"softmax/{label}/{option}", float(w), step)
+                self.writer.add_scalar(f"weights/{label}/{option}", float(w), step)
             import torch
 
             self.writer.add_histogram(f"arch/{label}", torch.tensor(weights, dtype=torch.float64), step)

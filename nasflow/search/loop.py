@@ -36,6 +36,7 @@ from nasflow.space.load import load_space
 from nasflow.runs.lock import hold_run
 from nasflow.runs.loop import BatchStream, StopFlag, check_batch_splits, open_run, record_run, run_device
 from nasflow.runs.optim import load_optimizer_state
+from nasflow.runs.records import WEIGHTS, decision_weights
 from nasflow.runs.run_loop import RecordSink, RunLoop
 from nasflow.runs.tensorboard import open_tensorboard
 from nasflow.search.end import SearchEnd
@@ -68,7 +69,7 @@ class SearchResult:
     finished: bool  # False when stopped early (Ctrl-C, stop_at); the checkpoint is saved
     genotype: Genotype  # the strategy's chosen one (chosen True), else the derivation rule's
     softmax: dict[str, list[float]]  # final decision weights (the relaxation's: softmax by default)
-    initial_softmax: dict[str, list[float]]
+    initial_softmax: dict[str, list[float]]  # the step-0 record's
     graph: Graph = field(repr=False)
     chosen: bool = False  # the strategy's finish hook chose the genotype (not the arch params)
     notes: list[Any] = field(default_factory=list)  # what the finish hook had to say (text, rich tables)
@@ -291,7 +292,7 @@ class _Search(RunLoop):
 
     def initial_softmax(self) -> dict[str, list[float]]:
         first = self.run_dir.read_metrics()
-        return first[0]["softmax"] if first else {}
+        return (decision_weights(first[0]) or {}) if first else {}  # an older run's record: `softmax`
 
     def open_sinks(self) -> list[RecordSink]:
         tensorboard = open_tensorboard(self.config.tensorboard, self.run_dir.path, self.graph)
@@ -332,8 +333,8 @@ class _Search(RunLoop):
             "phase": "start" if self.step == 0 else "warmup" if self.step <= self.config.warmup else "search",
             "steps_per_s": round(steps_per_s, 3),
             "losses": losses,
-            "softmax": soft,
-            # what `softmax` holds when the relaxation's weights are another function (nasflow plot)
+            WEIGHTS: soft,  # the relaxation's weights (`softmax` in runs written before: runs/records.py)
+            # their function when it is not softmax (nasflow plot labels it)
             **({"weights_name": name} if (name := self.model.relaxation.weights_name) != "softmax" else {}),
             "entropy": {label: entropy(p) for label, p in soft.items()},
             "genotype": geno.to_json(),

@@ -16,14 +16,12 @@ from typing import Any
 
 from nasflow.errors import RunError
 from nasflow.runs.files import CONFIG, METRICS, RunFiles
+from nasflow.runs.records import decision_weights
 from nasflow.search.config import SearchConfig
 from nasflow.search.run_dir import RunDir
 from nasflow.space.graph import build_graph
 from nasflow.train.run_dir import TrainRunDir
 
-# The record field holding each decision's weights (softmax(alpha), softmax(beta); another
-# relaxation's, as its `weights_name` field says).
-WEIGHT_FIELDS = ("softmax",)
 
 
 @dataclass
@@ -119,13 +117,6 @@ def run_kind(path: str | Path) -> str:
     return "search" if "strategy" in data else "train"
 
 
-def _weights_of(record: dict[str, Any]) -> dict[str, list[float]] | None:
-    for name in WEIGHT_FIELDS:
-        if isinstance(record.get(name), dict):
-            return record[name]
-    return None
-
-
 def _picks(genotype: dict[str, Any], label: str, kind: str) -> tuple[str, ...]:
     if kind == "alpha":
         pick = (genotype.get("choices") or {}).get(label)
@@ -164,7 +155,7 @@ def run_history(path: str | Path) -> RunHistory:
             history.valid.setdefault(name, Series()).add(step, float(value))
         if "lr" in record:
             history.lr.add(step, float(record["lr"]))
-        weights = _weights_of(record)
+        weights = decision_weights(record)  # `weights`, or an older run's `softmax`
         if weights is None:
             continue
         if isinstance(record.get("weights_name"), str):
