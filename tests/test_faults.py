@@ -21,7 +21,7 @@ import pytest
 import torch
 from PIL import Image
 from strategy_checks import final_state
-from synthetic import PlantedTask, fast_config, planted_space
+from synthetic import PlantedTask, fast_config, planted_space, same_run
 
 import nasflow.runs.checkpoint as checkpoint
 import nasflow.runs.durable as durable
@@ -36,16 +36,19 @@ REPO = Path(__file__).resolve().parents[1]
 class DiskFull:
     """Every atomic write (the way run, checkpoint and model files reach disk) counted; the
     `fail_at`-th one fails as a full disk does: a checkpoint inside safetensors' writer (its
-    own error type), any other file at its rename."""
+    own error type), any other file as a failed write or fsync does, an OSError naming no file.
+    With `appends`, each metrics line appended counts too, and fails with half of it written."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_at: int | None = None) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_at: int | None = None, appends: bool = False) -> None:
+        from nasflow.runs.files import RunFiles
+
         self.calls, self.fail_at = 0, fail_at
-        real_replace, real_save = durable.replace_durably, checkpoint.save_file
+        real_replace, real_save, real_append = durable.replace_durably, checkpoint.save_file, RunFiles.append_metrics
 
         def replace(tmp: Path, path: Path) -> None:
             self.calls += 1
             if self.calls == self.fail_at:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             real_replace(tmp, path)
 
         def save(tensors: Any, filename: str, metadata: Any = None) -> None:
@@ -56,8 +59,28 @@ class DiskFull:
                                    'message: "No space left on device" })')
             real_save(tensors, filename, metadata=metadata)
 
+        def append(run: Any, record: dict[str, Any]) -> None:
+            self.calls += 1
+            if self.calls != self.fail_at:
+                return real_append(run, record)
+            real_path_open = Path.open
+
+            def torn(f: Any) -> Any:  # the file's write puts down half of the line, then fails
+                def write(text: str) -> int:
+                    f.__class__.write(f, text[: len(text) // 2])
+                    f.flush()
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                f.write = write
+                return f
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(Path, "open", lambda p, *a, **k: torn(real_path_open(p, *a, **k)))
+                real_append(run, record)
+
         monkeypatch.setattr(durable, "replace_durably", replace)
         monkeypatch.setattr(checkpoint, "save_file", save)
+        if appends:
+            monkeypatch.setattr(RunFiles, "append_metrics", append)
 
 
 def _config() -> Any:
@@ -499,3 +522,52 @@ def test_a_training_killed_at_seeded_points_resumes_exactly(tmp_path: Path) -> N
         return run_train(config, run, task=PlantedTask(), resume=True).finished
 
     _check_killed_runs(tmp_path, "train", start, resume, points=20, seed=26)
+
+
+def _model_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "weights.safetensors"))
+
+
+def test_disk_full_at_every_atomic_write_of_a_training_then_resume_is_exact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A training's writes (config, space, checkpoints, best/ at each better validation, model/
+    at the end, each metrics line) each fail once as a full disk does: one line naming the file
+    and that --resume continues; once space returns the run resumes and ends as an
+    uninterrupted one (its checkpoint, metrics, best/ and model/)."""
+    from test_train import fast, planted_arch
+
+    from nasflow.train.loop import run_train
+    from nasflow.train.run_dir import TrainRunDir
+
+    config = fast(steps=6, validate_every=2, log_every=2, checkpoint_every=3)
+    counter = DiskFull(monkeypatch, appends=True)
+    run_train(config, tmp_path / "ref", arch=planted_arch(), task=PlantedTask())
+    writes = counter.calls
+    # config, space, 2 checkpoints, best/ (3 files) at each better validation, model/ (3 files), 6 metrics lines
+    assert writes >= 18
+    for k in range(1, writes + 1):
+        run = tmp_path / f"full{k}"
+        DiskFull(monkeypatch, fail_at=k, appends=True)
+        with pytest.raises(OSError) as failed:
+            run_train(config, run, arch=planted_arch(), task=PlantedTask())
+        line = explain_os_error(failed.value)
+        assert line is not None and "no space left" in line and "--resume" in line, (k, failed.value)
+        assert f"writing '{run}{os.sep}" in line, (k, line)  # which file: the run's, named
+        if "metrics.jsonl" in line:  # appended, not replaced: its size is not what a write needs
+            assert "the last one took" not in line, line
+        assert not list(run.rglob(".*.tmp")), k  # no partial file left behind
+        DiskFull(monkeypatch)  # space returns
+        if (run / "config.json").is_file():  # what the one line says: run it again with --resume
+            assert run_train(config, run, task=PlantedTask(), resume=True).finished, k
+        else:  # it failed making the run (nothing is left of it): the same command again
+            assert not run.exists(), k
+            assert run_train(config, run, arch=planted_arch(), task=PlantedTask()).finished, k
+        same_run(run, tmp_path / "ref", TrainRunDir)
+        for model in ("model", "best"):
+            got, want = _model_tensors(run / model), _model_tensors(tmp_path / "ref" / model)
+            assert got.keys() == want.keys() and all(torch.equal(got[n], want[n]) for n in want), (k, model)
+            meta, ref_meta = (json.loads((r / model / "meta.json").read_text()) for r in (run, tmp_path / "ref"))
+            assert (meta["steps"], meta["valid"], meta.get("best")) == \
+                (ref_meta["steps"], ref_meta["valid"], ref_meta.get("best")), (k, model)

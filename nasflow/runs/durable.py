@@ -47,14 +47,18 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     try:
         try:
             write(tmp)
-        except OSError:
-            raise
+            replace_durably(tmp, path)
+        except OSError as exc:
+            if exc.filename is not None:
+                raise
+            # A write, flush or fsync that fails names no file (a full disk: "[Errno 28] No
+            # space left on device"): the one line must say which one.
+            raise OSError(exc.errno, exc.strerror, str(tmp)) from exc
         except Exception as exc:  # a writer outside Python's io (safetensors: SafetensorError)
             code = next((c for c, text in _IO_TEXTS.items() if text in str(exc)), None)
             if code is None:
                 raise
             raise OSError(code, os.strerror(code), str(tmp)) from exc
-        replace_durably(tmp, path)
     finally:
         try:
             tmp.unlink(missing_ok=True)
@@ -82,11 +86,13 @@ def explain_os_error(exc: OSError) -> str | None:
         return None
     path = Path(os.fsdecode(exc.filename))
     # write_atomic's temporary name '.NAME.tmp' stands for NAME
-    target = path.with_name(path.name[1:-4]) if path.name.startswith(".") and path.name.endswith(".tmp") else path
+    replacing = path.name.startswith(".") and path.name.endswith(".tmp")
+    target = path.with_name(path.name[1:-4]) if replacing else path
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         folder = next((p for p in [target, *target.parents] if p.exists()), Path("."))
         free = shutil.disk_usage(folder).free
-        last = f"; the last one took {_human(target.stat().st_size)}" if target.is_file() else ""
+        # the size of the file it replaces is what the new one needs (not so for an appended log)
+        last = f"; the last one took {_human(target.stat().st_size)}" if replacing and target.is_file() else ""
         return (f"no space left on the disk writing '{target}' ({_human(free)} free there{last}): what was "
                 "written before is kept whole (files are replaced only once written); free some space and run "
                 "the command again (a search or training continues from its last checkpoint with --resume)")

@@ -147,8 +147,13 @@ class RunFiles(Generic[C]):
 
     # --- metrics -----------------------------------------------------------------------------
     def append_metrics(self, record: dict[str, Any]) -> None:
-        with self.metrics_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with self.metrics_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as exc:  # a full disk names no file: say which (a torn line is dropped on resume)
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.metrics_path)) from exc
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The records; a last line without its newline is a record a killed process was
