@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 
 def fsync_file(path: Path) -> None:
@@ -78,11 +79,29 @@ def _human(n: float) -> str:
     return f"{int(n)} bytes"
 
 
-def explain_os_error(exc: OSError) -> str | None:
-    """One line for a file-system failure a user can fix (a full disk, a read-only or
-    forbidden folder), naming the path and what was being written; None for other errors.
-    The command-line boundary prints it instead of a traceback (nasflow.cli.app.run)."""
-    if exc.errno not in _WRITE_ERRORS or not exc.filename:
+class WriteFailure(NamedTuple):
+    """A file-system failure a user can fix, in parts: what failed ("no space left on the disk
+    writing 'X' (...)", "cannot write 'X': the file system is read-only") and the remedy ("free
+    some space", "make 'D' writable, ..."). A command that runs several things (a sweep, a
+    population) says what failed for each, the remedy once, and what it kept."""
+
+    what: str
+    remedy: str
+    disk_full: bool  # else read-only or forbidden
+
+    @property
+    def line(self) -> str:
+        """The one line of a single command."""
+        if self.disk_full:
+            return (f"{self.what}: what was written before is kept whole (files are replaced only once written); "
+                    f"{self.remedy} and run the command again (a search or training continues from its last "
+                    "checkpoint with --resume)")
+        return f"{self.what}; {self.remedy}"
+
+
+def write_failure(exc: BaseException) -> WriteFailure | None:
+    """`exc` as a WriteFailure, or None when it is not one (not ours to explain)."""
+    if not isinstance(exc, OSError) or exc.errno not in _WRITE_ERRORS or not exc.filename:
         return None
     path = Path(os.fsdecode(exc.filename))
     # write_atomic's temporary name '.NAME.tmp' stands for NAME
@@ -93,12 +112,18 @@ def explain_os_error(exc: OSError) -> str | None:
         free = shutil.disk_usage(folder).free
         # the size of the file it replaces is what the new one needs (not so for an appended log)
         last = f"; the last one took {_human(target.stat().st_size)}" if replacing and target.is_file() else ""
-        return (f"no space left on the disk writing '{target}' ({_human(free)} free there{last}): what was "
-                "written before is kept whole (files are replaced only once written); free some space and run "
-                "the command again (a search or training continues from its last checkpoint with --resume)")
-    reading = path.exists() and not os.access(path, os.R_OK)
+        return WriteFailure(f"no space left on the disk writing '{target}' ({_human(free)} free there{last})",
+                            "free some space", True)
     reason = "the file system is read-only" if exc.errno == errno.EROFS else "permission denied"
-    if reading:
-        return f"cannot read '{path}': {reason}; make it readable"
-    return (f"cannot write '{target}': {reason}; make '{target.parent}' writable, or write somewhere else "
-            "(--out / -o, or copy the folder first)")
+    if path.exists() and not os.access(path, os.R_OK):
+        return WriteFailure(f"cannot read '{path}': {reason}", "make it readable", False)
+    return WriteFailure(f"cannot write '{target}': {reason}", f"make '{target.parent}' writable, or write somewhere "
+                        "else (--out / -o, or copy the folder first)", False)
+
+
+def explain_os_error(exc: OSError) -> str | None:
+    """One line for a file-system failure a user can fix (a full disk, a read-only or
+    forbidden folder), naming the path and what was being written; None for other errors.
+    The command-line boundary prints it instead of a traceback (nasflow.cli.app.run)."""
+    failure = write_failure(exc)
+    return failure.line if failure is not None else None

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nasflow.errors import RunError
-from nasflow.runs.durable import write_atomic
+from nasflow.runs.durable import write_atomic, write_failure
 from nasflow.search.config import SearchConfig
 from nasflow.space.schema import Space
 
@@ -43,6 +43,7 @@ class SeedOutcome:
     step: int = 0
     finished: bool = False
     error: str | None = None  # the error that stopped this seed's search
+    remedy: str | None = None  # when that error is a full disk or a read-only folder: its fix (runs/durable.py)
     index: int = 0  # its place in the searches run together
     restarts: list[int] = field(default_factory=list)  # steps it continued from after a lost worker (Ray)
 
@@ -58,7 +59,15 @@ def _search_one(config: SearchConfig, out: str, space: Space | None, resume: boo
                             reporter=reporter)
         return SeedOutcome(config.seed, path, result.step, result.finished)
     except Exception as exc:  # noqa: BLE001 - one failed seed must not lose the others
-        return SeedOutcome(config.seed, path, error=f"{type(exc).__name__}: {exc}")
+        return failed_outcome(config.seed, path, exc)
+
+
+def failed_outcome(seed: int, path: Path, exc: Exception) -> SeedOutcome:
+    """A run's failure as its outcome; a full disk or read-only folder says which file and the fix."""
+    failure = write_failure(exc)
+    if failure is not None:
+        return SeedOutcome(seed, path, error=failure.what, remedy=failure.remedy)
+    return SeedOutcome(seed, path, error=f"{type(exc).__name__}: {exc}")
 
 
 @dataclass
