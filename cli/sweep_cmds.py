@@ -17,6 +17,7 @@ from nasflow.space.load import load_space
 from nasflow.tasks.presets import apply_preset, exclusive_options, preset_section
 
 from .app import app, console, parse_sets
+from .population_failure import population_failure
 from .population_view import CPUS_HELP, EXECUTOR_HELP, GPUS_HELP, MEMORY_HELP, RAY_ADDRESS_HELP, population_options
 from .report_cmds import report_table
 from .search_cmds import parse_options, search_reporter
@@ -96,13 +97,15 @@ def sweep(
     searched = [o.run_dir for _, o in results if o.error is None and o.step > 0]
     if searched:
         console.print(report_table(build_report(searched), f"{len(searched)} searches in {out}"))
-    failed = [(g, o) for g, o in results if o.error]
-    if failed:
-        raise NasflowError(f"{len(failed)} of {len(values)} searches failed: "
-                           + "; ".join(f"{v.label}: {o.error}" for v, o in failed))
+    given = f"--gamma {gamma}" if gamma is not None else f"--budget {budget}"
+    how = ("the same command (started runs continue, finished ones are kept)" if executor == "ray"
+           else f"nasflow sweep {space} {given} --resume --out {out}")
+    failed = [(v.label, o) for v, o in results if o.error]
+    if failed:  # which finished, and (a full disk, a read-only folder) how to continue the rest
+        started = executor == "ray" or any((out / v.name / "config.json").is_file() for v in values)
+        raise NasflowError(population_failure("searches", len(values), failed,
+                                              [v.label for v, o in results if o.finished],
+                                              f"continue the rest with: {how}" if started else "run the same command again"))
     if any(not o.finished for _, o in results) or len(results) < len(values):
-        given = f"--gamma {gamma}" if gamma is not None else f"--budget {budget}"
-        how = ("the same command (started runs continue, finished ones are kept)" if executor == "ray"
-               else f"nasflow sweep {space} {given} --resume --out {out}")
         console.print(f"[yellow]stopped[/]; continue with: {how}")
         raise typer.Exit(130)

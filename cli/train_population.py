@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasflow.errors import NasflowError
-from nasflow.search.population import Job, Plan, PopulationRecord, SeedOutcome, BoardReporter
+from nasflow.search.population import BoardReporter, Job, Plan, PopulationRecord, SeedOutcome, failed_outcome
 from nasflow.train.config import TrainConfig
 from nasflow.train.run_dir import TrainRunDir
 
@@ -137,7 +137,7 @@ def _train_one(config: TrainConfig, out: str, reporter: Any = None) -> SeedOutco
         result = run_train(config, path, resume=TrainRunDir(path).config_path.is_file(), reporter=reporter)
         return SeedOutcome(config.seed, path, result.step, result.finished)
     except Exception as exc:  # noqa: BLE001 - one failed retraining must not lose the others
-        return SeedOutcome(config.seed, path, error=f"{type(exc).__name__}: {exc}")
+        return failed_outcome(config.seed, path, exc)
 
 
 def jobs_for(configs: list[TrainConfig], found: list[Target], root: Path) -> list[Job]:
@@ -279,6 +279,7 @@ def train_population(configs: list[TrainConfig], found: list[Target], executor: 
     from nasflow.search.ray_tasks import parse_memory
 
     from .app import console
+    from .population_failure import population_failure
     from .population_view import RAY_ONLY, live_runs
 
     if distributed.launched_by_torchrun():
@@ -313,10 +314,11 @@ def train_population(configs: list[TrainConfig], found: list[Target], executor: 
         outcomes = run_population(configs, found, executor=executor, parallel=parallel, ray=ray,
                                   progress=progress, on_done=done, on_restart=restarted)
     console.print(population_table(outcomes, names, title))
-    failed = [o for o in outcomes if o.error]
-    if failed:
-        raise NasflowError(f"{len(failed)} of {len(found)} retrainings failed: "
-                           + "; ".join(f"{names[o.index]}: {o.error}" for o in failed))
+    failed = [(names[o.index], o) for o in outcomes if o.error]
+    if failed:  # the same command continues the rest: started retrainings from their checkpoints
+        raise NasflowError(population_failure("retrainings", len(found), failed,
+                                              [names[o.index] for o in outcomes if o.finished],
+                                              "run the same command again: it continues the rest"))
     if len(outcomes) < len(found) or any(not o.finished for o in outcomes):
         console.print("[yellow]stopped[/]; continue with the same command (finished retrainings are kept)")
         raise typer.Exit(130)
