@@ -151,7 +151,7 @@ def _new_config(arch: Path, changes: dict[str, Any], options: dict[str, Any], lr
     if options:
         changes["task_options"] = options
     used, settings = preset_section(task or space.task, preset, "train")
-    base = preset_changes(used, settings) if used is not None else {}
+    base = preset_changes(used, settings, task or space.task) if used is not None else {}
     if lr is not None:
         changes["optim"] = {**base.get("optim", {}), "lr": lr}
     changes = apply_preset(base, changes, space.params, exclusive_options(task or space.task))

@@ -121,3 +121,60 @@ def test_tensorboard_reads_an_old_record(tmp_path: Path) -> None:
     acc = EventAccumulator(str(tmp_path / "tensorboard"))
     acc.Reload()
     assert [(e.step, e.value) for e in acc.Scalars("weights/m/conv_3x3")] == [(0, 0.75), (1, 0.5)]
+
+
+# --- an unknown key in any preset section names the preset, the key and the valid keys -------
+PRESET_TASK = "residue-preset-test"
+ARCH = (f"name: fixed\ntask: {PRESET_TASK}\nparams: {{C: 4}}\ninputs: {{x: C, y: C}}\n"
+        "nodes:\n  m: {op: conv_1x1, in: x}\n  out: {combine: add, in: [m, y]}\noutput: out\n")
+SEARCH_KEYS = "the settings are: space, overrides, task"
+ADAM_KEYS = "takes: lr, betas, weight_decay"
+TRAIN_KEYS = "the train section takes: lr, weight_decay, gamma, overrides, task"
+
+
+@pytest.mark.parametrize("command, sections, line", [
+    ("search", {"search": {"stpes": 2}}, f"unknown setting 'stpes' (did you mean 'steps'?); {SEARCH_KEYS}"),
+    ("search", {"search": {"weights_optim": {"lrr": 1e-3}}},
+     f"unknown setting 'weights_optim.lrr' (did you mean 'lr'?); weights_optim {ADAM_KEYS}"),
+    ("search", {"search": {"arch_optim": {"beta": [0.5, 0.9]}}},
+     f"unknown setting 'arch_optim.beta' (did you mean 'betas'?); arch_optim {ADAM_KEYS}"),
+    ("sweep", {"search": {"arch_optim": {"wd": 0}}}, f"unknown setting 'arch_optim.wd'; arch_optim {ADAM_KEYS}"),
+    ("train", {"train": {"stpes": 2}}, f"unknown setting 'stpes' (did you mean 'steps'?); {TRAIN_KEYS}"),
+    ("train", {"train": {"optim": {"lrr": 1e-3}}}, f"unknown setting 'optim.lrr' (did you mean 'lr'?); optim {ADAM_KEYS}"),
+    ("search", {"search": {}, "eval": {"bench": "x"}}, "unknown section 'eval'; a preset's sections are: search, train"),
+    ("train", {"serach": {}, "train": {}}, "unknown section 'serach'; a preset's sections are: search, train"),
+], ids=["search", "search.weights_optim", "search.arch_optim", "sweep.arch_optim", "train", "train.optim",
+        "section eval", "section typo"])
+def test_an_unknown_preset_key_names_preset_key_and_valid_keys(folder: Path, command: str, sections: dict[str, Any],
+                                                               line: str) -> None:
+    from synthetic import PlantedTask
+    from typer.testing import CliRunner
+
+    from nasflow.cli.main import app
+    from nasflow.errors import NasflowError
+    from nasflow.tasks.contract import TASKS, register_task
+
+    register_task(PRESET_TASK)(type("Presets", (PlantedTask,), {"presets": {"paper": sections}}))
+    try:
+        (folder / "space.yaml").write_text(SPACE.replace("synthetic:PlantedTask", PRESET_TASK))
+        (folder / "arch.yaml").write_text(ARCH)
+        args = {"search": ["search", "space.yaml", "--levers", "given"], "sweep": ["sweep", "space.yaml", "--gamma", "0,1"],
+                "train": ["train", "arch.yaml"]}[command]
+        done = CliRunner().invoke(app, [*args, "--preset", "paper", "--device", "cpu", "--out", "out"])
+    finally:
+        TASKS.remove(PRESET_TASK)
+    # a NasflowError: `nasflow` prints it as one line "error: ..." and exits 2 (cli/app.run)
+    assert isinstance(done.exception, NasflowError), done.output + repr(done.exception)
+    message = str(done.exception)
+    assert message.startswith(f"preset 'paper' of task '{PRESET_TASK}': {line}") and "\n" not in message, message
+    assert not (folder / "out").exists()
+
+
+def test_a_partial_train_optim_keeps_the_train_defaults() -> None:
+    """As the search's (issue 24 item 5): a preset's {lr} or optim {lr} leaves weight_decay at the
+    train config's 0, not AdamConfig's 1e-8."""
+    from nasflow.train.config import TrainConfig, preset_changes
+
+    for section in ({"lr": 1e-3}, {"optim": {"lr": 1e-3}}):
+        assert TrainConfig.build(preset_changes("p", section)).optim.weight_decay == 0.0
+    assert TrainConfig.build({"optim": {"lr": 1e-3}}).optim == TrainConfig().optim.model_copy(update={"lr": 1e-3})

@@ -231,7 +231,8 @@ def test_preset_train_sections_map_onto_the_config():
     assert (config.steps, config.optim.lr, config.validate_every, config.task_options) == (5, 1e-3, 2, {"patch": 8})
     with pytest.raises(NasflowError, match="preset 'p': train.gamma is 0.2, but retraining has no cost regularizer"):
         preset_changes("p", {"gamma": 0.2})
-    with pytest.raises(NasflowError, match="preset 'p': unknown train setting 'stepz'"):
+    with pytest.raises(NasflowError, match=r"preset 'p': unknown setting 'stepz' \(did you mean 'steps'\?\); "
+                                           r"the train section takes: lr, "):
         preset_changes("p", {"stepz": 5})
     with pytest.raises(NasflowError, match="train config: batch_size: Input should be greater than or equal to 1"):
         TrainConfig.build({"batch_size": 0})

@@ -12,16 +12,15 @@ migrate_legacy_options.
 """
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from typing_extensions import Self
 
 from nasflow.errors import NasflowError
 from nasflow.runs.config import AdamConfig, OptionValue, RunConfig, cosine_steps_refused
-from nasflow.runs.formats import KEY
+from nasflow.runs.config_keys import fill_sections, preset_source, unknown_key
 
 # Former top-level fields -> (MiLeNAS option, the value every other strategy ignored it at).
 LEGACY_OPTIONS: dict[str, tuple[str, OptionValue]] = {
@@ -61,39 +60,6 @@ def migrate_legacy_options(data: dict[str, Any]) -> dict[str, Any]:
             options[name] = value
     out["strategy_options"] = options
     return out
-
-
-def fill_sections(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
-    """`data` with each partial nested section (a dict given for a field whose default is a
-    model, e.g. a preset's `arch_optim: {lr: 3e-3}`) merged into that field's default, so
-    the keys it leaves out keep the config's defaults (arch_optim's betas (0.5, 0.999)),
-    not the section class's (AdamConfig's (0.9, 0.999))."""
-    out = dict(data)
-    for name, f in model.model_fields.items():
-        key = f.alias or name
-        if isinstance(out.get(key), Mapping) and isinstance(f.default, BaseModel):
-            out[key] = {**f.default.model_dump(), **out[key]}
-    return out
-
-
-def unknown_key(model: type[BaseModel], data: Any, where: str = "", source: str | None = None) -> None:
-    """One NasflowError naming the first key of `data` (and of its nested sections) that
-    `model` does not take, with the keys it does take; nothing when every key is known.
-    `source`: where the keys came from ("preset 'quick' of task 'sr'"), else "search config"."""
-    if not isinstance(data, Mapping):
-        return
-    known = {f.alias or n: f for n, f in model.model_fields.items()}
-    for key, value in data.items():
-        f = known.get(key) if isinstance(key, str) else None
-        if f is None and key not in model.model_fields and key != KEY:  # KEY: config.json's format
-            close = difflib.get_close_matches(str(key), list(known), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            what = f"{where.rstrip('.')} takes" if where else "the settings are"
-            source = source or f"{getattr(model, 'KIND', 'search')} config"
-            raise NasflowError(f"{source}: unknown setting '{where}{key}'{hint}; {what}: {', '.join(known)}")
-        sub = f.annotation if f is not None else None
-        if isinstance(sub, type) and issubclass(sub, BaseModel) and isinstance(value, Mapping):
-            unknown_key(sub, value, f"{where}{key}.", source)
 
 
 class SearchConfig(RunConfig):
@@ -187,8 +153,7 @@ class SearchConfig(RunConfig):
     def check_preset(cls, settings: Mapping[str, Any], preset: str, task: str | None) -> None:
         """A task preset's search section: an unknown key is one error naming the preset it
         came from, before the user's settings are merged in (which would hide where it was)."""
-        where = f"preset '{preset}' of task '{task}'" if task else f"preset '{preset}'"
-        unknown_key(cls, migrate_legacy_options(dict(settings)), source=where)
+        unknown_key(cls, migrate_legacy_options(dict(settings)), source=preset_source(preset, task))
 
     def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Self:
         """As pydantic's, with the former fields `lam` / `lambda` / `reuse_forward` accepted

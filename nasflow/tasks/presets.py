@@ -19,6 +19,7 @@ from nasflow.tasks.contract import get_task_factory
 DEFAULT_PRESET = "quick"
 NO_PRESET = "none"
 MERGED_KEYS = ("overrides", "task_options", "strategy_options")
+SECTIONS = ("search", "train")  # the commands that read a preset (sweep reads "search")
 
 
 def task_presets(task: str) -> dict[str, dict[str, dict[str, Any]]]:
@@ -42,7 +43,19 @@ def preset_section(task: str | None, preset: str | None, section: str) -> tuple[
     if preset not in presets:
         offered = ", ".join([*presets, NO_PRESET])
         raise NasflowError(f"task '{task}' has no preset '{preset}'; its presets: {offered}")
-    return preset, dict(presets[preset].get(section, {}))
+    sections = presets[preset]
+    where = f"preset '{preset}' of task '{task}'"
+    if not isinstance(sections, Mapping):
+        raise NasflowError(f"{where} is a {type(sections).__name__}; a preset is {{section: settings}} with "
+                           f"sections {', '.join(SECTIONS)}")
+    # A misspelt or unsupported section would be ignored without a word: refused by name.
+    for name in sections:
+        if name not in SECTIONS:
+            raise NasflowError(f"{where}: unknown section '{name}'; a preset's sections are: {', '.join(SECTIONS)}")
+    settings = sections.get(section, {})
+    if not isinstance(settings, Mapping):
+        raise NasflowError(f"{where}: its {section} section is a {type(settings).__name__}, not {{key: value}}")
+    return preset, dict(settings)
 
 
 def exclusive_options(task: str | None) -> tuple[tuple[str, ...], ...]:

@@ -8,11 +8,14 @@ has no architecture parameters for it to act on.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from typing_extensions import Self
 
 from nasflow.runs.config import AdamConfig, OptionValue, RunConfig, cosine_steps_refused
+from nasflow.runs.config_keys import fill_sections, preset_source, unknown_key, unknown_setting
 from nasflow.errors import NasflowError
 
 
@@ -84,6 +87,19 @@ class TrainConfig(RunConfig):
                     f"stopped, so the result is not that of an uninterrupted {self.steps}-step training"]
         return []
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fill(cls, data: Any) -> Any:
+        """A partial `optim` (a preset's {lr: 1e-3}, --lr) keeps the config's other optimizer
+        defaults (weight_decay 0), not AdamConfig's."""
+        return fill_sections(cls, data) if isinstance(data, dict) else data
+
+    @classmethod
+    def build(cls, data: dict[str, Any], flags: Mapping[str, str] | None = None) -> Self:
+        """As RunConfig's, with an unknown key named with the keys its section takes."""
+        unknown_key(cls, data)
+        return super().build(data, flags)
+
     def drop_path_at(self, step: int) -> float:
         """Drop-path's probability during step `step` (0-based): DARTS' prob * epoch / epochs, per step."""
         return self.drop_path_prob * min(step, self.steps) / self.steps
@@ -95,23 +111,27 @@ class TrainConfig(RunConfig):
         return self.optim.lr * 0.5 ** (step // self.lr_halve_every)
 
 
-def preset_changes(preset: str, section: dict[str, Any]) -> dict[str, Any]:
-    """TrainConfig data from a task preset's "train" section (keys as the task's presets.py
-    documents them: `lr` is the Adam learning rate, `gamma` must be 0)."""
+def preset_changes(preset: str, section: dict[str, Any], task: str | None = None) -> dict[str, Any]:
+    """TrainConfig data from task `task`'s preset `preset`'s "train" section (keys as the
+    task's presets.py documents them: `lr` and `weight_decay` are the optimizer's, `gamma`
+    must be 0). An unknown key, top-level or in a nested section (`optim`), is one error
+    naming the preset, the key and the keys its section takes."""
+    source = preset_source(preset, task)
     out: dict[str, Any] = {}
     for key, value in section.items():
         if key in ("lr", "weight_decay"):
-            out["optim"] = {**AdamConfig(weight_decay=0.0).model_dump(), **out.get("optim", {}), key: value}
+            out["optim"] = {**out.get("optim", {}), key: value}  # into the config's optim (fill_sections)
         elif key == "gamma":
             if value:  # a derived architecture has no arch params for a cost term to act on
-                raise NasflowError(f"preset '{preset}': train.gamma is {value}, but retraining has no "
+                raise NasflowError(f"{source}: train.gamma is {value}, but retraining has no "
                                    "cost regularizer; set it to 0")
         elif key in _PRESET_FIELDS:
-            out[key] = value
+            out[key] = {**out.get(key, {}), **value} if key == "optim" and isinstance(value, dict) else value
         else:
-            raise NasflowError(f"preset '{preset}': unknown train setting '{key}'; the train section "
-                               f"takes lr, gamma and {', '.join(sorted(_PRESET_FIELDS))}")
+            raise unknown_setting(source, key, PRESET_KEYS, "the train section takes")
+    unknown_key(TrainConfig, out, source=source)  # the nested sections' keys (optim's)
     return out
 
 
-_PRESET_FIELDS = frozenset(TrainConfig.model_fields) - {"arch", "init_from", "device"}
+_PRESET_FIELDS = [f for f in TrainConfig.model_fields if f not in ("arch", "init_from", "device")]
+PRESET_KEYS = ("lr", "weight_decay", "gamma", *_PRESET_FIELDS)  # what a preset's train section takes
