@@ -1,13 +1,13 @@
-"""Fault injection (issue 25): a disk that fills at each file a search writes, and folders
-that are read-only, injected by hooks (no root, no small file system needed). A failed write
-is one line naming the path (no traceback) and loses nothing: after space returns, the run
-resumes and ends bit for bit as an uninterrupted one.
+"""Fault injection (issue 25): a disk that fills at each file a search or a training writes,
+and folders that are read-only, injected by hooks (tests/faults_util.py). A failed write is
+one line naming the path and the fix (no traceback) and loses nothing: after space returns,
+the run resumes and ends bit for bit as an uninterrupted one. SIGKILL at seeded points, and
+non-finite losses and arch, too. Populations (sweep, train of several runs, derive --budget):
+tests/test_faults_populations.py.
 """
 from __future__ import annotations
 
-import builtins
 import errno
-import io
 import json
 import os
 import random
@@ -21,66 +21,16 @@ import pytest
 import torch
 from PIL import Image
 from strategy_checks import final_state
+from faults_util import DiskFull, cli, disk_full, one_line, read_only
 from synthetic import PlantedTask, fast_config, planted_space, same_run
 
 import nasflow.runs.checkpoint as checkpoint
 import nasflow.runs.durable as durable
-from nasflow.cli.main import run as cli_run
 from nasflow.errors import NasflowWarning
 from nasflow.runs.durable import explain_os_error
 from nasflow.search.loop import run_search
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class DiskFull:
-    """Every atomic write (the way run, checkpoint and model files reach disk) counted; the
-    `fail_at`-th one fails as a full disk does: a checkpoint inside safetensors' writer (its
-    own error type), any other file as a failed write or fsync does, an OSError naming no file.
-    With `appends`, each metrics line appended counts too, and fails with half of it written."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_at: int | None = None, appends: bool = False) -> None:
-        from nasflow.runs.files import RunFiles
-
-        self.calls, self.fail_at = 0, fail_at
-        real_replace, real_save, real_append = durable.replace_durably, checkpoint.save_file, RunFiles.append_metrics
-
-        def replace(tmp: Path, path: Path) -> None:
-            self.calls += 1
-            if self.calls == self.fail_at:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            real_replace(tmp, path)
-
-        def save(tensors: Any, filename: str, metadata: Any = None) -> None:
-            if self.calls + 1 == self.fail_at:
-                self.calls += 1
-                self.fail_at = -1
-                raise RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
-                                   'message: "No space left on device" })')
-            real_save(tensors, filename, metadata=metadata)
-
-        def append(run: Any, record: dict[str, Any]) -> None:
-            self.calls += 1
-            if self.calls != self.fail_at:
-                return real_append(run, record)
-            real_path_open = Path.open
-
-            def torn(f: Any) -> Any:  # the file's write puts down half of the line, then fails
-                def write(text: str) -> int:
-                    f.__class__.write(f, text[: len(text) // 2])
-                    f.flush()
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                f.write = write
-                return f
-
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(Path, "open", lambda p, *a, **k: torn(real_path_open(p, *a, **k)))
-                real_append(run, record)
-
-        monkeypatch.setattr(durable, "replace_durably", replace)
-        monkeypatch.setattr(checkpoint, "save_file", save)
-        if appends:
-            monkeypatch.setattr(RunFiles, "append_metrics", append)
 
 
 def _config() -> Any:
@@ -114,74 +64,6 @@ def test_disk_full_at_every_atomic_write_then_resume_is_exact(tmp_path: Path,
 
 
 # --- read-only folders ---------------------------------------------------------------------
-_WRITE_MODES = set("wax+")
-
-
-def read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
-    """Make `folder` (and what is below it) read-only for this process, as a read-only mount
-    is: opening for writing, creating a folder, renaming into it or safetensors' writer fail
-    with EROFS."""
-    refuse_writes(monkeypatch, folder, errno.EROFS)
-
-
-def disk_full(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
-    """The disk under `folder` is full for this process: every write into it fails with ENOSPC."""
-    refuse_writes(monkeypatch, folder, errno.ENOSPC)
-
-
-def refuse_writes(monkeypatch: pytest.MonkeyPatch, folder: Path, code: int) -> None:
-    """Every way this process writes into `folder` (open for writing, os.open with O_CREAT,
-    mkdir, a rename into it, safetensors' writer) fails with errno `code`."""
-    folder = folder.resolve()
-
-    def inside(path: Any) -> bool:
-        try:
-            p = Path(os.fsdecode(path)).resolve()
-        except (TypeError, ValueError):
-            return False
-        return p == folder or folder in p.parents
-
-    def refuse(path: Any) -> OSError:
-        return OSError(code, os.strerror(code), os.fsdecode(path))
-
-    real_open, real_mkdir, real_replace, real_save = builtins.open, os.mkdir, os.replace, checkpoint.save_file
-    real_os_open = os.open
-
-    def os_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:  # the run's lock file
-        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
-            raise refuse(path)
-        return real_os_open(path, flags, *args, **kwargs)
-
-    def open_(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        if isinstance(file, (str, bytes, os.PathLike)) and _WRITE_MODES & set(mode) and inside(file):
-            raise refuse(file)
-        return real_open(file, mode, *args, **kwargs)
-
-    def mkdir(path: Any, *args: Any, **kwargs: Any) -> None:
-        if inside(path):
-            raise refuse(path)
-        real_mkdir(path, *args, **kwargs)
-
-    def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
-        if inside(dst):
-            raise refuse(dst)
-        real_replace(src, dst, *args, **kwargs)
-
-    def save(tensors: Any, filename: str, metadata: Any = None) -> None:
-        if inside(filename):
-            kind = "ReadOnlyFilesystem" if code == errno.EROFS else "StorageFull"
-            raise RuntimeError(f'Error while serializing: IoError(Os {{ code: {code}, kind: {kind}, '
-                               f'message: "{os.strerror(code)}" }})')
-        real_save(tensors, filename, metadata=metadata)
-
-    monkeypatch.setattr(builtins, "open", open_)
-    monkeypatch.setattr(io, "open", open_)
-    monkeypatch.setattr(os, "mkdir", mkdir)
-    monkeypatch.setattr(os, "open", os_open)
-    monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(checkpoint, "save_file", save)
-
-
 @pytest.fixture(scope="module")
 def stopped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A search of the built-in planted task stopped at step 4 of 8, its space file beside it."""
@@ -194,19 +76,6 @@ def stopped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "run"
 
 
-def _one_line(code: int, err: str, *words: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err, err
-    assert len(err.strip().splitlines()) == 1 and err.startswith("error:"), err
-    for w in words:
-        assert w in " ".join(err.split()), (w, err)
-
-
-def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as done:
-        cli_run(args)
-    return done.value.code, capsys.readouterr().err
-
 
 @pytest.mark.parametrize("command,written", [
     (["search", "--resume", "--out", "{run}", "-q"], "{run}/"),
@@ -217,8 +86,8 @@ def test_commands_on_a_read_only_run_directory(stopped_run: Path, monkeypatch: p
                                                written: str) -> None:
     before = sorted((p.name, p.stat().st_mtime_ns) for p in stopped_run.iterdir())
     read_only(monkeypatch, stopped_run)
-    code, err = _cli([c.format(run=stopped_run) for c in command], capsys)
-    _one_line(code, err, "cannot write", written.format(run=stopped_run), "read-only", "write somewhere else")
+    code, err = cli([c.format(run=stopped_run) for c in command], capsys)
+    one_line(code, err, "cannot write", written.format(run=stopped_run), "read-only", "write somewhere else")
     assert sorted((p.name, p.stat().st_mtime_ns) for p in stopped_run.iterdir()) == before
 
 
@@ -226,8 +95,8 @@ def test_plot_on_a_read_only_run_directory(stopped_run: Path, monkeypatch: pytes
                                            capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("matplotlib")
     read_only(monkeypatch, stopped_run)
-    code, err = _cli(["plot", str(stopped_run)], capsys)
-    _one_line(code, err, "cannot write", str(stopped_run), "read-only")
+    code, err = cli(["plot", str(stopped_run)], capsys)
+    one_line(code, err, "cannot write", str(stopped_run), "read-only")
 
 
 def test_upscale_into_a_read_only_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -244,9 +113,9 @@ def test_upscale_into_a_read_only_folder(tmp_path: Path, monkeypatch: pytest.Mon
     out.mkdir()
     read_only(monkeypatch, out)
     for dst in (out / "a2.png", out / "sub" / "a2.png"):
-        code, err = _cli(["upscale", str(model), str(tmp_path / "a.png"), "-o", str(dst), "--backend", "eager"],
+        code, err = cli(["upscale", str(model), str(tmp_path / "a.png"), "-o", str(dst), "--backend", "eager"],
                          capsys)
-        _one_line(code, err, "cannot write", str(out), "read-only")
+        one_line(code, err, "cannot write", str(out), "read-only")
     assert list(out.iterdir()) == []
 
 
@@ -300,15 +169,15 @@ def test_every_writing_command_says_in_one_line_what_it_could_not_write(
     out = tmp_path / "out"
     out.mkdir()
     (read_only if fault == "read-only" else disk_full)(monkeypatch, out)
-    code, err = _cli([a.format(out=out, **inputs) for a in WRITERS[command]], capsys)
+    code, err = cli([a.format(out=out, **inputs) for a in WRITERS[command]], capsys)
     # the path, and why in nasflow's words or the system's ("Read-only file system"; a sweep's
     # line joins its searches' errors)
-    _one_line(code, err, str(out))
+    one_line(code, err, str(out))
     assert ("read-only" if fault == "read-only" else "no space left") in err.lower(), err
     assert list(out.iterdir()) == []  # nothing half-written
 
 
-def test_disk_full_in_a_checkpoint_is_one_line(tmp_path: Path) -> None:
+def test_disk_full_in_a_checkpoint_isone_line(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.safetensors"
     path.write_bytes(b"x" * 3000)  # the last checkpoint: its size is what the next one needs
     line = explain_os_error(OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".checkpoint.safetensors.tmp")))
@@ -361,24 +230,24 @@ def test_derive_refuses_arch_parameters_that_are_not_finite(tmp_path: Path,
     run_search(fast_config(steps=6, warmup=1, checkpoint_every=3, log_every=3, snapshot_steps=[2, 4]), run,
                space=planted_space(), task=PlantedTask())
     _poison(run / "checkpoint.safetensors", "arch.alpha.m", float("nan"))
-    code, err = _cli(["derive", str(run)], capsys)
-    _one_line(code, err, "at step 6: arch tensor 'arch.alpha.m' holds NaN (1 of 6 values)", "the search diverged",
+    code, err = cli(["derive", str(run)], capsys)
+    one_line(code, err, "at step 6: arch tensor 'arch.alpha.m' holds NaN (1 of 6 values)", "the search diverged",
               "derive the snapshot at step 4, the latest finite one (--step 4)", "re-run the search")
     _poison(RunDir(run).snapshot_path(4), "arch.beta.e", float("-inf"))
-    code, err = _cli(["derive", str(run)], capsys)
-    _one_line(code, err, "(--step 2)")
-    code, err = _cli(["derive", str(run), "--step", "4"], capsys)
-    _one_line(code, err, "at step 4: arch tensor 'arch.beta.e' holds inf", "(--step 2)")
-    assert _cli(["derive", str(run), "--step", "2"], capsys)[0] == 0  # the finite snapshot derives
+    code, err = cli(["derive", str(run)], capsys)
+    one_line(code, err, "(--step 2)")
+    code, err = cli(["derive", str(run), "--step", "4"], capsys)
+    one_line(code, err, "at step 4: arch tensor 'arch.beta.e' holds inf", "(--step 2)")
+    assert cli(["derive", str(run), "--step", "2"], capsys)[0] == 0  # the finite snapshot derives
     assert (run / "derived_step_2" / "arch.yaml").is_file()
     _poison(RunDir(run).snapshot_path(2), "arch.alpha.m", float("inf"))
-    code, err = _cli(["derive", str(run)], capsys)
-    _one_line(code, err, "resume from an earlier checkpoint")
+    code, err = cli(["derive", str(run)], capsys)
+    one_line(code, err, "resume from an earlier checkpoint")
     assert not (run / "derived").exists() and not (run / "derived_step_4").exists()  # nothing from NaN
     # A space file with an arch file: the same refusal, naming the file.
     (tmp_path / "space.yaml").write_text(planted_space().to_yaml())
-    code, err = _cli(["derive", str(tmp_path / "space.yaml"), "--arch", str(run / "checkpoint.safetensors")], capsys)
-    _one_line(code, err, f"'{run / 'checkpoint.safetensors'}': arch tensor 'arch.alpha.m' holds NaN")
+    code, err = cli(["derive", str(tmp_path / "space.yaml"), "--arch", str(run / "checkpoint.safetensors")], capsys)
+    one_line(code, err, f"'{run / 'checkpoint.safetensors'}': arch tensor 'arch.alpha.m' holds NaN")
     assert not (tmp_path / "run" / "derived").exists()
 
 
