@@ -178,3 +178,76 @@ def test_a_partial_train_optim_keeps_the_train_defaults() -> None:
     for section in ({"lr": 1e-3}, {"optim": {"lr": 1e-3}}):
         assert TrainConfig.build(preset_changes("p", section)).optim.weight_decay == 0.0
     assert TrainConfig.build({"optim": {"lr": 1e-3}}).optim == TrainConfig().optim.model_copy(update={"lr": 1e-3})
+
+
+# --- a multi-op derivation names each kept op's node NAME__OP: never another node's name -----
+OPS_FOR_NAMES = ("resid-1x1", "resid+1x1", "q__rx", "rx")  # two normalising alike; one with '__'
+
+
+@pytest.fixture
+def name_ops() -> Any:
+    import torch.nn as nn
+
+    from nasflow.ops.registry import OPS, register_op
+
+    for name in OPS_FOR_NAMES:
+        register_op(name, params=lambda c_in, c_out: c_in * c_out, madds_per_pixel=lambda c_in, c_out: c_in * c_out)(
+            lambda c_in, c_out: nn.Conv2d(c_in, c_out, 1, bias=False))
+    yield
+    for name in OPS_FOR_NAMES:
+        OPS.remove(name)
+
+
+def _kept_nodes(nodes: dict[str, Any], choices: dict[str, Any]) -> dict[str, Any]:
+    """Derives a space of `nodes` keeping `choices`, checks every kept op's node inherits its own
+    candidate's weights, and returns the derived space's nodes."""
+    import torch
+
+    from nasflow.compile.supernet import compile_graph
+    from nasflow.derive.genotype import derive_space, inherit_weights
+    from nasflow.derive.record import Genotype
+    from nasflow.space.graph import build_graph
+    from nasflow.space.schema import Space, op
+
+    space = Space(name="names", params={"C": 4}, inputs={"x": 4},
+                  nodes={**nodes, "head": op("conv_1x1", list(nodes)[-1], out=3)}, output="head")
+    graph = build_graph(space)
+    torch.manual_seed(0)
+    supernet = compile_graph(graph, mixed_op="plain").state_dict()
+    derived = derive_space(space, Genotype(choices=choices))
+    dgraph = build_graph(derived)
+    weights = inherit_weights(graph, supernet, dgraph, compile_graph(dgraph).state_dict())
+    for choice, kept in choices.items():
+        parts = derived.nodes[choice].inputs
+        assert [derived.nodes[p].op for p in parts] == kept  # one node per kept op, in order
+        for part, o in zip(parts, kept):
+            assert torch.equal(weights[f"{part}.op.weight"], supernet[f"{choice}.ops.{o}.weight"]), (part, o)
+    return dict(derived.nodes)
+
+
+def test_a_kept_op_name_taken_by_a_users_node_gets_a_suffix(name_ops: None) -> None:
+    from nasflow.space.schema import choice, op
+
+    nodes = _kept_nodes({"m__conv_3x3": op("conv_1x1", "x"), "m": choice(["conv_1x1", "conv_3x3"], "m__conv_3x3")},
+                        {"m": ["conv_1x1", "conv_3x3"]})
+    assert nodes["m"].inputs == ["m__conv_1x1", "m__conv_3x3_2"]
+    assert nodes["m__conv_3x3"].op == "conv_1x1" and nodes["m__conv_3x3"].input == "x"  # the user's, untouched
+
+
+def test_ops_whose_names_normalise_alike_get_distinct_nodes(name_ops: None) -> None:
+    from nasflow.space.schema import choice
+
+    nodes = _kept_nodes({"m": choice(["resid-1x1", "resid+1x1", "conv_1x1"], "x")}, {"m": ["resid-1x1", "resid+1x1"]})
+    assert nodes["m"].inputs == ["m__resid_1x1", "m__resid_1x1_2"]
+
+
+def test_kept_names_of_two_choices_cannot_meet(name_ops: None) -> None:
+    """Choice a keeping op q__rx and choice a__q keeping rx would both write a__q__rx; an op
+    whose name holds '__' still inherits its weights (the name is not parsed back)."""
+    from nasflow.space.schema import choice, combine
+
+    nodes = _kept_nodes({"a": choice(["q__rx", "conv_1x1"], "x"), "a__q": choice(["rx", "conv_3x3"], "x"),
+                         "s": combine("add", ["a", "a__q"])},
+                        {"a": ["q__rx", "conv_1x1"], "a__q": ["rx", "conv_3x3"]})
+    assert nodes["a"].inputs == ["a__q__rx", "a__conv_1x1"]
+    assert nodes["a__q"].inputs == ["a__q__rx_2", "a__q__conv_3x3"]

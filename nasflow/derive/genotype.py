@@ -228,7 +228,8 @@ class _Deriver:
                 out[name] = self._stack(node, path)
             else:  # each kind derives its own nodes (nasflow.derive.kinds); a choice keeping
                 # several ops becomes a node per op and their sum under its name
-                out.update(derived_kind(kind_of_data(node)).derive_nodes(node, name, path, self.geno, nodes))
+                # several ops: names not taken by the level's nodes nor those derived before it
+                out.update(derived_kind(kind_of_data(node)).derive_nodes(node, name, path, self.geno, {**nodes, **out}))
         return out
 
     def _stack(self, node: StackNode, path: str) -> StackNode:
@@ -296,7 +297,7 @@ def inherit_weights(supernet_graph: Graph, supernet_state: dict[str, Tensor],
         own = key  # the derived model's name for it
         node, rest = _split_key(key, derived_graph)
         g_new, g_old = derived_graph.nodes[node], supernet_graph.nodes.get(node)
-        source = kept_op_source(node, supernet_graph) if g_old is None else None
+        source = kept_op_source(node, supernet_graph, derived_graph) if g_old is None else None
         if source is not None:  # one of several ops a choice kept: that candidate's weights
             node, key = source[0], f"{source[0]}.{rest}"
             g_old = supernet_graph.nodes[node]

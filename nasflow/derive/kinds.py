@@ -6,15 +6,17 @@ A kind without a derive side derives unchanged and keeps its weights as they are
 combine, and most kinds a user adds); choice and dense register theirs here.
 
 A choice whose rule kept several ops derives, in the space language itself, as one op node
-per kept op (`NAME__OP`, the op's name with non-identifier characters as `_`) and an `add`
-combine under the choice's own name (with its `act`): what the search computed, unweighted.
-Compiler, costs, export and drawing read it as any other space; `kept_op_source` maps such a
-node back to its choice and op, so it inherits that candidate's weights.
+per kept op (`NAME__OP`, the op's name with non-identifier characters as `_`; `_2`, `_3`, ...
+after it where that name is taken: a node of the space named so, two ops whose names
+normalise alike) and an `add` combine under the choice's own name (with its `act`): what the
+search computed, unweighted. Compiler, costs, export and drawing read it as any other space;
+`kept_op_source` maps such a node back to its choice (the combine it feeds) and op (its own),
+not by parsing its name, so it inherits that candidate's weights.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -40,8 +42,9 @@ class DerivedKind:
 
     def derive_nodes(self, node: Any, name: str, path: str, genotype: Genotype,
                      siblings: Mapping[str, Any]) -> dict[str, Any]:
-        """The derived space's nodes in place of `node` (named `name` among `siblings`): by
-        default `{name: derive(...)}`; a kind may write one node as several."""
+        """The derived space's nodes in place of `node` (named `name`; `siblings`: the names
+        taken at its level, the space's nodes there and those derived before it): by default
+        `{name: derive(...)}`; a kind may write one node as several, under names not taken."""
         return {name: self.derive(node, path, genotype)}
 
     def inherit(self, key: str, rest: str, old: GNode, new: GNode, supernet: dict[str, Tensor]) -> Tensor:
@@ -97,11 +100,7 @@ class DerivedChoice(DerivedKind):
             return {name: self._op(node, ops[0], node.act)}
         out: dict[str, Any] = {}
         for op in ops:  # the activation acts on the sum, as in the supernet's mixed op
-            part = kept_op_name(name, op)
-            if part in siblings or part in out:
-                raise NasflowError(f"choice '{path}' keeps {', '.join(ops)}, but the node '{part}' that would "
-                                   f"hold {op} already exists; rename that node")
-            out[part] = self._op(node, op, None)
+            out[kept_op_name(name, op, taken=[*siblings, *out])] = self._op(node, op, None)
         out[name] = CombineNode(combine="add", inputs=list(out), act=node.act)
         return out
 
@@ -145,16 +144,23 @@ def _ident(op: str) -> str:
     return re.sub(r"[^0-9A-Za-z_]", "_", op)
 
 
-def kept_op_name(choice: str, op: str) -> str:
-    """The name of the node holding op `op` of a choice `choice` that kept several."""
-    return f"{choice}{KEPT_SEP}{_ident(op)}"
+def kept_op_name(choice: str, op: str, taken: Iterable[str] = ()) -> str:
+    """The name of the node holding op `op` of a choice `choice` that kept several: NAME__OP,
+    with `_2`, `_3`, ... after it while that is among `taken` (the names at its level: a node
+    of the space named so, or a kept op whose name normalised alike, conv-3x3 and conv.3x3)."""
+    base, taken = f"{choice}{KEPT_SEP}{_ident(op)}", set(taken)
+    return next(n for n in (base, *(f"{base}_{k}" for k in range(2, len(taken) + 3))) if n not in taken)
 
 
-def kept_op_source(node: str, supernet: Graph) -> tuple[str, str] | None:
-    """(the supernet's choice node, the op) a derived node `NAME__OP` holds, when it is one
-    of the ops a choice kept (derive_nodes); None otherwise."""
-    base, sep, suffix = node.rpartition(KEPT_SEP)
-    g = supernet.nodes.get(base) if sep else None
-    if g is None or g.kind != "choice":
+def kept_op_source(node: str, supernet: Graph, derived: Graph) -> tuple[str, str] | None:
+    """(the supernet's choice node, the op) a derived node that is not in the supernet holds,
+    when it is one of the ops a choice kept (derive_nodes): the choice is the `add` it feeds
+    under the choice's name, the op its own; None otherwise."""
+    g = derived.nodes.get(node)
+    if g is None or g.kind != "op":
         return None
-    return next(((base, o) for o in g.candidates if _ident(o) == suffix), None)
+    for succ in derived.dag.successors(node):
+        choice, summed = supernet.nodes.get(succ), derived.nodes[succ]
+        if choice is not None and choice.kind == "choice" and summed.kind == "combine" and g.op in choice.candidates:
+            return succ, g.op
+    return None
