@@ -31,6 +31,7 @@ from nasflow.compile.supernet import compile_graph
 from nasflow.derive.genotype import Genotype, derive_space, inherit_weights
 from nasflow.errors import NasflowError
 from nasflow.runs.distributed import single
+from nasflow.runs.durable import write_failure
 from nasflow.runs.files import write_text_atomic
 from nasflow.runs.modeldir import save_model
 from nasflow.search.budget import Budget
@@ -122,7 +123,10 @@ def pick_subnets(run_dir: str | Path, budgets: list[str], out: str | Path | None
             best = evo.best()
             genotype = space_paths.genotype(best.path)
             where = root / _folder(text)
-            model_dir = _write(model, graph, space, genotype, best.path, relaxation, scorer, where, text)
+            try:
+                model_dir = _write(model, graph, space, genotype, best.path, relaxation, scorer, where, text)
+            except OSError as exc:  # a full disk, a read-only folder: say which subnets are written
+                raise _write_failed(exc, text, found) from exc
             score = _score(model_dir, task, metric.name)
             found.append(Subnet(text, genotype, best.cost, metric.name, score, model_dir))
     finally:
@@ -131,6 +135,16 @@ def pick_subnets(run_dir: str | Path, budgets: list[str], out: str | Path | None
         scorer.close()
     _save_list(root, found, metric.higher_is_better)
     return found
+
+
+def _write_failed(exc: OSError, budget: str, found: list[Subnet]) -> Exception:
+    failure = write_failure(exc)
+    if failure is None:
+        return exc
+    kept = (f"Written and kept: {', '.join(f'{s.budget} ({s.model_dir})' for s in found)}" if found
+            else "No subnet was written")
+    return NasflowError(f"the subnet under {budget}: {failure.what}. {kept}. "
+                        f"{failure.remedy[:1].upper()}{failure.remedy[1:]}, then run the same command again")
 
 
 def _check_executor(executor: str, ray: RayOptions | None) -> None:
