@@ -88,7 +88,8 @@ class Strategy(ABC):
         """Whether the config's `fuse` lever changes what this strategy computes: its
         mixed op differs with fuse on and off (a strategy computing one candidate at a time
         returns "plain" either way). Where it does not, the fused kernels never run, and
-        what is printed and recorded says fuse=False (`--levers auto`)."""
+        what is printed and recorded says fuse=False (nasflow.search.loop.fuse_that_runs,
+        which run_search applies to every new run)."""
         ops = {cls(config=config.model_copy(update={"fuse": f})).mixed_op() for f in (True, False)}
         return len(ops) > 1
 
