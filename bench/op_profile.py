@@ -99,12 +99,28 @@ def _tensor_shapes(e: Any) -> list[list[int]]:
     return out
 
 
-def _bytes(e: Any) -> int:
+def _out_bytes(e: Any) -> int:
+    """The bytes of an event's output: a conv's from its shapes and arguments, a cat's all its
+    inputs, any other op's its largest input's."""
     width = next((BYTES[d] for d in e.input_dtypes if d in BYTES), 4)
-    sizes = [math.prod(s) * width for s in _tensor_shapes(e)]
-    if e.name == "aten::cat":  # its output is all its inputs
-        return 2 * sum(sizes)
-    return sum(sizes) + max(sizes, default=0)  # inputs read, an output of the largest input's size written
+    shapes = _tensor_shapes(e)
+    if e.name in CONV:
+        try:
+            x, w = shapes[0], shapes[1]
+            stride, pad, dil, _ = (e.concrete_inputs[i] for i in CONV[e.name])
+            oh = _conv_out(x[2], w[2], _pair(stride, 0), _pair(pad, 0), _pair(dil, 0))
+            ow = _conv_out(x[3], w[3], _pair(stride, 1), _pair(pad, 1), _pair(dil, 1))
+            return x[0] * w[0] * oh * ow * width
+        except (IndexError, TypeError):
+            pass
+    sizes = [math.prod(s) * width for s in shapes]
+    return sum(sizes) if e.name == "aten::cat" else max(sizes, default=0)
+
+
+def _bytes(e: Any) -> int:
+    """Bytes moved: inputs read, the output written."""
+    width = next((BYTES[d] for d in e.input_dtypes if d in BYTES), 4)
+    return sum(math.prod(s) * width for s in _tensor_shapes(e)) + _out_bytes(e)
 
 
 def _key(e: Any) -> tuple[str, str]:
@@ -122,18 +138,25 @@ def _key(e: Any) -> tuple[str, str]:
     return e.name, " ".join("x".join(map(str, s)) for s in shapes) + extra
 
 
-def limit(row: dict[str, Any], peak: Any) -> str:
-    """What keeps an op below LOW % of peak (an empty string at or above it)."""
+def limit(row: dict[str, Any], peak: Any, mmap_bytes: int | None = None) -> str:
+    """What keeps an op below LOW % of peak (an empty string at or above it). `mmap_bytes`:
+    the allocator's mmap threshold where it is in force (glibc: an allocation that large is a
+    fresh mmap each time, its pages faulted in and zeroed by the kernel on first write)."""
     name, pct = row["op"], row["pct_peak"]
+    fresh = mmap_bytes is not None and row.get("out_bytes", 0) >= mmap_bytes and name not in ALLOC
     if row["flops"] > 0:
         if pct >= LOW:
             return ""
+        if fresh:
+            return f"allocator: its {row['out_bytes'] / 2**20:.0f} MiB output page-faulted in (a fresh mmap)"
         if " g" in row["shape"]:
             return "depthwise / grouped kernel: few FLOPs per byte (memory-bound)"
         if row["ms"] / row["calls"] < 0.1:
             return "small kernel: per-call overhead"
         return "oneDNN kernel below peak (few channels or an unblocked layout)"
     bw = row["gb_s"] / (peak.triad_bw / 1e9) * 100
+    if fresh and bw < LOW:
+        return f"allocator: its {row['out_bytes'] / 2**20:.0f} MiB output page-faulted in (a fresh mmap; {bw:.0f}% of triad)"
     if name in LAYOUT:
         return f"layout conversion / copy ({bw:.0f}% of triad bandwidth)"
     if name in ALLOC:
@@ -154,14 +177,16 @@ def top_level(events: Any) -> list[Any]:
 
 
 def analyse(events: Any, wall_s: float, peak: Any, dtype: str = "fp32", scale: float = 1.0,
-            overhead_us: float = 0.0, timed: Any = None) -> dict[str, Any]:
+            overhead_us: float = 0.0, timed: Any = None, mmap_bytes: int | None = None) -> dict[str, Any]:
     """Rows by op and shape, sorted by time: calls, ms, executed FLOPs, GFLOP/s, % of the
     `dtype` peak, GB/s, limit; and the time outside ATen ops. `events`: a trace with shapes
     recorded; `timed`: a trace of the same step's ops without shapes (recording shapes and
     arguments made a DLSR step 60% slower, charged to its small ops), whose op times are used
     when its ops match `events`' one for one; `wall_s`: the step's time; `scale`: what the
     profiler's op times are multiplied by (to put them on the peak's clock); `overhead_us`: the
-    profiler's own cost per recorded event, taken off each op's time for every event it holds."""
+    profiler's own cost per recorded event, taken off each op's time for every event it holds;
+    `mmap_bytes`: the allocator's mmap threshold where outputs that large were fresh mmaps
+    (page faults seen), so such an op's limit is named the allocator."""
     ops = top_level(events)
     clocked = top_level(timed) if timed is not None else []
     # The two traces' ops pair up one for one while their names agree (a trace may hold a
@@ -177,6 +202,7 @@ def analyse(events: Any, wall_s: float, peak: Any, dtype: str = "fp32", scale: f
         r["us"] += max(t.cpu_time_total * scale - overhead_us * _events_in(t), 0.0)
         r["flops"] += event_flops(e)
         r["bytes"] += _bytes(e)
+        r["out_bytes"] = max(r.get("out_bytes", 0), _out_bytes(e))
     top = peak.flops(dtype)
     rows = []
     for (op, shape), r in acc.items():
@@ -184,9 +210,9 @@ def analyse(events: Any, wall_s: float, peak: Any, dtype: str = "fp32", scale: f
         rows.append({"op": op, "shape": shape, "calls": r["calls"], "ms": r["us"] / 1e3, "flops": r["flops"],
                      "gflops": r["flops"] / s / 1e9 if s > 0 else 0.0,
                      "pct_peak": 100.0 * r["flops"] / s / top if s > 0 else 0.0,
-                     "gb_s": r["bytes"] / s / 1e9 if s > 0 else 0.0})
+                     "gb_s": r["bytes"] / s / 1e9 if s > 0 else 0.0, "out_bytes": r["out_bytes"]})
     for row in rows:
-        row["limit"] = limit(row, peak)
+        row["limit"] = limit(row, peak, mmap_bytes)
     rows.sort(key=lambda r: -r["ms"])
     in_ops = sum(r["ms"] for r in rows) / 1e3
     return {"wall_s": wall_s, "aten_s": in_ops, "outside_s": max(wall_s - in_ops, 0.0),

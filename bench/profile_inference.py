@@ -10,6 +10,12 @@ inference` and `--only inference-onnx`; `nasflow bench --profile` after the infe
   node's time and shapes: the ops are onnxruntime's after its graph optimisations (a Conv
   node there carries its fused activation), not ATen's.
 
+Each also counts the page faults of an unprofiled run: on the eager path every tensor above
+glibc's mmap threshold (32 MiB: a 48-channel 640x360 activation is 44 MiB) is a fresh
+mmap that the kernel maps in and zeroes on its first write, which the profiler charges to
+the op that writes it; such ops' limit is named the allocator. `malloc="heap"` runs the
+eager path with large tensors from the heap instead, for comparison.
+
 torch.profiler sees only eager PyTorch; OpenVINO's per-node counters (its PERF_COUNT
 property) are not read here.
 """
@@ -47,19 +53,54 @@ def model_and_input(channels: int, scale: int, size: tuple[int, int]) -> tuple[A
     return model, x, what
 
 
-def _timed(fn: Any, reps: int) -> tuple[list[float], list[float]]:
-    """(wall, CPU) seconds of `reps` calls after WARM untimed ones."""
+def _faults() -> int:
+    """Minor page faults of this process so far: each a page the kernel mapped in (and zeroed)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _timed(fn: Any, reps: int) -> dict[str, float]:
+    """Median wall and CPU seconds and page faults of `reps` calls after WARM untimed ones."""
+    import statistics
+
     from search_step import cpu_seconds
 
     for _ in range(WARM):
         fn()
-    walls, cpus = [], []
+    walls, cpus, faults = [], [], []
     for _ in range(reps):
-        start, cpu = time.perf_counter(), cpu_seconds()
+        start, cpu, fault = time.perf_counter(), cpu_seconds(), _faults()
         fn()
         walls.append(time.perf_counter() - start)
         cpus.append(cpu_seconds() - cpu)
-    return walls, cpus
+        faults.append(_faults() - fault)
+    return {"step_s": statistics.median(walls), "step_cpu_s": statistics.median(cpus),
+            "faults_per_image": int(statistics.median(faults))}
+
+
+MALLOC = ("default", "heap")
+
+
+def set_malloc(malloc: str) -> int | None:
+    """The eager path's allocator as `malloc` says, after the Predictor set it up: "default"
+    keeps nasflow's (keep_freed_memory: glibc's mmap threshold at its 32 MiB maximum, so any
+    larger tensor is a fresh mmap, page-faulted in on its first write); "heap" also sets
+    M_MMAP_MAX to 0, so large tensors come from the heap and are reused (a comparison, not
+    nasflow's setting). The mmap threshold in force, or None."""
+    import ctypes
+
+    import torch
+
+    from nasflow.accel.levers import keep_freed_memory
+
+    if not keep_freed_memory(torch.device("cpu")):
+        return None  # not glibc: its allocator is not described here
+    if malloc == "heap":
+        m_mmap_max = -4  # glibc's <malloc.h>
+        ctypes.CDLL("libc.so.6").mallopt(m_mmap_max, 0)
+        return None
+    return 32 << 20
 
 
 def _useful(channels: int, scale: int, size: tuple[int, int]) -> int:
@@ -69,11 +110,9 @@ def _useful(channels: int, scale: int, size: tuple[int, int]) -> int:
 
 
 def profile_eager(threads: int, channels: int = 48, scale: int = 2, size: tuple[int, int] = SIZE,
-                  reps: int = REPS) -> dict[str, Any]:
+                  reps: int = REPS, malloc: str = "default") -> dict[str, Any]:
     """The Predictor's eager fp32 backend: unprofiled runs, then one profiled without shapes
     (the op times) and one with them (shapes, FLOPs), as bench/profile_step.py's steps."""
-    import statistics
-
     import torch
     from profile_step import _profiler
 
@@ -82,7 +121,8 @@ def profile_eager(threads: int, channels: int = 48, scale: int = 2, size: tuple[
     torch.set_num_threads(threads)
     model, x, what = model_and_input(channels, scale, size)
     predict = Predictor(model, "eager", "fp32")
-    walls, cpus = _timed(lambda: predict(x), reps)
+    mmap_bytes = set_malloc(malloc)
+    timing = _timed(lambda: predict(x), reps)
     from search_step import cpu_seconds
 
     with _profiler(False) as timed:
@@ -92,10 +132,9 @@ def profile_eager(threads: int, channels: int = 48, scale: int = 2, size: tuple[
     with _profiler(True) as prof:
         predict(x)
     return {"name": "inference", "unit": "image", "title": "eager inference (the Predictor's eager backend: "
-            "channels-last fp32)", "what": what, "step_s": statistics.median(walls),
-            "step_cpu_s": statistics.median(cpus), "profiled_s": wall, "profiled_cpu_s": cpu,
+            "channels-last fp32)", "what": what, **timing, "profiled_s": wall, "profiled_cpu_s": cpu,
             "useful_flops": _useful(channels, scale, size), "outside": "Python: the modules' forward code",
-            "events": prof.events(), "timed": timed.events()}
+            "malloc": malloc, "mmap_bytes": mmap_bytes, "events": prof.events(), "timed": timed.events()}
 
 
 def ort_session(path: Path, threads: int, profile_prefix: str | None) -> Any:
@@ -129,8 +168,6 @@ def profile_onnx(threads: int, channels: int = 48, scale: int = 2, size: tuple[i
                  reps: int = REPS) -> dict[str, Any]:
     """onnxruntime on the exported model: unprofiled runs in nasflow's own session, then one
     run in a session with onnxruntime's profiler on (after a warm-up run there too)."""
-    import statistics
-
     import numpy as np
     import torch
 
@@ -145,7 +182,7 @@ def profile_onnx(threads: int, channels: int = 48, scale: int = 2, size: tuple[i
         feed = np.ascontiguousarray(x.numpy())
         plain = session(path, threads)
         name = plain.get_inputs()[0].name
-        walls, cpus = _timed(lambda: plain.run(None, {name: feed}), reps)
+        timing = _timed(lambda: plain.run(None, {name: feed}), reps)
         profiled = ort_session(path, threads, str(Path(tmp) / "ort"))
         profiled.run(None, {name: feed})  # warm-up, in this session's trace too
         from search_step import cpu_seconds
@@ -156,8 +193,7 @@ def profile_onnx(threads: int, channels: int = 48, scale: int = 2, size: tuple[i
         trace = json.loads(Path(profiled.end_profiling()).read_text())
     nodes, run_us = last_run_nodes(trace)
     return {"name": "inference-onnx", "unit": "image", "title": "onnxruntime inference (`nasflow eval`'s "
-            "default backend on the CPU)", "what": what, "step_s": statistics.median(walls),
-            "step_cpu_s": statistics.median(cpus), "profiled_s": wall, "profiled_cpu_s": cpu,
+            "default backend on the CPU)", "what": what, **timing, "profiled_s": wall, "profiled_cpu_s": cpu,
             "useful_flops": _useful(channels, scale, size), "run_us": run_us,
             "inside": "onnxruntime nodes", "outside": "onnxruntime's executor, input and output copies, Python",
             "nodes": [{"op": e["args"].get("op_name", "?"), "dur_us": float(e["dur"]),

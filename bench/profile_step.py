@@ -137,7 +137,7 @@ def profile_darts(threads: int) -> dict[str, Any]:
 
 
 NAMES = ("dlsr", "darts", "inference", "inference-onnx")
-INFERENCE = {"channels": 48, "scale": 2, "size": (360, 640)}  # bench/speed.py's inference row
+INFERENCE = {"channels": 48, "scale": 2, "size": (360, 640), "malloc": "default"}  # bench/speed.py's inference row
 
 
 def one(name: str, threads: int, peak: Any = None, inference: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -157,7 +157,7 @@ def one(name: str, threads: int, peak: Any = None, inference: dict[str, Any] | N
     elif name == "inference":
         got = profile_inference.profile_eager(threads, **sizes)
     else:
-        got = profile_inference.profile_onnx(threads, **sizes)
+        got = profile_inference.profile_onnx(threads, **{k: v for k, v in sizes.items() if k != "malloc"})
     # With one thread the peak is on CPU time: the profiler's wall times are scaled by the
     # profiled step's CPU / wall (the share of the time it ran, on a shared machine).
     scale = got["profiled_cpu_s"] / got["profiled_s"] if threads == 1 else 1.0
@@ -175,7 +175,8 @@ def one(name: str, threads: int, peak: Any = None, inference: dict[str, Any] | N
         events, timed = got.pop("events"), got.pop("timed")
         n_events = len(timed)
         overhead_us = max(profiled - step, 0.0) * 1e6 / max(n_events, 1)
-        table = op_profile.analyse(events, step, peak, scale=scale, overhead_us=overhead_us, timed=timed)
+        table = op_profile.analyse(events, step, peak, scale=scale, overhead_us=overhead_us, timed=timed,
+                                   mmap_bytes=got.pop("mmap_bytes", None))
     outside = f"{got.get('outside', 'Python, autograd engine')}, outside {got.get('inside', 'ATen ops')}"
     return {**got, **table, "by_limit": op_profile.by_limit(table, outside), "threads": threads, "scale": scale,
             "clock_step_s": step, "n_events": n_events, "overhead_us": overhead_us}
@@ -187,7 +188,7 @@ def run(threads: int, peak: Any = None, only: list[str] | None = None,
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     sizes = {**INFERENCE, **(inference or {})}
     extra = ["--channels", str(sizes["channels"]), "--scale", str(sizes["scale"]),
-             "--size", "x".join(map(str, sizes["size"]))]
+             "--size", "x".join(map(str, sizes["size"])), "--malloc", sizes["malloc"]]
     out = []
     for name in only or list(NAMES):
         print(f"  profiling {name} ...", file=sys.stderr, flush=True)
@@ -226,6 +227,11 @@ def print_profiles(profiles: list[dict[str, Any]], peak: Any, top: int = 25) -> 
         rest = p["rows"][top:]
         if rest:
             print(f"... {len(rest)} more op/shape rows, {sum(r['ms'] for r in rest):.1f} ms in all (--json has them)")
+        if "faults_per_image" in p:
+            n = p["faults_per_image"]
+            malloc = f"; malloc {p['malloc']}" if "malloc" in p else ""
+            print(f"page faults: {n:,} per image unprofiled ({n * 4096 / 2**30:.2f} GiB mapped in and zeroed "
+                  f"by the kernel){malloc}")
         if p["name"] == "inference":
             print("(the eager path only: torch.profiler does not see inside onnxruntime or OpenVINO; "
                   "inference-onnx reads onnxruntime's own profiler, OpenVINO's is not read)")
@@ -251,9 +257,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", type=int, default=INFERENCE["channels"], help="inference: derived DLSR's width")
     parser.add_argument("--scale", type=int, default=INFERENCE["scale"], help="inference: the upscaling factor")
     parser.add_argument("--size", type=_size, default=INFERENCE["size"], help="inference: the LR image, HxW")
+    parser.add_argument("--malloc", choices=["default", "heap"], default="default",
+                        help="inference (eager): nasflow's allocator settings, or large tensors from the heap "
+                             "(glibc M_MMAP_MAX 0), to see what page faults cost")
     parser.add_argument("--one", choices=NAMES, help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args(argv)
-    sizes = {"channels": args.channels, "scale": args.scale, "size": args.size}
+    sizes = {"channels": args.channels, "scale": args.scale, "size": args.size, "malloc": args.malloc}
     if args.one:
         print(json.dumps(one(args.one, args.threads, inference=sizes)))
         return

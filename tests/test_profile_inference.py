@@ -51,8 +51,9 @@ def test_eager_inference_profile_has_the_models_convs(capsys: pytest.CaptureFixt
     # The input's and output's layout conversions are the eager path's own, and named so.
     assert any(r["op"] in ("aten::contiguous", "aten::clone", "aten::copy_") and r["limit"].startswith("layout")
                for r in p["rows"])
+    assert p["faults_per_image"] >= 0 and p["malloc"] == "default"
     out = _printed(p, capsys)
-    assert "Where eager inference" in out and "image " in out
+    assert "Where eager inference" in out and "image " in out and "page faults: " in out
     assert "torch.profiler does not see inside onnxruntime or OpenVINO" in out
     assert "1x3x24x32" in out and "Python: the modules' forward code, outside ATen ops" in out
 
@@ -115,3 +116,18 @@ def test_a_bad_size_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
         profile_step.main(["--size", "360by640"])
     assert stop.value.code == 2
     assert "'360by640' is not an LR size HxW, e.g. 360x640" in capsys.readouterr().err
+
+
+def test_an_output_above_the_mmap_threshold_is_named_the_allocators() -> None:
+    import op_profile
+
+    row = {"op": "aten::leaky_relu", "shape": "1x48x360x640", "flops": 0, "pct_peak": 0.0, "ms": 800.0,
+           "calls": 23, "gb_s": 2.4, "out_bytes": 48 * 360 * 640 * 4}
+    assert op_profile.limit(row, PEAK, mmap_bytes=32 << 20) == (
+        "allocator: its 42 MiB output page-faulted in (a fresh mmap; 10% of triad)")
+    assert op_profile.limit(row, PEAK).startswith("memory-bound element-wise")  # no mmap threshold in force
+    small = {**row, "out_bytes": 16 << 20}
+    assert op_profile.limit(small, PEAK, mmap_bytes=32 << 20).startswith("memory-bound element-wise")
+    conv = {**row, "op": "aten::conv2d", "flops": 10**9, "pct_peak": 20.0}
+    assert op_profile.limit(conv, PEAK, mmap_bytes=32 << 20).startswith("allocator: its 42 MiB output")
+    assert op_profile.limit({**conv, "pct_peak": 40.0}, PEAK, mmap_bytes=32 << 20) == ""
