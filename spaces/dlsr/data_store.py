@@ -29,6 +29,7 @@ preparers (torchrun ranks, parallel runs) wait for the first, which then finds t
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import multiprocessing
@@ -255,8 +256,10 @@ class DecodedStore:
             self.dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.dir / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise DataError(f"cannot write the decoded-image store in {self.dir} ({e}): "
-                            "set NASFLOW_CACHE (or the cache option) to a writable folder") from e
+            fix = ("free some space, or set NASFLOW_CACHE (or the cache option) to a folder on another disk"
+                   if e.errno in (errno.ENOSPC, errno.EDQUOT) else
+                   "set NASFLOW_CACHE (or the cache option) to a writable folder")
+            raise DataError(f"cannot write the decoded-image store in {self.dir} ({e}): {fix}") from e
         start = time.perf_counter()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
