@@ -352,10 +352,15 @@ def _search_seeds(config: SearchConfig, out: Path | None, seeds: list[int], spac
     searched = [o.run_dir for o in outcomes if o.error is None and o.step > 0]
     if searched:
         console.print(report_table(build_report(searched), f"{len(searched)} searches in {out}"))
-    failed = [o for o in outcomes if o.error]
-    if failed:
-        raise NasflowError(f"{len(failed)} of {len(seeds)} seeds failed: "
-                           + "; ".join(f"seed {o.seed}: {o.error}" for o in failed))
+    failed = [(f"seed {o.seed}", o) for o in outcomes if o.error]
+    if failed:  # which finished, and (a full disk, a read-only folder) how to continue the rest
+        from .population_failure import population_failure
+
+        started = executor == "ray" or any((seed_dir(out, s) / "config.json").is_file() for s in seeds)
+        again = (f"continue the rest with: nasflow search --seeds {','.join(map(str, seeds))} --resume --out {out}"
+                 if started else "run the same command again")
+        raise NasflowError(population_failure("seeds", len(seeds), failed,
+                                              [f"seed {o.seed}" for o in outcomes if o.finished], again))
     if any(not o.finished for o in outcomes) or len(outcomes) < len(seeds):
         if executor == "ray":
             console.print("[yellow]stopped[/]; continue with the same command (started runs continue, "

@@ -77,30 +77,40 @@ def stopped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 
+# What each fault's line must say: why, and a fix.
+FAULTS = {"read-only": (read_only, "read-only", "writable"),
+          "disk full": (disk_full, "no space left", "free some space")}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
 @pytest.mark.parametrize("command,written", [
     (["search", "--resume", "--out", "{run}", "-q"], "{run}/"),
     (["derive", "{run}"], "{run}/derived"),
 ])
-def test_commands_on_a_read_only_run_directory(stopped_run: Path, monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str], command: list[str],
-                                               written: str) -> None:
+def test_commands_on_a_read_only_or_full_run_directory(stopped_run: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str], command: list[str],
+                                                       written: str, fault: str) -> None:
     before = sorted((p.name, p.stat().st_mtime_ns) for p in stopped_run.iterdir())
-    read_only(monkeypatch, stopped_run)
+    hook, why, fix = FAULTS[fault]
+    hook(monkeypatch, stopped_run)
     code, err = cli([c.format(run=stopped_run) for c in command], capsys)
-    one_line(code, err, "cannot write", written.format(run=stopped_run), "read-only", "write somewhere else")
+    one_line(code, err, written.format(run=stopped_run), why, fix)
     assert sorted((p.name, p.stat().st_mtime_ns) for p in stopped_run.iterdir()) == before
 
 
-def test_plot_on_a_read_only_run_directory(stopped_run: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_plot_on_a_read_only_or_full_run_directory(stopped_run: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str], fault: str) -> None:
     pytest.importorskip("matplotlib")
-    read_only(monkeypatch, stopped_run)
+    hook, why, fix = FAULTS[fault]
+    hook(monkeypatch, stopped_run)
     code, err = cli(["plot", str(stopped_run)], capsys)
-    one_line(code, err, "cannot write", str(stopped_run), "read-only")
+    one_line(code, err, str(stopped_run), why, fix)
 
 
-def test_upscale_into_a_read_only_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_upscale_into_a_read_only_or_full_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str], fault: str) -> None:
     from nasflow.compile.supernet import compile_graph
     from nasflow.runs.modeldir import save_model
     from nasflow.space.graph import build_graph
@@ -111,18 +121,20 @@ def test_upscale_into_a_read_only_folder(tmp_path: Path, monkeypatch: pytest.Mon
     Image.fromarray(np.full((20, 20, 3), 9, np.uint8)).save(tmp_path / "a.png")
     out = tmp_path / "out"
     out.mkdir()
-    read_only(monkeypatch, out)
+    hook, why, fix = FAULTS[fault]
+    hook(monkeypatch, out)
     for dst in (out / "a2.png", out / "sub" / "a2.png"):
         code, err = cli(["upscale", str(model), str(tmp_path / "a.png"), "-o", str(dst), "--backend", "eager"],
-                         capsys)
-        one_line(code, err, "cannot write", str(out), "read-only")
+                        capsys)
+        one_line(code, err, str(out), why, fix)
     assert list(out.iterdir()) == []
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory, stopped_run: Path) -> dict[str, str]:
-    """What the writing commands read: the planted space and an architecture derived from its
-    run (its task registered in this process), a tiny DLSR-S model, an image and a folder of them."""
+    """What the writing commands read: the planted space, its stopped run and an architecture
+    derived from it (its task registered in this process) with a model of it as if retrained,
+    a tiny DLSR-S model, an image and a folder of them."""
     from nasflow.compile.supernet import compile_graph
     from nasflow.runs.modeldir import save_model
     from nasflow.search.derive_run import derive_run
@@ -134,12 +146,15 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, stopped_run: Path) -> dict[
     space = load_space(REPO / "spaces" / "dlsr" / "dlsr-s.yaml", {"channels": 4})
     torch.manual_seed(0)
     model = save_model(folder / "m", space, compile_graph(build_graph(space)).state_dict(), {"scale": 2})
+    arch_space = load_space(arch)
+    retrained = save_model(folder / "retrained", arch_space, compile_graph(build_graph(arch_space)).state_dict(),
+                           {"valid": {"mse": 0.5}})
     (folder / "images").mkdir()
     for i in range(2):
         Image.fromarray(np.random.default_rng(i).integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(
             folder / "images" / f"{i}.png")
     return {"space": str(stopped_run.parent / "space.yaml"), "arch": str(arch), "model": str(model),
-            "image": str(folder / "images" / "0.png"), "images": str(folder / "images"),
+            "run": str(stopped_run), "retrained": str(retrained), "image": str(folder / "images" / "0.png"), "images": str(folder / "images"),
             "dlsr": str(REPO / "spaces" / "dlsr" / "dlsr-s.yaml")}
 
 
@@ -156,7 +171,14 @@ WRITERS = {
     "prepare-data": ["prepare-data", "{images}", "--scale", "2", "--cache", "{out}/store", "--workers", "1"],
     "draw": ["draw", "{dlsr}", "--layout", "nasflow", "-o", "{out}/space.svg"],
     "compare": ["compare", "{model}", "--image", "{image}", "--box", "4,4,16,16", "-o", "{out}/cmp.png"],
+    "derive": ["derive", "{run}", "--out", "{out}/derived"],
+    "upscale": ["upscale", "{model}", "{image}", "-o", "{out}/up.png", "--backend", "eager"],
+    "search --seeds": ["search", "{space}", "--seeds", "0,1", *SMALL, "--parallel", "1", "--out", "{out}/seeds"],
+    "report --pareto": ["report", "{run}", "--models", "{retrained}", "--pareto", "{out}/pareto.png"],
+    "import": ["import", "{released}", "-o", "{out}/imported"],
 }
+NEEDS_MATPLOTLIB = ("draw", "compare", "report --pareto")
+RELEASED = REPO.parent / "shared" / "weights" / "dlsr" / "RFDN_beta21_ps128_20210128_1000.pt"
 
 
 @pytest.mark.parametrize("fault", ["read-only", "disk full"])
@@ -164,20 +186,22 @@ WRITERS = {
 def test_every_writing_command_says_in_one_line_what_it_could_not_write(
         inputs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str], command: str, fault: str) -> None:
-    if command in ("draw", "compare"):
+    if command in NEEDS_MATPLOTLIB:
         pytest.importorskip("matplotlib")
+    if command == "import" and not RELEASED.is_file():
+        pytest.skip(f"needs the released DLSR weights ({RELEASED})")
     out = tmp_path / "out"
     out.mkdir()
-    (read_only if fault == "read-only" else disk_full)(monkeypatch, out)
-    code, err = cli([a.format(out=out, **inputs) for a in WRITERS[command]], capsys)
-    # the path, and why in nasflow's words or the system's ("Read-only file system"; a sweep's
-    # line joins its searches' errors)
-    one_line(code, err, str(out))
-    assert ("read-only" if fault == "read-only" else "no space left") in err.lower(), err
+    hook, why, fix = FAULTS[fault]
+    hook(monkeypatch, out)
+    code, err = cli([a.format(out=out, released=RELEASED, **inputs) for a in WRITERS[command]], capsys)
+    # the path, why and the fix (a sweep's or --seeds' line joins its searches' errors and says the fix once)
+    one_line(code, err, str(out), fix[1:])  # 'ree some space' also in 'Free some space, then ...'
+    assert why in err.lower(), err
     assert list(out.iterdir()) == []  # nothing half-written
 
 
-def test_disk_full_in_a_checkpoint_isone_line(tmp_path: Path) -> None:
+def test_disk_full_in_a_checkpoint_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.safetensors"
     path.write_bytes(b"x" * 3000)  # the last checkpoint: its size is what the next one needs
     line = explain_os_error(OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".checkpoint.safetensors.tmp")))
