@@ -86,8 +86,8 @@ def set_malloc(malloc: str) -> int | None:
     """The eager path's allocator as `malloc` says, after the Predictor set it up: "default"
     keeps nasflow's (keep_freed_memory: glibc's mmap threshold at its 32 MiB maximum, so any
     larger tensor is a fresh mmap, page-faulted in on its first write); "heap" also sets
-    M_MMAP_MAX to 0, so large tensors come from the heap and are reused (a comparison, not
-    nasflow's setting). The mmap threshold in force, or None."""
+    M_MMAP_MAX to 0 and never trims the heap, so large tensors come from the heap and are
+    reused (a comparison, not nasflow's setting). The mmap threshold in force, or None."""
     import ctypes
 
     import torch
@@ -97,8 +97,10 @@ def set_malloc(malloc: str) -> int | None:
     if not keep_freed_memory(torch.device("cpu")):
         return None  # not glibc: its allocator is not described here
     if malloc == "heap":
-        m_mmap_max = -4  # glibc's <malloc.h>
-        ctypes.CDLL("libc.so.6").mallopt(m_mmap_max, 0)
+        m_trim_threshold, m_mmap_max = -1, -4  # glibc's <malloc.h>
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+        mallopt(m_mmap_max, 0)
+        mallopt(m_trim_threshold, -1)  # as a size_t: never give the heap's top back (it was 1 GiB)
         return None
     return 32 << 20
 
