@@ -61,7 +61,8 @@ def eval_(
 
     Further --options are the task's evaluation options; the SR task's: --bench FOLDER
     (HR images, repeat for several sets; default: the shipped Set5), --scale S (a check) and
-    --tile-memory MIB (activations one image may take, default 1024: larger ones run in tiles).
+    --tile-memory MIB (activations one image may take, default 1024: larger ones run in tiles;
+    the command holds at most --tile-memory plus a 768 MiB base, docs/howto/limits.md).
     """
     from nasflow.deploy.evaluate import evaluate_model, model_task_class
 

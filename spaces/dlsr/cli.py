@@ -99,7 +99,8 @@ def upscale(
     tile: Annotated[Optional[int], typer.Option(min=1, help="LR tile side in pixels, at most the largest "
                                                 "whose activations fit --tile-memory (the default).")] = None,
     tile_memory: Annotated[int, typer.Option(min=16, help="MiB of activations one tile may take (estimated for "
-                                             "the backend from the model's layers): picks the tile size.")] = 1024,
+                                             "the backend from the model's layers): picks the tile size. The command holds at "
+                                             "most this plus a 768 MiB base.")] = 1024,
     overlap: Annotated[int, typer.Option(min=0, help="LR pixels each tile reads beyond the part it writes.")] = 32,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ... Default: cuda if available.")] = None,
     backend: Annotated[Optional[str], typer.Option(help=BACKEND_HELP)] = None,

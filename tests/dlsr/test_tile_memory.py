@@ -80,3 +80,14 @@ def test_upscale_refusal_is_one_line_with_exit_code_2(model_dir: Path, tmp_path:
     assert done.returncode == 2
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in lines[0] and "--tile-memory 16" in lines[0], lines
+
+
+def test_help_states_the_bound_the_code_holds() -> None:
+    """Where users look (--help of upscale and eval), the base is the one memory_bound adds."""
+    from nasflow.deploy.memory import BASE_MEMORY_MIB
+
+    for command in ("upscale", "eval"):
+        shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200", "TERM": "dumb"})
+        assert shown.exit_code == 0, shown.output
+        text = " ".join(shown.output.replace("|", " ").replace("\u2502", " ").split())  # the options' box
+        assert f"plus a {BASE_MEMORY_MIB} MiB base" in text, command
