@@ -239,7 +239,7 @@ def print_profiles(profiles: list[dict[str, Any]], peak: Any, top: int = 25) -> 
             n = p["faults_per_image"]
             malloc = f"; malloc {p['malloc']}" if "malloc" in p else ""
             print(f"page faults: {n:,} per image unprofiled ({n * 4096 / 2**30:.2f} GiB mapped in and zeroed "
-                  f"by the kernel){malloc}")
+                  f"by the kernel), {p.get('profiled_faults', 0):,} in the profiled run{malloc}")
         if p["name"] == "inference":
             print("(the eager path only: torch.profiler does not see inside onnxruntime or OpenVINO; "
                   "inference-onnx reads onnxruntime's own profiler, OpenVINO's is not read)")
