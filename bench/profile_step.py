@@ -240,6 +240,10 @@ def print_profiles(profiles: list[dict[str, Any]], peak: Any, top: int = 25) -> 
             malloc = f"; malloc {p['malloc']}" if "malloc" in p else ""
             print(f"page faults: {n:,} per image unprofiled ({n * 4096 / 2**30:.2f} GiB mapped in and zeroed "
                   f"by the kernel), {p.get('profiled_faults', 0):,} in the profiled run{malloc}")
+            if p.get("profiled_faults", 0) > 2 * n + 10_000:
+                print("(the profiled run faulted in far more pages than an unprofiled one: the profiler's own "
+                      "allocations moved the heap, so its op times hold page faults the unprofiled runs do not "
+                      "have; bench/profile_malloc.py times the allocator settings unprofiled)")
         if p["name"] == "inference":
             print("(the eager path only: torch.profiler does not see inside onnxruntime or OpenVINO; "
                   "inference-onnx reads onnxruntime's own profiler, OpenVINO's is not read)")
