@@ -148,7 +148,7 @@ def limit(row: dict[str, Any], peak: Any, mmap_bytes: int | None = None) -> str:
         if pct >= LOW:
             return ""
         if fresh:
-            return f"allocator: its {row['out_bytes'] / 2**20:.0f} MiB output page-faulted in (a fresh mmap)"
+            return f"allocator: output page-faulted in (a fresh {row['out_bytes'] / 2**20:.0f} MiB mmap)"
         if " g" in row["shape"]:
             return "depthwise / grouped kernel: few FLOPs per byte (memory-bound)"
         if row["ms"] / row["calls"] < 0.1:
@@ -156,7 +156,7 @@ def limit(row: dict[str, Any], peak: Any, mmap_bytes: int | None = None) -> str:
         return "oneDNN kernel below peak (few channels or an unblocked layout)"
     bw = row["gb_s"] / (peak.triad_bw / 1e9) * 100
     if fresh and bw < LOW:
-        return f"allocator: its {row['out_bytes'] / 2**20:.0f} MiB output page-faulted in (a fresh mmap; {bw:.0f}% of triad)"
+        return f"allocator: output page-faulted in (a fresh {row['out_bytes'] / 2**20:.0f} MiB mmap; {bw:.0f}% of triad)"
     if name in LAYOUT:
         return f"layout conversion / copy ({bw:.0f}% of triad bandwidth)"
     if name in ALLOC:

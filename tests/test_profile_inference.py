@@ -124,10 +124,10 @@ def test_an_output_above_the_mmap_threshold_is_named_the_allocators() -> None:
     row = {"op": "aten::leaky_relu", "shape": "1x48x360x640", "flops": 0, "pct_peak": 0.0, "ms": 800.0,
            "calls": 23, "gb_s": 2.4, "out_bytes": 48 * 360 * 640 * 4}
     assert op_profile.limit(row, PEAK, mmap_bytes=32 << 20) == (
-        "allocator: its 42 MiB output page-faulted in (a fresh mmap; 10% of triad)")
+        "allocator: output page-faulted in (a fresh 42 MiB mmap; 10% of triad)")
     assert op_profile.limit(row, PEAK).startswith("memory-bound element-wise")  # no mmap threshold in force
     small = {**row, "out_bytes": 16 << 20}
     assert op_profile.limit(small, PEAK, mmap_bytes=32 << 20).startswith("memory-bound element-wise")
     conv = {**row, "op": "aten::conv2d", "flops": 10**9, "pct_peak": 20.0}
-    assert op_profile.limit(conv, PEAK, mmap_bytes=32 << 20).startswith("allocator: its 42 MiB output")
+    assert op_profile.limit(conv, PEAK, mmap_bytes=32 << 20).startswith("allocator: output page-faulted in (a fresh 42 MiB mmap)")
     assert op_profile.limit({**conv, "pct_peak": 40.0}, PEAK, mmap_bytes=32 << 20) == ""
