@@ -60,6 +60,14 @@ def test_duplicate_registration_raises():
         register_op("conv_3x3")(lambda c_in, c_out: nn.Identity())
 
 
+@pytest.mark.parametrize("name", ["my.op", ""])
+def test_an_op_name_that_cannot_name_a_module_is_refused_at_registration(name: str) -> None:
+    # A candidate's name keys its module in the supernet: torch refuses '.', deep in compile.
+    with pytest.raises(NasflowError, match="must be non-empty and hold no '.'"):
+        register_op(name)(lambda c_in, c_out: nn.Identity())
+    assert name not in OPS
+
+
 def test_unknown_op_suggests():
     with pytest.raises(UnknownNameError, match="did you mean 'sep_conv_5x5'"):
         get_op("sep_conv5x5")

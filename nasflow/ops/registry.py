@@ -131,6 +131,9 @@ def register_op(
     size, as `madds_per_pixel(c_in, c_out, **args)`; parameter-free ops may omit both (an op
     without `params` whose module turns out to have parameters is refused when built).
     """
+    if "." in name or not name:  # a candidate's name keys its module in the supernet (torch refuses '.')
+        raise NasflowError(f"op '{name}': an op name must be non-empty and hold no '.' (it names the op's module "
+                           f"in the supernet and its weights); rename it, e.g. '{name.replace('.', '_') or 'my_op'}'")
     if madds is not None:
         cost = madds
     elif madds_per_pixel is not None:
