@@ -1,5 +1,6 @@
 """Where an inference's time goes, op by op (bench/profile_step.py runs these as `--only
-inference` and `--only inference-onnx`; `nasflow bench --profile` after the inference table):
+inference`, `inference-onnx` and `inference-openvino`; `nasflow bench --profile` after the
+inference table):
 
 - inference: the Predictor's eager backend (channels-last fp32 under inference_mode, the
   default eager path) on derived DLSR at the bench's inference size (bench/speed.py: a
@@ -16,8 +17,10 @@ mmap that the kernel maps in and zeroes on its first write, which the profiler c
 the op that writes it; such ops' limit is named the allocator. `malloc="heap"` runs the
 eager path with large tensors from the heap instead, for comparison.
 
-torch.profiler sees only eager PyTorch; OpenVINO's per-node counters (its PERF_COUNT
-property) are not read here.
+- inference-openvino: the same through OpenVINO's CPU plugin (the openvino backend's
+  settings), read from its per-node counters (PERF_COUNT) and its compiled graph's shapes.
+
+torch.profiler sees only eager PyTorch; the two runtimes' tables are their own profilers'.
 """
 from __future__ import annotations
 
@@ -33,10 +36,13 @@ SIZE = (360, 640)  # LR (h, w): bench/speed.py's INFERENCE_SIZE
 WARM = 1  # untimed runs before the timed ones
 REPS = 2  # timed runs; their median is the unprofiled time
 
-# onnxruntime's ops that move or reshape data without arithmetic (its NCHWc reorders).
+# onnxruntime's and OpenVINO's nodes that move or reshape data without arithmetic (their
+# blocked layouts' reorders among them).
 ORT_LAYOUT = {"ReorderInput", "ReorderOutput", "Reshape", "Transpose", "Concat", "DepthToSpace", "SpaceToDepth",
-              "Slice", "Pad", "Split", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Gather", "Shape"}
-ORT_CONV = {"Conv", "FusedConv", "NhwcFusedConv"}
+              "Slice", "Pad", "Split", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Gather", "Shape",
+              "Reorder", "ShapeOf", "Concatenation", "StridedSlice"}
+ORT_CONV = {"Conv", "FusedConv", "NhwcFusedConv", "Convolution", "GroupConvolution"}
+OV_TYPES = {"f32": "float", "f16": "float16", "bf16": "bfloat16", "i64": "int64", "i32": "int32"}
 
 
 def model_and_input(channels: int, scale: int, size: tuple[int, int]) -> tuple[Any, Any, str]:
@@ -208,6 +214,63 @@ def profile_onnx(threads: int, channels: int = 48, scale: int = 2, size: tuple[i
                        "outputs": _shapes(e["args"].get("output_type_shape", []))} for e in nodes]}
 
 
+def profile_openvino(threads: int, channels: int = 48, scale: int = 2, size: tuple[int, int] = SIZE,
+                     reps: int = REPS) -> dict[str, Any]:
+    """OpenVINO's CPU plugin on the exported model, compiled as the openvino backend compiles
+    it (nasflow/deploy/openvino_backend.py: f32, LATENCY hint, `threads`), in this process:
+    unprofiled runs, then one run with its per-node counters on (PERF_COUNT), each node's
+    shapes read from the compiled model's runtime graph."""
+    import numpy as np
+    import openvino as ov
+    import torch
+
+    from nasflow.deploy.onnx import export_onnx
+    from nasflow.deploy.openvino_backend import properties
+    from nasflow.tasks.contract import task_class_for
+
+    torch.set_num_threads(threads)
+    model, x, what = model_and_input(channels, scale, size)
+    with tempfile.TemporaryDirectory(prefix="nasflow-ov-profile-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        graph = getattr(model, "graph", None)
+        export_onnx(model, path, task_class_for(graph.space if graph is not None else None))
+        core = ov.Core()
+        net = core.read_model(str(path))
+        net.reshape({net.inputs[0].get_any_name(): list(x.shape)})
+        feed = {0: np.ascontiguousarray(x.numpy())}
+        plain = core.compile_model(net, "CPU", properties(threads)).create_infer_request()
+        timing = _timed(lambda: plain.infer(feed), reps)
+        compiled = core.compile_model(net, "CPU", {**properties(threads), "PERF_COUNT": "YES"})
+        request = compiled.create_infer_request()
+        request.infer(feed)  # warm-up
+        from search_step import cpu_seconds
+
+        start, cpu, fault = time.perf_counter(), cpu_seconds(), _faults()
+        request.infer(feed)
+        wall, cpu, fault = time.perf_counter() - start, cpu_seconds() - cpu, _faults() - fault
+        ops = {op.get_friendly_name(): op for op in compiled.get_runtime_model().get_ordered_ops()}
+        nodes = []
+        for info in request.get_profiling_info():
+            op = ops.get(info.node_name)
+            if info.status.name != "EXECUTED" or op is None:  # fused into another node, or a constant
+                continue
+            nodes.append({"op": info.node_type, "dur_us": info.real_time.total_seconds() * 1e6,
+                          "inputs": [_ov_shape(op.input(i)) for i in range(op.get_input_size())],
+                          "outputs": [_ov_shape(op.output(i)) for i in range(op.get_output_size())]})
+    return {"name": "inference-openvino", "unit": "image", "title": "OpenVINO inference (the openvino backend)",
+            "what": what, **timing, "profiled_s": wall, "profiled_cpu_s": cpu, "profiled_faults": fault,
+            "useful_flops": _useful(channels, scale, size), "inside": "OpenVINO nodes",
+            "outside": "OpenVINO's executor, input and output copies, Python", "nodes": nodes}
+
+
+def _ov_shape(port: Any) -> tuple[str, list[int]]:
+    """An OpenVINO port's (dtype, static shape) in onnxruntime's names."""
+    shape = port.get_partial_shape()
+    dims = [d.get_length() for d in shape] if shape.is_static else []
+    kind = port.get_element_type().get_type_name()
+    return OV_TYPES.get(kind, kind), dims
+
+
 def _shapes(typed: list[dict[str, list[int]]]) -> list[tuple[str, list[int]]]:
     """onnxruntime's [{"float": [1, 48, 360, 640]}, ...] as [(dtype, shape), ...]."""
     return [(dtype, list(shape)) for t in typed for dtype, shape in t.items()]
@@ -230,23 +293,25 @@ def ort_flops(op: str, inputs: list[tuple[str, list[int]]], outputs: list[tuple[
 
 
 def _key(node: dict[str, Any]) -> tuple[str, str]:
-    tensors = [s for dtype, s in node["inputs"] if dtype != "int64"]  # int64: shape arguments
+    tensors = [s for dtype, s in node["inputs"] if dtype not in ("int64", "int32")]  # integers: shape arguments
     extra = ""
     if node["op"] in ORT_CONV and len(tensors) >= 2 and len(tensors[0]) == 4 and tensors[1][1]:
-        groups = tensors[0][1] // tensors[1][1]
+        w = tensors[1]  # OpenVINO's grouped kernel: groups x c_out/g x c_in/g x kh x kw
+        groups = w[0] if len(w) == 5 else tensors[0][1] // w[1]
         extra = f" g{groups}" if groups > 1 else ""
     return node["op"], " ".join("x".join(map(str, s)) for s in tensors) + extra
 
 
 def _bytes(node: dict[str, Any]) -> int:
-    width = {"float": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4}
+    width = {"float": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4}  # onnxruntime's names
     return sum(math.prod(s) * width.get(d, 4) for d, s in node["inputs"] + node["outputs"])
 
 
 def analyse_nodes(nodes: list[dict[str, Any]], wall_s: float, peak: Any, scale: float = 1.0,
-                  overhead_us: float = 0.0) -> dict[str, Any]:
-    """bench/op_profile.analyse's table for onnxruntime's nodes: rows by op and shape with the
-    same columns (layout nodes counted as op_profile's layout conversions)."""
+                  overhead_us: float = 0.0, kernels: str = "MLAS") -> dict[str, Any]:
+    """bench/op_profile.analyse's table for onnxruntime's or OpenVINO's nodes: rows by op and
+    shape with the same columns (layout nodes counted as op_profile's layout conversions);
+    `kernels`: whose conv kernels they are (onnxruntime's MLAS, OpenVINO's oneDNN)."""
     import op_profile
 
     acc: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {"calls": 0, "us": 0.0, "flops": 0, "bytes": 0})
@@ -266,10 +331,13 @@ def analyse_nodes(nodes: list[dict[str, Any]], wall_s: float, peak: Any, scale: 
                "gb_s": r["bytes"] / s / 1e9 if s > 0 else 0.0}
         # op_profile.limit names a layout conversion by ATen's names; onnxruntime's map onto one.
         limit = op_profile.limit({**row, "op": "aten::copy_" if op in ORT_LAYOUT else op}, peak)
-        row["limit"] = limit.replace("oneDNN kernel", "MLAS kernel")  # onnxruntime's own kernels
+        row["limit"] = limit.replace("oneDNN kernel", f"{kernels} kernel")
         rows.append(row)
     rows.sort(key=lambda r: -r["ms"])
     inside = sum(r["ms"] for r in rows) / 1e3
-    return {"wall_s": wall_s, "aten_s": inside, "outside_s": max(wall_s - inside, 0.0),
-            "executed_flops": sum(r["flops"] for r in rows), "rows": rows,
-            "times_from": f"onnxruntime's profiler, {len(nodes)} nodes of one run"}
+    table = {"wall_s": max(wall_s, inside), "aten_s": inside, "outside_s": max(wall_s - inside, 0.0),
+             "executed_flops": sum(r["flops"] for r in rows), "rows": rows,
+             "times_from": f"the runtime's own profiler, {len(nodes)} nodes of one run"}
+    if inside > wall_s:  # OpenVINO's per-node timers overlap: shares are of their sum
+        table["nodes_over_run"] = inside / wall_s
+    return table

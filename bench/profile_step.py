@@ -17,7 +17,8 @@ op's shape, arguments and so FLOPs, matched to the first trace's ops one for one
 And inference (bench/profile_inference.py), derived DLSR at the bench's inference size
 (640x360 LR, x2, C48: `--channels`, `--scale`, `--size` change it):
 - inference: the Predictor's eager backend (channels-last fp32), through torch.profiler;
-- inference-onnx: onnxruntime, `nasflow eval`'s default, through onnxruntime's own profiler.
+- inference-onnx: onnxruntime, `nasflow eval`'s default, through onnxruntime's own profiler;
+- inference-openvino: OpenVINO's CPU plugin, through its per-node counters.
 
 Per op and shape (bench/op_profile.py): calls, time, executed FLOPs, GFLOP/s, % of this
 machine's peak, and for an op under 30% of it what limits it; then the time by limit, and
@@ -136,7 +137,7 @@ def profile_darts(threads: int) -> dict[str, Any]:
             "events": window.prof.events(), "timed": window.timed.events()}
 
 
-NAMES = ("dlsr", "darts", "inference", "inference-onnx")
+NAMES = ("dlsr", "darts", "inference", "inference-onnx", "inference-openvino")
 INFERENCE = {"channels": 48, "scale": 2, "size": (360, 640), "malloc": "default"}  # bench/speed.py's inference row
 
 
@@ -156,8 +157,10 @@ def one(name: str, threads: int, peak: Any = None, inference: dict[str, Any] | N
         got = profile_darts(threads)
     elif name == "inference":
         got = profile_inference.profile_eager(threads, **sizes)
-    else:
+    elif name == "inference-onnx":
         got = profile_inference.profile_onnx(threads, **{k: v for k, v in sizes.items() if k != "malloc"})
+    else:
+        got = profile_inference.profile_openvino(threads, **{k: v for k, v in sizes.items() if k != "malloc"})
     # With one thread the peak is on CPU time: the profiler's wall times are scaled by the
     # profiled step's CPU / wall (the share of the time it ran, on a shared machine).
     scale = got["profiled_cpu_s"] / got["profiled_s"] if threads == 1 else 1.0
@@ -170,11 +173,13 @@ def one(name: str, threads: int, peak: Any = None, inference: dict[str, Any] | N
     # (its page faults vary from run to run by more): its table adds up to the profiled run.
     if got.get("unit") == "image":
         step = profiled
-    if "nodes" in got:  # onnxruntime's trace: one event per node
+    if "nodes" in got:  # a runtime's own trace: one event per node
         nodes = got.pop("nodes")
         n_events = len(nodes)
         overhead_us = max(profiled - step, 0.0) * 1e6 / max(n_events, 1)
-        table = profile_inference.analyse_nodes(nodes, step, peak, scale=scale, overhead_us=overhead_us)
+        kernels = "oneDNN" if name == "inference-openvino" else "MLAS"
+        table = profile_inference.analyse_nodes(nodes, step, peak, scale=scale, overhead_us=overhead_us,
+                                                kernels=kernels)
     else:
         events, timed = got.pop("events"), got.pop("timed")
         n_events = len(timed)
@@ -235,6 +240,9 @@ def print_profiles(profiles: list[dict[str, Any]], peak: Any, top: int = 25) -> 
         rest = p["rows"][top:]
         if rest:
             print(f"... {len(rest)} more op/shape rows, {sum(r['ms'] for r in rest):.1f} ms in all (--json has them)")
+        if "nodes_over_run" in p:
+            print(f"(the nodes' own times add up to {100 * p['nodes_over_run']:.0f}% of the profiled run: the "
+                  "runtime's per-node timers overlap, so the shares below are of their sum)")
         if "faults_per_image" in p:
             n = p["faults_per_image"]
             malloc = f"; malloc {p['malloc']}" if "malloc" in p else ""
@@ -246,7 +254,7 @@ def print_profiles(profiles: list[dict[str, Any]], peak: Any, top: int = 25) -> 
                       "have; bench/profile_malloc.py times the allocator settings unprofiled)")
         if p["name"] == "inference":
             print("(the eager path only: torch.profiler does not see inside onnxruntime or OpenVINO; "
-                  "inference-onnx reads onnxruntime's own profiler, OpenVINO's is not read)")
+                  "inference-onnx and inference-openvino read their own profilers)")
         print("time by what limits it:")
         for kind, s in p["by_limit"]:
             print(f"  {kind:58s} {s:7.3f} {clock} {100 * s / p['wall_s']:5.1f}%")

@@ -176,8 +176,13 @@ def add_inference_rates(result: dict[str, Any], args: argparse.Namespace, peak: 
 
 def profile_names(only: str | None) -> list[str]:
     """What --profile profiles (bench/profile_step.py's names): the default DLSR and DARTS
-    steps with the search section, eager and onnxruntime inference with the inference one."""
+    steps with the search section; eager, onnxruntime and (where installed) OpenVINO
+    inference with the inference one."""
+    import importlib.util
+
     steps, inference = ["dlsr", "darts"], ["inference", "inference-onnx"]
+    if importlib.util.find_spec("openvino") is not None:
+        inference.append("inference-openvino")
     return {None: steps + inference, "search": steps, "inference": inference}.get(only, [])
 
 
@@ -197,8 +202,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--train-patch", type=int, default=96, help="HR patch side of the training rows")
     parser.add_argument("--profile", action="store_true",
                         help="also profile op by op (bench/profile_step.py) the default DLSR and DARTS search "
-                             "steps (with the search section) and inference, eager and onnxruntime (with the "
-                             "inference section)")
+                             "steps (with the search section) and inference, eager, onnxruntime and OpenVINO "
+                             "(with the inference section)")
     parser.add_argument("--no-auto", dest="auto", action="store_false",
                         help="leave out the search's auto row (what --levers auto picks, timed once and cached)")
     parser.add_argument("--malloc", choices=["kept", "default"], default="kept",

@@ -23,7 +23,7 @@ def bench(ctx: typer.Context) -> None:
     (bench/peak.py, cached). Takes bench/speed.py's options: --batch 16 --channels 48 --patch 64
     --scale 2 --steps N --rounds N --reps N --threads 2 --malloc kept|default
     --only search|inference|train --profile (where the time goes, op by op: the default DLSR
-    and DARTS steps, eager and onnxruntime inference) --json FILE (see --help there)."""
+    and DARTS steps, eager, onnxruntime and OpenVINO inference) --json FILE (see --help there)."""
     if not SCRIPT.is_file():
         raise NasflowError(f"the benchmark script {SCRIPT} is missing: it ships with a checkout of "
                            "the repository (git clone, then pip install -e .)")
