@@ -2,6 +2,8 @@
 
     python bench/dlsr_width.py --seeds 0,1,2 --out runs/width-proof            # quick preset
     python bench/dlsr_width.py --seeds 0 --budget params=56k --strategy sandwich --search-steps 1000
+    python bench/dlsr_width.py --search-args "--batch 2 --task-opt patch=64" \
+        --train-args "--batch 2 --task-opt patch=96" --out runs/width-proof-p96   # larger patches
 
 Per seed s, with the task's quick preset (the README's main job) and one thread per run:
 
@@ -12,6 +14,10 @@ Per seed s, with the task's quick preset (the README's main job) and one thread 
 2. `nasflow derive`, then `nasflow train` (seed s) and `nasflow eval` (Set5 x2) of it;
 3. `nasflow train spaces/dlsr/dlsr-s.yaml` (seed s) and `nasflow eval`: the paper's DLSR-S,
    narrowed by hand to 18 channels, retrained with the same preset, seed and steps.
+
+`--search-args` / `--train-args` add flags to every search / every training (both the searched
+architecture's and DLSR-S's, so they stay retrained alike); a variant's runs get their own
+folder names (a tag of the flags), DLSR-S's included.
 
 Prints a table (params, Set5 x2 PSNR per seed, mean and spread) and writes OUT/results.json.
 Runs `--parallel` seeds at a time, each command with OMP_NUM_THREADS=1.
@@ -47,19 +53,29 @@ def params_of(arch: Path) -> int:
     return graph_cost(build_graph(load_space(arch)), (8, 8)).params
 
 
-def one_seed(seed: int, out: Path, budget: str, strategy: str, extra: list[str]) -> dict[str, Any]:
-    tag = f"-{strategy}-{extra[1]}" if extra else ""
-    log = out / f"seed{seed}{tag}.log"
+def tag_of(args: list[str]) -> str:
+    """A folder-name tag for extra flags: "--batch 2 --task-opt patch=64" -> "-batch2-patch64"."""
+    words = [a.lstrip("-").replace("=", "").replace("task-opt", "") for a in args]
+    return "".join(f"-{w}" if not w[:1].isdigit() else w for w in words if w)
+
+
+def one_seed(seed: int, out: Path, budget: str, strategy: str, search_args: list[str],
+             train_args: list[str]) -> dict[str, Any]:
+    tag = f"-{strategy}{tag_of(search_args)}" if search_args else ""
+    train_tag = tag_of(train_args)
+    log = out / f"seed{seed}{tag}{train_tag}.log"
     search = out / f"width-{seed}{tag}"
-    nasflow(["search", str(WIDTH), "--strategy", strategy, "--budget", budget, "--seed", str(seed),
-             "--out", str(search), *extra], log)
-    nasflow(["derive", str(search)], log)
+    if not (search / "derived" / "genotype.json").is_file():  # a search shared by training variants
+        nasflow(["search", str(WIDTH), "--strategy", strategy, "--budget", budget, "--seed", str(seed),
+                 "--out", str(search), *search_args], log)
+        nasflow(["derive", str(search)], log)
     genotype = json.loads((search / "derived" / "genotype.json").read_text())
-    nasflow(["train", str(search / "derived"), "--seed", str(seed), "--out", str(search) + "-train"], log)
-    width_psnr = psnr(Path(str(search) + "-train") / "model", log)
-    dlsr_s = out / f"dlsr-s-{seed}-train"
+    trained = Path(f"{search}-train{train_tag}")
+    nasflow(["train", str(search / "derived"), "--seed", str(seed), "--out", str(trained), *train_args], log)
+    width_psnr = psnr(trained / "model", log)
+    dlsr_s = out / f"dlsr-s-{seed}-train{train_tag}"
     if not (dlsr_s / "model").is_dir():  # the same for every search of this seed: trained once
-        nasflow(["train", str(DLSR_S), "--seed", str(seed), "--out", str(dlsr_s)], log)
+        nasflow(["train", str(DLSR_S), "--seed", str(seed), "--out", str(dlsr_s), *train_args], log)
     dlsr_s_psnr = psnr(dlsr_s / "model", log)
     return {"seed": seed, "genotype": genotype, "width_params": params_of(search / "derived" / "arch.yaml"),
             "width_psnr": width_psnr, "dlsr_s_params": params_of(DLSR_S), "dlsr_s_psnr": dlsr_s_psnr}
@@ -73,15 +89,20 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/width-proof"))
     parser.add_argument("--search-steps", type=int, help="the search's steps (default: the preset's)")
+    parser.add_argument("--search-args", default="", help="more flags for every search, e.g. '--batch 2'")
+    parser.add_argument("--train-args", default="", help="more flags for every training (both models)")
     args = parser.parse_args()
-    extra = ["--steps", str(args.search_steps)] if args.search_steps else []
+    search_args = (["--steps", str(args.search_steps)] if args.search_steps else []) + args.search_args.split()
+    train_args = args.train_args.split()
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     with ThreadPoolExecutor(args.parallel) as pool:
-        rows = list(pool.map(lambda s: one_seed(s, args.out, args.budget, args.strategy, extra), seeds))
+        rows = list(pool.map(lambda s: one_seed(s, args.out, args.budget, args.strategy, search_args, train_args),
+                             seeds))
     w, d = [r["width_psnr"] for r in rows], [r["dlsr_s_psnr"] for r in rows]
-    steps = f", {args.search_steps} search steps" if args.search_steps else ""
-    print(f"DLSR widths searched ({args.strategy}, {args.budget}{steps}) vs DLSR-S, quick preset, Set5 x2 PSNR (dB)")
+    flags = " ".join(search_args) + (f"; train {' '.join(train_args)}" if train_args else "")
+    print(f"DLSR widths searched ({args.strategy}, {args.budget}{', ' + flags if flags else ''}) vs DLSR-S, "
+          "quick preset, Set5 x2 PSNR (dB)")
     print(f"{'seed':>4} {'width params':>12} {'width PSNR':>10} {'DLSR-S params':>13} {'DLSR-S PSNR':>11}  genotype")
     for r in rows:
         g = r["genotype"]
@@ -89,9 +110,10 @@ def main() -> None:
               f"{r['dlsr_s_psnr']:>11.2f}  {g.get('choices')} {g.get('values')}")
     spread = lambda xs: f"{statistics.mean(xs):.2f} ({min(xs):.2f}..{max(xs):.2f})"  # noqa: E731
     print(f"mean (min..max): widths {spread(w)}, DLSR-S {spread(d)}; load {os.getloadavg()[0]:.1f}")
-    (args.out / "results.json").write_text(json.dumps({"budget": args.budget, "strategy": args.strategy,
-                                                       "search_steps": args.search_steps, "rows": rows},
-                                                      indent=1) + "\n")
+    result = {"budget": args.budget, "strategy": args.strategy, "search_args": search_args,
+              "train_args": train_args, "rows": rows}
+    name = f"results{tag_of(search_args)}{tag_of(train_args)}.json"
+    (args.out / name).write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":
