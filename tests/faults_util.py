@@ -77,14 +77,75 @@ def read_only(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     refuse_writes(monkeypatch, folder, errno.EROFS)
 
 
+FULL_DEVICE = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
+
+
 def disk_full(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
-    """The disk under `folder` is full for this process: every write into it fails with ENOSPC."""
-    refuse_writes(monkeypatch, folder, errno.ENOSPC)
+    """The disk under `folder` is full for this process, as a real one is: folders and names
+    are made, but every write of data fails with ENOSPC naming no file (Python's write, flush
+    and close do not), so what a command half-wrote is left for the test to find. Without
+    /dev/full: every write into `folder` fails with ENOSPC at its open, naming the file."""
+    if not FULL_DEVICE.is_char_device():
+        refuse_writes(monkeypatch, folder, errno.ENOSPC)
+        return
+    inside = _inside(folder)
+    real_open, real_os_open, real_save = builtins.open, os.open, checkpoint.save_file
+
+    def open_(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, (str, bytes, os.PathLike)) and _WRITE_MODES & set(mode) and inside(file):
+            real_open(file, mode, *args, **kwargs).close()  # the name is made (or truncated)
+            return real_open(FULL_DEVICE, mode.replace("x", "w"), *args, **kwargs)
+        return real_open(file, mode, *args, **kwargs)
+
+    full_fds: set[int] = set()  # fds opened for writing in `folder` (a lock file): their writes fail
+    real_write, real_pwrite, real_close = os.write, os.pwrite, os.close
+
+    def os_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        fd = real_os_open(path, flags, *args, **kwargs)
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
+            full_fds.add(fd)
+        return fd
+
+    def write(fd: int, data: Any) -> int:
+        if fd in full_fds:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    def pwrite(fd: int, data: Any, offset: int) -> int:
+        if fd in full_fds:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_pwrite(fd, data, offset)
+
+    def close(fd: int) -> None:
+        full_fds.discard(fd)
+        real_close(fd)
+
+    real_statvfs = os.statvfs
+
+    def statvfs(path: Any) -> Any:  # no block free (what a check before writing reads)
+        r = real_statvfs(path)
+        if not isinstance(path, int) and inside(path):
+            return os.statvfs_result((r.f_bsize, r.f_frsize, r.f_blocks, 0, 0, r.f_files, r.f_ffree, r.f_favail,
+                                      r.f_flag, r.f_namemax))
+        return r
+
+    def save(tensors: Any, filename: str, metadata: Any = None) -> None:  # safetensors' own writer
+        if inside(filename):
+            raise RuntimeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+                               'message: "No space left on device" })')
+        real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(builtins, "open", open_)
+    monkeypatch.setattr(io, "open", open_)
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    monkeypatch.setattr(os, "close", close)
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    monkeypatch.setattr(checkpoint, "save_file", save)
 
 
-def refuse_writes(monkeypatch: pytest.MonkeyPatch, folder: Path, code: int) -> None:
-    """Every way this process writes into `folder` (open for writing, os.open with O_CREAT,
-    mkdir, a rename into it, safetensors' writer) fails with errno `code`."""
+def _inside(folder: Path) -> Any:
     folder = folder.resolve()
 
     def inside(path: Any) -> bool:
@@ -93,6 +154,14 @@ def refuse_writes(monkeypatch: pytest.MonkeyPatch, folder: Path, code: int) -> N
         except (TypeError, ValueError):
             return False
         return p == folder or folder in p.parents
+
+    return inside
+
+
+def refuse_writes(monkeypatch: pytest.MonkeyPatch, folder: Path, code: int) -> None:
+    """Every way this process writes into `folder` (open for writing, os.open with O_CREAT,
+    mkdir, a rename into it, safetensors' writer) fails with errno `code`."""
+    inside = _inside(folder)
 
     def refuse(path: Any) -> OSError:
         return OSError(code, os.strerror(code), os.fsdecode(path))
@@ -133,7 +202,6 @@ def refuse_writes(monkeypatch: pytest.MonkeyPatch, folder: Path, code: int) -> N
     monkeypatch.setattr(os, "open", os_open)
     monkeypatch.setattr(os, "replace", replace)
     monkeypatch.setattr(checkpoint, "save_file", save)
-
 
 
 def one_line(code: int, err: str, *words: str) -> None:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from nasflow.errors import NasflowError
-from nasflow.runs.durable import replace_durably
+from nasflow.runs.durable import write_atomic
 from nasflow.tasks.contract import Task, checked_axes, checked_sample
 
 # onnxruntime fuses and reorders convolutions, so its output differs from PyTorch's by float
@@ -56,8 +56,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], task: type[Task]
     sample = checked_sample(task, task.sample_input(channels, task.export_size, torch.Generator().manual_seed(0)))
     in_axes, out_axes = checked_axes(task, task.dynamic_axes())
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         with warnings.catch_warnings():
             # The input checks of Supernet.forward are Python conditions the tracer freezes
             # (and warns about); they hold for every input of the right channel count.
@@ -66,10 +66,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], task: type[Task]
                               output_names=[task.output_name],
                               dynamic_axes={task.input_name: in_axes, task.output_name: out_axes},
                               opset_version=opset, dynamo=False)
-        replace_durably(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    write_atomic(out, write)  # a failed write (a full disk: named) leaves the previous file and no partial one
     return out
 
 

@@ -101,8 +101,13 @@ class WriteFailure(NamedTuple):
 
 def write_failure(exc: BaseException) -> WriteFailure | None:
     """`exc` as a WriteFailure, or None when it is not one (not ours to explain)."""
-    if not isinstance(exc, OSError) or exc.errno not in _WRITE_ERRORS or not exc.filename:
+    if not isinstance(exc, OSError) or exc.errno not in _WRITE_ERRORS:
         return None
+    if not exc.filename:  # a write, flush or close that failed names no file; nasflow's own writes name it
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return None
+        return WriteFailure("no space left on the disk writing a file this command writes (--debug shows which)",
+                            "free some space", True)
     path = Path(os.fsdecode(exc.filename))
     # write_atomic's temporary name '.NAME.tmp' stands for NAME
     replacing = path.name.startswith(".") and path.name.endswith(".tmp")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from nasflow.errors import NasflowWarning, RunError
@@ -103,8 +103,14 @@ def acquire(run_dir: str | Path, new: bool = True) -> None:
                 "killed; its last checkpoint is kept)"), stacklevel=3)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    except BaseException:
+    except BaseException as exc:
         os.close(fd)
+        (path / LOCK).unlink(missing_ok=True)  # a full disk: leave no lock (nor a folder it made) behind
+        if made:
+            with suppress(OSError):
+                path.rmdir()
+        if isinstance(exc, OSError) and exc.filename is None:  # pwrite names no file: say which
+            raise OSError(exc.errno, exc.strerror, str(path / LOCK)) from exc
         raise
     _held[path] = (fd, 1, made)
 

@@ -35,6 +35,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nasflow.errors import NasflowError
+from nasflow.runs.durable import write_atomic
 from nasflow.search.decision_costs import DecisionCosts, ValueCost, decision_of, split_by_decision
 from nasflow.space.graph import GNode, Graph
 from nasflow.space.values import Sym, at, deps_of
@@ -115,9 +116,8 @@ class LatencyTable(_Model):
     def save(self, path: str | os.PathLike[str]) -> Path:
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(self.model_dump(), indent=1) + "\n")
-        os.replace(tmp, out)
+        text = json.dumps(self.model_dump(), indent=1) + "\n"
+        write_atomic(out, lambda tmp: tmp.write_text(text))  # a full disk: named, no partial table left
         return out
 
     @property

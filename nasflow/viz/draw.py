@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import networkx as nx
 
 from nasflow.errors import NasflowError
+from nasflow.runs.durable import write_atomic
 from nasflow.space.graph import Graph, GNode, build_graph
 from nasflow.space.load import load_space
 from nasflow.viz.mpl import figure, save
@@ -243,6 +244,6 @@ def draw(source: str | Path, out: str | Path, engine: str = "auto") -> tuple[Pat
     fig, placed = draw_figure(graph, engine)
     if out.suffix.lower() == ".svg":
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out)
+        write_atomic(out, lambda tmp: fig.savefig(tmp, format="svg"))  # a full disk: named, nothing partial
         return out, placed, graph
     return save(fig, out, svg=False)[0], placed, graph

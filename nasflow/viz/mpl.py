@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasflow.errors import NasflowError
+from nasflow.runs.durable import write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -54,8 +55,9 @@ def save(fig: Figure, path: Path, svg: bool = True) -> list[Path]:
     """Write `fig` as PNG (and SVG beside it); returns the files written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     written = [path.with_suffix(".png")]
-    fig.savefig(written[0], dpi=110)
+    # through a temporary name: a full disk names the file and leaves no partial image
+    write_atomic(written[0], lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     if svg:
         written.append(path.with_suffix(".svg"))
-        fig.savefig(written[1])
+        write_atomic(written[1], lambda tmp: fig.savefig(tmp, format="svg"))
     return written

@@ -82,12 +82,21 @@ class PngStream:
         """Finish the file and move it into place; it must have all its rows."""
         if self.rows_written != self.height:
             raise ValueError(f"the PNG got {self.rows_written} of its {self.height} rows")
-        self._file.write(_chunk(b"IDAT", self._zip.flush()) + _chunk(b"IEND", b""))
-        self._file.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self._file.write(_chunk(b"IDAT", self._zip.flush()) + _chunk(b"IEND", b""))
+            self._file.close()
+            os.replace(self.tmp, self.path)
+        except OSError as exc:  # a full disk: no partial image left, and the one line names the file
+            self.abort()
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.tmp)) from exc
 
     def abort(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()  # its buffer may fail to flush again: the file goes either way
+        except OSError:
+            pass
         self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> PngStream:
@@ -99,3 +108,5 @@ class PngStream:
             self.close()
         else:
             self.abort()
+            if isinstance(exc, OSError) and exc.filename is None:  # a band's write on a full disk: say which file
+                raise OSError(exc.errno, exc.strerror, str(self.tmp)) from exc
