@@ -183,6 +183,8 @@ WRITERS = {
     "search --seeds": ["search", "{space}", "--seeds", "0,1", *SMALL, "--parallel", "1", "--out", "{out}/seeds"],
     "report --pareto": ["report", "{run}", "--models", "{retrained}", "--pareto", "{out}/pareto.png"],
     "import": ["import", "{released}", "-o", "{out}/imported"],
+    # the exported model cached in NASFLOW_CACHE={out}/cache, the image written elsewhere
+    "upscale (ONNX cache)": ["upscale", "{model}", "{image}", "-o", "{elsewhere}/up.png", "--backend", "onnx"],
 }
 NEEDS_MATPLOTLIB = ("draw", "compare", "report --pareto")
 RELEASED = REPO.parent / "shared" / "weights" / "dlsr" / "RFDN_beta21_ps128_20210128_1000.pt"
@@ -197,11 +199,15 @@ def test_every_writing_command_says_in_one_line_what_it_could_not_write(
         pytest.importorskip("matplotlib")
     if command == "import" and not RELEASED.is_file():
         pytest.skip(f"needs the released DLSR weights ({RELEASED})")
+    if command == "upscale (ONNX cache)":
+        pytest.importorskip("onnxruntime")
+        monkeypatch.setenv("NASFLOW_CACHE", str(tmp_path / "out" / "cache"))
     out = tmp_path / "out"
     out.mkdir()
     hook, why, fix = FAULTS[fault]
     hook(monkeypatch, out)
-    code, err = cli([a.format(out=out, released=RELEASED, **inputs) for a in WRITERS[command]], capsys)
+    code, err = cli([a.format(out=out, released=RELEASED, elsewhere=tmp_path, **inputs) for a in WRITERS[command]],
+                    capsys)
     # the path, why and the fix (a sweep's or --seeds' line joins its searches' errors and says the fix once)
     one_line(code, err, str(out), fix[1:])  # 'ree some space' also in 'Free some space, then ...'
     assert any(w in err.lower() for w in why), err

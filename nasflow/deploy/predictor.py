@@ -21,6 +21,7 @@ bf16 instructions, not exact (bench/speed.py reports the PSNR change).
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
 import os
 import warnings
@@ -167,8 +168,9 @@ class Predictor:
             try:
                 export_onnx(model, path, self.task)
             except OSError as exc:
-                raise NasflowError(f"cannot write the ONNX cache in {cache_dir} ({exc}): set "
-                                   "NASFLOW_CACHE to a writable folder") from None
+                fix = ("free some space, or set NASFLOW_CACHE to a folder on another disk"
+                       if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "set NASFLOW_CACHE to a writable folder")
+                raise NasflowError(f"cannot write the ONNX cache in {cache_dir} ({exc}): {fix}") from None
         self.onnx_path = path
         return path
 
