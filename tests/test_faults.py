@@ -483,3 +483,22 @@ def test_disk_full_at_every_atomic_write_of_a_training_then_resume_is_exact(
             meta, ref_meta = (json.loads((r / model / "meta.json").read_text()) for r in (run, tmp_path / "ref"))
             assert (meta["steps"], meta["valid"], meta.get("best")) == \
                 (ref_meta["steps"], ref_meta["valid"], ref_meta.get("best")), (k, model)
+
+
+def test_train_on_a_full_disk_says_so_in_one_line_and_resume_continues(
+        inputs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`nasflow train` whose checkpoint meets a full disk: one line naming it and --resume;
+    after space returns `nasflow train --resume --out RUN` ends the run."""
+    run = tmp_path / "run"
+    command = ["train", inputs["arch"], "--steps", "4", "--batch", "8", "--checkpoint-every", "2", "--device", "cpu",
+               "-q", "--out", str(run)]
+    DiskFull(monkeypatch, fail_at=3)  # space.yaml, config.json, then the checkpoint at step 2
+    code, err = cli(command, capsys)
+    one_line(code, err, f"no space left on the disk writing '{run / 'checkpoint.safetensors'}'", "free some space",
+             "--resume")
+    DiskFull(monkeypatch)
+    code, err = cli(["train", "--resume", "--out", str(run), "-q"], capsys)
+    assert code == 0, err
+    assert int(checkpoint.load_checkpoint(run / "checkpoint.safetensors")[1]["step"]) == 4
+    assert (run / "model" / "weights.safetensors").is_file()
