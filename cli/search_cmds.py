@@ -68,8 +68,8 @@ def _size(text: str | None) -> tuple[int, int] | None:
 
 # Config fields and the flags that set them: errors name what the user typed.
 SEARCH_FLAGS = {"steps": "--steps", "warmup": "--warmup", "batch_size": "--batch", "gamma": "--gamma",
-                "weights_optim.lr": "--lr", "arch_optim.lr": "--arch-lr", "seed": "--seed",
-                "log_every": "--log-every", "checkpoint_every": "--checkpoint-every", "device": "--device",
+                "weights_optim.lr": "--lr", "arch_optim.lr": "--arch-lr", "weights_schedule": "--lr-schedule",
+                "seed": "--seed", "log_every": "--log-every", "checkpoint_every": "--checkpoint-every", "device": "--device",
                 "amp": "--amp", "strategy": "--strategy", "regularizer": "--regularizer", "budget": "--budget",
                 "snapshot_steps": "--snapshot-steps"}
 
@@ -98,6 +98,9 @@ def search(
         help="Steer the search below a budget: latency=40ms (needs --latency-table), params=300k, madds=20G.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Weights' Adam learning rate. Default: the preset's (--preset); paper 3e-4.")] = None,
     arch_lr: Annotated[Optional[float], typer.Option(help="Arch params' Adam learning rate. Default: the preset's (--preset); paper 3e-4.")] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(
+        help="The weights' lr schedule: constant, or cosine to 0 over --steps (SPOS and the sandwich only train "
+             "weights, as a retraining does). Default: the preset's (--preset); paper constant.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the run: same seed, same search (default 0).")] = None,
     seeds: Annotated[Optional[str], typer.Option(
         help="Independent searches, one per seed, in OUT/seed-N: --seeds 0,1,2,3,4,5 or 0-5.")] = None,
@@ -166,7 +169,7 @@ def search(
             strategy_options[key] = value
     given: dict[str, Any] = {
         "strategy": strategy, "steps": steps, "warmup": warmup, "batch_size": batch,
-        "gamma": gamma, "seed": seed, "task": task, "log_every": log_every,
+        "gamma": gamma, "seed": seed, "task": task, "log_every": log_every, "weights_schedule": lr_schedule,
         "checkpoint_every": checkpoint_every, "device": device, "fuse": fuse,
         "channels_last": channels_last, "amp": amp, "kernel_transform": kernel_transform,
         "tensorboard": True if tensorboard else None,

@@ -214,6 +214,11 @@ def test_cli_search_resume_and_derive(tmp_path):
     assert "genotype at step 60" in result.output and "softmax(alpha)" in result.output
     config = RunDir(run_dir).config()
     assert config.steps == 60 and config.task_options == {"size": 8} and config.arch_optim.betas == (0.5, 0.999)
+    assert config.weights_schedule == "constant"
+    cosine = runner.invoke(app, [*args[:args.index("--out") + 1], str(tmp_path / "cos"), *args[args.index("--out") + 2:],
+                                 "--lr-schedule", "cosine", "--steps", "20"])
+    assert cosine.exit_code == 0, cosine.output
+    assert RunDir(tmp_path / "cos").config().weights_schedule == "cosine"
     more = runner.invoke(app, ["search", "--resume", "--out", str(run_dir), "--steps", "70", "--quiet"])
     assert more.exit_code == 0, more.output
     assert RunDir(run_dir).read_metrics()[-1]["step"] == 70
@@ -234,6 +239,8 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
         (["search", "--resume"], "--resume needs the run directory"),
         (["search", str(space), "--lambda", "-1", "--out", str(tmp_path / "r2")], "lambda"),
         (["derive", str(space)], "pass --arch"),
+        (["search", str(space), "--lr-schedule", "cosin", "--out", str(tmp_path / "r3")],
+         "--lr-schedule cosin: Input should be 'constant' or 'cosine'"),
     ]
     for argv, message in cases:
         with pytest.raises(SystemExit) as exc:
