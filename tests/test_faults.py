@@ -50,7 +50,9 @@ def test_disk_full_at_every_atomic_write_then_resume_is_exact(tmp_path: Path,
         with pytest.raises(OSError) as failed:
             run_search(_config(), run, space=planted_space(), task=PlantedTask())
         line = explain_os_error(failed.value)
-        assert line is not None and "no space left" in line and "--resume" in line, (k, failed.value)
+        assert line is not None and "no space left" in line, (k, failed.value)
+        # what it says to do: resume a run made (config.json written), else the same command again
+        assert (f"--resume --out {run}" if (run / "config.json").is_file() else "run the command again") in line, line
         assert not list(run.glob(".*.tmp")), k  # no partial file left behind
         DiskFull(monkeypatch)  # space returns
         if (run / "config.json").is_file():  # what the one line says: run it again with --resume
@@ -220,9 +222,13 @@ def test_every_writing_command_says_in_one_line_what_it_could_not_write(
 def test_disk_full_in_a_checkpoint_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.safetensors"
     path.write_bytes(b"x" * 3000)  # the last checkpoint: its size is what the next one needs
+    (tmp_path / "config.json").write_text("{}")  # a run's folder: the line says how to resume it
     line = explain_os_error(OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".checkpoint.safetensors.tmp")))
     assert line is not None
-    assert f"writing '{path}'" in line and "the last one took 2.9 KB" in line and "--resume" in line
+    assert f"writing '{path}'" in line and "the last one took 2.9 KB" in line and f"--resume --out {tmp_path}" in line
+    # a file outside a run (an export, a figure): the same command again, no --resume
+    other = explain_os_error(OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "derived" / "arch.yaml")))
+    assert other is not None and "run the command again" in other and "--resume" not in other
     assert explain_os_error(OSError(errno.ENOENT, "No such file", str(path))) is None  # not ours to explain
     # a write, flush or close on a full disk names no file: still one line with the fix
     nameless = explain_os_error(OSError(errno.ENOSPC, "No space left on device"))
@@ -465,7 +471,9 @@ def test_disk_full_at_every_atomic_write_of_a_training_then_resume_is_exact(
         with pytest.raises(OSError) as failed:
             run_train(config, run, arch=planted_arch(), task=PlantedTask())
         line = explain_os_error(failed.value)
-        assert line is not None and "no space left" in line and "--resume" in line, (k, failed.value)
+        assert line is not None and "no space left" in line, (k, failed.value)
+        # what it says to do: resume a run made (config.json written), else the same command again
+        assert (f"--resume --out {run}" if (run / "config.json").is_file() else "run the command again") in line, line
         assert f"writing '{run}{os.sep}" in line, (k, line)  # which file: the run's, named
         if "metrics.jsonl" in line:  # appended, not replaced: its size is not what a write needs
             assert "the last one took" not in line, line

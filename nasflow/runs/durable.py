@@ -88,15 +88,25 @@ class WriteFailure(NamedTuple):
     what: str
     remedy: str
     disk_full: bool  # else read-only or forbidden
+    run: Path | None = None  # the run directory the failed file belongs to, if any
 
     @property
     def line(self) -> str:
         """The one line of a single command."""
         if self.disk_full:
+            again = (f"continue the run with --resume --out {self.run} (from its last checkpoint)"
+                     if self.run is not None else "run the command again")
             return (f"{self.what}: what was written before is kept whole (files are replaced only once written); "
-                    f"{self.remedy} and run the command again (a search or training continues from its last "
-                    "checkpoint with --resume)")
+                    f"{self.remedy} and {again}")
         return f"{self.what}; {self.remedy}"
+
+
+def _run_of(path: Path) -> Path | None:
+    """The run directory (a search's or a training's, its config.json written) whose own file
+    `path` is: in it, or in its snapshots/, best/ or model/. None for anything else (a derived
+    architecture in RUN/derived is not the run's; the same command makes it again)."""
+    folder = path.parent.parent if path.parent.name in ("snapshots", "best", "model") else path.parent
+    return folder if (folder / "config.json").is_file() else None
 
 
 def write_failure(exc: BaseException) -> WriteFailure | None:
@@ -118,7 +128,7 @@ def write_failure(exc: BaseException) -> WriteFailure | None:
         # the size of the file it replaces is what the new one needs (not so for an appended log)
         last = f"; the last one took {_human(target.stat().st_size)}" if replacing and target.is_file() else ""
         return WriteFailure(f"no space left on the disk writing '{target}' ({_human(free)} free there{last})",
-                            "free some space", True)
+                            "free some space", True, _run_of(target))
     reason = "the file system is read-only" if exc.errno == errno.EROFS else "permission denied"
     if path.exists() and not os.access(path, os.R_OK):
         return WriteFailure(f"cannot read '{path}': {reason}", "make it readable", False)
