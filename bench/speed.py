@@ -254,7 +254,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out["profile"] = profile_step.run(args.threads, _peak, names, sizes) if names else []
         profile_step.print_profiles(out["profile"], _peak)
     if args.json:
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+        from nasflow.runs.files import write_text_atomic  # a full disk: one line naming the file, no partial one
+
+        write_text_atomic(args.json, json.dumps(out, indent=2) + "\n")
     return out
 
 
