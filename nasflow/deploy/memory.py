@@ -24,9 +24,9 @@ __all__ = ["BASE_MEMORY_MIB", "DEFAULT_TILE_MEMORY_MIB", "EAGER_SLACK", "RUNTIME
 
 DEFAULT_TILE_MEMORY_MIB = 1024
 # Measured (bench/memory.py, DLSR-S, 0.5-12 MP, every backend, cold and warm; docs/benchmarks.md):
-# the largest peak less --tile-memory was 584 MiB (the automatic choice on a cold cache, a
-# 6 MP upscale: OpenVINO's worker beside the main process); room above it for a larger
-# model's weights and an allocator's rounding.
+# the largest peak less --tile-memory was 585 MiB, 618 in a rerun sampled per process (the
+# automatic choice on a cold cache, a 6 MP upscale: OpenVINO's worker beside the main
+# process); room above it for a larger model's weights and an allocator's rounding.
 BASE_MEMORY_MIB = 768
 # Eager inference held 1.09-1.19x the sum of the nodes' outputs (DLSR-S at 206 and 412 px
 # tiles): the input's channels-last copy, the output's float copy and oneDNN's workspaces.
