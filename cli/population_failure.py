@@ -3,7 +3,7 @@ when some of its runs failed: each failure, and, when they failed on a full disk
 read-only folder, what was kept and how to continue, said once."""
 from __future__ import annotations
 
-from nasflow.search.population import SeedOutcome
+from nasflow.runs.population import SeedOutcome
 
 
 def population_failure(noun: str, total: int, failed: list[tuple[str, SeedOutcome]], finished: list[str],

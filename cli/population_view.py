@@ -12,8 +12,8 @@ from rich.live import Live
 from rich.table import Table
 
 from nasflow.errors import NasflowError
-from nasflow.search.ray_executor import RayOptions, check_executor
-from nasflow.search.ray_tasks import parse_memory
+from nasflow.runs.population_ray import RayOptions, check_executor
+from nasflow.runs.ray_tasks import parse_memory
 
 from .app import console
 

@@ -1,5 +1,6 @@
 """`nasflow train`: a thin shell over nasflow.train.loop.run_train; several architectures (or a
-population folder) are retrained as one population (cli/train_population.py)."""
+population folder) are retrained as one population (cli/train_population.py over
+nasflow/train/population.py)."""
 from __future__ import annotations
 
 import time

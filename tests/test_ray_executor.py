@@ -295,12 +295,12 @@ def test_derive_budgets_score_their_candidates_on_ray(local_ray, width_run, tmp_
 
 @needs_ray
 def test_memory_per_run_is_each_task_s_memory(local_ray, tmp_path, monkeypatch):
-    from nasflow.search import ray_executor
+    from nasflow.runs import population_ray
     from nasflow.search.ray_tasks import parse_memory, task_resources
 
     asked = []
-    plain = ray_executor._resources
-    monkeypatch.setattr(ray_executor, "_resources", lambda *a: asked.append(plain(*a)) or asked[-1])
+    plain = population_ray._resources
+    monkeypatch.setattr(population_ray, "_resources", lambda *a: asked.append(plain(*a)) or asked[-1])
     options = RayOptions(cpus_per_run=1, memory_per_run=parse_memory("64M"))
     [outcome] = run_seeds(config(steps=4), tmp_path / "ray", [0], space=planted_space(), executor="ray", ray=options)
     assert outcome.finished and asked == [{"num_cpus": 1, "num_gpus": 0.0, "memory": 64 << 20}]
