@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR
 
 # Starts, from nasflow's own code paths, each kind of worker nasflow starts, all stuck in work
 # that would last 10 minutes: DataLoader workers of the SR batch stream, a --seeds worker
-# process (spawned) and prepare-data's workers (forked, holding the store's lock); then waits.
+# process and a retraining population's (spawned) and prepare-data's workers (forked, holding the store's lock); then waits.
 _PARENT = textwrap.dedent("""
     import sys, time
     from concurrent.futures import ProcessPoolExecutor
@@ -44,6 +44,11 @@ _PARENT = textwrap.dedent("""
                                initializer=multiseed._init_worker, initargs=(None, 1))
     pool.submit(abs, 1).result()  # the worker is up
     pool.submit(time.sleep, 600)
+    import nasflow.runs.population_local as population_local  # a retraining population's worker
+    retrain = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=population_local._init_worker, initargs=(None, 1))
+    retrain.submit(abs, 1).result()
+    retrain.submit(time.sleep, 600)
 
     def stuck(*args):
         time.sleep(600)
@@ -86,12 +91,13 @@ def test_workers_die_when_their_parent_is_killed(tmp_path: Path) -> None:
     children: set[int] = set()
     try:
         assert parent.stdout is not None and parent.stdout.readline().strip() == "preparing"
-        # 2 DataLoader workers, 1 spawned --seeds worker, 2 forked prepare-data workers (and
-        # multiprocessing's resource tracker, which ends by itself when its pipe closes)
+        # 2 DataLoader workers, a spawned --seeds worker and a retraining population's, 2 forked
+        # prepare-data workers (and multiprocessing's resource tracker, which ends by itself when
+        # its pipe closes)
         deadline = time.monotonic() + 60
-        while len(children := _children(parent.pid)) < 5 and time.monotonic() < deadline:
+        while len(children := _children(parent.pid)) < 6 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert len(children) >= 5, f"the workers did not start: {children}"
+        assert len(children) >= 6, f"the workers did not start: {children}"
         time.sleep(1)  # each ran its initializer (a fork's is at once; the spawned one answered)
         parent.send_signal(signal.SIGKILL)
         parent.wait()

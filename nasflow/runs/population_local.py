@@ -47,8 +47,13 @@ def _run_here(jobs: list[Job], plan: Plan, progress: Progress | None) -> None:
 
 
 def _init_worker(devices: Any, threads: int) -> None:
-    """Each worker process takes one GPU (CUDA_VISIBLE_DEVICES, before CUDA starts) and `threads` cores."""
+    """Each worker process takes one GPU (CUDA_VISIBLE_DEVICES, before CUDA starts) and `threads`
+    cores, and ends with its parent (a killed population: its runs save and stop, not run on unseen)."""
     import torch
+
+    from nasflow.runs.children import die_with_parent
+
+    die_with_parent()
 
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices.get()
