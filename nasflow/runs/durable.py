@@ -50,7 +50,7 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
             write(tmp)
             replace_durably(tmp, path)
         except OSError as exc:
-            if exc.filename is not None:
+            if exc.filename is not None or exc.errno is None:  # named already, or not a system error
                 raise
             # A write, flush or fsync that fails names no file (a full disk: "[Errno 28] No
             # space left on device"): the one line must say which one.
