@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from cli_runs import add_medians, add_ratios  # noqa: E402  (bench/, beside this file)
 
 BASELINE = "milenas"
 STRATEGIES = ["milenas", "darts", "gdas", "pcdarts", "darts2", "drnas", "spos"]
@@ -144,13 +144,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "error" in row:
             print(f"{row['name']:10s} {row['setup']:7s} failed: {row['error']}")
             continue
-        row["s_per_step"] = statistics.median(row["times"])
-        row["cpu_s_per_step"] = statistics.median(row["cpu_times"])
+        add_medians(row)
     for row in rows.values():
         if "error" in row or "error" in base:
             continue
-        row["ratio"] = row["s_per_step"] / base["s_per_step"]
-        row["cpu_ratio"] = row["cpu_s_per_step"] / base["cpu_s_per_step"]
+        add_ratios(row, base)
         print(f"{row['name']:10s} {row['setup']:7s} {row['mixed_op']:17s} {row['layout']:14s} {row['s_per_step']:8.3f} "
               f"{row['ratio']:10.3f}x {row['cpu_s_per_step']:8.3f} {row['cpu_ratio']:6.3f}x {1 / row['cpu_ratio']:9.1f}x")
     print("Every ratio is to the plain MiLeNAS step (every candidate, three forward/backward passes): "

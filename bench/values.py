@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from cli_runs import add_medians, add_ratios  # noqa: E402  (bench/, beside this file)
 SPACES = HERE.parent / "spaces" / "dlsr"
 ROWS = {"fixed-48": ("milenas", "fixed"), "widths": ("milenas", "widths"), "sampled": ("spos", "widths"),
         "sandwich": ("sandwich", "widths")}
@@ -121,12 +121,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "error" in row or "error" in base:
             print(f"{name:10s} failed: {row.get('error') or base.get('error')}")
             continue
-        row["s_per_step"], row["cpu_s_per_step"] = statistics.median(row["times"]), statistics.median(row["cpu_times"])
+        add_medians(row)
     for name, row in rows.items():
         if "s_per_step" not in row or "s_per_step" not in base:
             continue
-        row["ratio"] = row["s_per_step"] / base["s_per_step"]
-        row["cpu_ratio"] = row["cpu_s_per_step"] / base["cpu_s_per_step"]
+        add_ratios(row, base)
         print(f"{name:10s} {ROWS[name][0]:9s} {row['s_per_step']:8.3f} {row['ratio']:8.3f}x "
               f"{row['cpu_s_per_step']:8.3f} {row['cpu_ratio']:6.3f}x")
     print("widths: the MiLeNAS step with every weight masked by the widths' softmax (bar: <= 1.3x fixed-48); "
