@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -191,3 +192,20 @@ def same_run(a: Any, b: Any, kind: Any = None) -> None:
              for line in (a / "metrics.jsonl").read_text().splitlines()]
     assert strip == [{k: v for k, v in json.loads(line).items() if k != "steps_per_s"}
                      for line in (b / "metrics.jsonl").read_text().splitlines()]
+
+
+# A two-candidate space of the planted task as a file (its task named as `synthetic:PlantedTask`,
+# so `nasflow search` finds it from the space alone): what the fuse-recording tests search.
+LEVERS_SPACE = ("name: levers\ntask: synthetic:PlantedTask\nparams: {C: 4}\ninputs: {x: C, y: C}\n"
+                "nodes:\n  m: {choice: [conv_1x1, conv_3x3], in: x}\n  out: {combine: add, in: [m, y]}\noutput: out\n")
+
+
+def levers_folder(tmp_path: Path, monkeypatch: Any) -> Path:
+    """`tmp_path` as the current folder, holding LEVERS_SPACE as space.yaml, with this module
+    importable (the space's task is `synthetic:PlantedTask`)."""
+    import sys
+
+    monkeypatch.setattr(sys, "path", [*sys.path, str(Path(__file__).resolve().parent)])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.yaml").write_text(LEVERS_SPACE)
+    return tmp_path

@@ -5,28 +5,23 @@ runs, and a resume through Python keeps what the run recorded."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from synthetic import LEVERS_SPACE, levers_folder
 
 from nasflow.search.config import SearchConfig
 from nasflow.search.loop import run_search
 from nasflow.search.sweep import gamma_values, run_sweep
 
-SPACE = ("name: levers\ntask: synthetic:PlantedTask\nparams: {C: 4}\ninputs: {x: C, y: C}\n"
-         "nodes:\n  m: {choice: [conv_1x1, conv_3x3], in: x}\n  out: {combine: add, in: [m, y]}\noutput: out\n")
 SPOS_SMALL = {"population": 2, "generations": 1, "parents": 1, "bn_batches": 1}  # the toy space has 2 paths
 FUSED = [("gdas", False), ("spos", False), ("darts", True)]
 
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(sys, "path", [*sys.path, str(Path(__file__).resolve().parent)])  # synthetic
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "space.yaml").write_text(SPACE)
-    return tmp_path
+    return levers_folder(tmp_path, monkeypatch)
 
 
 def _config(strategy: str, **more: Any) -> SearchConfig:
@@ -156,7 +151,7 @@ def test_an_unknown_preset_key_names_preset_key_and_valid_keys(folder: Path, com
 
     register_task(PRESET_TASK)(type("Presets", (PlantedTask,), {"presets": {"paper": sections}}))
     try:
-        (folder / "space.yaml").write_text(SPACE.replace("synthetic:PlantedTask", PRESET_TASK))
+        (folder / "space.yaml").write_text(LEVERS_SPACE.replace("synthetic:PlantedTask", PRESET_TASK))
         (folder / "arch.yaml").write_text(ARCH)
         args = {"search": ["search", "space.yaml", "--levers", "given"], "sweep": ["sweep", "space.yaml", "--gamma", "0,1"],
                 "train": ["train", "arch.yaml"]}[command]

@@ -5,25 +5,20 @@ the inert fuse=True before this still resumes, with or without --fuse / --no-fus
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from synthetic import levers_folder
 from typer.testing import CliRunner
 
 from nasflow.cli.main import app
 
-SPACE = ("name: levers\ntask: synthetic:PlantedTask\nparams: {C: 4}\ninputs: {x: C, y: C}\n"
-         "nodes:\n  m: {choice: [conv_1x1, conv_3x3], in: x}\n  out: {combine: add, in: [m, y]}\noutput: out\n")
 TINY = ["--warmup", "1", "--batch", "4", "--device", "cpu", "--snapshot-steps", "none", "-q"]
 
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(sys, "path", [*sys.path, str(Path(__file__).resolve().parent)])  # synthetic
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "space.yaml").write_text(SPACE)
-    return tmp_path
+    return levers_folder(tmp_path, monkeypatch)
 
 
 def _nasflow(*args: str) -> str:
