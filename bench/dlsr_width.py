@@ -19,8 +19,10 @@ Per seed s, with the task's quick preset (the README's main job) and one thread 
 architecture's and DLSR-S's, so they stay retrained alike); a variant's runs get their own
 folder names (a tag of the flags), DLSR-S's included.
 
-Prints a table (params, Set5 x2 PSNR per seed, mean and spread) and writes OUT/results.json.
-Runs `--parallel` seeds at a time, each command with OMP_NUM_THREADS=1.
+Prints a table (params, Set5 x2 PSNR per seed, and Set14's where ../shared has it; mean and
+spread; the paired difference per seed with its standard error) and writes OUT/results.json.
+Runs `--parallel` seeds at a time, each command with OMP_NUM_THREADS=1. A finished search or
+retraining in OUT is reused, so more seeds can be added to an earlier run's folder.
 """
 from __future__ import annotations
 
@@ -39,10 +41,16 @@ from cli_runs import nasflow  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = ROOT / "spaces" / "dlsr" / "space-width.yaml"
 DLSR_S = ROOT / "spaces" / "dlsr" / "dlsr-s.yaml"
+SET5 = ROOT / "spaces" / "dlsr" / "data" / "Set5"  # the shipped copy, eval's default
+SET14 = ROOT.parent / "shared" / "datasets" / "Set14"
 
 
-def psnr(model: Path, log: Path) -> float:
-    return float(json.loads(nasflow(["eval", str(model), "--json"], log))["metrics"]["psnr"])
+def psnr(model: Path, log: Path) -> dict[str, float]:
+    """Set5 x2 PSNR (the bar's), and Set14's when ../shared has it: a second, larger test set."""
+    benches = ["--bench", str(SET5), "--bench", str(SET14)] if SET14.is_dir() else []
+    metrics = json.loads(nasflow(["eval", str(model), "--json", *benches], log))["metrics"]
+    return {name: float(metrics.get(f"{name}/psnr", metrics.get("psnr", float("nan"))))
+            for name in (["Set5", "Set14"] if benches else ["Set5"])}
 
 
 def params_of(arch: Path) -> int:
@@ -71,14 +79,27 @@ def one_seed(seed: int, out: Path, budget: str, strategy: str, search_args: list
         nasflow(["derive", str(search)], log)
     genotype = json.loads((search / "derived" / "genotype.json").read_text())
     trained = Path(f"{search}-train{train_tag}")
-    nasflow(["train", str(search / "derived"), "--seed", str(seed), "--out", str(trained), *train_args], log)
+    if not (trained / "model").is_dir():
+        nasflow(["train", str(search / "derived"), "--seed", str(seed), "--out", str(trained), *train_args], log)
     width_psnr = psnr(trained / "model", log)
     dlsr_s = out / f"dlsr-s-{seed}-train{train_tag}"
     if not (dlsr_s / "model").is_dir():  # the same for every search of this seed: trained once
         nasflow(["train", str(DLSR_S), "--seed", str(seed), "--out", str(dlsr_s), *train_args], log)
     dlsr_s_psnr = psnr(dlsr_s / "model", log)
     return {"seed": seed, "genotype": genotype, "width_params": params_of(search / "derived" / "arch.yaml"),
-            "width_psnr": width_psnr, "dlsr_s_params": params_of(DLSR_S), "dlsr_s_psnr": dlsr_s_psnr}
+            "width_psnr": width_psnr["Set5"], "width_set14": width_psnr.get("Set14"),
+            "dlsr_s_params": params_of(DLSR_S), "dlsr_s_psnr": dlsr_s_psnr["Set5"],
+            "dlsr_s_set14": dlsr_s_psnr.get("Set14")}
+
+
+def paired(rows: list[dict[str, Any]], width: str, dlsr_s: str) -> str:
+    """Mean of the per-seed differences (searched - DLSR-S) and its standard error."""
+    diffs = [r[width] - r[dlsr_s] for r in rows if r.get(width) is not None]
+    if len(diffs) < 2:
+        return "n/a"
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5
+    wins = sum(d >= 0 for d in diffs)
+    return f"{statistics.mean(diffs):+.3f} dB (standard error {se:.3f}; searched >= DLSR-S on {wins} of {len(diffs)})"
 
 
 def main() -> None:
@@ -103,13 +124,18 @@ def main() -> None:
     flags = " ".join(search_args) + (f"; train {' '.join(train_args)}" if train_args else "")
     print(f"DLSR widths searched ({args.strategy}, {args.budget}{', ' + flags if flags else ''}) vs DLSR-S, "
           "quick preset, Set5 x2 PSNR (dB)")
-    print(f"{'seed':>4} {'width params':>12} {'width PSNR':>10} {'DLSR-S params':>13} {'DLSR-S PSNR':>11}  genotype")
+    set14 = lambda x: f"{x:>10.2f}" if x is not None else f"{'-':>10}"  # noqa: E731
+    print(f"{'seed':>4} {'width params':>12} {'width Set5':>10} {'Set14':>10} {'DLSR-S params':>13} "
+          f"{'DLSR-S Set5':>11} {'Set14':>10}  genotype")
     for r in rows:
         g = r["genotype"]
-        print(f"{r['seed']:>4} {r['width_params']:>12,} {r['width_psnr']:>10.2f} {r['dlsr_s_params']:>13,} "
-              f"{r['dlsr_s_psnr']:>11.2f}  {g.get('choices')} {g.get('values')}")
+        print(f"{r['seed']:>4} {r['width_params']:>12,} {r['width_psnr']:>10.2f} {set14(r['width_set14'])} "
+              f"{r['dlsr_s_params']:>13,} {r['dlsr_s_psnr']:>11.2f} {set14(r['dlsr_s_set14'])}  "
+              f"{g.get('choices')} {g.get('values')}")
     spread = lambda xs: f"{statistics.mean(xs):.2f} ({min(xs):.2f}..{max(xs):.2f})"  # noqa: E731
-    print(f"mean (min..max): widths {spread(w)}, DLSR-S {spread(d)}; load {os.getloadavg()[0]:.1f}")
+    print(f"Set5 mean (min..max): widths {spread(w)}, DLSR-S {spread(d)}; load {os.getloadavg()[0]:.1f}")
+    print(f"Set5 paired difference: {paired(rows, 'width_psnr', 'dlsr_s_psnr')}")
+    print(f"Set14 paired difference: {paired(rows, 'width_set14', 'dlsr_s_set14')}")
     result = {"budget": args.budget, "strategy": args.strategy, "search_args": search_args,
               "train_args": train_args, "rows": rows}
     name = f"results{tag_of(search_args)}{tag_of(train_args)}.json"
