@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from synthetic import fast_config, planted_space  # noqa: E402
 
 from nasflow.search.multiseed import run_seeds, seed_dir  # noqa: E402
-from nasflow.search.ray_executor import RayOptions  # noqa: E402
+from nasflow.runs.population_ray import RayOptions  # noqa: E402
 from nasflow.search.run_dir import RunDir  # noqa: E402
 
 

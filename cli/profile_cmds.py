@@ -63,7 +63,7 @@ def profile(
     size on this machine (warm-up, repetitions, median and spread) and write a latency
     table for `nasflow search --regularizer latency --latency-table FILE` and `--budget`."""
     from nasflow.hardware.check import check_table
-    from nasflow.search.ray_executor import RayOptions, check_executor
+    from nasflow.runs.population_ray import RayOptions, check_executor
     from nasflow.hardware.profile import profile_space
     from nasflow.hardware.timing import Runner
     from nasflow.search.latency_table import load_table

@@ -435,8 +435,8 @@ def _subnets(source: Path, budgets: list[str], out: Optional[Path],
     """`derive RUN --budget ...`: the best subnet under each budget, inherited weights."""
     from rich.table import Table
 
-    from nasflow.search.ray_executor import RayOptions
-    from nasflow.search.ray_tasks import parse_memory
+    from nasflow.runs.population_ray import RayOptions
+    from nasflow.runs.ray_tasks import parse_memory
     from nasflow.strategies.subnets import pick_subnets
     from nasflow.search.budget import Budget
 

@@ -13,6 +13,7 @@ from nasflow.errors import NasflowError
 from nasflow.space.load import load_space
 from nasflow.tasks.presets import apply_preset, exclusive_options, preset_section
 from nasflow.space.schema import Space
+from nasflow.search.retrain_targets import targets
 from nasflow.train.loop import run_train
 from nasflow.train.config import TrainConfig, preset_changes
 from nasflow.train.run_dir import TrainRunDir
@@ -20,7 +21,7 @@ from nasflow.train.run_dir import TrainRunDir
 from .app import app, console, on_ranks, parse_sets, preset_line
 from .population_view import CPUS_HELP, EXECUTOR_HELP, GPUS_HELP, MEMORY_HELP, RAY_ADDRESS_HELP
 from .search_cmds import parse_options
-from .train_population import is_population, targets, train_population
+from .train_population import is_population, train_population
 from .train_view import TrainReporter, summary_table, warm_start_lines
 
 

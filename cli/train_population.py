@@ -7,7 +7,7 @@ What is retrained is search/retrain_targets.py's (RUN/derived into RUN/retrained
 `nasflow report` looks for it); how, train/population.py's (one after another, `--parallel`
 processes, or Ray tasks; ROOT/population-train.json records what finished, so the same command
 run again continues the rest). Here: whether the command is a population, the lines printed
-while it runs, the table at the end and the exit code. The library's names stay importable here.
+while it runs, the table at the end and the exit code.
 """
 from __future__ import annotations
 
@@ -19,13 +19,10 @@ from typing import Any
 
 from nasflow.errors import NasflowError
 from nasflow.runs.population import SeedOutcome
-from nasflow.search.retrain_targets import ARCH_FILE, DERIVED, RETRAINED, Target, targets
+from nasflow.search.retrain_targets import ARCH_FILE, DERIVED, RETRAINED, Target
 from nasflow.train.config import TrainConfig
-from nasflow.train.population import TRAIN_RECORD, jobs_for, record_root, run_name, run_population
+from nasflow.train.population import record_root, run_name, run_population
 from nasflow.train.run_dir import TrainRunDir
-
-__all__ = ["ARCH_FILE", "DERIVED", "RETRAINED", "TRAIN_RECORD", "Target", "is_population", "jobs_for",
-           "population_table", "record_root", "run_name", "run_population", "targets", "train_population"]
 
 
 def is_population(archs: list[Path], executor: str, parallel: int | None, ray_address: str | None,

@@ -108,7 +108,7 @@ class SPOS(Strategy):
         self.path_relaxation = UniformPath(PathSpace(model.graph, self.derivation_rule()), self.draws)
         check_population(self.path_relaxation.space, self.options.population)
         if self.options.executor == "ray":  # before the search, not after it: Ray installed?
-            from nasflow.search.ray_tasks import require_ray
+            from nasflow.runs.ray_tasks import require_ray
 
             require_ray()
         super().attach(model)
@@ -198,7 +198,7 @@ def ray_scorer(scorer: PathScorer, address: str | None, cpus: float = 1.0, gpus:
                memory: int | None = None) -> Any:
     """A RayMap scoring paths as `scorer` does here: Ray tasks, each a PathScorer on a copy of
     its supernet (put once in Ray's object store) with the same fixed batches."""
-    from nasflow.search.ray_tasks import RayMap
+    from nasflow.runs.ray_tasks import RayMap
 
     if scorer.end.ctx.enabled:  # every rank would spread the same candidates again
         raise NasflowError("--strategy-opt executor=ray scores the candidates on a Ray cluster: run the search "

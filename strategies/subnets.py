@@ -47,7 +47,7 @@ from .spos import (_EVOLUTION_SEED, PathScorer, SPOSOptions, UniformPath, batch_
                    generation_scores, ray_scorer, recalibrate)
 
 if TYPE_CHECKING:
-    from nasflow.search.ray_executor import RayOptions
+    from nasflow.runs.population_ray import RayOptions
 
 OUT_DIR = "subnets"
 # Where the candidates are scored is the command's choice, not the run's: a run searched with
@@ -148,8 +148,8 @@ def _write_failed(exc: OSError, budget: str, found: list[Subnet]) -> Exception:
 
 
 def _check_executor(executor: str, ray: RayOptions | None) -> None:
-    from nasflow.search.ray_executor import check_executor
-    from nasflow.search.ray_tasks import require_ray
+    from nasflow.runs.population_ray import check_executor
+    from nasflow.runs.ray_tasks import require_ray
 
     check_executor(executor)
     if executor == "ray":
@@ -159,7 +159,7 @@ def _check_executor(executor: str, ray: RayOptions | None) -> None:
 
 
 def _ray_options() -> RayOptions:
-    from nasflow.search.ray_executor import RayOptions
+    from nasflow.runs.population_ray import RayOptions
 
     return RayOptions()
 

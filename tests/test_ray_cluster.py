@@ -27,8 +27,8 @@ from synthetic import fast_config, planted_space, same_run
 
 from nasflow.search.derive_run import derive_run
 from nasflow.search.multiseed import run_seeds, seed_dir
-from nasflow.search.population import PopulationRecord, checkpoint_step
-from nasflow.search.ray_executor import RayOptions
+from nasflow.runs.population import PopulationRecord, checkpoint_step
+from nasflow.runs.population_ray import RayOptions
 from nasflow.search.report import build_report, expand_runs
 from nasflow.search.sweep import gamma_values, run_sweep
 
@@ -76,7 +76,8 @@ def files(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_seeds_and_their_retraining_equal_the_local_executor(cluster, tmp_path):
-    from nasflow.cli.train_population import RETRAINED, run_population, targets
+    from nasflow.search.retrain_targets import RETRAINED, targets
+    from nasflow.train.population import run_population
     from nasflow.train.config import TrainConfig
     from nasflow.train.run_dir import TrainRunDir
 

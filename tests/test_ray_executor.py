@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 
 from nasflow.errors import NasflowError
 from nasflow.search.multiseed import run_seeds, seed_dir
-from nasflow.search.population import POPULATION_FILE, PopulationRecord
-from nasflow.search.ray_executor import INSTALL, RayOptions, connect
+from nasflow.runs.population import POPULATION_FILE, PopulationRecord
+from nasflow.runs.ray_tasks import INSTALL, connect
+from nasflow.runs.population_ray import RayOptions
 from nasflow.search.report import build_report, expand_runs
 from nasflow.search.run_dir import RunDir
 
@@ -296,7 +297,7 @@ def test_derive_budgets_score_their_candidates_on_ray(local_ray, width_run, tmp_
 @needs_ray
 def test_memory_per_run_is_each_task_s_memory(local_ray, tmp_path, monkeypatch):
     from nasflow.runs import population_ray
-    from nasflow.search.ray_tasks import parse_memory, task_resources
+    from nasflow.runs.ray_tasks import parse_memory, task_resources
 
     asked = []
     plain = population_ray._resources

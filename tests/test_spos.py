@@ -20,7 +20,6 @@ from nasflow.errors import NasflowError
 from nasflow.search.budget import Budget
 from nasflow.search.derive_run import derive_run
 from nasflow.search.loop import run_search
-from nasflow.search.run_dir import RunDir
 from nasflow.space.graph import build_graph
 from nasflow.space.schema import Space, choice, combine, dense, op
 from nasflow.strategies import SPOS, get_strategy

@@ -11,7 +11,6 @@ Every parameter after the step (weights and arch) within 1e-6 of the reference's
 """
 from __future__ import annotations
 
-import zlib
 
 import pytest
 import torch

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 from spawn_ranks import as_rank, spawn_ranks
 from synthetic import PlantedTask, fast_config, planted_space

@@ -17,11 +17,12 @@ import pytest
 from synthetic import fast_config, planted_space, same_run
 from typer.testing import CliRunner
 
-from nasflow.cli.train_population import RETRAINED, TRAIN_RECORD, run_population, targets
+from nasflow.search.retrain_targets import RETRAINED, targets
+from nasflow.train.population import TRAIN_RECORD, run_population
 from nasflow.errors import NasflowError
 from nasflow.search.derive_run import derive_run
 from nasflow.search.multiseed import run_seeds, seed_dir
-from nasflow.search.population import PopulationRecord
+from nasflow.runs.population import PopulationRecord
 from nasflow.train.config import TrainConfig
 from nasflow.train.loop import run_train
 from nasflow.train.run_dir import TrainRunDir
@@ -141,7 +142,7 @@ def test_cli_retrains_a_population(searched, tmp_path, monkeypatch):
 def test_ray_executor_without_ray_is_one_line(searched, tmp_path, monkeypatch):
     import sys
 
-    from nasflow.search.ray_executor import INSTALL
+    from nasflow.runs.ray_tasks import INSTALL
 
     pop = copy_searches(searched, tmp_path)
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError

@@ -24,7 +24,7 @@ from nasflow.search.latency_table import LatencyTable, run_nodes
 from nasflow.space.graph import Graph
 
 if TYPE_CHECKING:
-    from nasflow.search.ray_executor import RayOptions
+    from nasflow.runs.population_ray import RayOptions
 
 Progress = Callable[[int, int, str], None]
 
@@ -89,7 +89,7 @@ def check_table(graph: Graph, table: LatencyTable, runner: Runner | None = None,
     one task per node (a placement group spreads them strictly, so no two tasks time on one
     node), each timing its share and the table's nodes interleaved on its node, which must be
     the table's device model. The same architectures and rows, in the same order."""
-    from nasflow.search.ray_executor import check_executor
+    from nasflow.runs.population_ray import check_executor
 
     check_executor(executor)
     if ray is not None and executor != "ray":
@@ -158,7 +158,8 @@ def _check_on_node(timing: _Timing, graph: Graph, table: LatencyTable, archs: li
 
 def _rows_on_ray(graph: Graph, table: LatencyTable, archs: list[Graph], timing: _Timing,
                  options: RayOptions | None) -> list[CheckRow]:
-    from nasflow.search.ray_executor import RayOptions, connect, require_ray
+    from nasflow.runs.population_ray import RayOptions
+    from nasflow.runs.ray_tasks import connect, require_ray
 
     options = options or RayOptions()
     ray = require_ray()

@@ -25,11 +25,12 @@ import torch
 from nasflow.search.config import SearchConfig
 from nasflow.errors import NasflowError
 from nasflow.runs.children import die_with_parent
-from nasflow.search.population import CPU_CORES_PER_SEARCH, SeedOutcome, _search_one
+from nasflow.runs.population import CPU_CORES_PER_SEARCH, SeedOutcome
+from nasflow.search.population import _search_one
 from nasflow.space.schema import Space
 
 if TYPE_CHECKING:
-    from nasflow.search.ray_executor import RayOptions
+    from nasflow.runs.population_ray import RayOptions
 
 SEED_DIR = "seed-{seed}"
 
@@ -105,7 +106,8 @@ def run_searches(configs: list[SearchConfig], paths: list[Path], *, space: Space
     executor="ray" hands them to search/ray_executor.py."""
     if not configs:
         raise NasflowError("no searches to run")
-    from nasflow.search.ray_executor import check_executor, run_searches_ray
+    from nasflow.runs.population_ray import check_executor
+    from nasflow.search.ray_executor import run_searches_ray
 
     check_executor(executor)
     if executor == "ray":

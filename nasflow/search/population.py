@@ -2,21 +2,16 @@
 the Job function that multiseed.py's processes and ray_executor.py's Ray tasks run.
 
 What every population shares, whatever stage its runs are of (the outcome, the record
-OUT/population.json, Job, Plan, BoardReporter), is nasflow/runs/population.py; its names stay
-importable here.
+OUT/population.json, Job, Plan, BoardReporter), is nasflow/runs/population.py.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from nasflow.runs.population import (CPU_CORES_PER_SEARCH, FORMAT, POPULATION_FILE, BoardReporter, Job, Plan,
-                                     PopulationRecord, SeedOutcome, checkpoint_step, failed_outcome, restarts_of)
+from nasflow.runs.population import SeedOutcome, failed_outcome
 from nasflow.search.config import SearchConfig
 from nasflow.space.schema import Space
-
-__all__ = ["CPU_CORES_PER_SEARCH", "FORMAT", "POPULATION_FILE", "BoardReporter", "Job", "Plan", "PopulationRecord",
-           "SeedOutcome", "checkpoint_step", "failed_outcome", "restarts_of"]
 
 
 def _search_one(config: SearchConfig, out: str, space: Space | None, resume: bool, reporter: Any = None) -> SeedOutcome:

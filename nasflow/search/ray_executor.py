@@ -3,8 +3,7 @@
 Each search is one Job (search/population.py's `_search_one`, always as --resume: a started
 run continues, one not started yet starts) handed to the Ray driver every population shares,
 nasflow/runs/population_ray.py: resources per run, lost workers resumed from checkpoints,
-OUT/population.json. Its names (RayOptions, check_executor, run_population_ray, ...) stay
-importable here.
+OUT/population.json.
 """
 from __future__ import annotations
 
@@ -12,15 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nasflow.errors import NasflowError
-from nasflow.runs.population_ray import (EXECUTORS, MAX_RESTARTS, RayOptions, check_executor,
-                                         run_population_ray)
-from nasflow.runs.ray_tasks import INSTALL, check_memory, connect, require_ray, task_resources
+from nasflow.runs.population import Job, PopulationRecord, SeedOutcome
+from nasflow.runs.population_ray import RayOptions, run_population_ray
 from nasflow.search.config import SearchConfig
-from nasflow.search.population import Job, PopulationRecord, SeedOutcome, _search_one
+from nasflow.search.population import _search_one
 from nasflow.space.schema import Space
-
-__all__ = ["EXECUTORS", "INSTALL", "MAX_RESTARTS", "RayOptions", "check_executor", "check_memory", "connect",
-           "require_ray", "run_population_ray", "run_searches_ray", "task_resources"]
 
 
 def run_searches_ray(configs: list[SearchConfig], paths: list[Path], *, space: Space | None = None,

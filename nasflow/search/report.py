@@ -31,7 +31,7 @@ from nasflow.errors import NasflowError
 from nasflow.space.graph import build_graph
 from nasflow.space.load import ARCH_FILE
 from nasflow.runs.modeldir import WEIGHTS_FILE, read_meta
-from nasflow.search.population import restarts_of
+from nasflow.runs.population import restarts_of
 from nasflow.search.run_dir import RunDir, arch_logits
 from nasflow.space.schema import Space
 from nasflow.search.stats import MeanCI, mean_ci

@@ -28,7 +28,7 @@ class Target:
 def _derived_of(run: Path, derive: bool) -> Target:
     """RUN/derived/arch.yaml; with `derive`, a finished search run without one is derived first."""
     from nasflow.search.derive_run import derive_run
-    from nasflow.search.population import checkpoint_step
+    from nasflow.runs.population import checkpoint_step
     from nasflow.search.run_dir import RunDir
 
     arch = run / DERIVED / ARCH_FILE

@@ -24,7 +24,7 @@ from nasflow.search.multiseed import SeedOutcome, run_searches
 from nasflow.space.schema import Space
 
 if TYPE_CHECKING:
-    from nasflow.search.ray_executor import RayOptions
+    from nasflow.runs.population_ray import RayOptions
 
 GAMMA_DIR = "gamma-{value:g}"
 
