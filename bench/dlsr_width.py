@@ -69,7 +69,8 @@ def tag_of(args: list[str]) -> str:
 
 def one_seed(seed: int, out: Path, budget: str, strategy: str, search_args: list[str],
              train_args: list[str]) -> dict[str, Any]:
-    tag = f"-{strategy}{tag_of(search_args)}" if search_args else ""
+    # The default search's folders are untagged (width-N); another strategy or flags get their own.
+    tag = f"-{strategy}{tag_of(search_args)}" if search_args or strategy != "sandwich" else ""
     train_tag = tag_of(train_args)
     log = out / f"seed{seed}{tag}{train_tag}.log"
     search = out / f"width-{seed}{tag}"
@@ -138,7 +139,8 @@ def main() -> None:
     print(f"Set14 paired difference: {paired(rows, 'width_set14', 'dlsr_s_set14')}")
     result = {"budget": args.budget, "strategy": args.strategy, "search_args": search_args,
               "train_args": train_args, "rows": rows}
-    name = f"results{tag_of(search_args)}{tag_of(train_args)}.json"
+    strategy_tag = f"-{args.strategy}" if args.strategy != "sandwich" else ""
+    name = f"results{strategy_tag}{tag_of(search_args)}{tag_of(train_args)}.json"
     (args.out / name).write_text(json.dumps(result, indent=1) + "\n")
 
 
