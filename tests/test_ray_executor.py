@@ -194,7 +194,7 @@ def test_without_ray_one_line_says_how_to_install(monkeypatch, tmp_path):
 def test_spos_evolution_scores_its_candidates_on_ray(local_ray, tmp_path, monkeypatch):
     """SPOS's evolution with executor=ray scores each generation's new candidates as Ray tasks:
     the same scores, Pareto set and chosen architecture as scoring them here."""
-    from nasflow.search import ray_tasks
+    from nasflow.runs import ray_tasks
     from nasflow.search.loop import run_search
 
     mapped = []
@@ -271,7 +271,7 @@ def test_derive_budgets_score_their_candidates_on_ray(local_ray, width_run, tmp_
     from safetensors.torch import load_file
 
     from nasflow.cli.main import app
-    from nasflow.search import ray_tasks
+    from nasflow.runs import ray_tasks
     from nasflow.strategies.subnets import pick_subnets
 
     budgets = ["params=3k", "params=12k"]
