@@ -17,7 +17,8 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR
 
 # Starts, from nasflow's own code paths, each kind of worker nasflow starts, all stuck in work
 # that would last 10 minutes: DataLoader workers of the SR batch stream, a --seeds worker
-# process and a retraining population's (spawned) and prepare-data's workers (forked, holding the store's lock); then waits.
+# process and a retraining population's (spawned) and prepare-data's workers (forked, holding
+# the store's lock); then waits.
 _PARENT = textwrap.dedent("""
     import sys, time
     from concurrent.futures import ProcessPoolExecutor
