@@ -4,6 +4,7 @@
     python bench/dlsr_width.py --seeds 0 --budget params=56k --strategy sandwich --search-steps 1000
     python bench/dlsr_width.py --search-args "--batch 2 --task-opt patch=64" \
         --train-args "--batch 2 --task-opt patch=96" --out runs/width-proof-p96   # larger patches
+    python bench/dlsr_width.py --seeds 0,1,2 --derive-budget params=50.4k..56k  # a band, same supernets
 
 Per seed s, with the task's quick preset (the README's main job) and one thread per run:
 
@@ -14,6 +15,10 @@ Per seed s, with the task's quick preset (the README's main job) and one thread 
 2. `nasflow derive`, then `nasflow train` (seed s) and `nasflow eval` (Set5 x2) of it;
 3. `nasflow train spaces/dlsr/dlsr-s.yaml` (seed s) and `nasflow eval`: the paper's DLSR-S,
    narrowed by hand to 18 channels, retrained with the same preset, seed and steps.
+
+`--derive-budget B` retrains, instead of the search's own pick, the architecture `nasflow derive
+RUN --budget B` picks from the same trained supernet (e.g. a band `params=50.4k..56k`: the
+evolution then admits only architectures that use most of the budget).
 
 `--search-args` / `--train-args` add flags to every search / every training (both the searched
 architecture's and DLSR-S's, so they stay retrained alike); a variant's runs get their own
@@ -68,7 +73,7 @@ def tag_of(args: list[str]) -> str:
 
 
 def one_seed(seed: int, out: Path, budget: str, strategy: str, search_args: list[str],
-             train_args: list[str]) -> dict[str, Any]:
+             train_args: list[str], derive_budget: str | None = None) -> dict[str, Any]:
     # The default search's folders are untagged (width-N); another strategy or flags get their own.
     tag = f"-{strategy}{tag_of(search_args)}" if search_args or strategy != "sandwich" else ""
     train_tag = tag_of(train_args)
@@ -78,16 +83,22 @@ def one_seed(seed: int, out: Path, budget: str, strategy: str, search_args: list
         nasflow(["search", str(WIDTH), "--strategy", strategy, "--budget", budget, "--seed", str(seed),
                  "--out", str(search), *search_args], log)
         nasflow(["derive", str(search)], log)
-    genotype = json.loads((search / "derived" / "genotype.json").read_text())
-    trained = Path(f"{search}-train{train_tag}")
+    picked = search / "derived"
+    if derive_budget is not None:  # another pick from the same supernet: its own folders
+        subnets = Path(f"{search}-derive-{derive_budget.replace('=', '')}")
+        picked = subnets / derive_budget.replace("=", "-")
+        if not (picked / "genotype.json").is_file():
+            nasflow(["derive", str(search), "--budget", derive_budget, "--out", str(subnets)], log)
+    genotype = json.loads((picked / "genotype.json").read_text())
+    trained = Path(f"{picked.parent if derive_budget else search}-train{train_tag}")
     if not (trained / "model").is_dir():
-        nasflow(["train", str(search / "derived"), "--seed", str(seed), "--out", str(trained), *train_args], log)
+        nasflow(["train", str(picked), "--seed", str(seed), "--out", str(trained), *train_args], log)
     width_psnr = psnr(trained / "model", log)
     dlsr_s = out / f"dlsr-s-{seed}-train{train_tag}"
     if not (dlsr_s / "model").is_dir():  # the same for every search of this seed: trained once
         nasflow(["train", str(DLSR_S), "--seed", str(seed), "--out", str(dlsr_s), *train_args], log)
     dlsr_s_psnr = psnr(dlsr_s / "model", log)
-    return {"seed": seed, "genotype": genotype, "width_params": params_of(search / "derived" / "arch.yaml"),
+    return {"seed": seed, "genotype": genotype, "width_params": params_of(picked / "arch.yaml"),
             "width_psnr": width_psnr["Set5"], "width_set14": width_psnr.get("Set14"),
             "dlsr_s_params": params_of(DLSR_S), "dlsr_s_psnr": dlsr_s_psnr["Set5"],
             "dlsr_s_set14": dlsr_s_psnr.get("Set14")}
@@ -113,17 +124,20 @@ def main() -> None:
     parser.add_argument("--search-steps", type=int, help="the search's steps (default: the preset's)")
     parser.add_argument("--search-args", default="", help="more flags for every search, e.g. '--batch 2'")
     parser.add_argument("--train-args", default="", help="more flags for every training (both models)")
+    parser.add_argument("--derive-budget", help="retrain `nasflow derive RUN --budget B`'s pick instead")
     args = parser.parse_args()
     search_args = (["--steps", str(args.search_steps)] if args.search_steps else []) + args.search_args.split()
     train_args = args.train_args.split()
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     with ThreadPoolExecutor(args.parallel) as pool:
-        rows = list(pool.map(lambda s: one_seed(s, args.out, args.budget, args.strategy, search_args, train_args),
+        rows = list(pool.map(lambda s: one_seed(s, args.out, args.budget, args.strategy, search_args, train_args,
+                                              args.derive_budget),
                              seeds))
     w, d = [r["width_psnr"] for r in rows], [r["dlsr_s_psnr"] for r in rows]
     flags = " ".join(search_args) + (f"; train {' '.join(train_args)}" if train_args else "")
-    print(f"DLSR widths searched ({args.strategy}, {args.budget}{', ' + flags if flags else ''}) vs DLSR-S, "
+    picked = f", derived under {args.derive_budget}" if args.derive_budget else ""
+    print(f"DLSR widths searched ({args.strategy}, {args.budget}{picked}{', ' + flags if flags else ''}) vs DLSR-S, "
           "quick preset, Set5 x2 PSNR (dB)")
     set14 = lambda x: f"{x:>10.2f}" if x is not None else f"{'-':>10}"  # noqa: E731
     print(f"{'seed':>4} {'width params':>12} {'width Set5':>10} {'Set14':>10} {'DLSR-S params':>13} "
@@ -137,10 +151,12 @@ def main() -> None:
     print(f"Set5 mean (min..max): widths {spread(w)}, DLSR-S {spread(d)}; load {os.getloadavg()[0]:.1f}")
     print(f"Set5 paired difference: {paired(rows, 'width_psnr', 'dlsr_s_psnr')}")
     print(f"Set14 paired difference: {paired(rows, 'width_set14', 'dlsr_s_set14')}")
-    result = {"budget": args.budget, "strategy": args.strategy, "search_args": search_args,
+    result = {"budget": args.budget, "derive_budget": args.derive_budget, "strategy": args.strategy,
+              "search_args": search_args,
               "train_args": train_args, "rows": rows}
     strategy_tag = f"-{args.strategy}" if args.strategy != "sandwich" else ""
-    name = f"results{strategy_tag}{tag_of(search_args)}{tag_of(train_args)}.json"
+    derive_tag = f"-derive-{args.derive_budget.replace('=', '')}" if args.derive_budget else ""
+    name = f"results{strategy_tag}{tag_of(search_args)}{derive_tag}{tag_of(train_args)}.json"
     (args.out / name).write_text(json.dumps(result, indent=1) + "\n")
 
 

@@ -6,7 +6,8 @@ sorted indices of k distinct candidate inputs of a beta one (a dense node keepin
 first generation is `population` random paths under the budget; each later one is bred from
 the best `parents` found so far: half by mutation (each decision redrawn uniformly with
 probability `mutation_prob`), the rest by crossover (each decision from either parent). A
-child must be new (never scored) and under the budget; rejected draws are retried. Every
+child must be new (never scored) and under the budget (within it, for a band with a floor);
+rejected draws are retried. Every
 path is scored once (by the caller: the task's metric on the supernet); the best is the
 best score, ties to the cheaper. The Pareto set is every scored path no other beats on both
 cost and score.
@@ -84,19 +85,27 @@ class PathSpace:
         """The path of least cost: op and input decisions add up, so each picks its cheapest
         (at the value decisions' smallest values); a value decision then picks the value of
         least total cost with the others at their smallest."""
-        low = {k: min(d.values) for k, d in self.graph.decisions.items() if d.kind == "value"}
+        return self._extreme(costs, dearest=False)
+
+    def dearest(self, costs: DecisionCosts) -> Path:
+        """The path of most cost, as `cheapest` finds the least (value decisions at their largest)."""
+        return self._extreme(costs, dearest=True)
+
+    def _extreme(self, costs: DecisionCosts, dearest: bool) -> Path:
+        pick = max if dearest else min
+        at = {k: pick(d.values) for k, d in self.graph.decisions.items() if d.kind == "value"}
         per_label: dict[str, list[float]] = {label: [0.0] * len(d.options) for label, d in self.graph.decisions.items()}
         for node in costs.nodes:
-            at_low = [c.at(low) if isinstance(c, ValueCost) else c for c in node.costs]
-            per_label[node.label] = [a + b for a, b in zip(per_label[node.label], at_low)]
+            at_value = [c.at(at) if isinstance(c, ValueCost) else c for c in node.costs]
+            per_label[node.label] = [a + b for a, b in zip(per_label[node.label], at_value)]
         out = []
         for i, label in enumerate(self.labels):
-            ranked = sorted(self.allowed[i], key=lambda j: per_label[label][j])
+            ranked = sorted(self.allowed[i], key=lambda j: per_label[label][j], reverse=dearest)
             out.append(tuple(sorted(ranked[: self.k[i]])))
         path = tuple(out)
         for i, label in enumerate(self.labels):
             if self.graph.decisions[label].kind == "value":
-                best = min(self.allowed[i], key=lambda j: costs.of_genotype(
+                best = pick(self.allowed[i], key=lambda j: costs.of_genotype(
                     self.graph, self.genotype(tuple((j,) if m == i else p for m, p in enumerate(path)))))
                 path = tuple((best,) if m == i else p for m, p in enumerate(path))
         return path
@@ -123,9 +132,9 @@ class Evolution:
     generation to score next, its population, every path scored so far, the generator."""
 
     def __init__(self, space: PathSpace, settings: EvolutionSettings, higher_is_better: bool,
-                 cost: Callable[[Path], float], limit: float | None, seed: int) -> None:
+                 cost: Callable[[Path], float], limit: float | None, seed: int, floor: float = 0.0) -> None:
         self.space, self.settings, self.higher = space, settings, higher_is_better
-        self.cost, self.limit = cost, limit
+        self.cost, self.limit, self.floor = cost, limit, floor
         self.generator = torch.Generator().manual_seed(seed)
         self.generation = 0
         self.scored: list[Scored] = []
@@ -133,12 +142,20 @@ class Evolution:
 
     # --- the search ------------------------------------------------------------------------
     def admitted(self, path: Path) -> bool:
-        return self.limit is None or self.cost(path) <= self.limit
+        if self.limit is None:
+            return True
+        cost = self.cost(path)
+        return self.floor <= cost <= self.limit
 
     def start(self, fallback: Path) -> None:
         """The first generation: random paths under the budget, or `fallback` (the cheapest
-        path) when a budget is so tight that random draws found none under it."""
-        self.population = self._fill([], lambda: self.space.random(self.generator)) or [fallback]
+        path) when a budget is so tight that random draws found none under it. A band that
+        no random draw falls in is refused: there is no path to fall back on."""
+        population = self._fill([], lambda: self.space.random(self.generator))
+        if not population and self.floor:
+            raise NasflowError(f"no random architecture of {TRIES * self.settings.population:,} drawn costs between "
+                               f"{self.floor:,.6g} and {self.limit:,.6g}: widen the budget's band (lower its floor)")
+        self.population = population or [fallback]
 
     def run(self, score: Callable[[Path], float], after_generation: Callable[[], None] = lambda: None,
             stop: Callable[[], bool] = lambda: False) -> bool:

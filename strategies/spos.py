@@ -152,7 +152,7 @@ class SPOS(Strategy):
         o = self.options
         evo = Evolution(space, EvolutionSettings(o.population, o.generations, o.parents, o.mutation_prob),
                         metric.higher_is_better, lambda p: costs.of_genotype(end.graph, space.genotype(p)),
-                        limit, self.config.seed + _EVOLUTION_SEED)
+                        limit, self.config.seed + _EVOLUTION_SEED, floor=budget.floor)
         saved = self.evolution
         if saved is not None and saved["step"] == end.step:  # resumed: go on from the last generation saved
             evo.load_state(saved["state"])
@@ -243,14 +243,18 @@ def check_population(space: PathSpace, population: int) -> None:
 
 
 def check_budget(space: PathSpace, costs: Any, budget: Budget, given: str | None) -> Path:
-    """The cheapest path; one error when even it is over the budget (`given`: the budget as
-    the user wrote it, None: no budget)."""
+    """The cheapest path; one error when even it is over the budget, or even the dearest is
+    below a band's floor (`given`: the budget as the user wrote it, None: no budget)."""
     cheapest = space.cheapest(costs)
     if given is not None:
         least = costs.of_genotype(space.graph, space.genotype(cheapest))
         if least > budget.limit:
             raise NasflowError(f"budget {given}: no architecture of this space is under it (the cheapest costs "
                                f"{budget.format(least)}); raise the budget")
+        most = costs.of_genotype(space.graph, space.genotype(space.dearest(costs))) if budget.floor else 0.0
+        if most < budget.floor:
+            raise NasflowError(f"budget {given}: no architecture of this space reaches its floor (the dearest costs "
+                               f"{budget.format(most)}); lower the floor")
     return cheapest
 
 

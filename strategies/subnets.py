@@ -117,7 +117,8 @@ def pick_subnets(run_dir: str | Path, budgets: list[str], out: str | Path | None
             cheapest = check_budget(space_paths, costs, budget, text)
             evo = Evolution(space_paths, EvolutionSettings(settings.population, settings.generations, settings.parents,
                                                            settings.mutation_prob),
-                            metric.higher_is_better, cost, budget.limit, config.seed + _EVOLUTION_SEED)
+                            metric.higher_is_better, cost, budget.limit, config.seed + _EVOLUTION_SEED,
+                            floor=budget.floor)
             evo.start(cheapest)
             evo.run(generation_scores(evo, pool) if pool is not None else scorer.score)
             best = evo.best()

@@ -1,8 +1,15 @@
-"""Cost budgets: `latency=40ms`, `params=300k`, `madds=20G` (one type for every search).
+"""Cost budgets: `latency=40ms`, `params=300k`, `madds=20G` (one type for every search), or a
+band `params=50k..56k` whose floor the derived architecture must also reach.
 
     budget = Budget.parse("latency=40ms")
     budget.costs(graph, table)              # DecisionCosts in the budget's metric
     budget.report(cost)                     # "38.2 ms of 40 ms: under"
+
+A floor is for spaces whose smaller architectures are cheaper and, when the evolution's scores
+cannot tell candidates apart (an undertrained supernet), no worse: SPOS's evolution then admits
+only architectures within the band, and BudgetPenalty pushes the cost up while it is below the
+floor as it pushes it down while it is over the limit. The sandwich rule still trains every
+architecture under the limit (the shared weights serve the whole range).
 
 The search is steered below a budget by BudgetPenalty, a regularizer that acts only while
 the architecture is over it: while the expected cost under softmax(alpha / beta), or the
@@ -34,7 +41,7 @@ _UNITS = {
     "params": {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9},
     "madds": {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12},
 }
-_FORMAT = "latency=40ms, params=300k or madds=20G"
+_FORMAT = "latency=40ms, params=300k, madds=20G or a band params=50k..56k"
 # A budget is a constraint, not a preference: while over it, its term (times gamma) must
 # outweigh the task's gradient on alpha. Adam remembers the large gradients in its second
 # moment, so once under, the task pulls the architecture back only slowly.
@@ -45,6 +52,7 @@ STRENGTH = 10.0
 class Budget:
     metric: str  # latency (ms) | params | madds
     limit: float
+    floor: float = 0.0  # a band's lower end (0: none)
 
     @classmethod
     def parse(cls, text: str) -> Budget:
@@ -52,18 +60,22 @@ class Budget:
         metric = metric.strip().lower()
         if not sep or metric not in _UNITS:
             raise NasflowError(f"budget '{text}' must look like {_FORMAT}")
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z]*)\s*", value.lower())
-        units = _UNITS[metric]
-        if m is None or m.group(2) not in units:
-            raise NasflowError(f"budget '{text}': the value must be a number with a unit among "
-                               f"{', '.join(u for u in units if u) or 'none'}, e.g. {_FORMAT}")
-        limit = float(m.group(1)) * units[m.group(2)]
-        if limit <= 0:
-            raise NasflowError(f"budget '{text}' must be above 0")
-        return cls(metric, limit)
+        low, band, high = value.partition("..")
+        limit = _amount(text, metric, high if band else value)
+        floor = _amount(text, metric, low) if band else 0.0
+        if floor >= limit:
+            raise NasflowError(f"budget '{text}': the band's floor must be below its limit, e.g. {metric}=50k..56k")
+        return cls(metric, limit, floor)
+
+    def admits(self, cost: float) -> bool:
+        return self.floor <= cost <= self.limit
 
     def __str__(self) -> str:
-        return f"{self.metric}={self.format(self.limit)}"
+        return f"{self.metric}={self.span()}"
+
+    def span(self) -> str:
+        """The limit, or the band `floor..limit`, formatted: `56k`, `50.4k..56k`."""
+        return f"{self.format(self.floor)}..{self.format(self.limit)}" if self.floor else self.format(self.limit)
 
     def format(self, value: float) -> str:
         if self.metric == "latency":
@@ -86,12 +98,31 @@ class Budget:
         return DecisionCosts.from_graph(graph, self.metric, size)
 
     def report(self, cost: float) -> str:
-        state = "under" if cost <= self.limit else "OVER"
-        return f"{self.format(cost)} of {self.format(self.limit)} ({self.metric}): {state}"
+        if cost > self.limit:
+            state = "OVER"
+        elif cost < self.floor:
+            state = "BELOW the floor"
+        else:
+            state = "within" if self.floor else "under"
+        return f"{self.format(cost)} of {self.span()} ({self.metric}): {state}"
+
+
+def _amount(text: str, metric: str, value: str) -> float:
+    """One side of a budget: a number with one of the metric's units, above 0."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z]*)\s*", value.lower())
+    units = _UNITS[metric]
+    if m is None or m.group(2) not in units:
+        raise NasflowError(f"budget '{text}': the value must be a number with a unit among "
+                           f"{', '.join(u for u in units if u) or 'none'}, e.g. {_FORMAT}")
+    amount = float(m.group(1)) * units[m.group(2)]
+    if amount <= 0:
+        raise NasflowError(f"budget '{text}' must be above 0")
+    return amount
 
 
 class BudgetPenalty:
-    """A regularizer: expected cost / budget while the architecture is over the budget, else 0."""
+    """A regularizer: expected cost / budget while the architecture is over the budget, minus
+    that while it is below a band's floor, else 0."""
 
     def __init__(self, graph: Graph, budget: Budget, costs: DecisionCosts) -> None:
         self.graph, self.budget, self.costs = graph, budget, costs
@@ -101,12 +132,17 @@ class BudgetPenalty:
         expected = self.costs.expected(weights)
         logits = {label: model.arch.logits(label) for label in self.graph.decisions}
         derived = self.costs.of_genotype(self.graph, genotype_from_arch(self.graph, logits))
-        over = float(expected.detach()) > self.budget.limit or derived > self.budget.limit
-        # Below the budget: zero, but still a function of alpha, so autograd gives a zero gradient.
-        penalty = STRENGTH * expected / self.budget.limit * (1.0 if over else 0.0)
+        costs = (float(expected.detach()), derived)
+        over = max(costs) > self.budget.limit
+        below = not over and min(costs) < self.budget.floor
+        # Within the band: zero, but still a function of alpha, so autograd gives a zero gradient.
+        sign = 1.0 if over else -1.0 if below else 0.0
+        penalty = STRENGTH * expected / self.budget.limit * sign
         m = self.budget.metric
-        return penalty, {f"budget/{m}_expected": float(expected.detach()), f"budget/{m}_derived": derived,
-                         f"budget/{m}_limit": self.budget.limit}
+        logs = {f"budget/{m}_expected": costs[0], f"budget/{m}_derived": derived, f"budget/{m}_limit": self.budget.limit}
+        if self.budget.floor:
+            logs[f"budget/{m}_floor"] = self.budget.floor
+        return penalty, logs
 
 
 def derived_against_budget(graph: Graph, genotype, budget: str, latency_table: str | None = None) -> str:

@@ -64,7 +64,7 @@ def budget_values(text: str) -> list[SweepValue]:
     budgets = [Budget.parse(t) for t in text.split(",") if t.strip()]
     if not budgets:
         raise NasflowError(f"--budget '{text}' must be budgets separated by commas, e.g. --budget params=100k,params=300k")
-    values = [SweepValue(f"budget-{b.metric}-{b.format(b.limit)}", f"budget {b}", {"budget": str(b)}) for b in budgets]
+    values = [SweepValue(f"budget-{b.metric}-{b.span()}", f"budget {b}", {"budget": str(b)}) for b in budgets]
     if len({v.name for v in values}) != len(values):
         raise NasflowError(f"--budget '{text}' must name each budget once")
     return values
