@@ -95,7 +95,8 @@ def search(
     latency_table: Annotated[Optional[Path], typer.Option(
         help="A latency table of this space on this machine (nasflow profile SPACE -o FILE).")] = None,
     budget: Annotated[Optional[str], typer.Option(
-        help="Steer the search below a budget: latency=40ms (needs --latency-table), params=300k, madds=20G.")] = None,
+        help="Steer the search below a budget: latency=40ms (needs --latency-table), params=300k, madds=20G; "
+             "a band params=50k..56k (spos, sandwich) picks within it.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Weights' Adam learning rate. Default: the preset's (--preset); paper 3e-4.")] = None,
     arch_lr: Annotated[Optional[float], typer.Option(help="Arch params' Adam learning rate. Default: the preset's (--preset); paper 3e-4.")] = None,
     lr_schedule: Annotated[Optional[str], typer.Option(
@@ -391,7 +392,7 @@ def derive(
         help="Override a param of the derived architecture: --set layers=20 --set C=36 rebuilds the searched cells deeper and wider.")] = None,
     budget: Annotated[Optional[list[str]], typer.Option(
         help="Pick the best subnet of the run's trained supernet under this budget (params=56k, madds=5G, "
-             "latency=20ms), with inherited weights; repeat for a Pareto set.")] = None,
+             "latency=20ms) or within a band (params=50k..56k), with inherited weights; repeat for a Pareto set.")] = None,
     executor: Annotated[str, typer.Option(help="With --budget: where the evolutions score their candidates: local "
                                                "(here) or ray (Ray tasks; pip install 'nasflow\\[ray]').")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help=RAY_ADDRESS_HELP)] = None,

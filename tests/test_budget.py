@@ -29,9 +29,25 @@ def test_parse(text, metric, limit):
     assert (b.metric, b.limit) == (metric, pytest.approx(limit))
 
 
+@pytest.mark.parametrize("text, floor, limit", [
+    ("params=50k..56k", 5e4, 5.6e4), ("params=50.4k..56k", 5.04e4, 5.6e4),
+    ("latency=500us..2ms", 0.5, 2.0), ("madds = 1G .. 1.5g", 1e9, 1.5e9),
+])
+def test_parse_a_band(text, floor, limit):
+    b = Budget.parse(text)
+    assert (b.floor, b.limit) == (pytest.approx(floor), pytest.approx(limit))
+    assert Budget.parse(str(b)) == b  # its written form reads back (run folders, configs)
+    assert [b.admits(c) for c in (floor * 0.99, floor, limit, limit * 1.01)] == [False, True, True, False]
+    assert "BELOW the floor" in b.report(floor * 0.9) and "within" in b.report(limit)
+    assert "OVER" in b.report(limit * 1.1)
+    assert str(Budget.parse("params=56k")) == "params=56k" and "under" in Budget.parse("params=56k").report(1)
+
+
 @pytest.mark.parametrize("text, match", [
     ("speed=3", "must look like"), ("params", "must look like"), ("params=abc", "a number with a unit"),
     ("latency=40kg", "a number with a unit among us, ms, s"), ("params=0", "above 0"),
+    ("params=56k..50k", "floor must be below its limit"), ("params=56k..56k", "floor must be below its limit"),
+    ("params=..56k", "a number with a unit"), ("params=0..56k", "above 0"),
 ])
 def test_parse_errors(text, match):
     with pytest.raises(NasflowError, match=match):
@@ -74,6 +90,25 @@ def test_penalty_acts_only_above_the_budget():
     assert exp < limit < derived
     penalty, _ = BudgetPenalty(graph, Budget("params", limit), costs)(model)
     assert float(penalty.detach()) > 0
+
+
+def test_a_band_is_refused_before_anything_is_built_by_a_strategy_that_learns_alpha(tmp_path):
+    with pytest.raises(NasflowError, match="budget 'params=100..200': a band's floor is for strategies that pick "
+                                           r"the architecture by evolution .*--strategy milenas learns alpha.*"
+                                           "give --budget params=200$"):
+        run_search(fast_config(budget="params=100..200", gamma=0.2), tmp_path / "m", space=planted_space(),
+                   task=PlantedTask())
+    assert not (tmp_path / "m").exists()
+
+
+def test_sweep_folders_name_a_band_and_sort_by_its_limit(tmp_path):
+    from nasflow.search.report import _sweep_order
+    from nasflow.search.sweep import budget_values
+
+    values = budget_values("params=50k..56k,params=30k")
+    assert [v.name for v in values] == ["budget-params-50k..56k", "budget-params-30k"]
+    assert values[0].update == {"budget": "params=50k..56k"}
+    assert sorted((tmp_path / v.name for v in values), key=_sweep_order)[0].name == "budget-params-30k"
 
 
 def test_budget_config_errors(tmp_path):

@@ -421,6 +421,45 @@ def test_under_a_budget_the_sandwich_draws_only_architectures_under_it(space: Sp
         drawn(budget="params=10")  # refused when attached, not after the training
 
 
+def test_a_bands_evolution_admits_only_architectures_within_it(space: Space) -> None:
+    from nasflow.strategies import SPOS, evolution
+    from nasflow.strategies.evolution import Evolution, EvolutionSettings
+
+    graph = build_graph(space)
+    costs = DecisionCosts.from_graph(graph, "params")
+    paths = evolution.PathSpace(graph, SPOS().derivation_rule())
+    cost = lambda p: costs.of_genotype(graph, paths.genotype(p))  # noqa: E731
+    every = sorted(cost(p) for p in itertools.product(*[[(j,) for j in a] for a in paths.allowed]))
+    assert (cost(paths.cheapest(costs)), cost(paths.dearest(costs))) == (every[0], every[-1])
+    floor, limit = 2000.0, 3000.0
+    settings = EvolutionSettings(population=4, generations=3, parents=2, mutation_prob=0.5)
+
+    def run(floor: float) -> Any:  # a score that prefers the cheaper: the floor must hold it up
+        evo = Evolution(paths, settings, False, cost, limit, seed=0, floor=floor)
+        evo.start(paths.cheapest(costs))
+        evo.run(cost)
+        return evo
+
+    banded, free = run(floor), run(0.0)
+    assert banded.scored and all(floor <= s.cost <= limit for s in banded.scored)
+    assert banded.best().cost == min(c for c in every if c >= floor)
+    assert free.best().cost < floor
+    with pytest.raises(NasflowError, match="no random architecture .* costs between 3,250 and 3,260: widen"):
+        Evolution(paths, settings, False, cost, 3260.0, seed=0, floor=3250.0).start(paths.cheapest(costs))
+
+
+def test_a_floor_no_architecture_reaches_is_refused_before_training(space: Space) -> None:
+    from nasflow.search.config import SearchConfig
+    from nasflow.strategies.sandwich import Sandwich
+
+    _, net, _ = _net(space)
+    strategy = Sandwich(WidthTask().loss, None, None, None,
+                        SearchConfig(strategy="sandwich", seed=0, budget="params=4k..5k"))
+    with pytest.raises(NasflowError, match=r"params=4k..5k: no architecture of this space reaches its floor "
+                                           r"\(the dearest costs 3.52k\); lower the floor"):
+        strategy.attach(net)
+
+
 def test_derive_with_budgets_picks_subnets_that_score_the_same_with_inherited_weights(space: Space,
                                                                                      tmp_path: Path) -> None:
     from nasflow.runs.modeldir import load_model
@@ -435,13 +474,13 @@ def test_derive_with_budgets_picks_subnets_that_score_the_same_with_inherited_we
     config = fast_config(strategy="sandwich", steps=6, warmup=2, batch_size=2, task=task.name,
                          strategy_options={"population": 2, "generations": 1, "parents": 1})
     run_search(config, tmp_path / "run", space=space, task=task)
-    budgets = ["params=3k", "params=12k"]
+    budgets = ["params=3k", "params=12k", "params=2k..3k"]
     found = pick_subnets(tmp_path / "run", budgets, options={"population": 3, "generations": 2})
     assert [s.budget for s in found] == budgets
     graph = build_graph(space)
     costs = DecisionCosts.from_graph(graph, "params")
-    for s, limit in zip(found, (3e3, 12e3)):
-        assert s.cost == costs.of_genotype(graph, s.genotype) <= limit
+    for s, floor, limit in zip(found, (0, 0, 2e3), (3e3, 12e3, 3e3)):
+        assert floor <= s.cost == costs.of_genotype(graph, s.genotype) <= limit
         model = load_model(s.model_dir)[0]
         assert sum(p.numel() for p in model.parameters()) == s.cost  # the model is that architecture
         assert task.evaluate(model.eval())["mse"] == pytest.approx(s.score, rel=1e-6)

@@ -5,11 +5,13 @@ band `params=50k..56k` whose floor the derived architecture must also reach.
     budget.costs(graph, table)              # DecisionCosts in the budget's metric
     budget.report(cost)                     # "38.2 ms of 40 ms: under"
 
-A floor is for spaces whose smaller architectures are cheaper and, when the evolution's scores
-cannot tell candidates apart (an undertrained supernet), no worse: SPOS's evolution then admits
-only architectures within the band, and BudgetPenalty pushes the cost up while it is below the
-floor as it pushes it down while it is over the limit. The sandwich rule still trains every
-architecture under the limit (the shared weights serve the whole range).
+A floor keeps the evolution (spos, sandwich, `nasflow derive RUN --budget`) from leaving most
+of the budget unused where its scores cannot tell candidates apart (an undertrained supernet's
+inherited weights): it then admits only architectures within the band. The sandwich rule still
+trains every architecture under the limit (the shared weights serve the whole range). A
+strategy that learns alpha refuses a band: a penalty pushing the cost up below the floor was
+tried, and pushed down from above an architecture overshot below the floor and did not come
+back within the search (Adam's memory of the large gradients).
 
 The search is steered below a budget by BudgetPenalty, a regularizer that acts only while
 the architecture is over it: while the expected cost under softmax(alpha / beta), or the
@@ -120,9 +122,17 @@ def _amount(text: str, metric: str, value: str) -> float:
     return amount
 
 
+def check_budget_floor(config, strategy: type) -> None:  # config: SearchConfig, strategy: a Strategy class
+    """One error, before anything is built, for a band given to a strategy that learns alpha."""
+    b = Budget.parse(config.budget) if config.budget is not None else None
+    if b is not None and b.floor and strategy.learns_arch:
+        raise NasflowError(f"budget '{config.budget}': a band's floor is for strategies that pick the architecture "
+                           f"by evolution (spos, sandwich); --strategy {config.strategy} learns alpha, which a budget "
+                           f"holds under its limit only: give --budget {b.metric}={b.format(b.limit)}")
+
+
 class BudgetPenalty:
-    """A regularizer: expected cost / budget while the architecture is over the budget, minus
-    that while it is below a band's floor, else 0."""
+    """A regularizer: expected cost / budget while the architecture is over the budget, else 0."""
 
     def __init__(self, graph: Graph, budget: Budget, costs: DecisionCosts) -> None:
         self.graph, self.budget, self.costs = graph, budget, costs
@@ -132,17 +142,12 @@ class BudgetPenalty:
         expected = self.costs.expected(weights)
         logits = {label: model.arch.logits(label) for label in self.graph.decisions}
         derived = self.costs.of_genotype(self.graph, genotype_from_arch(self.graph, logits))
-        costs = (float(expected.detach()), derived)
-        over = max(costs) > self.budget.limit
-        below = not over and min(costs) < self.budget.floor
-        # Within the band: zero, but still a function of alpha, so autograd gives a zero gradient.
-        sign = 1.0 if over else -1.0 if below else 0.0
-        penalty = STRENGTH * expected / self.budget.limit * sign
+        over = float(expected.detach()) > self.budget.limit or derived > self.budget.limit
+        # Below the budget: zero, but still a function of alpha, so autograd gives a zero gradient.
+        penalty = STRENGTH * expected / self.budget.limit * (1.0 if over else 0.0)
         m = self.budget.metric
-        logs = {f"budget/{m}_expected": costs[0], f"budget/{m}_derived": derived, f"budget/{m}_limit": self.budget.limit}
-        if self.budget.floor:
-            logs[f"budget/{m}_floor"] = self.budget.floor
-        return penalty, logs
+        return penalty, {f"budget/{m}_expected": float(expected.detach()), f"budget/{m}_derived": derived,
+                         f"budget/{m}_limit": self.budget.limit}
 
 
 def derived_against_budget(graph: Graph, genotype, budget: str, latency_table: str | None = None) -> str:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from torch import Tensor
 
 from nasflow.runs.checkpoint import seed_everything
+from nasflow.search.budget import check_budget_floor
 from nasflow.search.config import SearchConfig
 from nasflow.derive.genotype import Genotype, genotype_from_arch
 from nasflow.derive.rule import checked_rule
@@ -202,11 +203,13 @@ class _Search(RunLoop):
         if not self.graph.decisions:
             raise NasflowError(f"space '{space.name}' has no choice and no dense node with topk "
                                "below its inputs: no architecture parameters, nothing to search")
+        strategy = strategy_class(config, run_dir)
+        check_budget_floor(config, strategy)
         regularizer = make_regularizer(self.graph, config.regularizer, config.latency_table, config.budget)
         channels_last = use_channels_last(config.channels_last, self.device)
         loss = wrap_loss(checked_loss_fn(task), channels_last=channels_last, amp=config.amp, device=self.device)
         # The strategy first: it picks the mixed op, relaxation and optimizers (built by attach).
-        self.strategy = strategy_class(config, run_dir)(loss, regularizer, None, None, config)
+        self.strategy = strategy(loss, regularizer, None, None, config)
         seed_everything(config.seed)
         hook = _hooks(self.strategy)
         mixed = check_return(hook("mixed_op"), self.strategy.mixed_op(), str, "a mixed-op name (str)")
