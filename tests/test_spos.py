@@ -164,6 +164,23 @@ def test_only_architectures_under_the_budget_are_admitted(tmp_path):
                    space=planted_space(), task=PlantedTask())
 
 
+def test_a_band_admits_only_architectures_within_it(tmp_path):
+    graph = build_graph(planted_space())
+    costs = Budget.parse("params=1").costs(graph)
+    space = evolution.PathSpace(graph, SPOS().derivation_rule())
+    per_op = {op: costs.of_genotype(graph, space.genotype(((i,), (1, 3)))) for i, op in enumerate(CANDIDATES)}
+    floor, limit = per_op["sep_conv_3x3"], per_op["conv_3x3"]
+    inside = {op for op, c in per_op.items() if floor <= c <= limit}
+    assert inside == {"sep_conv_3x3", "conv_3x3"}  # the band holds two of the six ops
+    band = f"params={int(floor)}..{int(limit)}"
+    config = fast_config(strategy="spos", steps=5, warmup=0, budget=band, gamma=0.1)
+    result = run_search(config, tmp_path / "r", space=planted_space(), task=PlantedTask())
+    evo = json.loads((tmp_path / "r" / "spos" / "evolution.json").read_text())
+    assert evo["budget"] == band and len(evo["scored"]) == 12  # both ops, every pair of inputs
+    assert all(s["genotype"]["choices"]["m"] in inside for s in evo["scored"])
+    assert result.genotype.choices["m"] in inside
+
+
 def test_batchnorm_statistics_are_recomputed_per_path_and_used(tmp_path, monkeypatch):
     # recalibrate: the running stats become the average of the path's own batch statistics
     strategy, model = _attached(bn_space())
