@@ -5,13 +5,13 @@ band `params=50k..56k` whose floor the derived architecture must also reach.
     budget.costs(graph, table)              # DecisionCosts in the budget's metric
     budget.report(cost)                     # "38.2 ms of 40 ms: under"
 
-A floor keeps the evolution (spos, sandwich, `nasflow derive RUN --budget`) from leaving most
-of the budget unused where its scores cannot tell candidates apart (an undertrained supernet's
-inherited weights): it then admits only architectures within the band. The sandwich rule still
-trains every architecture under the limit (the shared weights serve the whole range). A
-strategy that learns alpha refuses a band: a penalty pushing the cost up below the floor was
-tried, and pushed down from above an architecture overshot below the floor and did not come
-back within the search (Adam's memory of the large gradients).
+A floor is for a target with a lower bound too (an architecture that uses most of a budget):
+the evolution (spos, sandwich, `nasflow derive RUN --budget`) admits only architectures
+within the band. The sandwich rule still trains every architecture under the limit (the
+shared weights serve the whole range). A strategy that learns alpha refuses a band: a penalty
+pushing the cost up below the floor was tried, and pushed down from above an architecture
+overshot below the floor and did not come back within the search (Adam's memory of the
+large gradients).
 
 The search is steered below a budget by BudgetPenalty, a regularizer that acts only while
 the architecture is over it: while the expected cost under softmax(alpha / beta), or the
