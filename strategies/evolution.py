@@ -7,10 +7,9 @@ first generation is `population` random paths under the budget; each later one i
 the best `parents` found so far: half by mutation (each decision redrawn uniformly with
 probability `mutation_prob`), the rest by crossover (each decision from either parent). A
 child must be new (never scored) and under the budget (within it, for a band with a floor);
-rejected draws are retried. Every
-path is scored once (by the caller: the task's metric on the supernet); the best is the
-best score, ties to the cheaper. The Pareto set is every scored path no other beats on both
-cost and score.
+rejected draws are retried. Every path is scored once (by the caller: the task's metric on
+the supernet); the best is the best score, ties to the cheaper. The Pareto set is every
+scored path no other beats on both cost and score.
 """
 from __future__ import annotations
 

@@ -69,9 +69,6 @@ class Budget:
             raise NasflowError(f"budget '{text}': the band's floor must be below its limit, e.g. {metric}=50k..56k")
         return cls(metric, limit, floor)
 
-    def admits(self, cost: float) -> bool:
-        return self.floor <= cost <= self.limit
-
     def __str__(self) -> str:
         return f"{self.metric}={self.span()}"
 
@@ -122,13 +119,13 @@ def _amount(text: str, metric: str, value: str) -> float:
     return amount
 
 
-def check_budget_floor(config, strategy: type) -> None:  # config: SearchConfig, strategy: a Strategy class
+def check_budget_floor(budget: str | None, strategy: str, learns_arch: bool) -> None:
     """One error, before anything is built, for a band given to a strategy that learns alpha."""
-    b = Budget.parse(config.budget) if config.budget is not None else None
-    if b is not None and b.floor and strategy.learns_arch:
-        raise NasflowError(f"budget '{config.budget}': a band's floor is for strategies that pick the architecture "
-                           f"by evolution (spos, sandwich); --strategy {config.strategy} learns alpha, which a budget "
-                           f"holds under its limit only: give --budget {b.metric}={b.format(b.limit)}")
+    b = Budget.parse(budget) if budget is not None else None
+    if b is not None and b.floor and learns_arch:
+        raise NasflowError(f"budget '{budget}': a band's floor is for strategies that pick the architecture by "
+                           f"evolution (spos, sandwich); --strategy {strategy} learns alpha, which a budget holds "
+                           f"under its limit only: give --budget {b.metric}={b.format(b.limit)}")
 
 
 class BudgetPenalty:

@@ -204,7 +204,7 @@ class _Search(RunLoop):
             raise NasflowError(f"space '{space.name}' has no choice and no dense node with topk "
                                "below its inputs: no architecture parameters, nothing to search")
         strategy = strategy_class(config, run_dir)
-        check_budget_floor(config, strategy)
+        check_budget_floor(config.budget, config.strategy, strategy.learns_arch)
         regularizer = make_regularizer(self.graph, config.regularizer, config.latency_table, config.budget)
         channels_last = use_channels_last(config.channels_last, self.device)
         loss = wrap_loss(checked_loss_fn(task), channels_last=channels_last, amp=config.amp, device=self.device)
