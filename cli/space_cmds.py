@@ -12,8 +12,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from nasflow.space.cost import ValueCosts, graph_cost, input_size_for_output, parse_size, value_costs
 from nasflow.errors import NasflowError
+from nasflow.search.decision_costs import architecture_range
+from nasflow.space.cost import ValueCosts, graph_cost, input_size_for_output, parse_size, value_costs
 from nasflow.space.load import load_graph
 from nasflow.space.task_facts import declared_cost_size
 
@@ -80,10 +81,14 @@ def cost(
         raise NasflowError(str(exc)) from None
     latency, total_ms, note = _latency(latency_table, graph, report.output_size)
     values = value_costs(graph, report) if graph.value_decisions else None
+    # a search space: what one architecture of it costs at least and at most
+    span = architecture_range(graph, report.input_size) if graph.decisions else None
     if as_json:
         data = {"space": graph.space.name, **report.to_json()}
         if values is not None:
             data["values"] = values.to_json()
+        if span is not None:
+            data["architectures"] = {end: {m: span[m][i] for m in span} for i, end in enumerate(("cheapest", "dearest"))}
         if latency is not None:
             data["latency"] = {"table": str(latency_table), "predicted_ms": total_ms, "note": note,
                                "rows_ms": [latency.get((r.node, r.op)) for r in report.rows]}
@@ -106,7 +111,15 @@ def cost(
         table.add_section()
     total = [f"{total_ms:.1f}" if total_ms is not None else "per candidate"] if latency is not None else []
     total_name = "total (largest values)" if values is not None else "total"
+    if span is not None:
+        total_name = "supernet " + total_name
     table.add_row(total_name, "", "", f"{report.params:,}", _g(report.madds), *total, style="bold")
+    if span is not None:
+        blank = [""] if latency is not None else []
+        table.add_row("cheapest architecture", "", "", f"{span['params'][0]:,}", _g(span["madds"][0]), *blank)
+        table.add_row("dearest architecture", "", "", f"{span['params'][1]:,}", _g(span["madds"][1]), *blank)
+        note = "cheapest, dearest: one architecture of the space, each metric's own extreme"
+        table.caption = f"{table.caption}; {note}" if table.caption else note
     console.print(table)
     if values is not None:
         console.print(_values_table(values, graph.space.name))

@@ -23,7 +23,7 @@ import torch
 from nasflow.derive.genotype import Genotype
 from nasflow.derive.rule import DerivationRule
 from nasflow.errors import NasflowError
-from nasflow.search.decision_costs import DecisionCosts, ValueCost
+from nasflow.search.decision_costs import DecisionCosts
 from nasflow.space.graph import Graph
 
 Path = tuple[tuple[int, ...], ...]  # per decision (graph.decisions' order), the picked indices
@@ -81,33 +81,17 @@ class PathSpace:
         return geno
 
     def cheapest(self, costs: DecisionCosts) -> Path:
-        """The path of least cost: op and input decisions add up, so each picks its cheapest
-        (at the value decisions' smallest values); a value decision then picks the value of
-        least total cost with the others at their smallest."""
+        """The path of least cost among the allowed options (DecisionCosts.extreme: exact over
+        the value decisions' assignments when they are few)."""
         return self._extreme(costs, dearest=False)
 
     def dearest(self, costs: DecisionCosts) -> Path:
-        """The path of most cost, as `cheapest` finds the least (value decisions at their largest)."""
+        """The path of most cost, as `cheapest` finds the least."""
         return self._extreme(costs, dearest=True)
 
     def _extreme(self, costs: DecisionCosts, dearest: bool) -> Path:
-        pick = max if dearest else min
-        at = {k: pick(d.values) for k, d in self.graph.decisions.items() if d.kind == "value"}
-        per_label: dict[str, list[float]] = {label: [0.0] * len(d.options) for label, d in self.graph.decisions.items()}
-        for node in costs.nodes:
-            at_value = [c.at(at) if isinstance(c, ValueCost) else c for c in node.costs]
-            per_label[node.label] = [a + b for a, b in zip(per_label[node.label], at_value)]
-        out = []
-        for i, label in enumerate(self.labels):
-            ranked = sorted(self.allowed[i], key=lambda j: per_label[label][j], reverse=dearest)
-            out.append(tuple(sorted(ranked[: self.k[i]])))
-        path = tuple(out)
-        for i, label in enumerate(self.labels):
-            if self.graph.decisions[label].kind == "value":
-                best = pick(self.allowed[i], key=lambda j: costs.of_genotype(
-                    self.graph, self.genotype(tuple((j,) if m == i else p for m, p in enumerate(path)))))
-                path = tuple((best,) if m == i else p for m, p in enumerate(path))
-        return path
+        picks = costs.extreme(self.graph, dearest, dict(zip(self.labels, self.allowed)))[1]
+        return tuple(picks[label] for label in self.labels)
 
 
 @dataclass

@@ -22,7 +22,9 @@ from torch import Tensor, nn
 from nasflow import Space, build_graph, compile_graph
 from nasflow.derive.genotype import Genotype, derive_space, inherit_weights
 from nasflow.errors import NasflowError, SpaceError
-from nasflow.search.decision_costs import DecisionCosts
+from nasflow.search import decision_costs
+from nasflow.search.decision_costs import DecisionCosts, architecture_range, every_node_counts
+from nasflow.space.builtin import builtin_space
 from nasflow.space.cost import graph_cost, value_costs
 from one_hot import OneHot
 
@@ -199,6 +201,48 @@ def test_validate_and_cost_show_values_without_torch(space: Space, tmp_path: Pat
     assert data["values"]["largest"]["params"] == report.params
     assert data["values"]["smallest"]["params"] == report.at({"C": 4, "depth": 1})[0]
     assert data["values"]["per_value"]["C"]["6"]["params"] == report.at({"C": 6})[0]
+    ranged = architecture_range(graph, (8, 8))
+    assert data["architectures"] == {end: {m: ranged[m][i] for m in ranged} for i, end in enumerate(("cheapest", "dearest"))}
+
+
+@pytest.mark.parametrize("grid", [4096, 1], ids=["every-assignment", "one-decision-at-a-time"])
+def test_the_cheapest_and_dearest_architecture_are_exact(space: Space, monkeypatch: pytest.MonkeyPatch,
+                                                          grid: int) -> None:
+    monkeypatch.setattr(decision_costs, "EXACT_VALUE_GRID", grid)
+    graph = build_graph(space)
+    counted: dict[str, list[int]] = {"params": [], "madds": []}
+    for values in assignments(space):
+        for op in graph.decisions["m"].options:
+            derived = build_graph(derive_space(space, Genotype(choices={"m": op}, values=values)))
+            counted["params"].append(sum(p.numel() for p in compile_graph(derived).parameters()))
+            counted["madds"].append(graph_cost(derived, (8, 8)).madds)
+    assert architecture_range(graph, (8, 8)) == {m: (min(c), max(c)) for m, c in counted.items()}
+    assert len(set(counted["params"])) == 27  # every architecture differs: the extremes are no accident
+
+
+def test_the_cheapest_dlsr_width_architecture_is_what_its_built_model_counts() -> None:
+    space = Space.from_yaml(builtin_space("dlsr/space-width"))
+    graph = build_graph(space)
+    costs = DecisionCosts.from_graph(graph, "params")
+    for dearest in (False, True):
+        cost, picks = costs.extreme(graph, dearest=dearest)
+        geno = Genotype()
+        for label, pick in picks.items():
+            d = graph.decisions[label]
+            if d.kind == "alpha":
+                geno.choices[label] = d.options[pick[0]]
+            elif d.kind == "value":
+                geno.values[label] = d.values[pick[0]]
+            else:
+                geno.edges[label] = [d.options[j] for j in pick]
+        model = compile_graph(build_graph(derive_space(space, geno)))
+        assert cost == costs.of_genotype(graph, geno) == sum(p.numel() for p in model.parameters())
+    assert geno.values == {"channels": 48, "esa_f": 12}  # the dearest: the widest
+
+
+def test_no_range_where_an_input_decision_can_cut_a_branch() -> None:
+    darts = build_graph(Space.from_yaml(builtin_space("darts")))  # a cell's unkept edges are pruned
+    assert not every_node_counts(darts) and architecture_range(darts, (32, 32)) is None
 
 
 # --- exact costs per value -----------------------------------------------------------------

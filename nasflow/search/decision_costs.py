@@ -21,19 +21,30 @@ size's and a depth's share of the cost is counted as exactly as an op's.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+import networkx as nx
 
-from nasflow.derive.genotype import Genotype
+from nasflow.derive.record import Genotype
 from nasflow.errors import NasflowError
 from nasflow.space.cost import op_cost, ops_of
 from nasflow.space.graph import GNode, Graph
 from nasflow.space.values import Sym
 
+if TYPE_CHECKING:
+    from torch import Tensor
+
+# torch is imported where tensors are made: `nasflow cost` reads a space's cheapest and
+# dearest architecture from here without it.
+
 METRICS = ("params", "madds", "latency")
+# Value assignments an extreme (the cheapest, the dearest architecture) tries one by one;
+# beyond this many it improves one value decision at a time.
+EXACT_VALUE_GRID = 4096
 
 
 @dataclass(frozen=True)
@@ -53,10 +64,14 @@ class ValueCost:
         return cls(x.deps, x.domains, tuple(float(v) * scale for v in x.table.values()))
 
     def _grid(self, like: Tensor) -> Tensor:
+        import torch
+
         return torch.tensor(self.table, dtype=like.dtype, device=like.device).view(*map(len, self.domains))
 
     def expected(self, weights: dict[str, Tensor]) -> Tensor:
         """sum over value combinations of cost * the product of their weights."""
+        import torch
+
         out = self._grid(weights[self.deps[0]])
         for w in (weights[d] for d in self.deps):  # contract the leading dim each time
             out = torch.tensordot(w, out, dims=([0], [0]))
@@ -64,6 +79,8 @@ class ValueCost:
 
     def given(self, label: str, weights: dict[str, Tensor]) -> Tensor:
         """The expected cost with `label` at each of its values (a vector over them)."""
+        import torch
+
         grid = self._grid(weights[self.deps[0]])
         j = self.deps.index(label)
         grid = grid.movedim(j, 0)
@@ -110,6 +127,8 @@ class DecisionCosts:
 
     def expected(self, weights: dict[str, Tensor]) -> Tensor:
         """Cost under `weights` (softmax(alpha) / softmax(beta) / over values, per label), differentiable."""
+        import torch
+
         first = next(iter(weights.values()), None)
         total = torch.tensor(self.fixed, dtype=torch.float32, device=first.device if first is not None else None)
         for v in self.values:
@@ -127,6 +146,8 @@ class DecisionCosts:
     def given(self, label: str, weights: dict[str, Tensor]) -> Tensor:
         """Per option of decision `label`: the expected cost of what that decision moves, with
         the label at that option and every other decision at `weights` (a vector)."""
+        import torch
+
         d_kind = "value" if any(label in v.deps for v in self.values) or any(
             isinstance(c, ValueCost) and label in c.deps for n in self.nodes for c in n.costs) else "node"
         parts: list[Tensor] = []
@@ -161,6 +182,63 @@ class DecisionCosts:
                                        f"its options ({', '.join(d.options)})")
                 total += _at(n.costs[d.options.index(option)], genotype.values)
         return total
+
+    def extreme(self, graph: Graph, dearest: bool = False,
+                allowed: dict[str, list[int]] | None = None) -> tuple[float, dict[str, tuple[int, ...]]]:
+        """The least (or, `dearest`, the most) cost of one architecture, and its picks: the
+        option indices per decision (a value decision's index into its values), among the
+        `allowed` ones (default: all but the space's `never_derive`).
+
+        At fixed values the op and input decisions add up, so each takes its k cheapest
+        options (summed over the nodes sharing its label). The value decisions' assignments
+        are all tried when there are at most EXACT_VALUE_GRID of them; beyond that, from the
+        smallest values (the largest, for the most) one value decision at a time moves to its
+        best value until none improves."""
+        allowed = allowed or {label: [i for i, o in enumerate(d.options) if o not in d.never_derive]
+                              for label, d in graph.decisions.items()}
+        labels = [label for label, d in graph.decisions.items() if d.kind == "value"]
+        domains = [[graph.decisions[label].values[i] for i in allowed[label]] for label in labels]
+        best = max if dearest else min
+
+        def better(a: float, b: float) -> bool:
+            return a > b if dearest else a < b
+
+        def at(values: Iterable[int]) -> tuple[float, dict[str, tuple[int, ...]]]:
+            return self._picks_at(graph, allowed, dict(zip(labels, values)), dearest)
+
+        if math.prod(map(len, domains)) <= EXACT_VALUE_GRID:
+            return best((at(combo) for combo in itertools.product(*domains)), key=lambda r: r[0])
+        current = [best(dom) for dom in domains]
+        found = at(current)
+        moved = True
+        while moved:  # each move strictly improves, over finitely many assignments: it ends
+            moved = False
+            for i, dom in enumerate(domains):
+                for v in dom:
+                    trial = at(current[:i] + [v] + current[i + 1:])
+                    if better(trial[0], found[0]):
+                        found, current[i], moved = trial, v, True
+        return found
+
+    def _picks_at(self, graph: Graph, allowed: dict[str, list[int]], values: dict[str, int],
+                  dearest: bool) -> tuple[float, dict[str, tuple[int, ...]]]:
+        """The extreme architecture at fixed `values`: each op and input decision's k extreme options."""
+        per_label: dict[str, list[float]] = {}
+        for n in self.nodes:
+            row = per_label.setdefault(n.label, [0.0] * len(n.costs))
+            for j, c in enumerate(n.costs):
+                row[j] += _at(c, values)
+        total = self.fixed + sum(v.at(values) for v in self.values)
+        picks: dict[str, tuple[int, ...]] = {}
+        for label, d in graph.decisions.items():
+            if d.kind == "value":
+                picks[label] = (d.values.index(values[label]),)
+                continue
+            row = per_label.get(label, [0.0] * len(d.options))
+            kept = sorted(allowed[label], key=lambda j: row[j], reverse=dearest)[: d.topk if d.kind == "beta" else 1]
+            total += sum(row[j] for j in kept)
+            picks[label] = tuple(sorted(kept))
+        return total, picks
 
     @classmethod
     def from_graph(cls, graph: Graph, metric: str, input_size: tuple[int, int] = (64, 64)) -> DecisionCosts:
@@ -201,6 +279,32 @@ def split_by_decision(graph: Graph, metric: str,
             out.nodes.append(NodeOptions(g.name, label, [cost(g, o) for o in d.options],
                                          d.topk if d.kind == "beta" else 1))
     return out
+
+
+def architecture_range(graph: Graph, input_size: tuple[int, int]) -> dict[str, tuple[int, int]] | None:
+    """Per metric ("params", "madds" at an input of `input_size`, h x w), the cost of the
+    space's cheapest and dearest single architecture (DecisionCosts.extreme: each metric's own
+    extremes, so the cheapest in params need not be the cheapest in Multi-Adds); None where
+    those sums are not exact (not `every_node_counts`)."""
+    if not every_node_counts(graph):
+        return None
+    out = {}
+    for metric in ("params", "madds"):
+        costs = DecisionCosts.from_graph(graph, metric, input_size)
+        out[metric] = (round(costs.extreme(graph)[0]), round(costs.extreme(graph, dearest=True)[0]))
+    return out
+
+
+def every_node_counts(graph: Graph) -> bool:
+    """Whether every architecture of the space runs every node (so DecisionCosts' sums are
+    exact, not only the search's model): no input decision can cut a branch off the output
+    (a DARTS cell's unkept edges can), and no auxiliary head (training only) is counted."""
+    dag = graph.dag.copy()
+    for g in graph.nodes.values():
+        if g.kind == "dense" and decision_of(graph, g) is not None:
+            dag.remove_edges_from(list(dag.in_edges(g.name)))
+    kept = nx.ancestors(dag, graph.output) | {graph.output}
+    return not graph.aux_only and all(name in kept for name, g in graph.nodes.items() if g.kind != "input")
 
 
 def decision_of(graph: Graph, g: GNode) -> str | None:
