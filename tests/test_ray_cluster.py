@@ -167,11 +167,12 @@ def test_profile_check_spreads_its_architectures_over_the_nodes(cluster):
         check_table(graph, foreign, n=2, threads=1, warmup=0, reps=1, executor="ray", ray=ONE_CPU)
 
 
-def _hold_until(started: str, marker: str) -> None:
-    """Keep a CPU busy until `marker` exists (at most 60 s); `started` says it has begun."""
+def _hold_until(started: str, marker: str, done: str) -> None:
+    """Keep a CPU busy until `marker` exists, or `done` (the test's runs are over: it went
+    wrong); `started` says it has begun. No clock: on a loaded machine Ray's workers take
+    minutes to get that far."""
     Path(started).write_text("holding\n")
-    deadline = time.time() + 60
-    while not Path(marker).exists() and time.time() < deadline:
+    while not Path(marker).exists() and not Path(done).exists():
         time.sleep(0.05)
 
 
@@ -179,21 +180,21 @@ def test_a_lost_node_s_run_continues_on_the_other_bit_identical(cluster, tmp_pat
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     c, second = cluster
-    marker, holding = tmp_path / "stalled", tmp_path / "holding"
+    marker, holding, done = tmp_path / "stalled", tmp_path / "holding", tmp_path / "done"
     # MiLeNAS: one loss per warm-up step, then two per step: loss 9 is in step 5, after the
     # checkpoint at step 4. A run on the second node stalls there; on the head it goes on.
     stalling = config(task="hang_task:HangOnceTask",
                       task_options={"hang_marker": str(marker), "hang_at": 9, "hang_node": second.node_id})
     # The head's CPU held until a run stalls, so the first run starts on the second node.
     on_head = NodeAffinitySchedulingStrategy(c.head_node.node_id, soft=False)
-    hold = ray.remote(num_cpus=1)(_hold_until).options(scheduling_strategy=on_head).remote(str(holding), str(marker))
+    hold = ray.remote(num_cpus=1)(_hold_until).options(scheduling_strategy=on_head).remote(
+        str(holding), str(marker), str(done))
     while not holding.is_file():
         time.sleep(0.05)
     removed = []
 
-    def remove_when_stalled() -> None:
-        deadline = time.time() + 60
-        while not marker.is_file() and time.time() < deadline:
+    def remove_when_stalled() -> None:  # until the stall, or the runs' end (then it went wrong)
+        while not marker.is_file() and not done.is_file():
             time.sleep(0.05)
         if marker.is_file():
             c.remove_node(second, allow_graceful=False)
@@ -203,7 +204,10 @@ def test_a_lost_node_s_run_continues_on_the_other_bit_identical(cluster, tmp_pat
     remover.start()
     restarts = []
     options = RayOptions(cpus_per_run=1, on_restart=lambda name, step, why: restarts.append((name, step, why)))
-    outcomes = run_seeds(stalling, tmp_path / "ray", [5, 6], space=planted_space(), executor="ray", ray=options)
+    try:
+        outcomes = run_seeds(stalling, tmp_path / "ray", [5, 6], space=planted_space(), executor="ray", ray=options)
+    finally:
+        done.write_text("done\n")
     remover.join()
     ray.get(hold)
     assert removed == [second.node_id]  # the node went away with the run on it
