@@ -221,22 +221,17 @@ def test_the_cheapest_and_dearest_architecture_are_exact(space: Space, monkeypat
 
 
 def test_the_cheapest_dlsr_width_architecture_is_what_its_built_model_counts() -> None:
+    from nasflow.strategies import SPOS, evolution
+
     space = Space.from_yaml(builtin_space("dlsr/space-width"))
     graph = build_graph(space)
     costs = DecisionCosts.from_graph(graph, "params")
+    paths = evolution.PathSpace(graph, SPOS().derivation_rule())
     for dearest in (False, True):
-        cost, picks = costs.extreme(graph, dearest=dearest)
-        geno = Genotype()
-        for label, pick in picks.items():
-            d = graph.decisions[label]
-            if d.kind == "alpha":
-                geno.choices[label] = d.options[pick[0]]
-            elif d.kind == "value":
-                geno.values[label] = d.values[pick[0]]
-            else:
-                geno.edges[label] = [d.options[j] for j in pick]
+        geno = paths.genotype(paths.dearest(costs) if dearest else paths.cheapest(costs))
         model = compile_graph(build_graph(derive_space(space, geno)))
-        assert cost == costs.of_genotype(graph, geno) == sum(p.numel() for p in model.parameters())
+        counted = sum(p.numel() for p in model.parameters())
+        assert costs.extreme(graph, dearest=dearest)[0] == costs.of_genotype(graph, geno) == counted
     assert geno.values == {"channels": 48, "esa_f": 12}  # the dearest: the widest
 
 
