@@ -88,7 +88,7 @@ def cost(
         if values is not None:
             data["values"] = values.to_json()
         if span is not None:
-            data["architectures"] = {end: {m: span[m][i] for m in span} for i, end in enumerate(("cheapest", "dearest"))}
+            data["architectures"] = span
         if latency is not None:
             data["latency"] = {"table": str(latency_table), "predicted_ms": total_ms, "note": note,
                                "rows_ms": [latency.get((r.node, r.op)) for r in report.rows]}
@@ -116,8 +116,8 @@ def cost(
     table.add_row(total_name, "", "", f"{report.params:,}", _g(report.madds), *total, style="bold")
     if span is not None:
         blank = [""] if latency is not None else []
-        table.add_row("cheapest architecture", "", "", f"{span['params'][0]:,}", _g(span["madds"][0]), *blank)
-        table.add_row("dearest architecture", "", "", f"{span['params'][1]:,}", _g(span["madds"][1]), *blank)
+        for end, cost in span.items():
+            table.add_row(f"{end} architecture", "", "", f"{cost['params']:,}", _g(cost["madds"]), *blank)
         note = "cheapest, dearest: one architecture of the space, each metric's own extreme"
         table.caption = f"{table.caption}; {note}" if table.caption else note
     console.print(table)

@@ -281,17 +281,18 @@ def split_by_decision(graph: Graph, metric: str,
     return out
 
 
-def architecture_range(graph: Graph, input_size: tuple[int, int]) -> dict[str, tuple[int, int]] | None:
-    """Per metric ("params", "madds" at an input of `input_size`, h x w), the cost of the
-    space's cheapest and dearest single architecture (DecisionCosts.extreme: each metric's own
-    extremes, so the cheapest in params need not be the cheapest in Multi-Adds); None where
-    those sums are not exact (not `every_node_counts`)."""
+def architecture_range(graph: Graph, input_size: tuple[int, int]) -> dict[str, dict[str, int]] | None:
+    """{"cheapest": {"params": P, "madds": M}, "dearest": {...}}: the cost of the space's
+    cheapest and dearest single architecture (Multi-Adds at an input of `input_size`, h x w;
+    DecisionCosts.extreme, each metric's own extremes, so the cheapest in params need not be
+    the cheapest in Multi-Adds); None where those sums are not exact (not `every_node_counts`)."""
     if not every_node_counts(graph):
         return None
-    out = {}
+    out: dict[str, dict[str, int]] = {"cheapest": {}, "dearest": {}}
     for metric in ("params", "madds"):
         costs = DecisionCosts.from_graph(graph, metric, input_size)
-        out[metric] = (round(costs.extreme(graph)[0]), round(costs.extreme(graph, dearest=True)[0]))
+        for end in out:
+            out[end][metric] = round(costs.extreme(graph, dearest=end == "dearest")[0])
     return out
 
 
